@@ -1,0 +1,52 @@
+import type { CommandModule } from 'yargs';
+import { probeHost, type HostFacts } from '@ferry/core';
+import { criuClient } from '../host-context';
+import { EXIT } from '../exit-codes';
+
+export interface DoctorArgs {
+  json: boolean;
+  criu: string;
+}
+
+export const doctorCommand: CommandModule<object, DoctorArgs> = {
+  command: 'doctor',
+  describe: 'Show what this host can do: CRIU, kernel features, cgroups, runtimes, migration strategies',
+  builder: (y) =>
+    y
+      .option('json', { type: 'boolean', default: false, describe: 'Print one JSON object' })
+      .option('criu', { type: 'string', default: 'criu', describe: 'CRIU binary to use' }),
+  handler: async (args) => {
+    const facts = await probeHost({ criu: criuClient(args.criu), searchPath: process.env.PATH ?? '' });
+    process.stdout.write(args.json ? `${JSON.stringify(facts, null, 2)}\n` : renderDoctor(facts));
+    process.exitCode = facts.canCheckpoint ? EXIT.ok : EXIT.failure;
+  },
+};
+
+const yes = (ok: boolean | undefined) => (ok ? 'yes' : 'no');
+
+export function renderDoctor(f: HostFacts): string {
+  const lines: string[] = [];
+  const row = (label: string, value: string) => lines.push(`  ${label.padEnd(30)} ${value}`);
+  lines.push(`ferry doctor: ${f.hostname}`);
+  lines.push('host');
+  row('kernel', f.kernel);
+  row('page size', `${f.pageSizeBytes} bytes`);
+  row('running as root', yes(f.isRoot));
+  row('cgroups', `${f.cgroups.layout}${f.cgroups.freezer ? `, freezer ${f.cgroups.freezer.kind} at ${f.cgroups.freezer.mountpoint}` : ', no freezer'}`);
+  row('fs.pipe-max-size', f.pipeMaxSizeBytes === undefined ? 'unknown' : String(f.pipeMaxSizeBytes));
+  lines.push('criu');
+  row('path', f.criu.path ?? 'not found');
+  row('version', f.criu.version ? `${f.criu.version.text}${f.criu.versionOk ? '' : ' (too old: ferry needs >= 4.2)'}` : 'unknown');
+  row('criu check', f.criu.check.ok ? 'ok' : `FAILED${f.criu.check.detail ? `: ${f.criu.check.detail}` : ''}`);
+  row('memory tracking', f.criu.features.memTrack ? 'yes' : 'no (no soft-dirty bits in this kernel)');
+  row('lazy pages', yes(f.criu.features.lazyPages));
+  row('pidfd store', yes(f.criu.features.pidfdStore));
+  for (const [name, ok] of Object.entries(f.criu.kernelFeatures)) row(`feature ${name}`, yes(ok));
+  if (f.criu.error) row('error', f.criu.error);
+  lines.push('runtimes');
+  for (const r of f.runtimes) row(r.name, r.usable ? `${r.version ?? 'yes'} (${r.path})` : `no: ${r.reason ?? 'unusable'}`);
+  lines.push('migration strategies');
+  for (const s of f.strategies) row(s.name, s.available ? 'available' : `unavailable: ${s.reason}`);
+  lines.push(f.canCheckpoint ? 'verdict: this host can checkpoint and restore' : 'verdict: this host CANNOT checkpoint and restore');
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,13 @@
+import { createCriuClient, createRuntimeRegistry, parseNetnsUplink, type CriuClient, type RuntimeRegistry } from '@ferry/core';
+
+/** The runtimes and CRIU of this host, configured from the environment (only the CLI reads it). */
+export function runtimeRegistry(): RuntimeRegistry {
+  const uplink = process.env.FERRY_NETNS_UPLINK;
+  return createRuntimeRegistry({
+    runc: { searchPath: process.env.PATH, netnsUplink: uplink ? parseNetnsUplink(uplink) : undefined },
+  });
+}
+
+export function criuClient(criuPath?: string): CriuClient {
+  return createCriuClient({ criuPath });
+}

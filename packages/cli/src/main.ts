@@ -1,0 +1,47 @@
+/**
+ * The ferry command line: the only code that reads argv and the environment, prints, or exits.
+ */
+import yargs, { type Argv } from 'yargs';
+import { FerryError } from '@ferry/core';
+import { agentCommand } from './commands/agent';
+import { doctorCommand } from './commands/doctor';
+import { checkpointCommand } from './commands/checkpoint';
+import { migrateCommand } from './commands/migrate';
+import { psCommand } from './commands/ps';
+import { restoreCommand } from './commands/restore';
+import { EXIT, exitCodeFor } from './exit-codes';
+import { renderError } from './render-error';
+
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, migrateCommand, agentCommand];
+
+export function buildParser(argv: string[], scriptName: string): Argv {
+  let parser = yargs(argv)
+    .scriptName(scriptName)
+    .usage('$0 <command> [options]')
+    .strict()
+    .demandCommand(1, 'Name a command.')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((message, err, y) => {
+      if (err) throw err;
+      // yargs' own validation: one line, the usage, exit 2. Never a stack trace.
+      process.stderr.write(`${scriptName}: ${message}\n\n`);
+      y.showHelp((text: string) => process.stderr.write(`${text}\n`));
+      process.exit(EXIT.usage);
+    });
+  for (const command of COMMANDS) parser = parser.command(command as never);
+  return parser;
+}
+
+export async function main(argv: string[], scriptName = 'ferry'): Promise<void> {
+  try {
+    await buildParser(argv, scriptName).parseAsync();
+  } catch (err) {
+    const json = argv.includes('--json');
+    process.stderr.write(renderError(err, { json, color: process.stderr.isTTY === true }));
+    process.exitCode = err instanceof FerryError ? exitCodeFor(err.code) : EXIT.bug;
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * One `criu swrk` child and the SEQPACKET socket it talks on.
+ *
+ * Contract: the session owns the child and both socket ends. `close()` (or an abort) kills the child with SIGKILL if it
+ * is still running; killing CRIU while it holds a tree with ptrace detaches it and the tree runs on, so a killed session
+ * never leaves tasks stopped by ptrace (tasks in a frozen cgroup stay frozen: the freezer's owner thaws them).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { FerryError } from '../model/ferry-error';
+import type { MessageSocket, MessageSocketPairFactory } from './message-socket';
+import { decodeResponse, encodeRequest, type WireRequest, type WireResponse } from './rpc-codec';
+
+export interface SwrkSessionOptions {
+  criuPath: string;
+  socketPair: MessageSocketPairFactory;
+  /** Extra descriptors the child inherits after the socket (fd 4, 5, ...), e.g. an inherited page-server socket. */
+  inheritFds?: readonly number[];
+  signal?: AbortSignal;
+}
+
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const OUTPUT_TAIL_BYTES = 8 * 1024;
+
+export class SwrkSession {
+  private readonly child: ChildProcess;
+  private readonly socket: MessageSocket;
+  private output = '';
+  private closed = false;
+  readonly exited: Promise<ChildExit>;
+
+  private constructor(child: ChildProcess, socket: MessageSocket) {
+    this.child = child;
+    this.socket = socket;
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const keep = (chunk: Buffer) => {
+      this.output = (this.output + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+  }
+
+  static async start(options: SwrkSessionOptions): Promise<SwrkSession> {
+    const [mine, theirs] = options.socketPair();
+    const inherit = options.inheritFds ?? [];
+    let child: ChildProcess;
+    try {
+      child = spawn(options.criuPath, ['swrk', '3'], {
+        stdio: ['ignore', 'pipe', 'pipe', theirs.fd, ...inherit],
+      });
+    } catch (err) {
+      mine.close();
+      theirs.close();
+      throw spawnError(options.criuPath, err);
+    }
+    // The child has its own copy now; keeping ours open would hide the child's exit from recv().
+    const spawned = new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    try {
+      await spawned;
+    } catch (err) {
+      mine.close();
+      throw spawnError(options.criuPath, err);
+    } finally {
+      theirs.close();
+    }
+    const session = new SwrkSession(child, mine);
+    if (options.signal) {
+      const onAbort = () => session.close();
+      options.signal.addEventListener('abort', onAbort, { once: true });
+      void session.exited.then(() => options.signal?.removeEventListener('abort', onAbort));
+    }
+    return session;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** The last few KiB CRIU printed on stdout/stderr (normally nothing: it logs to its log file). */
+  get outputTail(): string {
+    return this.output;
+  }
+
+  async send(request: WireRequest): Promise<void> {
+    await this.socket.send(encodeRequest(request));
+  }
+
+  /** Next response; throws ERR_CRIU_PROTOCOL when CRIU exits without answering. */
+  async recv(): Promise<WireResponse> {
+    const message = await this.socket.recv();
+    if (message === null) {
+      const exit = await Promise.race([this.exited, delay(2000).then(() => null)]);
+      const how = exit ? (exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.code}`) : 'still running';
+      throw new FerryError('ERR_CRIU_PROTOCOL', `criu swrk closed the connection without an answer (${how})`, {
+        hint: 'See the CRIU log named below, or run `ferry doctor` to check the CRIU installation.',
+        details: { output: this.output.trim() || undefined },
+      });
+    }
+    // CRIU attaches fds only for requests ferry does not make (orphan pts master); never leak them.
+    for (const fd of message.fds) fd.close();
+    return decodeResponse(message.data);
+  }
+
+  async call(request: WireRequest): Promise<WireResponse> {
+    await this.send(request);
+    return this.recv();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+function spawnError(criuPath: string, err: unknown): FerryError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
+    return new FerryError('ERR_PRECHECK_CRIU_MISSING', `criu not found (${criuPath})`, {
+      hint: 'Install CRIU >= 4.2 with `scripts/provision-host.sh`, or pass --criu PATH.',
+      cause: err,
+    });
+  }
+  return new FerryError('ERR_CRIU_SPAWN_FAILED', `cannot start ${criuPath} swrk: ${(err as Error).message}`, {
+    hint: 'Check that criu is executable and that ferry runs as root.',
+    cause: err,
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+

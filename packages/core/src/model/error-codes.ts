@@ -1,0 +1,63 @@
+/**
+ * Every error code ferry can report, in one place. Codes are stable: scripts match on them, and the CLI maps
+ * each family to an exit code (see packages/cli/src/exit-codes.ts).
+ */
+export const ERROR_CODES = [
+  // Preconditions checked before anything is frozen.
+  'ERR_PRECHECK_NOT_ROOT',
+  'ERR_PRECHECK_CRIU_MISSING',
+  'ERR_PRECHECK_CRIU_TOO_OLD',
+  'ERR_PRECHECK_CRIU_CHECK_FAILED',
+  'ERR_PRECHECK_FEATURE_MISSING',
+  'ERR_PRECHECK_BAD_INPUT',
+  'ERR_PRECHECK_SAME_HOST',
+  'ERR_PRECHECK_INCOMPATIBLE',
+  /** A container configuration CRIU cannot dump (a terminal, stdio on host files). */
+  'ERR_PRECHECK_UNSUPPORTED_CONFIG',
+  // CRIU itself.
+  'ERR_CRIU_SPAWN_FAILED',
+  'ERR_CRIU_PROTOCOL',
+  'ERR_CRIU_DUMP_FAILED',
+  'ERR_CRIU_PRE_DUMP_FAILED',
+  'ERR_CRIU_RESTORE_FAILED',
+  'ERR_CRIU_PAGE_SERVER_FAILED',
+  'ERR_CRIU_CHECK_FAILED',
+  'ERR_CRIU_CPUINFO_FAILED',
+  'ERR_CRIU_REQUEST_FAILED',
+  'ERR_CRIU_TIMEOUT',
+  'ERR_CRIU_NOTIFY_HANDLER_FAILED',
+  // Freezer (cgroup v1 freezer or cgroup v2 cgroup.freeze).
+  'ERR_FREEZER_UNAVAILABLE',
+  'ERR_FREEZER_TIMEOUT',
+  'ERR_FREEZER_FAILED',
+  // Images on disk.
+  'ERR_IMAGE_NOT_FOUND',
+  'ERR_IMAGE_CORRUPT',
+  // Container runtimes.
+  'ERR_RUNTIME_NOT_FOUND',
+  'ERR_RUNTIME_NOT_RUNNING',
+  'ERR_RUNTIME_UNAVAILABLE',
+  'ERR_RUNTIME_FAILED',
+  'ERR_RUNTIME_NAME_TAKEN',
+  // Between hosts.
+  'ERR_TRANSPORT_CONNECT_FAILED',
+  'ERR_TRANSPORT_HOST_KEY_UNKNOWN',
+  'ERR_TRANSPORT_HOST_KEY_CHANGED',
+  'ERR_TRANSPORT_AUTH_FAILED',
+  'ERR_TRANSPORT_CLOSED',
+  'ERR_TRANSPORT_UNKNOWN_HOST',
+  'ERR_AGENT_MISSING',
+  'ERR_AGENT_PROTOCOL',
+  'ERR_AGENT_FAILED',
+  'ERR_ROLLBACK_FAILED',
+  // Native primitives surfaced as ferry errors.
+  'ERR_NATIVE_FAILED',
+  // The user interrupted.
+  'ERR_ABORTED',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
+}

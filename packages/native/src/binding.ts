@@ -1,0 +1,56 @@
+// The raw signatures of build/Release/ferry_native.node, for src/ only: the public API is src/index.ts, which checks
+// arguments before they get here (C++ re-checks only what memory safety needs) and wraps fds in handles.
+import type { NativeErrorDetails } from './native-error';
+import type { ByteArray } from './validate';
+
+/** Readiness bits of RawSeqpacketSocket.wait(), equal to libuv's UV_READABLE / UV_WRITABLE. */
+export const UV_READABLE = 1;
+export const UV_WRITABLE = 2;
+
+export interface RawMessage {
+  data: Buffer;
+  /** Received fds, CLOEXEC, owned by the caller from here on. */
+  fds: number[];
+}
+
+export interface RawSeqpacketSocket {
+  /** -1 once closed. */
+  readonly fd: number;
+  /** The kernel's SO_SNDBUF (a message must be a little smaller). */
+  readonly sendBufferBytes: number;
+  /** true when sent, false when it would block; throws NativeError otherwise. Never blocks. */
+  send(data: ByteArray, fds: number[]): boolean;
+  /** A message, null at end of stream, undefined when nothing is queued. Never blocks. */
+  recv(): RawMessage | null | undefined;
+  /** One-shot readiness callback on Node's event loop; a second wait() replaces the first. */
+  wait(events: number, callback: (error: Error | null, revents: number) => void): void;
+  stop(): void;
+  /** Idempotent; the native object also closes the fd when garbage-collected. */
+  close(): void;
+}
+
+export interface RawBinding {
+  setErrorClass(errorClass: new (message: string, details: NativeErrorDetails) => Error): void;
+  seqpacketPair(sendBufferBytes: number): [RawSeqpacketSocket, RawSeqpacketSocket];
+  closeFd(fd: number): void;
+  /** Reads [address, length] pairs back to back into dest; resolves with the unreadable [address, length] pairs. */
+  vmRead(pid: number, ranges: BigUint64Array, dest: ByteArray): Promise<BigUint64Array>;
+  /** Bytes from the start of array to the next page boundary (0..4095). */
+  pageAlignOffset(array: ByteArray): number;
+  /** Fills hashes[i] and/or zero[i] for pages firstPage .. firstPage + pageCount - 1 of data. */
+  hashPages(
+    data: ByteArray,
+    firstPage: number,
+    pageCount: number,
+    hashes: BigUint64Array | null,
+    zero: Uint8Array | null,
+  ): Promise<void>;
+  /** out[i] = raw /proc/PID/pagemap entry of page firstPage + i (0 past the end of the address space). */
+  pagemapRead(pid: number, firstPage: bigint, out: BigUint64Array): Promise<void>;
+  /** PAGEMAP_SCAN over [start, end): [start, end, categories] triples of runs with any of returnMask's bits. */
+  pagemapScan(pid: number, start: bigint, end: bigint, returnMask: number): Promise<BigUint64Array>;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(fd: number, signal: number): void;
+  /** Seconds one memcpy of src into dest takes. Benchmark only (src/testing.ts). */
+  memcpyBench(dest: ByteArray, src: ByteArray): number;
+}

@@ -1,0 +1,25 @@
+// @ferry/native: Linux primitives Node lacks, behind a checked TypeScript API. No CRIU words here (STYLE.md).
+// Ownership: every fd is inside an FdHandle or SeqpacketSocket that closes it; every native failure is a NativeError.
+export { NativeError, type NativeErrorDetails } from './native-error';
+export { FdHandle } from './fd-handle';
+export {
+  SeqpacketSocket,
+  seqpacketPair,
+  type SeqpacketMessage,
+  type SeqpacketPairOptions,
+  type RecvOptions,
+} from './seqpacket';
+export { listMemoryRegions, parseMaps, type MemoryRange, type MemoryRegion } from './memory-regions';
+export { readMemory, allocPageAligned, type ReadMemoryOptions, type MemoryReadResult } from './vm-read';
+export { PAGE_SIZE, hashPages, findZeroPages, type HashPagesOptions, type PageHashes } from './page-hash';
+export {
+  PageFlag,
+  readPagemap,
+  findPresentRanges,
+  type Pagemap,
+  type PagemapMethod,
+  type PagemapOptions,
+  type PresentRangesOptions,
+} from './pagemap';
+export { pidfdOpen, pidfdSendSignal } from './pidfd';
+export type { ByteArray } from './validate';

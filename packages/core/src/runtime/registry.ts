@@ -1,0 +1,108 @@
+/**
+ * The one place runtime adapters are registered. runc is the reference adapter (runc-adapter.ts); LXC and Docker
+ * join here when they exist. `findContainer` resolves what a user typed ("web" or "runc:web") to one container.
+ */
+import type { ContainerInfo, RuntimeName } from '../model/container';
+import { FerryError, isFerryError } from '../model/ferry-error';
+import { RuncAdapter, type RuncAdapterOptions } from './runc-adapter';
+import type { RuntimeAdapter } from './runtime-adapter';
+
+export interface RuntimeRegistryOptions {
+  /** Options of the runc adapter; `false` leaves runc out. */
+  runc?: Partial<RuncAdapterOptions> | false;
+  /** Extra or replacement adapters (tests pass fakes here); an adapter replaces a built-in one of the same name. */
+  adapters?: readonly RuntimeAdapter[];
+}
+
+export interface FoundContainer {
+  adapter: RuntimeAdapter;
+  container: ContainerInfo;
+}
+
+export interface RuntimeRegistry {
+  readonly adapters: readonly RuntimeAdapter[];
+  /** The adapter of `name`; ERR_RUNTIME_UNAVAILABLE when it is not registered. */
+  get(name: RuntimeName): RuntimeAdapter;
+  /**
+   * The container `spec` names: "NAME" is looked up in every runtime, "RUNTIME:NAME" only in that one.
+   * ERR_RUNTIME_NOT_FOUND when no runtime has it; ERR_PRECHECK_BAD_INPUT when several do (the message lists them and
+   * the hint shows the RUNTIME:NAME form). A runtime that fails (not installed, daemon down) does not hide a match in
+   * another one; when nothing matched, its error is the one thrown (a runtime that is not installed only counts when
+   * no runtime is).
+   */
+  findContainer(spec: string): Promise<FoundContainer>;
+}
+
+const RUNTIME_NAMES: readonly RuntimeName[] = ['runc', 'lxc', 'docker'];
+
+export function createRuntimeRegistry(options: RuntimeRegistryOptions = {}): RuntimeRegistry {
+  const byName = new Map<RuntimeName, RuntimeAdapter>();
+  if (options.runc !== false) byName.set('runc', new RuncAdapter(options.runc ?? {}));
+  for (const adapter of options.adapters ?? []) byName.set(adapter.name, adapter);
+  const adapters = Object.freeze([...byName.values()]);
+
+  const get = (name: RuntimeName): RuntimeAdapter => {
+    const adapter = byName.get(name);
+    if (!adapter) {
+      throw new FerryError('ERR_RUNTIME_UNAVAILABLE', `no ${name} adapter is registered`, {
+        hint: `ferry supports ${adapters.map((a) => a.name).join(', ') || 'no runtime'} here; run \`ferry doctor\`.`,
+      });
+    }
+    return adapter;
+  };
+
+  const findContainer = async (spec: string): Promise<FoundContainer> => {
+    const { runtime, id } = parseContainerSpec(spec);
+    if (runtime) {
+      const adapter = get(runtime);
+      return { adapter, container: await adapter.inspect(id) };
+    }
+    type Outcome = { adapter: RuntimeAdapter; container: ContainerInfo } | { adapter: RuntimeAdapter; error: unknown };
+    const results = await Promise.all(
+      adapters.map(async (adapter): Promise<Outcome> => {
+        try {
+          return { adapter, container: await adapter.inspect(id) };
+        } catch (err) {
+          return { adapter, error: err };
+        }
+      }),
+    );
+    const found = results.flatMap((r) => ('container' in r ? [r] : []));
+    if (found.length === 1) return found[0]!;
+    if (found.length > 1) {
+      const names = found.map((f) => `${f.adapter.name}:${id}`);
+      throw new FerryError('ERR_PRECHECK_BAD_INPUT', `"${id}" names a container in ${found.length} runtimes: ${names.join(', ')}`, {
+        hint: `Say which one: ${names.map((n) => `\`${n}\``).join(' or ')}.`,
+        details: { id, runtimes: found.map((f) => f.adapter.name) },
+      });
+    }
+    const errors = results.flatMap((r) => ('error' in r ? [r.error] : []));
+    const broken = errors.find((e) => !isFerryError(e, 'ERR_RUNTIME_NOT_FOUND') && !isFerryError(e, 'ERR_RUNTIME_UNAVAILABLE'));
+    if (broken) throw broken;
+    if (errors.length > 0 && errors.every((e) => isFerryError(e, 'ERR_RUNTIME_UNAVAILABLE'))) throw errors[0];
+    throw new FerryError('ERR_RUNTIME_NOT_FOUND', `no container named ${id} in ${adapters.map((a) => a.name).join(', ') || 'any runtime'}`, {
+      hint: 'Run `ferry ps` to see the containers ferry can find.',
+      details: { id, runtimes: adapters.map((a) => a.name) },
+    });
+  };
+
+  return { adapters, get, findContainer };
+}
+
+/** "NAME" or "RUNTIME:NAME" (runtime names never contain ':', and runc, LXC and Docker names cannot either). */
+export function parseContainerSpec(spec: string): { runtime?: RuntimeName; id: string } {
+  const colon = spec.indexOf(':');
+  if (colon < 0) {
+    if (!spec) throw new FerryError('ERR_PRECHECK_BAD_INPUT', 'empty container name');
+    return { id: spec };
+  }
+  const runtime = spec.slice(0, colon);
+  const id = spec.slice(colon + 1);
+  if (!(RUNTIME_NAMES as readonly string[]).includes(runtime)) {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `unknown runtime "${runtime}" in "${spec}"`, {
+      hint: `Use ${RUNTIME_NAMES.map((r) => `${r}:NAME`).join(', ')} or just NAME.`,
+    });
+  }
+  if (!id) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no container name after "${runtime}:"`);
+  return { runtime: runtime as RuntimeName, id };
+}

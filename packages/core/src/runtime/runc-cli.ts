@@ -1,0 +1,234 @@
+/**
+ * Runs the runc binary: argv arrays only (never a shell string), a deadline, and a clean kill of everything runc
+ * started when the deadline passes or the caller aborts.
+ *
+ * Two ways to run it:
+ * - captured (default): stdout and stderr are pipes read here. Only for commands whose children never inherit
+ *   runc's stdio (state, list, pause, resume, kill, delete, checkpoint).
+ * - detached (`logFile` given): stdin/stdout/stderr are /dev/null and runc writes its own messages as JSON lines to
+ *   `logFile` (`runc --log FILE --log-format json`). Needed for `run -d` and `restore -d`: the container's init
+ *   inherits runc's stdio, and CRIU can neither dump a host file nor should a container hold a pipe to ferry.
+ *
+ * Contract: run() resolves with the outcome of every completed runc process (also non-zero exits; the caller
+ * translates them) and rejects only when runc cannot be started. On timeout or abort it first kills runc's
+ * descendants (criu, and tasks CRIU was restoring: they are runc's children through CLONE_PARENT) so that runc
+ * itself sees CRIU go away and runs its own clean-up (state dir, criu-root mount, cgroups); runc is killed only if
+ * it does not exit within `killGraceMs` after that.
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { FerryError } from '../model/ferry-error';
+
+export interface RuncCliOptions {
+  runcPath: string;
+  /** runc's state root (`runc --root`); runc's default (/run/runc) when undefined. */
+  runcRoot?: string;
+}
+
+export interface RuncCallOptions {
+  /** Detached mode: runc's stdio on /dev/null, its messages as JSON lines in this file. */
+  logFile?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** How long runc gets to clean up after its descendants were killed. */
+  killGraceMs?: number;
+}
+
+export interface RuncOutcome {
+  args: readonly string[];
+  exitCode: number | null;
+  exitSignal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** runc's own error messages (logrus `msg` of error/fatal lines, or plain stderr lines), newline-joined. */
+  errorText: string;
+  timedOut: boolean;
+  aborted: boolean;
+  durationMs: number;
+  ok: boolean;
+}
+
+const DEFAULT_KILL_GRACE_MS = 10_000;
+
+export class RuncCli {
+  constructor(readonly options: RuncCliOptions) {}
+
+  /** The argv runc gets for `args` (global flags first). Exposed for tests and error details. */
+  argv(args: readonly string[], logFile?: string): string[] {
+    const global: string[] = [];
+    if (this.options.runcRoot !== undefined) global.push('--root', this.options.runcRoot);
+    if (logFile !== undefined) global.push('--log', logFile, '--log-format', 'json');
+    return [...global, ...args];
+  }
+
+  run(args: readonly string[], call: RuncCallOptions = {}): Promise<RuncOutcome> {
+    const started = Date.now();
+    const argv = this.argv(args, call.logFile);
+    const detached = call.logFile !== undefined;
+    return new Promise<RuncOutcome>((resolve, reject) => {
+      if (call.signal?.aborted) {
+        resolve(outcome(args, null, null, '', '', false, true, started, call.logFile));
+        return;
+      }
+      const child = spawn(this.options.runcPath, argv, {
+        stdio: detached ? 'ignore' : ['ignore', 'pipe', 'pipe'],
+        // Its own process group: a terminal's ^C must not reach runc and CRIU halfway through a restore.
+        detached: true,
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      let timedOut = false;
+      let aborted = false;
+      let graceTimer: NodeJS.Timeout | undefined;
+      const stop = (why: 'timeout' | 'abort') => {
+        if (timedOut || aborted) return;
+        if (why === 'timeout') timedOut = true;
+        else aborted = true;
+        if (child.pid !== undefined) killDescendants(child.pid);
+        graceTimer = setTimeout(() => {
+          try {
+            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+          } catch {
+            /* already gone */
+          }
+        }, call.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+      };
+      const timer = call.timeoutMs !== undefined ? setTimeout(() => stop('timeout'), call.timeoutMs) : undefined;
+      const onAbort = () => stop('abort');
+      call.signal?.addEventListener('abort', onAbort, { once: true });
+      const finish = () => {
+        if (timer) clearTimeout(timer);
+        if (graceTimer) clearTimeout(graceTimer);
+        call.signal?.removeEventListener('abort', onAbort);
+      };
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        finish();
+        reject(
+          new FerryError('ERR_RUNTIME_UNAVAILABLE', `cannot run ${this.options.runcPath}: ${err.message}`, {
+            hint: 'Install runc (Debian: `apt-get install runc`) or pass its path in the runc adapter options.',
+            cause: err,
+            details: { runcPath: this.options.runcPath, errno: err.code },
+          }),
+        );
+      });
+      child.on('close', (code, signal) => {
+        finish();
+        resolve(outcome(args, code, signal, stdout, stderr, timedOut, aborted, started, call.logFile));
+      });
+    });
+  }
+}
+
+function outcome(
+  args: readonly string[],
+  exitCode: number | null,
+  exitSignal: NodeJS.Signals | null,
+  stdout: string,
+  stderr: string,
+  timedOut: boolean,
+  aborted: boolean,
+  started: number,
+  logFile: string | undefined,
+): RuncOutcome {
+  let logText = '';
+  if (logFile !== undefined) {
+    try {
+      logText = readFileSync(logFile, 'utf8');
+    } catch {
+      /* runc did not get far enough to write one */
+    }
+  }
+  const errorText = [...runcErrorMessages(stderr), ...runcErrorMessages(logText)].join('\n');
+  return {
+    args,
+    exitCode,
+    exitSignal,
+    stdout,
+    stderr,
+    errorText,
+    timedOut,
+    aborted,
+    durationMs: Date.now() - started,
+    ok: exitCode === 0 && !timedOut && !aborted,
+  };
+}
+
+/**
+ * runc's error messages from its stderr (logrus text: `time="..." level=error msg="..."`, sometimes also a plain
+ * copy of the message) or from its `--log-format json` file. Warnings are left out.
+ */
+export function runcErrorMessages(text: string): string[] {
+  const messages: string[] = [];
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    if (line.startsWith('{')) {
+      try {
+        const entry = JSON.parse(line) as { level?: string; msg?: string };
+        if ((entry.level === 'error' || entry.level === 'fatal') && entry.msg) messages.push(entry.msg);
+        continue;
+      } catch {
+        /* not JSON after all: keep the line as it is */
+      }
+    }
+    const logrus = /\blevel=(\w+)\s+msg="((?:[^"\\]|\\.)*)"/.exec(line);
+    if (logrus) {
+      const [, level, msg] = logrus;
+      if ((level === 'error' || level === 'fatal') && msg !== undefined) messages.push(unquote(msg));
+      continue;
+    }
+    messages.push(line);
+  }
+  // runc prints some messages twice (once plain, once through logrus).
+  return [...new Set(messages)];
+}
+
+function unquote(msg: string): string {
+  try {
+    return JSON.parse(`"${msg}"`) as string;
+  } catch {
+    return msg;
+  }
+}
+
+/** Every live descendant of `pid` (children of all its threads, recursively), deepest last. */
+export function descendantsOf(pid: number): number[] {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const current = queue.shift()!;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${current}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${current}/task/${tid}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
+        if (child > 0 && !found.includes(child)) {
+          found.push(child);
+          queue.push(child);
+        }
+      }
+    }
+  }
+  return found;
+}
+
+function killDescendants(pid: number): void {
+  for (const child of descendantsOf(pid)) {
+    try {
+      process.kill(child, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}

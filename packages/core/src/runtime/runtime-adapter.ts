@@ -1,0 +1,75 @@
+/**
+ * What ferry needs from a container runtime. One file per runtime in this folder, registered in registry.ts;
+ * runc-adapter.ts is the commented reference implementation new runtimes copy.
+ *
+ * State contract for every adapter:
+ * - checkpoint(): with leaveRunning the container keeps running (or stays paused if it was paused); without, it is
+ *   stopped and removed from the runtime only after CRIU succeeded. When checkpoint() throws, the container is in the
+ *   state it was in before the call.
+ * - restore(): when it returns, the container runs under `name`; when it throws, nothing of it runs and the runtime
+ *   holds no container of that name that restore() created.
+ */
+import type { NotifyHandler } from '../criu/criu-client';
+import type { CheckpointStats, ContainerInfo, ContainerRef, RuntimeName } from '../model/container';
+
+export interface CheckpointOptions {
+  imagesDir: string;
+  workDir?: string;
+  leaveRunning?: boolean;
+  tcpEstablished?: boolean;
+  fileLocks?: boolean;
+  extUnixSk?: boolean;
+  /** Parent image directory, relative to imagesDir (incremental dumps where memory tracking exists). */
+  parentImage?: string;
+  preDump?: boolean;
+  onNotify?: NotifyHandler;
+  signal?: AbortSignal;
+}
+
+export interface RestoreOptions {
+  imagesDir: string;
+  workDir?: string;
+  /** Name of the restored container; defaults to the checkpointed one. */
+  name?: string;
+  /** Bundle to restore into (runc); defaults to the one recorded at checkpoint. */
+  bundle?: string;
+  tcpEstablished?: boolean;
+  fileLocks?: boolean;
+  extUnixSk?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface CheckpointResult {
+  container: ContainerInfo;
+  imagesDir: string;
+  stats: CheckpointStats;
+}
+
+export interface RestoreResult {
+  container: ContainerInfo;
+  restoreMs: number;
+}
+
+export interface RuntimeAvailability {
+  usable: boolean;
+  reason?: string;
+  version?: string;
+}
+
+export interface RuntimeAdapter {
+  readonly name: RuntimeName;
+  availability(): Promise<RuntimeAvailability>;
+  list(): Promise<ContainerInfo[]>;
+  /** Throws ERR_RUNTIME_NOT_FOUND (hint: `ferry ps`) when there is no such container. */
+  inspect(id: string): Promise<ContainerInfo>;
+  /** Refuses up front (ERR_PRECHECK_*) configurations CRIU cannot dump, before anything is frozen. */
+  preflight(container: ContainerInfo): Promise<void>;
+  checkpoint(ref: ContainerRef, options: CheckpointOptions): Promise<CheckpointResult>;
+  restore(options: RestoreOptions): Promise<RestoreResult>;
+  /** Stops and removes a container (after a migration committed, or to clean a failed restore). */
+  remove(id: string): Promise<void>;
+  /** Freezes every task of the container (cgroup freezer); the migration's hold. */
+  pause(id: string): Promise<void>;
+  /** Thaws a paused container; the migration's rollback. */
+  resume(id: string): Promise<void>;
+}

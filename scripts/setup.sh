@@ -26,7 +26,7 @@ else
 fi
 # Incremental: make rebuilds only what changed since npm ci (or since the last run).
 echo "ferry-setup: native addon"
-(cd packages/native && npx node-gyp build >/dev/null)
+(cd packages/native && npx node-gyp build --loglevel=error >/dev/null)
 echo "ferry-setup: tsc -b"
 npx tsc -b
 

@@ -37,9 +37,20 @@ export function buildParser(argv: string[], scriptName: string): Argv {
 }
 
 export async function main(argv: string[], scriptName = 'ferry'): Promise<void> {
+  // If a command's promise never settles (a wait nothing will end), Node exits when its event loop runs dry, with
+  // status 0 by default: that must read as the bug it is, never as success.
+  let settled = false;
+  const stalled = () => {
+    if (settled) return;
+    process.stderr.write('ferry stopped with work still pending; this is a bug in ferry, please report it.\n');
+    process.exitCode = EXIT.bug;
+  };
+  process.once('beforeExit', stalled);
   try {
     await buildParser(argv, scriptName).parseAsync();
+    settled = true;
   } catch (err) {
+    settled = true;
     const json = argv.includes('--json');
     process.stderr.write(renderError(err, { json, color: process.stderr.isTTY === true }));
     process.exitCode = err instanceof FerryError ? exitCodeFor(err.code) : EXIT.bug;

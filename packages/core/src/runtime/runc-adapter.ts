@@ -42,7 +42,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { excerptCriuLog, readLogExcerpt, type LogExcerpt } from '../criu/criu-log';
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
@@ -64,6 +63,7 @@ import type {
 import { RuncCli, type RuncOutcome } from './runc-cli';
 import { createNetns, deleteNetns, netnsPath, readNetnsInterfaces, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './runc-record';
+import { execFile } from 'node:child_process';
 import {
   containerStateOf,
   freezerPathOf,
@@ -459,6 +459,39 @@ export class RuncAdapter implements RuntimeAdapter {
     const state = await this.state(id);
     if (state.status === 'running') return;
     await this.runc(['resume', id], `resume ${id}`);
+  }
+
+  /**
+   * Takes the container's interfaces down in its network namespace while it is frozen for a move. Why: after
+   * `checkpoint --leave-running` the source's kernel still owns the TCP sockets and would acknowledge what clients
+   * send, so the restored copy's sequence numbers would fall behind and the connections break. With the links
+   * down, clients retransmit to whichever copy comes up (and the LAN bridge forgets the old port). unfence() brings
+   * them back up (rollback). A container without its own network namespace has nothing to fence.
+   */
+  async fenceNetwork(id: string): Promise<{ unfence(): Promise<void> }> {
+    const info = await this.inspect(id);
+    const ns = networkNamespaceOf(this.readBundleConfig(info));
+    if (!ns) return { unfence: async () => undefined };
+    const nsPath = ns.path ?? `/proc/${info.pid}/ns/net`;
+    const interfaces = await readNetnsInterfaces(this.tools, nsPath);
+    const setLinks = async (state: 'up' | 'down') => {
+      for (const iface of interfaces) {
+        await this.ipIn(nsPath, ['link', 'set', iface.ifname, state]);
+      }
+    };
+    await setLinks('down');
+    return { unfence: () => setLinks('up') };
+  }
+
+  private async ipIn(nsPath: string, args: string[]): Promise<void> {
+    try {
+      await run(this.options.nsenterPath, [`--net=${nsPath}`, this.options.ipPath, ...args]);
+    } catch (err) {
+      throw new FerryError('ERR_RUNTIME_FAILED', `ip ${args.join(' ')} in ${nsPath} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, {
+        hint: 'Check the container network namespace with `ip -n NAME link`.',
+        cause: err,
+      });
+    }
   }
 
   /** Sends a signal to the container's init (`runc kill`). */

@@ -72,4 +72,9 @@ export interface RuntimeAdapter {
   pause(id: string): Promise<void>;
   /** Thaws a paused container; the migration's rollback. */
   resume(id: string): Promise<void>;
+  /**
+   * Cuts the container's network while it is frozen for a move, so the source kernel does not answer its clients
+   * after the checkpoint; unfence() restores it (rollback).
+   */
+  fenceNetwork(id: string): Promise<{ unfence(): Promise<void> }>;
 }

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * Test containers on a sandbox host, for the e2e tests and the demo. Run it inside a host:
+ *   scripts/sandbox-hosts.sh exec h1 -- node e2e/bin/container-ctl.js start NAME [--mem-mib N] [--dirty-pages-per-sec N]
+ *   ... state NAME | verify NAME | remove NAME
+ * It prints one JSON object. The network uplink comes from FERRY_NETNS_UPLINK (set by the sandbox's sshd and env).
+ */
+const { readFileSync, existsSync } = require('node:fs');
+const { parseNetnsUplink, RuncAdapter } = require('@ferry/core');
+const { startRuncContainer, verifyWorkloadMemory, readWorkloadState } = require('@ferry/core/testing');
+
+function option(args, name, fallback) {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+}
+
+async function main() {
+  const [command, name, ...rest] = process.argv.slice(2);
+  if (!command || !name) throw new Error('usage: container-ctl.js start|state|verify|remove NAME [options]');
+  const uplink = process.env.FERRY_NETNS_UPLINK ? parseNetnsUplink(process.env.FERRY_NETNS_UPLINK) : undefined;
+  const adapter = new RuncAdapter({ searchPath: process.env.PATH, netnsUplink: uplink });
+  if (command === 'start') {
+    const c = await startRuncContainer({
+      name,
+      memMib: Number(option(rest, 'mem-mib', '64')),
+      dirtyPagesPerSec: Number(option(rest, 'dirty-pages-per-sec', '0')) || undefined,
+      address: option(rest, 'address', '10.77.0.2/24'),
+      port: Number(option(rest, 'port', '8080')),
+      uplink,
+    });
+    return { name: c.name, bundle: c.bundle, netnsPath: c.netnsPath, address: c.address, port: c.port, stateFile: c.stateFile, pid: await c.pid() };
+  }
+  if (command === 'state') {
+    try {
+      const info = await adapter.inspect(name);
+      const stateFile = info.bundle ? stateFileOf(info.bundle) : undefined;
+      return { exists: true, state: info.state, pid: info.pid, bundle: info.bundle, stateFile, workload: stateFile ? readWorkloadState(stateFile) : undefined };
+    } catch (err) {
+      if (err.code === 'ERR_RUNTIME_NOT_FOUND') return { exists: false };
+      throw err;
+    }
+  }
+  if (command === 'verify') {
+    const info = await adapter.inspect(name);
+    return { verdict: await verifyWorkloadMemory(info.pid, stateFileOf(info.bundle)) };
+  }
+  if (command === 'remove') {
+    await adapter.remove(name);
+    const ns = `/run/netns/ferry-ct-${name}`;
+    if (existsSync(ns)) require('node:child_process').execFileSync('ip', ['netns', 'delete', `ferry-ct-${name}`]);
+    return { removed: true };
+  }
+  throw new Error(`unknown command ${command}`);
+}
+
+/** The host directory bound at /state in the container (where the workload writes its state file). */
+function stateFileOf(bundle) {
+  const config = JSON.parse(readFileSync(`${bundle}/config.json`, 'utf8'));
+  const mount = (config.mounts || []).find((m) => m.destination === '/state');
+  return mount ? `${mount.source}/state` : undefined;
+}
+
+main().then(
+  (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
+  (err) => {
+    process.stderr.write(`container-ctl: ${err.stack || err}\n`);
+    process.exit(1);
+  },
+);

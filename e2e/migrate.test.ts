@@ -1,0 +1,220 @@
+/**
+ * ferry migrate between the two sandbox hosts (network namespaces with their own sshd, PID and mount namespaces),
+ * with real runc, CRIU and SSH. A client on the containers' LAN (outside both hosts) holds a TCP connection to the
+ * container throughout.
+ */
+import { spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startNetnsTcpClient, waitFor, type NetnsTcpClient } from '@ferry/core/testing';
+import { FAULT_BIN, HOSTS_FILE, LAN_NETNS, SANDBOX_DIR, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+
+jest.setTimeout(180_000);
+
+interface Started {
+  name: string;
+  address: string;
+  port: number;
+  stateFile: string;
+}
+interface State {
+  exists: boolean;
+  state?: string;
+  pid?: number;
+  workload?: { counter: number };
+}
+
+let seq = 0;
+const clients: NetnsTcpClient[] = [];
+const containers: [host: 'h1' | 'h2', name: string][] = [];
+
+beforeAll(() => {
+  sandbox('up');
+});
+afterEach(() => {
+  for (const c of clients.splice(0)) c.stop();
+  for (const [host, name] of containers.splice(0)) onHost(host, ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove', name]);
+});
+const EXTRA_FILES = ['stranger', 'stranger.pub', 'other-host', 'other-host.pub', 'wrong-known-hosts', 'wrong-key.yaml', 'wrong-known-hosts.yaml'];
+afterAll(() => {
+  for (const f of EXTRA_FILES) rmSync(join(SANDBOX_DIR, f), { force: true });
+  sandbox('down');
+});
+
+const suiteContainers: [host: 'h1' | 'h2', name: string][] = [];
+
+/** A container on h1 for one test (removed after it), or with `forSuite` for a whole describe block. */
+function startContainer(memMib = 64, forSuite = false): Started {
+  const name = `e2e-${process.pid}-${++seq}`;
+  // Each test's container has its own address on the LAN, so a leftover can never answer for another.
+  const address = `10.77.0.${10 + seq}/24`;
+  const started = ctl<Started>('h1', 'start', name, '--mem-mib', String(memMib), '--dirty-pages-per-sec', '2000', '--address', address);
+  (forSuite ? suiteContainers : containers).push(['h1', name], ['h2', name]);
+  return started;
+}
+
+function state(host: 'h1' | 'h2', name: string): State {
+  return ctl<State>(host, 'state', name);
+}
+
+/** The source runs (not paused) and keeps counting; the destination has no container and no migration files. */
+async function expectRolledBack(name: string): Promise<void> {
+  const source = state('h1', name);
+  expect(source).toMatchObject({ exists: true, state: 'running' });
+  const counter = source.workload!.counter;
+  await waitFor('the source to keep counting', () => (state('h1', name).workload?.counter ?? 0) > counter + 3, 10_000, 100);
+  await waitFor('a clean destination', () => !state('h2', name).exists && migrationsOf('h2', name).length === 0, 15_000, 200);
+}
+
+/** Migration directories on `host` that belong to container `name` (each records its container). */
+function migrationsOf(host: 'h1' | 'h2', name: string): string[] {
+  const r = onHost(host, ['grep', '-l', '-s', `"name":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'migration.json']);
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+function connectClient(c: Started): NetnsTcpClient {
+  const client = startNetnsTcpClient(LAN_NETNS, c.address, c.port);
+  clients.push(client);
+  return client;
+}
+
+test('stop-and-copy: memory, counter and an established TCP connection survive the move', async () => {
+  const c = startContainer(64);
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  client.send('before');
+  await client.waitFor(/echo before/);
+  const before = state('h1', c.name).workload!.counter;
+
+  const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE]);
+  expect(run.error).toBeUndefined();
+  expect(run.status).toBe(0);
+  expect(run.report).toMatchObject({ container: c.name, destination: 'h2', strategy: 'stop-and-copy' });
+  expect(run.report!.downtimeMs).toBeGreaterThan(0);
+  expect(run.report!.bytesSent).toBeGreaterThan(64 * 1024 * 1024);
+  expect(run.events.map((e) => e.phase).filter(Boolean)).toEqual(expect.arrayContaining(['freeze', 'checkpoint', 'transfer-images', 'restore', 'commit']));
+
+  expect(state('h1', c.name).exists).toBe(false);
+  const moved = state('h2', c.name);
+  expect(moved).toMatchObject({ exists: true, state: 'running' });
+  await waitFor('the counter to continue on h2', () => (state('h2', c.name).workload?.counter ?? 0) > before + 5, 10_000, 100);
+  expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
+
+  // The same TCP connection, from outside both hosts, still carries data both ways.
+  const ticksBefore = client.lastTick();
+  client.send('after');
+  await client.waitFor(/echo after/);
+  await waitFor('more ticks after the move', () => client.lastTick() > ticksBefore + 3);
+  expect(client.process.exitCode).toBeNull();
+  expect(migrationsOf('h2', c.name)).toHaveLength(1); // the committed migration keeps the container's bundle
+});
+
+describe('bad input: one clear error, its own exit code, nothing frozen', () => {
+  let c: Started;
+  beforeAll(() => {
+    c = startContainer(16, true);
+  });
+  afterAll(() => {
+    for (const [host, name] of suiteContainers.splice(0)) onHost(host, ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove', name]);
+  });
+
+  const cases: [string, () => string[], string, number][] = [
+    ['unknown container', () => ['migrate', 'no-such-ct', '--to', 'h2', '--hosts-file', HOSTS_FILE], 'ERR_RUNTIME_NOT_FOUND', 5],
+    ['unknown host', () => ['migrate', c.name, '--to', 'no-such-host.invalid', '--hosts-file', HOSTS_FILE], 'ERR_TRANSPORT_UNKNOWN_HOST', 6],
+    ['unreachable host', () => ['migrate', c.name, '--to', 'root@10.231.0.2:2222', '--hosts-file', HOSTS_FILE], 'ERR_TRANSPORT_CONNECT_FAILED', 6],
+    ['destination equals source', () => ['migrate', c.name, '--to', 'h1', '--hosts-file', HOSTS_FILE], 'ERR_PRECHECK_SAME_HOST', 3],
+    ['refused key', () => ['migrate', c.name, '--to', 'h2', '--hosts-file', join(SANDBOX_DIR, 'wrong-key.yaml')], 'ERR_TRANSPORT_AUTH_FAILED', 6],
+    ['changed host key', () => ['migrate', c.name, '--to', 'h2', '--hosts-file', join(SANDBOX_DIR, 'wrong-known-hosts.yaml')], 'ERR_TRANSPORT_HOST_KEY_CHANGED', 6],
+    ['strategy this host cannot do', () => ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', 'pre-copy'], 'ERR_PRECHECK_FEATURE_MISSING', 3],
+  ];
+
+  beforeAll(() => {
+    // A key sshd does not accept, and a known_hosts that holds another key for h2.
+    for (const f of EXTRA_FILES) rmSync(join(SANDBOX_DIR, f), { force: true });
+    const stranger = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(SANDBOX_DIR, 'stranger')]);
+    expect(stranger.status).toBe(0);
+    const other = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(SANDBOX_DIR, 'other-host')]);
+    expect(other.status).toBe(0);
+    const otherKey = spawnSync('cat', [join(SANDBOX_DIR, 'other-host.pub')], { encoding: 'utf8' }).stdout.split(' ').slice(0, 2).join(' ');
+    writeFileSync(join(SANDBOX_DIR, 'wrong-known-hosts'), `10.231.0.2 ${otherKey}\n`);
+    const entry = (identity: string, knownHosts: string) =>
+      `hosts:\n  h2: { address: 10.231.0.2, user: root, identityFile: ${identity}, knownHostsFile: ${knownHosts} }\n`;
+    writeFileSync(join(SANDBOX_DIR, 'wrong-key.yaml'), entry(join(SANDBOX_DIR, 'stranger'), join(SANDBOX_DIR, 'known_hosts')));
+    writeFileSync(join(SANDBOX_DIR, 'wrong-known-hosts.yaml'), entry(join(SANDBOX_DIR, 'client_ed25519'), join(SANDBOX_DIR, 'wrong-known-hosts')));
+  });
+
+  it.each(cases)('%s', async (_what, args, code, exit) => {
+    const run = await ferryOn('h1', args());
+    expect(run.error?.code).toBe(code);
+    expect(run.error?.hint).toBeTruthy();
+    expect(run.status).toBe(exit);
+    expect(run.stderr).not.toMatch(/\n\s+at .*:\d+:\d+\)/);
+    expect(state('h1', c.name)).toMatchObject({ exists: true, state: 'running' });
+  });
+
+  it('a container that is not running', async () => {
+    onHost('h1', ['runc', 'pause', c.name]);
+    try {
+      const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE]);
+      expect(run.error?.code).toBe('ERR_RUNTIME_NOT_RUNNING');
+      expect(run.status).toBe(5);
+    } finally {
+      onHost('h1', ['runc', 'resume', c.name]);
+    }
+  });
+});
+
+describe('faults: the source runs again and the destination is clean', () => {
+  const agentWith = (fault: string) => ['--agent-command', `env FERRY_FAULT=${fault} PATH=${FAULT_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ferry agent`];
+
+  test('the destination restore fails', async () => {
+    const c = startContainer(32);
+    const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE, ...agentWith('restore-fails')]);
+    expect(run.status).not.toBe(0);
+    expect(run.error?.code).toMatch(/^ERR_(CRIU|RUNTIME)_/);
+    expect(run.error?.hint).toBeTruthy();
+    await expectRolledBack(c.name);
+  });
+
+  test('the agent is killed before it restores', async () => {
+    const c = startContainer(32);
+    const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE, ...agentWith('agent-dies')]);
+    expect(run.error?.code).toBe('ERR_TRANSPORT_CLOSED');
+    expect(run.status).toBe(6);
+    await expectRolledBack(c.name);
+  });
+
+  test('the SSH connection is cut during the transfer', async () => {
+    const c = startContainer(128);
+    let cut = false;
+    // A slow link makes the transfer last long enough to be cut in the middle, every time.
+    sandbox('shape', '200mbit');
+    const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE], (e) => {
+      if (e.event === 'phase-start' && e.phase === 'transfer-images' && !cut) {
+        cut = true;
+        // Kill the destination's sshd session processes (not its listener, pid 1 of the host).
+        onHost('h2', ['pkill', '-KILL', '-f', 'sshd: root@notty']);
+      }
+    }).finally(() => sandbox('shape', 'off'));
+    expect(cut).toBe(true);
+    if (!run.error) throw new Error(`no error: status ${run.status}\n${run.stderr}\n${run.stdout}`);
+    expect(run.error.code).toMatch(/^ERR_TRANSPORT_/);
+    expect(run.status).toBe(6);
+    await expectRolledBack(c.name);
+  });
+
+  test('SIGINT while the source is frozen', async () => {
+    const c = startContainer(32);
+    let sent = false;
+    const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE], (e) => {
+      if (e.event === 'phase-start' && e.phase === 'checkpoint' && !sent) {
+        sent = true;
+        spawnSync('pkill', ['-INT', '-f', `^node /usr/local/bin/ferry migrate ${c.name} `]);
+      }
+    });
+    expect(sent).toBe(true);
+    expect(run.error?.code).toBe('ERR_ABORTED');
+    expect(run.status).toBe(130);
+    await expectRolledBack(c.name);
+  });
+});

@@ -1,0 +1,29 @@
+import type { CommandModule } from 'yargs';
+import type { ContainerInfo } from '@ferry/core';
+import { runtimeRegistry } from '../host-context';
+
+export const psCommand: CommandModule<object, { json: boolean }> = {
+  command: 'ps',
+  describe: 'List the containers ferry can see, with runtime and state',
+  builder: (y) => y.option('json', { type: 'boolean', default: false }),
+  handler: async (args) => {
+    const registry = runtimeRegistry();
+    const rows: ContainerInfo[] = [];
+    const problems: string[] = [];
+    for (const adapter of registry.adapters) {
+      try {
+        rows.push(...(await adapter.list()));
+      } catch (err) {
+        problems.push(`${adapter.name}: ${(err as Error).message}`);
+      }
+    }
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify({ containers: rows, problems }, null, 2)}\n`);
+      return;
+    }
+    const table = [['RUNTIME', 'NAME', 'STATE', 'PID', 'BUNDLE'], ...rows.map((c) => [c.ref.runtime, c.ref.id, c.state, String(c.pid ?? '-'), c.bundle ?? '-'])];
+    const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+    for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    for (const p of problems) process.stderr.write(`warning: ${p}\n`);
+  },
+};

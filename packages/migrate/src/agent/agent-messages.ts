@@ -1,0 +1,53 @@
+/** The agent's methods and their parameters/results: the contract between `ferry migrate` and `ferry agent`. */
+import type { RuntimeName } from '@ferry/core';
+
+export interface HostSummary {
+  hostId: string;
+  hostname: string;
+  kernel: string;
+  arch: string;
+  pageSizeBytes: number;
+  ferryVersion: string;
+  criu: { version?: string; versionOk: boolean; checkOk: boolean; memTrack: boolean; lazyPages: boolean };
+  runtimes: { name: RuntimeName; usable: boolean; reason?: string }[];
+  freeDiskBytes: number;
+}
+
+export interface HelloParams {
+  protocol: number;
+  ferryVersion: string;
+  source: { hostId: string; hostname: string };
+}
+
+export interface HelloResult {
+  protocol: number;
+  host: HostSummary;
+}
+
+export interface PrepareParams {
+  migrationId: string;
+  runtime: RuntimeName;
+  name: string;
+}
+
+export interface UploadParams {
+  migrationId: string;
+  part: 'bundle' | 'images' | 'cpuinfo';
+}
+
+export interface UploadResult {
+  files: number;
+  bytes: number;
+}
+
+export interface RestoreParams {
+  migrationId: string;
+  tcpEstablished: boolean;
+  fileLocks: boolean;
+  extUnixSk: boolean;
+}
+
+export interface RestoreResultMessage {
+  pid?: number;
+  restoreMs: number;
+}

@@ -1,0 +1,189 @@
+/**
+ * `ferry agent`: the destination side of a migration, spoken to over an SSH exec channel (stdin/stdout).
+ *
+ * Contract: a migration the agent prepared and did not see committed is undone when the channel closes for any
+ * reason (source crash, SSH drop, Ctrl-C on the source): the restored container is removed and its files deleted.
+ * That is what keeps "exactly one copy" when the source resumes after a failure.
+ */
+import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { FerryError, isFerryError, type CriuClient, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { unpackDir } from '../transfer';
+import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
+import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from './agent-messages';
+import { ensureFreeCgroupsPath } from './cgroup-fixup';
+
+export interface AgentDeps {
+  runtime(name: RuntimeName): RuntimeAdapter;
+  criu: CriuClient;
+  hostSummary(): Promise<HostSummary>;
+  /** /var/lib/ferry (or a test directory); migrations live in STATE/migrations/ID. */
+  stateDir: string;
+  cgroupRoots: readonly string[];
+  log(line: string): void;
+}
+
+interface Incoming {
+  id: string;
+  dir: string;
+  runtime: RuntimeName;
+  name: string;
+  restored: boolean;
+  committed: boolean;
+}
+
+const ID = /^[A-Za-z0-9-]{8,64}$/;
+
+export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): Promise<void> {
+  const peer = new AgentPeer(input, output, 'source');
+  const migrations = new Map<string, Incoming>();
+  let greeted = false;
+
+  const get = (id: unknown): Incoming => {
+    const m = typeof id === 'string' ? migrations.get(id) : undefined;
+    if (!m) throw new FerryError('ERR_AGENT_PROTOCOL', `unknown migration ${String(id)}`);
+    return m;
+  };
+  const requireHello = () => {
+    if (!greeted) throw new FerryError('ERR_AGENT_PROTOCOL', 'hello first');
+  };
+
+  peer.handle('hello', async (params: HelloParams): Promise<HelloResult> => {
+    if (params.protocol !== PROTOCOL_VERSION) {
+      throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', `agent speaks protocol ${PROTOCOL_VERSION}, source speaks ${params.protocol}`, {
+        hint: 'Install the same ferry version on both hosts.',
+      });
+    }
+    greeted = true;
+    deps.log(`hello from ${params.source.hostname} (ferry ${params.ferryVersion})`);
+    return { protocol: PROTOCOL_VERSION, host: await deps.hostSummary() };
+  });
+
+  peer.handle('prepare', async (params: PrepareParams) => {
+    requireHello();
+    if (!ID.test(params.migrationId)) throw new FerryError('ERR_AGENT_PROTOCOL', 'bad migration id');
+    const adapter = deps.runtime(params.runtime);
+    try {
+      await adapter.inspect(params.name);
+      throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `a ${params.runtime} container named ${params.name} already exists on the destination`, {
+        hint: 'Remove it there first, or migrate under another name with --name.',
+      });
+    } catch (err) {
+      if (!isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) throw err;
+    }
+    const dir = join(deps.stateDir, 'migrations', params.migrationId);
+    for (const sub of ['bundle', 'images', 'work', 'cpuinfo']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    const m: Incoming = { id: params.migrationId, dir, runtime: params.runtime, name: params.name, restored: false, committed: false };
+    migrations.set(m.id, m);
+    record(m);
+    return { dir, freeDiskBytes: freeBytes(dir) };
+  });
+
+  peer.handle('upload', async (params: UploadParams, stream): Promise<UploadResult> => {
+    const m = get(params.migrationId);
+    if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'upload without data');
+    if (!['bundle', 'images', 'cpuinfo'].includes(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
+    const result = await unpackDir(stream, join(m.dir, params.part), { dirMode: 0o700 });
+    return { files: result.files, bytes: result.bytes };
+  });
+
+  peer.handle('cpuinfo-check', async (params: UploadParams, stream) => {
+    const m = get(params.migrationId);
+    if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'cpuinfo-check without data');
+    const dir = join(m.dir, 'cpuinfo');
+    await unpackDir(stream, dir, { dirMode: 0o700 });
+    const result = await deps.criu.cpuinfoCheck(dir);
+    return { compatible: result.compatible, detail: result.compatible ? undefined : `see ${result.logPath}` };
+  });
+
+  peer.handle('restore', async (params: RestoreParams): Promise<RestoreResultMessage> => {
+    const m = get(params.migrationId);
+    const bundle = join(m.dir, 'bundle');
+    ensureFreeCgroupsPath(bundle, deps.cgroupRoots, m.id.slice(0, 8));
+    const started = Date.now();
+    const result = await deps.runtime(m.runtime).restore({
+      imagesDir: join(m.dir, 'images'),
+      workDir: join(m.dir, 'work'),
+      name: m.name,
+      bundle,
+      tcpEstablished: params.tcpEstablished,
+      fileLocks: params.fileLocks,
+      extUnixSk: params.extUnixSk,
+    });
+    m.restored = true;
+    record(m);
+    deps.log(`restored ${m.name} (pid ${result.container.pid ?? '?'}) in ${Date.now() - started} ms`);
+    return { pid: result.container.pid, restoreMs: result.restoreMs };
+  });
+
+  peer.handle('commit', async (params: { migrationId: string }) => {
+    const m = get(params.migrationId);
+    if (!m.restored) throw new FerryError('ERR_AGENT_PROTOCOL', 'commit before restore');
+    m.committed = true;
+    record(m);
+    // The images served their purpose; the bundle is the container's from now on.
+    rmSync(join(m.dir, 'images'), { recursive: true, force: true });
+    rmSync(join(m.dir, 'work'), { recursive: true, force: true });
+    return { committed: true };
+  });
+
+  peer.handle('abort', async (params: { migrationId: string }) => {
+    const m = migrations.get(params.migrationId);
+    if (m) await undo(m);
+    return { aborted: true };
+  });
+
+  async function undo(m: Incoming): Promise<void> {
+    migrations.delete(m.id);
+    await undoMigration(m, deps);
+  }
+
+  return new Promise((resolve) => {
+    const finish = async () => {
+      for (const m of [...migrations.values()]) await undo(m);
+      resolve();
+    };
+    input.once('close', () => void finish());
+    input.once('end', () => void finish());
+  });
+}
+
+const RECORD = 'migration.json';
+
+/** Written at each step so that a later `ferry agent --cleanup ID` knows what a dead agent left behind. */
+function record(m: Incoming): void {
+  writeFileSync(join(m.dir, RECORD), JSON.stringify(m), { mode: 0o600 });
+}
+
+async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log'>): Promise<void> {
+  if (m.committed) return;
+  if (m.restored) {
+    deps.log(`rolling back: removing restored ${m.name}`);
+    await deps.runtime(m.runtime).remove(m.name).catch((err: unknown) => deps.log(`cannot remove ${m.name}: ${(err as Error).message}`));
+  }
+  rmSync(m.dir, { recursive: true, force: true });
+}
+
+/**
+ * Undoes migration `id` on this host after its agent died (run by the source's rollback over a new connection):
+ * removes the container it restored unless the migration was committed, then its files. Idempotent.
+ */
+export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtime' | 'log' | 'stateDir'>): Promise<{ cleaned: boolean }> {
+  if (!ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${id}`);
+  const dir = join(deps.stateDir, 'migrations', id);
+  let m: Incoming;
+  try {
+    m = JSON.parse(readFileSync(join(dir, RECORD), 'utf8')) as Incoming;
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+    return { cleaned: false };
+  }
+  await undoMigration({ ...m, dir }, deps);
+  return { cleaned: !m.committed };
+}
+
+function freeBytes(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+}

@@ -1,0 +1,29 @@
+import { chooseStrategy, type StrategyInputs } from './choose-strategy';
+
+const all = ['stop-and-copy', 'pre-copy', 'post-copy'] as const;
+const both = (memTrack: boolean, lazyPages: boolean) => ({ source: { memTrack, lazyPages }, destination: { memTrack, lazyPages } });
+
+test('auto prefers pre-copy, then post-copy, then stop-and-copy, and says why', () => {
+  expect(chooseStrategy({ requested: 'auto', ...both(true, true), implemented: all }).strategy).toBe('pre-copy');
+  const post = chooseStrategy({ requested: 'auto', ...both(false, true), implemented: all });
+  expect(post.strategy).toBe('post-copy');
+  expect(post.reason).toMatch(/missing on source and destination/);
+  const inputs: StrategyInputs = { requested: 'auto', source: { memTrack: true, lazyPages: false }, destination: { memTrack: false, lazyPages: true }, implemented: all };
+  const stop = chooseStrategy(inputs);
+  expect(stop.strategy).toBe('stop-and-copy');
+  expect(stop.reason).toMatch(/pre-copy needs .* \(missing on destination\)/);
+  expect(stop.reason).toMatch(/post-copy needs .* \(missing on source\)/);
+});
+
+test('auto skips what this build does not implement', () => {
+  const choice = chooseStrategy({ requested: 'auto', ...both(true, true), implemented: ['stop-and-copy'] });
+  expect(choice.strategy).toBe('stop-and-copy');
+  expect(choice.reason).toMatch(/pre-copy is not implemented/);
+});
+
+test('an explicit strategy that cannot run is a precheck error with a hint', () => {
+  expect(() => chooseStrategy({ requested: 'pre-copy', ...both(false, true), implemented: all })).toThrow(
+    expect.objectContaining({ code: 'ERR_PRECHECK_FEATURE_MISSING', hint: expect.stringContaining('ferry doctor') }),
+  );
+  expect(chooseStrategy({ requested: 'stop-and-copy', ...both(false, false), implemented: all })).toEqual({ strategy: 'stop-and-copy', reason: 'requested with --strategy' });
+});

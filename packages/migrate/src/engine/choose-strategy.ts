@@ -1,0 +1,59 @@
+/**
+ * Which strategy a migration uses, from what was asked and what both hosts (and this build of ferry) can do.
+ * Pure: every combination is unit-tested.
+ */
+import { FerryError } from '@ferry/core';
+
+export type StrategyName = 'stop-and-copy' | 'pre-copy' | 'post-copy';
+export type RequestedStrategy = StrategyName | 'auto';
+
+export interface HostCapabilities {
+  memTrack: boolean;
+  lazyPages: boolean;
+}
+
+export interface StrategyInputs {
+  requested: RequestedStrategy;
+  source: HostCapabilities;
+  destination: HostCapabilities;
+  /** Strategies this version of ferry implements end to end. */
+  implemented: readonly StrategyName[];
+}
+
+export interface StrategyChoice {
+  strategy: StrategyName;
+  reason: string;
+}
+
+function blocker(name: StrategyName, inputs: StrategyInputs): string | undefined {
+  if (!inputs.implemented.includes(name)) return `${name} is not implemented in this version of ferry`;
+  const missing = (feature: keyof HostCapabilities, label: string) => {
+    const where = [!inputs.source[feature] && 'source', !inputs.destination[feature] && 'destination'].filter(Boolean);
+    return where.length ? `${name} needs ${label} on both hosts (missing on ${where.join(' and ')})` : undefined;
+  };
+  if (name === 'pre-copy') return missing('memTrack', 'CRIU memory tracking (soft-dirty)');
+  if (name === 'post-copy') return missing('lazyPages', 'CRIU lazy pages (userfaultfd)');
+  return undefined;
+}
+
+export function chooseStrategy(inputs: StrategyInputs): StrategyChoice {
+  if (inputs.requested !== 'auto') {
+    const why = blocker(inputs.requested, inputs);
+    if (why) {
+      throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', why, {
+        hint: 'Run `ferry doctor` on both hosts, or use --strategy auto to let ferry pick one that works.',
+      });
+    }
+    return { strategy: inputs.requested, reason: 'requested with --strategy' };
+  }
+  const skipped: string[] = [];
+  for (const name of ['pre-copy', 'post-copy'] as const) {
+    const why = blocker(name, inputs);
+    if (!why) {
+      const reason = name === 'pre-copy' ? 'both hosts track memory: iterative pre-dumps keep the final freeze short' : 'both hosts support lazy pages: the destination runs at once and pulls memory on demand';
+      return { strategy: name, reason: [reason, ...skipped].join('; ') };
+    }
+    skipped.push(why);
+  }
+  return { strategy: 'stop-and-copy', reason: ['the one strategy every host supports', ...skipped].join('; ') };
+}

@@ -1,0 +1,310 @@
+/**
+ * Moves one running container to another host (stop-and-copy with a freezer hold).
+ *
+ *   connect → negotiate → copy bundle (container running) → freeze → checkpoint (leave running, stays frozen)
+ *   → re-sync bundle → send images → restore on the destination → commit ── point of no return ── remove source
+ *
+ * Contract: when this throws, the source container runs again (thawed) and the destination holds nothing of it,
+ * except in the one case the error says otherwise (ERR_ROLLBACK_FAILED: the commit's answer was lost, so ferry cannot
+ * know which side holds the container; it then leaves the source frozen and names both sides).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  FerryError,
+  createImageDir,
+  isFerryError,
+  type ContainerInfo,
+  type CriuClient,
+  type EventSink,
+  type Phase,
+  type RuntimeAdapter,
+  type RuntimeName,
+} from '@ferry/core';
+import { PROTOCOL_VERSION, type AgentPeer } from '../agent/agent-peer';
+import type { HelloResult, HostSummary, RestoreResultMessage, UploadResult } from '../agent/agent-messages';
+import type { Destination } from '../hosts/resolve-host';
+import { diffSnapshots, packDir, snapshotDir } from '../transfer';
+import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
+import { UndoStack } from './undo-stack';
+
+export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy'];
+
+export interface AgentConnection {
+  peer: AgentPeer;
+  close(): void;
+}
+
+export interface MigrateDeps {
+  findContainer(name: string): Promise<{ adapter: RuntimeAdapter; container: ContainerInfo }>;
+  criu: CriuClient;
+  connectAgent(destination: Destination, signal?: AbortSignal): Promise<AgentConnection>;
+  /** Undo migration `id` on the destination over a fresh connection, when its agent is gone. */
+  cleanupRemote(destination: Destination, migrationId: string): Promise<void>;
+  localHost(): Promise<HostSummary>;
+  stateDir: string;
+}
+
+export interface MigrateRequest {
+  container: string;
+  destination: Destination;
+  strategy: RequestedStrategy;
+  tcpEstablished: boolean;
+  fileLocks: boolean;
+  extUnixSk: boolean;
+  /** The bundle is on storage both hosts see at the same path: do not copy it. */
+  sharedStorage: boolean;
+  onEvent?: EventSink;
+  signal?: AbortSignal;
+}
+
+export interface MigrationReport {
+  migrationId: string;
+  container: string;
+  runtime: RuntimeName;
+  destination: string;
+  strategy: StrategyName;
+  strategyReason: string;
+  /** From freeze to the restored container running on the destination. */
+  downtimeMs: number;
+  totalMs: number;
+  /** Payload bytes sent to the destination (tar streams), by phase. */
+  bytesSent: number;
+  bytesSentFrozen: number;
+  phasesMs: Partial<Record<Phase, number>>;
+  rounds: number;
+  restoredPid?: number;
+  warnings: string[];
+}
+
+export async function migrateContainer(request: MigrateRequest, deps: MigrateDeps): Promise<MigrationReport> {
+  const started = Date.now();
+  const emit: EventSink = request.onEvent ?? (() => undefined);
+  const undo = new UndoStack();
+  const phasesMs: MigrationReport['phasesMs'] = {};
+  const warnings: string[] = [];
+  let bytesSent = 0;
+  let bytesSentFrozen = 0;
+  const migrationId = randomUUID();
+  const signal = request.signal;
+
+  async function phase<T>(name: Phase, body: () => Promise<T>, measure?: (r: T) => { bytes?: number; files?: number }): Promise<T> {
+    if (signal?.aborted) throw new FerryError('ERR_ABORTED', 'migration interrupted', { hint: 'The source container keeps running.' });
+    emit({ type: 'phase-start', phase: name });
+    const t0 = Date.now();
+    const result = await body();
+    const ms = Date.now() - t0;
+    phasesMs[name] = (phasesMs[name] ?? 0) + ms;
+    emit({ type: 'phase-end', phase: name, ms, ...(measure ? measure(result) : {}) });
+    return result;
+  }
+
+  const { adapter, container } = await deps.findContainer(request.container);
+  if (container.state !== 'running') {
+    throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `container ${request.container} is ${container.state}, not running`, {
+      hint: 'Start it first, or use `ferry checkpoint` / `ferry restore` for stopped containers.',
+    });
+  }
+  await adapter.preflight(container);
+  const name = container.ref.id;
+  const outgoing = join(deps.stateDir, 'outgoing', migrationId);
+  let frozenAt: number | undefined;
+  let agent: AgentConnection | undefined;
+
+  try {
+    agent = await phase('connect', () => deps.connectAgent(request.destination, signal));
+    const connection = agent;
+    undo.push('close the connection', () => connection.close());
+    const peer = agent.peer;
+
+    const { strategy, reason } = await phase('negotiate', async () => {
+      const local = await deps.localHost();
+      const hello = await peer.request<HelloResult>('hello', {
+        protocol: PROTOCOL_VERSION,
+        ferryVersion: local.ferryVersion,
+        source: { hostId: local.hostId, hostname: local.hostname },
+      });
+      checkCompatible(local, hello.host, adapter.name, request.destination.name);
+      const choice = chooseStrategy({
+        requested: request.strategy,
+        source: { memTrack: local.criu.memTrack, lazyPages: local.criu.lazyPages },
+        destination: { memTrack: hello.host.criu.memTrack, lazyPages: hello.host.criu.lazyPages },
+        implemented: IMPLEMENTED_STRATEGIES,
+      });
+      await peer.request('prepare', { migrationId, runtime: adapter.name, name });
+      undo.push('clean the destination', async () => {
+        // The agent undoes everything itself when its connection drops; when it is gone, ask a new one to.
+        if (!peer.closed) await peer.request('abort', { migrationId }).catch(() => undefined);
+        if (peer.closed) await deps.cleanupRemote(request.destination, migrationId);
+      });
+      await checkCpu(deps.criu, peer, migrationId, outgoing);
+      return choice;
+    });
+    emit({ type: 'plan', strategy, reason, container: name, destination: request.destination.name });
+
+    const bundle = container.bundle;
+    let before = undefined as Awaited<ReturnType<typeof snapshotDir>> | undefined;
+    if (!request.sharedStorage && bundle) {
+      before = await snapshotDir(bundle);
+      const sent = await phase(
+        'copy-bundle',
+        () => peer.request<UploadResult>('upload', { migrationId, part: 'bundle' }, (sink) => packDir(bundle, sink).then(() => undefined)),
+        (r) => r,
+      );
+      bytesSent += sent.bytes;
+    }
+
+    await phase('freeze', async () => {
+      await adapter.pause(name);
+      frozenAt = Date.now();
+      undo.push('thaw the source', () => adapter.resume(name));
+      const fence = await adapter.fenceNetwork(name);
+      undo.push('reconnect the source network', () => fence.unfence());
+    });
+
+    const imagesDir = createImageDir(join(outgoing, 'images'));
+    mkdirSync(join(outgoing, 'work'), { recursive: true, mode: 0o700 });
+    await phase('checkpoint', () =>
+      adapter.checkpoint(container.ref, {
+        imagesDir,
+        workDir: join(outgoing, 'work'),
+        leaveRunning: true,
+        tcpEstablished: request.tcpEstablished,
+        fileLocks: request.fileLocks,
+        extUnixSk: request.extUnixSk,
+        signal,
+      }),
+    );
+
+    if (before && bundle) {
+      const diff = diffSnapshots(before, await snapshotDir(bundle));
+      const changed = diff.changed.length + diff.deleted.length;
+      if (changed > 0) {
+        const sent = await phase(
+          'resync-bundle',
+          () =>
+            peer.request<UploadResult>('upload', { migrationId, part: 'bundle' }, (sink) =>
+              packDir(bundle, sink, { only: diff.changed, deleted: diff.deleted }).then(() => undefined),
+            ),
+          (r) => r,
+        );
+        bytesSent += sent.bytes;
+        bytesSentFrozen += sent.bytes;
+      }
+    }
+
+    const images = await phase(
+      'transfer-images',
+      () => peer.request<UploadResult>('upload', { migrationId, part: 'images' }, (sink) => packDir(imagesDir, sink).then(() => undefined)),
+      (r) => r,
+    );
+    bytesSent += images.bytes;
+    bytesSentFrozen += images.bytes;
+
+    const restored = await phase('restore', () =>
+      peer.request<RestoreResultMessage>('restore', {
+        migrationId,
+        tcpEstablished: request.tcpEstablished,
+        fileLocks: request.fileLocks,
+        extUnixSk: request.extUnixSk,
+      }),
+    );
+    const downtimeMs = Date.now() - (frozenAt ?? started);
+
+    try {
+      await phase('commit', () => peer.request('commit', { migrationId }));
+    } catch (err) {
+      // The destination may or may not have recorded the commit: resuming here could leave two copies running, and
+      // undoing there could leave none. Stop and say where the container is.
+      undo.commit();
+      connection.close();
+      throw new FerryError(
+        'ERR_ROLLBACK_FAILED',
+        `the destination restored ${name} but its answer to commit was lost (${(err as Error).message}); the source copy is left frozen`,
+        {
+          hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`runc delete -f ${name}\` on this host; if not, thaw it with \`runc resume ${name}\`.`,
+          cause: err,
+        },
+      );
+    }
+    // Point of no return: the destination owns the container. Failures from here on are warnings.
+    undo.commit();
+    emit({ type: 'committed', downtimeMs });
+
+    await phase('cleanup', async () => {
+      try {
+        await adapter.remove(name);
+      } catch (err) {
+        warnings.push(`could not remove the source container ${name}: ${(err as Error).message}`);
+      }
+      rmSync(outgoing, { recursive: true, force: true });
+      connection.close();
+    });
+    for (const message of warnings) emit({ type: 'warning', message });
+
+    return {
+      migrationId,
+      container: name,
+      runtime: adapter.name,
+      destination: request.destination.name,
+      strategy,
+      strategyReason: reason,
+      downtimeMs,
+      totalMs: Date.now() - started,
+      bytesSent,
+      bytesSentFrozen,
+      phasesMs,
+      rounds: 0,
+      restoredPid: restored.pid,
+      warnings,
+    };
+  } catch (err) {
+    if (isFerryError(err, 'ERR_ROLLBACK_FAILED')) throw err;
+    emit({ type: 'phase-start', phase: 'rollback' });
+    const failures = await undo.run();
+    rmSync(outgoing, { recursive: true, force: true });
+    const reason = err instanceof Error ? err.message : String(err);
+    emit({ type: 'rolled-back', reason });
+    const thawFailed = failures.find((f) => f.what === 'thaw the source');
+    if (thawFailed) {
+      throw new FerryError('ERR_ROLLBACK_FAILED', `migration failed (${reason}) and the source could not be thawed: ${(thawFailed.error as Error).message}`, {
+        hint: `Thaw it by hand: runc resume ${name}`,
+        cause: err,
+      });
+    }
+    throw err;
+  }
+}
+
+function checkCompatible(local: HostSummary, remote: HostSummary, runtime: RuntimeName, destination: string): void {
+  const stop = (code: 'ERR_PRECHECK_SAME_HOST' | 'ERR_PRECHECK_INCOMPATIBLE', message: string, hint: string) => new FerryError(code, message, { hint });
+  if (local.hostId === remote.hostId) {
+    throw stop('ERR_PRECHECK_SAME_HOST', `${destination} is this host (${remote.hostname})`, 'Name another host after --to.');
+  }
+  if (!remote.criu.versionOk || !remote.criu.checkOk) {
+    throw stop('ERR_PRECHECK_INCOMPATIBLE', `CRIU on ${destination} is not usable (${remote.criu.version ?? 'missing'})`, `Run scripts/provision-host.sh and \`ferry doctor\` on ${destination}.`);
+  }
+  if (local.arch !== remote.arch || local.pageSizeBytes !== remote.pageSizeBytes) {
+    throw stop('ERR_PRECHECK_INCOMPATIBLE', `${destination} is ${remote.arch} with ${remote.pageSizeBytes}-byte pages, this host ${local.arch} with ${local.pageSizeBytes}`, 'Migrate between hosts of the same architecture and page size.');
+  }
+  const rt = remote.runtimes.find((r) => r.name === runtime);
+  if (!rt?.usable) {
+    throw stop('ERR_PRECHECK_INCOMPATIBLE', `${runtime} is not usable on ${destination}${rt?.reason ? `: ${rt.reason}` : ''}`, `Install ${runtime} on ${destination}.`);
+  }
+}
+
+async function checkCpu(criu: CriuClient, peer: AgentPeer, migrationId: string, outgoing: string): Promise<void> {
+  // The destination checks this host's CPU description: restored code must find the same CPU features there.
+  const dir = createImageDir(join(outgoing, 'cpuinfo'));
+  await criu.cpuinfoDump(dir);
+  // Only the image: CRIU may still be appending to its log in the same directory.
+  const result = await peer.request<{ compatible: boolean; detail?: string }>('cpuinfo-check', { migrationId }, (sink) =>
+    packDir(dir, sink, { only: ['cpuinfo.img'] }).then(() => undefined),
+  );
+  if (!result.compatible) {
+    throw new FerryError('ERR_PRECHECK_INCOMPATIBLE', `the destination's CPU lacks features this host's CPU has${result.detail ? ` (${result.detail})` : ''}`, {
+      hint: 'Migrate to a host with the same or a newer CPU model.',
+    });
+  }
+}

@@ -1,0 +1,2 @@
+/** Fakes for other packages' tests (MemoryTransport arrives with the migration engine). */
+export {};

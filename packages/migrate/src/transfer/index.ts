@@ -1,0 +1,6 @@
+export { snapshotDir } from './snapshot-dir';
+export { diffSnapshots, RACY_WINDOW_MS, type SnapshotDiff } from './diff-snapshots';
+export { packDir, type PackOptions } from './pack-dir';
+export { unpackDir, type UnpackOptions } from './unpack-dir';
+export { TRANSFER_FORMAT } from './stream-format';
+export type * from './transfer-types';

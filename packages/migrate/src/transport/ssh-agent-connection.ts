@@ -1,0 +1,78 @@
+/**
+ * Starts `ferry agent` on the destination over SSH and wraps the exec channel in an AgentPeer.
+ */
+import { FerryError } from '@ferry/core';
+import { AgentPeer } from '../agent/agent-peer';
+import type { AgentConnection } from '../engine/migrate-container';
+import type { Destination } from '../hosts/resolve-host';
+import { SshConnection } from './ssh-connection';
+
+export interface SshAgentOptions {
+  /** argv of the agent on the destination; default ["ferry", "agent"]. */
+  agentCommand?: readonly string[];
+  agentSocket?: string;
+  acceptNewHostKey?: boolean;
+}
+
+const STDERR_TAIL_BYTES = 4096;
+
+export async function connectAgentOverSsh(destination: Destination, options: SshAgentOptions, signal?: AbortSignal): Promise<AgentConnection> {
+  const ssh = await SshConnection.connect({ destination, agentSocket: options.agentSocket, acceptNewHostKey: options.acceptNewHostKey, signal });
+  const argv = options.agentCommand ?? ['ferry', 'agent'];
+  let channel;
+  try {
+    channel = await ssh.exec(argv);
+  } catch (err) {
+    ssh.close();
+    throw err;
+  }
+  channel.setMaxListeners(20);
+  let stderr = '';
+  let exitCode: number | undefined;
+  channel.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-STDERR_TAIL_BYTES);
+  });
+  channel.on('exit', (code: number | null) => {
+    exitCode = code ?? undefined;
+  });
+  const explain = (): FerryError | undefined => {
+    if (exitCode === 127 || /command not found|No such file/.test(stderr)) {
+      return new FerryError('ERR_AGENT_MISSING', `ferry is not installed on ${destination.name} (\`${argv.join(' ')}\` not found)`, {
+        hint: `Install ferry on ${destination.name} (scripts/setup.sh puts \`ferry\` in /usr/local/bin); both hosts need it.`,
+      });
+    }
+    // The agent logs progress on stderr too; only its error lines explain a death.
+    const last = stderr.trim().split('\n').filter((l) => /error|ERR_|fatal/i.test(l)).slice(-3).join(' | ');
+    return new FerryError('ERR_TRANSPORT_CLOSED', `the agent on ${destination.name} went away${exitCode !== undefined ? ` (exit ${exitCode})` : ''}${last ? `: ${last}` : ''}`, {
+      hint: 'The SSH connection or the agent died; the source container keeps running. Retry when the destination is healthy.',
+    });
+  };
+  const peer = new AgentPeer(channel, channel, destination.name, explain);
+  void ssh.closed.then(() => channel.destroy());
+  return {
+    peer,
+    close: () => {
+      channel.end();
+      ssh.close();
+    },
+  };
+}
+
+/** Runs `AGENT --cleanup ID` on the destination over a new connection and waits for it to finish. */
+export async function runAgentCleanup(destination: Destination, options: SshAgentOptions, migrationId: string): Promise<void> {
+  const ssh = await SshConnection.connect({ destination, agentSocket: options.agentSocket, acceptNewHostKey: false });
+  try {
+    const channel = await ssh.exec([...(options.agentCommand ?? ['ferry', 'agent']), '--cleanup', migrationId]);
+    let stderr = '';
+    channel.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    channel.resume();
+    const code = await new Promise<number | null>((resolve) => channel.once('exit', (c: number | null) => resolve(c)).once('close', () => resolve(null)));
+    if (code !== 0) {
+      throw new FerryError('ERR_ROLLBACK_FAILED', `cleaning migration ${migrationId} on ${destination.name} failed (exit ${code}): ${stderr.trim()}`, {
+        hint: `Run \`ferry agent --cleanup ${migrationId}\` on ${destination.name}.`,
+      });
+    }
+  } finally {
+    ssh.close();
+  }
+}

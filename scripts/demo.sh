@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 bash scripts/setup.sh
 
-export FERRY_SANDBOX_DIR=/run/ferry-sandbox-demo
+export FERRY_SANDBOX_DIR=/run/ferry-sandbox-demo FERRY_SANDBOX_NAME=ferrydemo
 SANDBOX=(bash "$ROOT/scripts/sandbox-hosts.sh")
 UPLINK=$FERRY_SANDBOX_DIR/lan.netns:br-lan
 NAME=demo
@@ -38,7 +38,7 @@ on_host h1 ferry ps
 echo
 echo "== a client on the LAN (outside both hosts) pings $address:8080 every 10 ms over one TCP connection"
 client_out=$(mktemp /tmp/ferry-demo-client-XXXXXX)
-nsenter --net=/run/netns/ferry-lan node e2e/bin/downtime-client.js "$address" 8080 10 >"$client_out" </dev/null &
+nsenter --net=/run/netns/ferrydemo-lan node e2e/bin/downtime-client.js "$address" 8080 10 >"$client_out" </dev/null &
 CLIENT_PID=$!
 sleep 1
 

@@ -13,7 +13,10 @@
 # with the machine's /sys/fs/cgroup moved in (runc needs it; `ip netns exec` would hide it).
 # DIR (default /run/ferry-sandbox, or $FERRY_SANDBOX_DIR) receives: env, hosts.yaml, known_hosts, ssh_config,
 # client_ed25519(.pub), authorized_keys, boot.sh, hN/{sshd_config,ssh_host_ed25519_key*,host.log}.
-# Environment: FERRY_SANDBOX_DIR, FERRY_SANDBOX_TIMEOUT (seconds to wait for sshd, default 20).
+# A LAN netns NAME-lan with bridge br-lan (client address 10.77.0.1/24) is where container interfaces plug in, so a
+# container keeps its address across hosts; its netns is bound at DIR/lan.netns for the hosts.
+# Environment: FERRY_SANDBOX_DIR, FERRY_SANDBOX_NAME (prefix of every namespace name, default ferry: NAME-h1,
+# NAME-h2, NAME-lan; sandboxes of different names run side by side), FERRY_SANDBOX_TIMEOUT (seconds, default 20).
 #
 # Gotchas:
 # - Host pids are taken from the outside ($! and /proc/PID/task/PID/children) and checked against their start time
@@ -32,19 +35,22 @@ set +m # no job control: a background job must not become a process group leader
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 PROG=ferry-sandbox
 HOSTS=(1 2)
-NETNS_PREFIX=ferry-h
+# FERRY_SANDBOX_NAME keeps several sandboxes apart (demo, tests, benchmark): it prefixes every namespace name.
+SANDBOX_NAME=${FERRY_SANDBOX_NAME:-ferry}
+[[ $SANDBOX_NAME =~ ^[a-z][a-z0-9]{0,9}$ ]] || { echo "sandbox-hosts.sh: FERRY_SANDBOX_NAME must be 1-10 lowercase letters/digits" >&2; exit 2; }
+NETNS_PREFIX=$SANDBOX_NAME-h
 SUBNET=10.231.0
 PREFIXLEN=24
 IFACE=eth0
 SSH_PORT=22
 DEFAULT_DIR=/run/ferry-sandbox
-LOCK_FILE=/run/lock/ferry-sandbox.lock
+LOCK_FILE=/run/lock/$SANDBOX_NAME-sandbox.lock
 TIMEOUT=${FERRY_SANDBOX_TIMEOUT:-20}
 HOST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns)
 # The containers' LAN: a netns with a bridge that both hosts' container namespaces plug into (veth), so a container
 # keeps its address and MAC when it moves, and outside clients (in this netns) keep reaching it.
-LAN_NETNS=ferry-lan
+LAN_NETNS=$SANDBOX_NAME-lan
 LAN_BRIDGE=br-lan
 # The clients' address on the LAN (containers take others in 10.77.0.0/24).
 LAN_CLIENT_ADDR=10.77.0.1/24
@@ -418,7 +424,7 @@ EOF
 #!/bin/bash
 # Pid 1 of a ferry sandbox host (scripts/sandbox-hosts.sh): private state mounts, hostname, then sshd.
 set -euo pipefail
-n=$1 dir=$2
+n=$1 dir=$2 name=$3
 mount --make-rprivate /
 # Detach the copies of transient mounts that other processes had made below /run, /tmp, /var/tmp and /var/lib/ferry
 # when this host started (netns bind mounts, runc/CRIU work mounts, ...): a separate host would not see them, and the
@@ -448,7 +454,7 @@ if mountpoint -q /sys; then
   done
   rmdir /run/ferry/.sys
 fi
-echo "ferry-h$n" >/proc/sys/kernel/hostname
+echo "$name" >/proc/sys/kernel/hostname
 exec /usr/sbin/sshd -D -e -f "$dir/h$n/sshd_config"
 EOF
   chmod 0755 "$DIR/boot.sh"
@@ -463,7 +469,7 @@ start_host() { # start_host N: launch, then record the unshare pid ($!) and its 
   # trap - PIPE: the host gets the default SIGPIPE disposition back (this script ignores it); the subshell execs,
   # so $! stays the pid of setsid -> nsenter -> unshare.
   (trap - PIPE; exec setsid nsenter --net="$ns_path" unshare --mount --uts --ipc --pid --fork --kill-child \
-    --mount-proc "$DIR/boot.sh" "$n" "$DIR" </dev/null >>"$log" 2>&1 9>&-) &
+    --mount-proc "$DIR/boot.sh" "$n" "$DIR" "$(netns "$n")" </dev/null >>"$log" 2>&1 9>&-) &
   upid=$!
   deadline=$((SECONDS + 5))
   child=

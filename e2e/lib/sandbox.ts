@@ -10,12 +10,13 @@ export const ROOT = resolve(__dirname, '..', '..');
 const SCRIPT = join(ROOT, 'scripts', 'sandbox-hosts.sh');
 export const SANDBOX_DIR = '/run/ferry-sandbox-e2e';
 export const HOSTS_FILE = join(SANDBOX_DIR, 'hosts.yaml');
-export const LAN_NETNS = '/run/netns/ferry-lan';
+export const SANDBOX_NAME = 'ferrye2e';
+export const LAN_NETNS = `/run/netns/${SANDBOX_NAME}-lan`;
 export const UPLINK = `${SANDBOX_DIR}/lan.netns:br-lan`;
 export const CONTAINER_CTL = join(ROOT, 'e2e', 'bin', 'container-ctl.js');
 export const FAULT_BIN = join(ROOT, 'e2e', 'fault-bin');
 
-const env = { ...process.env, FERRY_SANDBOX_DIR: SANDBOX_DIR };
+const env = { ...process.env, FERRY_SANDBOX_DIR: SANDBOX_DIR, FERRY_SANDBOX_NAME: SANDBOX_NAME };
 
 export function sandbox(...args: string[]): string {
   const r = spawnSync('bash', [SCRIPT, ...args], { env, encoding: 'utf8', timeout: 120_000 });

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { runtimeRegistry } from '../host-context';
-import { formatBytes } from '../render-events';
+import { checkpointJson, createProgress, renderCheckpoint } from '../render-checkpoint';
+import { withInterrupt } from './interrupt';
 
 export interface CheckpointArgs {
   container: string;
@@ -22,31 +23,30 @@ export const checkpointCommand: CommandModule<object, CheckpointArgs> = {
       .option('leave-running', { type: 'boolean', default: false, describe: 'Keep the container running after the checkpoint' })
       .option('tcp-established', { type: 'boolean', default: false, describe: 'Checkpoint established TCP connections' })
       .option('file-locks', { type: 'boolean', default: true })
-      .option('json', { type: 'boolean', default: false }),
+      .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the result and its stats' }),
   handler: async (args) => {
     const registry = runtimeRegistry();
     const { adapter, container } = await registry.findContainer(args.container);
     const dir = resolve(args.dir ?? `/var/lib/ferry/checkpoints/${container.ref.id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-    const result = await adapter.checkpoint(container.ref, {
-      imagesDir: dir,
-      leaveRunning: args['leave-running'],
-      tcpEstablished: args['tcp-established'],
-      fileLocks: args['file-locks'],
-    });
-    if (args.json) {
-      process.stdout.write(`${JSON.stringify({ event: 'checkpoint', container: result.container.ref, imagesDir: result.imagesDir, stats: result.stats })}\n`);
-      return;
+    const progress = createProgress({ enabled: !args.json && process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
+    progress.start(`checkpointing ${container.ref.runtime}:${container.ref.id} into ${dir}`);
+    let ok = false;
+    try {
+      const result = await withInterrupt((signal) =>
+        adapter.checkpoint(container.ref, {
+          imagesDir: dir,
+          leaveRunning: args['leave-running'],
+          tcpEstablished: args['tcp-established'],
+          fileLocks: args['file-locks'],
+          signal,
+        }),
+      );
+      ok = true;
+      progress.end(true);
+      const summary = { container: result.container, imagesDir: result.imagesDir, leaveRunning: args['leave-running'], stats: result.stats };
+      process.stdout.write(args.json ? checkpointJson(summary) : renderCheckpoint(summary));
+    } finally {
+      if (!ok) progress.end(false);
     }
-    const s = result.stats;
-    process.stdout.write(
-      [
-        `checkpointed ${container.ref.runtime}:${container.ref.id} into ${result.imagesDir}`,
-        `  frozen        ${s.frozenMs ?? '?'} ms`,
-        `  memory dump   ${s.memdumpMs ?? '?'} ms (${s.pagesWritten ?? '?'} pages written)`,
-        `  total         ${s.totalMs} ms`,
-        `  image size    ${formatBytes(s.imageBytes)}`,
-        args['leave-running'] ? '  the container keeps running' : '  the container was stopped',
-      ].join('\n') + '\n',
-    );
   },
 };

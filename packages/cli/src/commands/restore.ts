@@ -1,7 +1,10 @@
-import { resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import type { RuntimeName } from '@ferry/core';
+import { imageDirBytes, readStats, type ImageStats, type RuntimeName } from '@ferry/core';
 import { runtimeRegistry } from '../host-context';
+import { createProgress, renderRestore, restoreJson, type RestoreSummary } from '../render-checkpoint';
+import { withInterrupt } from './interrupt';
 
 export interface RestoreArgs {
   dir: string;
@@ -24,20 +27,52 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
       .option('bundle', { type: 'string', describe: 'Bundle to restore into (default: the one recorded at checkpoint)' })
       .option('tcp-established', { type: 'boolean', default: false })
       .option('file-locks', { type: 'boolean', default: true })
-      .option('json', { type: 'boolean', default: false }),
+      .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the restored container and its stats' }),
   handler: async (args) => {
     const registry = runtimeRegistry();
-    const result = await registry.get(args.runtime).restore({
-      imagesDir: resolve(args.dir),
-      name: args.name,
-      bundle: args.bundle,
-      tcpEstablished: args['tcp-established'],
-      fileLocks: args['file-locks'],
-    });
-    if (args.json) {
-      process.stdout.write(`${JSON.stringify({ event: 'restore', container: result.container, restoreMs: result.restoreMs })}\n`);
-      return;
+    const adapter = registry.get(args.runtime);
+    const imagesDir = resolve(args.dir);
+    const progress = createProgress({ enabled: !args.json && process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
+    progress.start(`restoring ${args.name ? `${args.runtime}:${args.name}` : 'the container'} from ${imagesDir}`);
+    let ok = false;
+    try {
+      // Measured before the restore: what is restored from, without the logs this restore adds.
+      const imageBytes = await imageDirBytes(imagesDir).catch(() => 0);
+      const started = Date.now();
+      const result = await withInterrupt((signal) =>
+        adapter.restore({
+          imagesDir,
+          name: args.name,
+          bundle: args.bundle,
+          tcpEstablished: args['tcp-established'],
+          fileLocks: args['file-locks'],
+          signal,
+        }),
+      );
+      ok = true;
+      progress.end(true);
+      const summary: RestoreSummary = { container: result.container, imagesDir, restoreMs: result.restoreMs, imageBytes };
+      // CRIU writes its statistics into the work dir, which is the images dir here; an older stats-restore is
+      // another restore's.
+      const criu = await statsIfWritten(join(imagesDir, 'stats-restore'), started);
+      if (criu?.restore) summary.criu = criu.restore;
+      const dump = (await statsIfWritten(join(imagesDir, 'stats-dump'), 0))?.dump;
+      if (dump) {
+        summary.checkpoint = { frozenMs: dump.frozenMs, memdumpMs: dump.memdumpMs, memwriteMs: dump.memwriteMs, pagesWritten: dump.pagesWritten };
+      }
+      process.stdout.write(args.json ? restoreJson(summary) : renderRestore(summary));
+    } finally {
+      if (!ok) progress.end(false);
     }
-    process.stdout.write(`restored ${result.container.ref.runtime}:${result.container.ref.id} (pid ${result.container.pid ?? '?'}) in ${result.restoreMs} ms\n`);
   },
 };
+
+/** CRIU's stats file at path if it was written at or after `since` (ms since the epoch); undefined otherwise. */
+async function statsIfWritten(path: string, since: number): Promise<ImageStats | undefined> {
+  try {
+    if (statSync(path).mtimeMs < since) return undefined;
+    return await readStats(path);
+  } catch {
+    return undefined; // missing or unreadable: the report goes without these numbers
+  }
+}

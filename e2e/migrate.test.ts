@@ -78,7 +78,7 @@ function connectClient(c: Started): NetnsTcpClient {
   return client;
 }
 
-test('stop-and-copy: memory, counter and an established TCP connection survive the move', async () => {
+test.each(['stop-and-copy', 'post-copy'])('%s: memory, counter and an established TCP connection survive the move', async (strategy) => {
   const c = startContainer(64);
   const client = connectClient(c);
   await client.waitFor(/tick \d+/);
@@ -86,13 +86,19 @@ test('stop-and-copy: memory, counter and an established TCP connection survive t
   await client.waitFor(/echo before/);
   const before = state('h1', c.name).workload!.counter;
 
-  const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE]);
+  const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--strategy', strategy, '--hosts-file', HOSTS_FILE]);
   expect(run.error).toBeUndefined();
   expect(run.status).toBe(0);
-  expect(run.report).toMatchObject({ container: c.name, destination: 'h2', strategy: 'stop-and-copy' });
+  expect(run.report).toMatchObject({ container: c.name, destination: 'h2', strategy });
   expect(run.report!.downtimeMs).toBeGreaterThan(0);
   expect(run.report!.bytesSent).toBeGreaterThan(64 * 1024 * 1024);
-  expect(run.events.map((e) => e.phase).filter(Boolean)).toEqual(expect.arrayContaining(['freeze', 'checkpoint', 'transfer-images', 'restore', 'commit']));
+  const phases = run.events.map((e) => e.phase).filter(Boolean);
+  expect(phases).toEqual(expect.arrayContaining(['freeze', 'checkpoint', 'transfer-images', 'restore', 'commit']));
+  if (strategy === 'post-copy') {
+    // Memory travels after the restore: almost nothing is sent while the source is frozen.
+    expect(phases).toContain('transfer-pages');
+    expect(run.report!.bytesSentFrozen).toBeLessThan(8 * 1024 * 1024);
+  }
 
   expect(state('h1', c.name).exists).toBe(false);
   const moved = state('h2', c.name);
@@ -201,6 +207,24 @@ describe('faults: the source runs again and the destination is clean', () => {
     expect(run.error.code).toMatch(/^ERR_TRANSPORT_/);
     expect(run.status).toBe(6);
     await expectRolledBack(c.name);
+  });
+
+  test('post-copy: the SSH connection is cut while the destination pulls pages', async () => {
+    const c = startContainer(128);
+    let cut = false;
+    sandbox('shape', '200mbit');
+    const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--strategy', 'post-copy', '--hosts-file', HOSTS_FILE], (e) => {
+      if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !cut) {
+        cut = true;
+        onHost('h2', ['pkill', '-KILL', '-f', 'sshd: root@notty']);
+      }
+    }).finally(() => sandbox('shape', 'off'));
+    expect(cut).toBe(true);
+    if (!run.error) throw new Error(`no error: status ${run.status}\n${run.stderr}\n${run.stdout}`);
+    expect(run.error.message).toMatch(/post-copy was interrupted .*the source, which holds the container again/);
+    expect(run.status).not.toBe(0);
+    await expectRolledBack(c.name);
+    expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
   });
 
   test('SIGINT while the source is frozen', async () => {

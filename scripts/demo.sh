@@ -12,6 +12,7 @@ SANDBOX=(bash "$ROOT/scripts/sandbox-hosts.sh")
 UPLINK=$FERRY_SANDBOX_DIR/lan.netns:br-lan
 NAME=demo
 MEM_MIB=${FERRY_DEMO_MEM_MIB:-256}
+STRATEGY=${FERRY_DEMO_STRATEGY:-auto}
 CLIENT_PID=
 
 on_host() { local h=$1; shift; "${SANDBOX[@]}" exec "$h" -- env FERRY_NETNS_UPLINK="$UPLINK" "$@"; }
@@ -43,8 +44,8 @@ CLIENT_PID=$!
 sleep 1
 
 echo
-echo "== ferry migrate $NAME --to h2   (run on h1)"
-on_host h1 ferry migrate "$NAME" --to h2 --hosts-file "$FERRY_SANDBOX_DIR/hosts.yaml"
+echo "== ferry migrate $NAME --to h2 --strategy $STRATEGY   (run on h1)"
+on_host h1 ferry migrate "$NAME" --to h2 --strategy "$STRATEGY" --hosts-file "$FERRY_SANDBOX_DIR/hosts.yaml"
 sleep 1
 kill -TERM "$CLIENT_PID" 2>/dev/null || true
 wait "$CLIENT_PID" || true

@@ -19,3 +19,4 @@ export * from './model/events';
 export * from './runtime/registry';
 export { RuncAdapter, type RuncAdapterOptions } from './runtime/runc-adapter';
 export { parseNetnsUplink, type NetnsUplink } from './runtime/runc-netns';
+export * from './criu/lazy-pages-daemon';

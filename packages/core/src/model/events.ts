@@ -8,6 +8,7 @@ export type Phase =
   | 'checkpoint'
   | 'resync-bundle'
   | 'transfer-images'
+  | 'transfer-pages'
   | 'restore'
   | 'commit'
   | 'cleanup'

@@ -166,6 +166,21 @@ export function resolveRuncAdapterOptions(input: Partial<RuncAdapterOptions> = {
   });
 }
 
+/** Calls onReady once `path` is no longer empty (polled: inotify would add nothing for a one-byte file). */
+function watchStatusFile(path: string, onReady: () => void): { stop(): void } {
+  const timer = setInterval(() => {
+    try {
+      if (statSync(path).size > 0) {
+        clearInterval(timer);
+        onReady();
+      }
+    } catch {
+      /* not there yet */
+    }
+  }, 5);
+  return { stop: () => clearInterval(timer) };
+}
+
 /** runc's container ids: [\w+-.]; ferry also refuses a leading '-' so an id can never read as a flag. */
 const RUNC_ID = /^[A-Za-z0-9_][A-Za-z0-9_+.-]*$/;
 
@@ -301,15 +316,9 @@ export class RuncAdapter implements RuntimeAdapter {
     if (options.tcpEstablished) args.push('--tcp-established');
     if (options.fileLocks) args.push('--file-locks');
     if (options.extUnixSk) args.push('--ext-unix-sk');
+    const lazy = options.lazyPages;
+    if (lazy) args.push('--lazy-pages', '--page-server', `${lazy.address}:${lazy.port}`, '--status-fd', '3');
     args.push(ref.id);
-
-    const started = Date.now();
-    const outcome = await this.cli.run(args, { timeoutMs: this.options.checkpointTimeoutMs, signal: options.signal });
-    if (!outcome.ok) {
-      if (outcome.timedOut || outcome.aborted) await this.recoverAfterKilledCheckpoint(before);
-      const code = options.preDump ? 'ERR_CRIU_PRE_DUMP_FAILED' : 'ERR_CRIU_DUMP_FAILED';
-      throw this.criuFailure(code, 'checkpoint', ref.id, outcome, join(workDir, DUMP_LOG), started, this.options.checkpointTimeoutMs);
-    }
 
     const record: CheckpointRecord = {
       format: 'ferry-container/1',
@@ -327,7 +336,29 @@ export class RuncAdapter implements RuntimeAdapter {
     };
     if (before.rootfs) record.rootfs = before.rootfs;
     if (ns) record.netns = ns.path ? { path: ns.path, interfaces } : { interfaces };
-    writeCheckpointRecord(imagesDir, record);
+    // A lazy dump's images are complete (and may be sent) long before runc exits: the record must be there first.
+    if (lazy) writeCheckpointRecord(imagesDir, record);
+
+    // CRIU writes one byte to the status fd once the images are written and the page server listens. runc wants
+    // a plain writable fd (it refuses Node's socketpair 'pipe'), so a file in the work dir is watched instead.
+    const statusPath = join(workDir, 'lazy-status');
+    const statusFd = lazy ? openSync(statusPath, 'w', 0o600) : undefined;
+    const watch = lazy ? watchStatusFile(statusPath, lazy.onReady) : undefined;
+    const started = Date.now();
+    let outcome: RuncOutcome;
+    try {
+      outcome = await this.cli.run(args, { timeoutMs: this.options.checkpointTimeoutMs, signal: options.signal, statusFd });
+    } finally {
+      watch?.stop();
+      if (statusFd !== undefined) closeSync(statusFd);
+    }
+    if (!outcome.ok) {
+      if (outcome.timedOut || outcome.aborted) await this.recoverAfterKilledCheckpoint(before);
+      const code = options.preDump ? 'ERR_CRIU_PRE_DUMP_FAILED' : 'ERR_CRIU_DUMP_FAILED';
+      throw this.criuFailure(code, 'checkpoint', ref.id, outcome, join(workDir, DUMP_LOG), started, this.options.checkpointTimeoutMs);
+    }
+
+    if (!lazy) writeCheckpointRecord(imagesDir, record);
 
     const stats = await checkpointStats(imagesDir, workDir, outcome.durationMs);
     let container: ContainerInfo;
@@ -426,6 +457,7 @@ export class RuncAdapter implements RuntimeAdapter {
       // 3. runc restores; CRIU's flags repeat the dump's unless the caller says otherwise.
       const args = ['restore', '--detach', '--image-path', imagesDir, '--work-path', workDir, '--bundle', bundle];
       if (options.tcpEstablished ?? record?.criu.tcpEstablished) args.push('--tcp-established');
+      if (options.lazyPages) args.push('--lazy-pages');
       if (options.fileLocks ?? record?.criu.fileLocks) args.push('--file-locks');
       if (options.extUnixSk ?? record?.criu.extUnixSk) args.push('--ext-unix-sk');
       args.push(name);

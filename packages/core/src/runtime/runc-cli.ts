@@ -32,6 +32,8 @@ export interface RuncCallOptions {
   signal?: AbortSignal;
   /** How long runc gets to clean up after its descendants were killed. */
   killGraceMs?: number;
+  /** A file descriptor runc gets as fd 3 (for `--status-fd 3`); the caller owns it. */
+  statusFd?: number;
 }
 
 export interface RuncOutcome {
@@ -71,7 +73,7 @@ export class RuncCli {
         return;
       }
       const child = spawn(this.options.runcPath, argv, {
-        stdio: detached ? 'ignore' : ['ignore', 'pipe', 'pipe'],
+        stdio: detached ? 'ignore' : call.statusFd !== undefined ? ['ignore', 'pipe', 'pipe', call.statusFd] : ['ignore', 'pipe', 'pipe'],
         // Its own process group: a terminal's ^C must not reach runc and CRIU halfway through a restore.
         detached: true,
       });

@@ -22,6 +22,12 @@ export interface CheckpointOptions {
   /** Parent image directory, relative to imagesDir (incremental dumps where memory tracking exists). */
   parentImage?: string;
   preDump?: boolean;
+  /**
+   * Post-copy: dump everything but the memory pages, then serve the pages from a page server on address:port until
+   * the destination has pulled them all (the source tree is frozen throughout and killed at the end). onReady fires
+   * when the images are complete and the page server listens; the call resolves when every page was served.
+   */
+  lazyPages?: { address: string; port: number; onReady: () => void };
   onNotify?: NotifyHandler;
   signal?: AbortSignal;
 }
@@ -36,6 +42,8 @@ export interface RestoreOptions {
   tcpEstablished?: boolean;
   fileLocks?: boolean;
   extUnixSk?: boolean;
+  /** Post-copy: memory comes from a `criu lazy-pages` daemon the caller started with the same work dir. */
+  lazyPages?: boolean;
   signal?: AbortSignal;
 }
 

@@ -42,6 +42,8 @@ export interface UploadResult {
 
 export interface RestoreParams {
   migrationId: string;
+  /** Post-copy: the source's page server, tunnelled to 127.0.0.1:PORT on this host. */
+  lazyPagesPort?: number;
   tcpEstablished: boolean;
   fileLocks: boolean;
   extUnixSk: boolean;

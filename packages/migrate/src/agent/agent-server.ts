@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError, isFerryError, type CriuClient, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, isFerryError, startLazyPagesDaemon, type CriuClient, type LazyPagesDaemon, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
 import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from './agent-messages';
@@ -31,6 +31,8 @@ interface Incoming {
   name: string;
   restored: boolean;
   committed: boolean;
+  /** Post-copy only; not serialised. */
+  lazy?: LazyPagesDaemon;
 }
 
 const ID = /^[A-Za-z0-9-]{8,64}$/;
@@ -102,24 +104,62 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const bundle = join(m.dir, 'bundle');
     ensureFreeCgroupsPath(bundle, deps.cgroupRoots, m.id.slice(0, 8));
     const started = Date.now();
-    const result = await deps.runtime(m.runtime).restore({
-      imagesDir: join(m.dir, 'images'),
-      workDir: join(m.dir, 'work'),
-      name: m.name,
-      bundle,
-      tcpEstablished: params.tcpEstablished,
-      fileLocks: params.fileLocks,
-      extUnixSk: params.extUnixSk,
-    });
+    const imagesDir = join(m.dir, 'images');
+    const workDir = join(m.dir, 'work');
+    if (params.lazyPagesPort !== undefined) {
+      m.lazy = await startLazyPagesDaemon({ criuPath: deps.criu.criuPath, imagesDir, workDir, address: '127.0.0.1', port: params.lazyPagesPort });
+      void m.lazy.exited.then(({ code }) => deps.log(`lazy-pages daemon exited (${code})`));
+    }
+    let result;
+    try {
+      result = await deps.runtime(m.runtime).restore({
+        imagesDir,
+        workDir,
+        name: m.name,
+        bundle,
+        tcpEstablished: params.tcpEstablished,
+        fileLocks: params.fileLocks,
+        extUnixSk: params.extUnixSk,
+        lazyPages: params.lazyPagesPort !== undefined,
+      });
+    } catch (err) {
+      m.lazy?.kill();
+      throw err;
+    }
     m.restored = true;
     record(m);
     deps.log(`restored ${m.name} (pid ${result.container.pid ?? '?'}) in ${Date.now() - started} ms`);
     return { pid: result.container.pid, restoreMs: result.restoreMs };
   });
 
+  // Post-copy: answers once every page has arrived. From that moment this copy is the one that counts (the source
+  // ends its page server cleanly on this answer, and CRIU then kills the source tree), so it is committed here:
+  // should the connection die before the source's commit arrives, it stays.
+  peer.handle('await-pages', async (params: { migrationId: string }) => {
+    const m = get(params.migrationId);
+    if (!m.lazy || !m.restored) throw new FerryError('ERR_AGENT_PROTOCOL', 'await-pages without a post-copy restore');
+    const { code, signal } = await m.lazy.exited;
+    if (code !== 0) {
+      throw new FerryError('ERR_CRIU_RESTORE_FAILED', `criu lazy-pages ended (${signal ?? `exit ${code}`}) before every page arrived (log: ${m.lazy.logPath})`, {
+        hint: 'The source resumes its copy; check the link between the hosts and migrate again.',
+      });
+    }
+    m.committed = true;
+    record(m);
+    return { complete: true };
+  });
+
   peer.handle('commit', async (params: { migrationId: string }) => {
     const m = get(params.migrationId);
     if (!m.restored) throw new FerryError('ERR_AGENT_PROTOCOL', 'commit before restore');
+    if (m.lazy) {
+      const { code } = await m.lazy.exited;
+      if (code !== 0) {
+        throw new FerryError('ERR_CRIU_RESTORE_FAILED', `post-copy: criu lazy-pages exited with ${code} before every page arrived (log: ${m.lazy.logPath})`, {
+          hint: 'The source resumes its copy; check the network between the hosts and migrate again.',
+        });
+      }
+    }
     m.committed = true;
     record(m);
     // The images served their purpose; the bundle is the container's from now on.
@@ -153,11 +193,13 @@ const RECORD = 'migration.json';
 
 /** Written at each step so that a later `ferry agent --cleanup ID` knows what a dead agent left behind. */
 function record(m: Incoming): void {
-  writeFileSync(join(m.dir, RECORD), JSON.stringify(m), { mode: 0o600 });
+  const { lazy: _daemon, ...saved } = m;
+  writeFileSync(join(m.dir, RECORD), JSON.stringify(saved), { mode: 0o600 });
 }
 
 async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log'>): Promise<void> {
   if (m.committed) return;
+  m.lazy?.kill();
   if (m.restored) {
     deps.log(`rolling back: removing restored ${m.name}`);
     await deps.runtime(m.runtime).remove(m.name).catch((err: unknown) => deps.log(`cannot remove ${m.name}: ${(err as Error).message}`));
@@ -169,7 +211,7 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
  * Undoes migration `id` on this host after its agent died (run by the source's rollback over a new connection):
  * removes the container it restored unless the migration was committed, then its files. Idempotent.
  */
-export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtime' | 'log' | 'stateDir'>): Promise<{ cleaned: boolean }> {
+export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtime' | 'log' | 'stateDir'>): Promise<{ cleaned: boolean; committed: boolean }> {
   if (!ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${id}`);
   const dir = join(deps.stateDir, 'migrations', id);
   let m: Incoming;
@@ -177,10 +219,10 @@ export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtim
     m = JSON.parse(readFileSync(join(dir, RECORD), 'utf8')) as Incoming;
   } catch {
     rmSync(dir, { recursive: true, force: true });
-    return { cleaned: false };
+    return { cleaned: false, committed: false };
   }
   await undoMigration({ ...m, dir }, deps);
-  return { cleaned: !m.committed };
+  return { cleaned: !m.committed, committed: m.committed };
 }
 
 function freeBytes(dir: string): number {

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
   FerryError,
@@ -29,11 +30,17 @@ import { diffSnapshots, packDir, snapshotDir } from '../transfer';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
 import { UndoStack } from './undo-stack';
 
-export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy'];
+export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'post-copy'];
 
 export interface AgentConnection {
   peer: AgentPeer;
   close(): void;
+  /** Makes 127.0.0.1:localPort on this host reachable at 127.0.0.1:PORT on the destination; resolves with PORT. */
+  tunnelToLocal(localPort: number): Promise<number>;
+  /** Bytes sent to the destination through tunnels so far. */
+  tunnelledBytes(): number;
+  /** Ends every tunnelled connection: 'clean' (FIN) or 'reset' (RST); later ones get the same. */
+  finishTunnels(how: 'clean' | 'reset'): void;
 }
 
 export interface MigrateDeps {
@@ -41,7 +48,7 @@ export interface MigrateDeps {
   criu: CriuClient;
   connectAgent(destination: Destination, signal?: AbortSignal): Promise<AgentConnection>;
   /** Undo migration `id` on the destination over a fresh connection, when its agent is gone. */
-  cleanupRemote(destination: Destination, migrationId: string): Promise<void>;
+  cleanupRemote(destination: Destination, migrationId: string): Promise<{ kept: boolean }>;
   localHost(): Promise<HostSummary>;
   stateDir: string;
 }
@@ -137,6 +144,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         // The agent undoes everything itself when its connection drops; when it is gone, ask a new one to.
         if (!peer.closed) await peer.request('abort', { migrationId }).catch(() => undefined);
         if (peer.closed) await deps.cleanupRemote(request.destination, migrationId);
+        connection.finishTunnels('reset');
       });
       await checkCpu(deps.criu, peer, migrationId, outgoing);
       return choice;
@@ -156,7 +164,8 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     }
 
     await phase('freeze', async () => {
-      await adapter.pause(name);
+      // Post-copy: runc refuses a lazy checkpoint of a paused container, and CRIU freezes the tree itself.
+      if (strategy !== 'post-copy') await adapter.pause(name);
       frozenAt = Date.now();
       undo.push('thaw the source', () => adapter.resume(name));
       const fence = await adapter.fenceNetwork(name);
@@ -164,18 +173,44 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     });
 
     const imagesDir = createImageDir(join(outgoing, 'images'));
-    mkdirSync(join(outgoing, 'work'), { recursive: true, mode: 0o700 });
-    await phase('checkpoint', () =>
-      adapter.checkpoint(container.ref, {
+    const workDir = join(outgoing, 'work');
+    mkdirSync(workDir, { recursive: true, mode: 0o700 });
+    const criuFlags = { tcpEstablished: request.tcpEstablished, fileLocks: request.fileLocks, extUnixSk: request.extUnixSk };
+
+    // Post-copy: CRIU dumps all but the pages and then serves them from a page server until the destination has
+    // pulled every one; `lazyDump` settles when that is over (the source tree is then gone).
+    let lazyDump: Promise<unknown> | undefined;
+    let pageServerPort = 0;
+    if (strategy === 'post-copy') {
+      pageServerPort = await freeLocalPort();
+      const stopDump = new AbortController();
+      let ready!: () => void;
+      const isReady = new Promise<void>((resolve) => (ready = resolve));
+      const dump = adapter.checkpoint(container.ref, {
         imagesDir,
-        workDir: join(outgoing, 'work'),
-        leaveRunning: true,
-        tcpEstablished: request.tcpEstablished,
-        fileLocks: request.fileLocks,
-        extUnixSk: request.extUnixSk,
-        signal,
-      }),
-    );
+        workDir,
+        ...criuFlags,
+        lazyPages: { address: '127.0.0.1', port: pageServerPort, onReady: () => ready() },
+        signal: stopDump.signal,
+      });
+      dump.catch(() => undefined);
+      lazyDump = dump;
+      // Killing the dump makes the adapter thaw what CRIU froze; the steps pushed earlier then resume the rest.
+      undo.push('stop the lazy dump', async () => {
+        stopDump.abort();
+        await dump.catch(() => undefined);
+      });
+      await phase('checkpoint', () =>
+        Promise.race([
+          isReady,
+          dump.then(() => {
+            throw new FerryError('ERR_CRIU_DUMP_FAILED', 'the lazy dump ended before its page server was ready');
+          }),
+        ]),
+      );
+    } else {
+      await phase('checkpoint', () => adapter.checkpoint(container.ref, { imagesDir, workDir, leaveRunning: true, ...criuFlags, signal }));
+    }
 
     if (before && bundle) {
       const diff = diffSnapshots(before, await snapshotDir(bundle));
@@ -202,31 +237,77 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     bytesSent += images.bytes;
     bytesSentFrozen += images.bytes;
 
+    const lazyPagesPort = lazyDump ? await connection.tunnelToLocal(pageServerPort) : undefined;
     const restored = await phase('restore', () =>
-      peer.request<RestoreResultMessage>('restore', {
-        migrationId,
-        tcpEstablished: request.tcpEstablished,
-        fileLocks: request.fileLocks,
-        extUnixSk: request.extUnixSk,
-      }),
+      peer.request<RestoreResultMessage>('restore', { migrationId, lazyPagesPort, ...criuFlags }),
     );
     const downtimeMs = Date.now() - (frozenAt ?? started);
 
-    try {
-      await phase('commit', () => peer.request('commit', { migrationId }));
-    } catch (err) {
-      // The destination may or may not have recorded the commit: resuming here could leave two copies running, and
-      // undoing there could leave none. Stop and say where the container is.
-      undo.commit();
-      connection.close();
-      throw new FerryError(
-        'ERR_ROLLBACK_FAILED',
-        `the destination restored ${name} but its answer to commit was lost (${(err as Error).message}); the source copy is left frozen`,
-        {
-          hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`runc delete -f ${name}\` on this host; if not, thaw it with \`runc resume ${name}\`.`,
-          cause: err,
+    if (lazyDump) {
+      // The container runs on the destination and pulls its memory from the frozen source. A failure here makes
+      // CRIU resume the source (the tunnel resets the page-server connection), and the rollback removes the
+      // incomplete destination copy: one copy, the source's.
+      await phase(
+        'transfer-pages',
+        async () => {
+          // Only the destination knows when every page has arrived; until it says so, the page-server connection
+          // stays open. Then a clean end lets CRIU finish (and end the source), a reset makes it resume the source.
+          let complete = false;
+          let failure: unknown;
+          try {
+            await peer.request('await-pages', { migrationId });
+            complete = true;
+          } catch (err) {
+            failure = err;
+            // The answer may have been lost with the connection: ask over a new one whether the copy there is whole.
+            if (peer.closed) complete = await deps.cleanupRemote(request.destination, migrationId).then((r) => r.kept, () => false);
+          }
+          connection.finishTunnels(complete ? 'clean' : 'reset');
+          try {
+            await lazyDump;
+          } catch (err) {
+            const cause = failure ?? err;
+            const code = peer.closed ? 'ERR_TRANSPORT_CLOSED' : isFerryError(cause) ? cause.code : 'ERR_CRIU_DUMP_FAILED';
+            throw new FerryError(
+              code,
+              `post-copy was interrupted after ${name} started on ${request.destination.name} (${(cause as Error).message}); CRIU resumed the source, which holds the container again`,
+              { hint: 'Clients may have seen their TCP connections reset. Check the link between the hosts and migrate again.', cause },
+            );
+          }
+          if (!complete) {
+            throw new FerryError('ERR_ROLLBACK_FAILED', `post-copy of ${name}: the source finished its dump although the destination did not confirm every page`, {
+              hint: `Check ${name} on ${request.destination.name}.`,
+            });
+          }
+          return { bytes: connection.tunnelledBytes() };
         },
+        (r) => r,
       );
+      bytesSent += connection.tunnelledBytes();
+      // CRIU served every page and ended the source tree: the destination holds the only copy.
+      undo.commit();
+      try {
+        await phase('commit', () => peer.request('commit', { migrationId }));
+      } catch (err) {
+        warnings.push(`the destination holds ${name} (every page arrived) but did not confirm the commit: ${(err as Error).message}`);
+      }
+    } else {
+      try {
+        await phase('commit', () => peer.request('commit', { migrationId }));
+      } catch (err) {
+        // The destination may or may not have recorded the commit: resuming here could leave two copies running, and
+        // undoing there could leave none. Stop and say where the container is.
+        undo.commit();
+        connection.close();
+        throw new FerryError(
+          'ERR_ROLLBACK_FAILED',
+          `the destination restored ${name} but its answer to commit was lost (${(err as Error).message}); the source copy is left frozen`,
+          {
+            hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`runc delete -f ${name}\` on this host; if not, thaw it with \`runc resume ${name}\`.`,
+            cause: err,
+          },
+        );
+      }
     }
     // Point of no return: the destination owns the container. Failures from here on are warnings.
     undo.commit();
@@ -275,6 +356,17 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     }
     throw err;
   }
+}
+
+function freeLocalPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 function checkCompatible(local: HostSummary, remote: HostSummary, runtime: RuntimeName, destination: string): void {

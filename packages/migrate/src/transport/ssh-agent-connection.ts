@@ -1,6 +1,7 @@
 /**
  * Starts `ferry agent` on the destination over SSH and wraps the exec channel in an AgentPeer.
  */
+import { connect, type Socket } from 'node:net';
 import { FerryError } from '@ferry/core';
 import { AgentPeer } from '../agent/agent-peer';
 import type { AgentConnection } from '../engine/migrate-container';
@@ -48,6 +49,19 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
     });
   };
   const peer = new AgentPeer(channel, channel, destination.name, explain);
+  const tunnelled = new Set<Socket>();
+  let tunnelBytes = 0;
+  // CRIU counts a clean disconnect of the lazy-pages client as "every page served" and then kills the source tree.
+  // So a tunnelled connection is never ended just because the far side went away (the SSH connection dying looks
+  // the same): it stays open until the caller knows which it was and calls finishTunnels().
+  let tunnelsFinished: 'clean' | 'reset' | undefined;
+  const finishTunnels = (how: 'clean' | 'reset') => {
+    tunnelsFinished ??= how;
+    for (const socket of tunnelled) {
+      if (tunnelsFinished === 'clean') socket.end();
+      else socket.resetAndDestroy();
+    }
+  };
   void ssh.closed.then(() => channel.destroy());
   return {
     peer,
@@ -55,23 +69,43 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
       channel.end();
       ssh.close();
     },
+    tunnelledBytes: () => tunnelBytes,
+    finishTunnels,
+    tunnelToLocal: (localPort) =>
+      ssh.forwardIn('127.0.0.1', 0, (remote) => {
+        const local = connect({ host: '127.0.0.1', port: localPort });
+        local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
+        tunnelled.add(local);
+        local.on('close', () => tunnelled.delete(local));
+        local.on('error', () => remote.destroy());
+        remote.on('error', () => undefined);
+        remote.pipe(local, { end: false });
+        local.pipe(remote);
+        if (tunnelsFinished) finishTunnels(tunnelsFinished);
+      }),
   };
 }
 
-/** Runs `AGENT --cleanup ID` on the destination over a new connection and waits for it to finish. */
-export async function runAgentCleanup(destination: Destination, options: SshAgentOptions, migrationId: string): Promise<void> {
+/**
+ * Runs `AGENT --cleanup ID` on the destination over a new connection and waits for it to finish: an uncommitted
+ * migration is undone there; a committed one (post-copy: every page arrived) is kept, and `kept` says so.
+ */
+export async function runAgentCleanup(destination: Destination, options: SshAgentOptions, migrationId: string): Promise<{ kept: boolean }> {
   const ssh = await SshConnection.connect({ destination, agentSocket: options.agentSocket, acceptNewHostKey: false });
   try {
     const channel = await ssh.exec([...(options.agentCommand ?? ['ferry', 'agent']), '--cleanup', migrationId]);
     let stderr = '';
+    let stdout = '';
     channel.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    channel.resume();
+    channel.on('data', (c: Buffer) => (stdout += c.toString()));
     const code = await new Promise<number | null>((resolve) => channel.once('exit', (c: number | null) => resolve(c)).once('close', () => resolve(null)));
     if (code !== 0) {
       throw new FerryError('ERR_ROLLBACK_FAILED', `cleaning migration ${migrationId} on ${destination.name} failed (exit ${code}): ${stderr.trim()}`, {
         hint: `Run \`ferry agent --cleanup ${migrationId}\` on ${destination.name}.`,
       });
     }
+    const result = JSON.parse(stdout.trim().split('\n').at(-1) || '{}') as { committed?: boolean };
+    return { kept: result.committed === true };
   } finally {
     ssh.close();
   }

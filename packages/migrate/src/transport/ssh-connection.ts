@@ -105,6 +105,30 @@ export class SshConnection {
     });
   }
 
+  /**
+   * Listens on address:port on the destination (port 0: any) and hands each connection made there to onConnection,
+   * as a channel. Resolves with the port the destination bound.
+   */
+  forwardIn(address: string, port: number, onConnection: (channel: ClientChannel) => void): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.client.forwardIn(address, port, (err, bound) => {
+        if (err) {
+          reject(new FerryError('ERR_TRANSPORT_CLOSED', `cannot listen on ${address}:${port} on ${this.destination.name}: ${err.message}`, {
+            hint: 'The destination sshd must allow TCP forwarding (AllowTcpForwarding yes).',
+            cause: err,
+          }));
+          return;
+        }
+        const boundPort = bound || port;
+        this.client.on('tcp connection', (info, accept, refuse) => {
+          if (info.destPort !== boundPort) return refuse();
+          onConnection(accept());
+        });
+        resolve(boundPort);
+      });
+    });
+  }
+
   close(): void {
     this.client.end();
   }

@@ -130,3 +130,19 @@ test('a missing images directory is ERR_IMAGE_NOT_FOUND before CRIU starts', asy
   await expect(client.restore({ imagesDir: join(dir, 'nope') })).rejects.toMatchObject({ code: 'ERR_IMAGE_NOT_FOUND' });
   expect(fake.requests).toEqual([]);
 });
+
+test('a harmless first error from CRIU gives way to the last real error of the log', async () => {
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(
+    join(dir, 'restore.log'),
+    "(00.000001) Error (criu/util.c:1): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted\n(00.100000) Error (criu/image.c:563): Magic doesn't match for inventory.img\n",
+  );
+  const fake = scriptedCriu(async (peer) => {
+    await peer.recv();
+    await peer.send({ type: 'RESTORE', success: false, cr_errmsg: "rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted" });
+  });
+  const client = new CriuClient({ criuPath: 'criu', startSession: fake.startSession });
+  const error = await client.restore({ imagesDir: dir }).catch((e: unknown) => e as Error);
+  expect(error.message).toMatch(/^CRIU restore failed: Error \(criu\/image.c:563\): Magic doesn't match/);
+  expect(error.message).not.toMatch(/failed: .*RLIMIT_NOFILE/);
+});

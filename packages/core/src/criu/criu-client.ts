@@ -13,7 +13,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ErrorCode } from '../model/error-codes';
 import { FerryError } from '../model/ferry-error';
-import { readLogExcerpt } from './criu-log';
+import { isHarmlessLogLine, readLogExcerpt } from './criu-log';
 import {
   dumpWireOpts,
   restoreWireOpts,
@@ -39,6 +39,7 @@ export type NotifyScript =
   | 'pre-resume'
   | 'post-resume'
   | 'orphan-pts-master'
+  | 'query-ext-files'
   | (string & {});
 
 /** Return false (or throw) to make CRIU fail the operation at this point. */
@@ -352,7 +353,10 @@ function aborted(what: string): FerryError {
 
 function criuFailure(code: ErrorCode, what: string, resp: WireResponse, logPath: string | undefined): FerryError {
   const excerpt = logPath ? readLogExcerpt(logPath) : undefined;
-  const reason = resp.cr_errmsg || (resp.cr_errno ? `errno ${resp.cr_errno}` : 'see the log');
+  // CRIU sends the first error it logged; where that is a known-harmless line, the log's last error says more.
+  const lastError = excerpt?.lines.filter((l) => /Error/.test(l)).at(-1)?.replace(/^\(\d+\.\d+\)\s*/, '');
+  const errmsg = resp.cr_errmsg && !isHarmlessLogLine(resp.cr_errmsg) ? resp.cr_errmsg : lastError;
+  const reason = errmsg || (resp.cr_errno ? `errno ${resp.cr_errno}` : 'see the log');
   const lines = excerpt?.lines.length ? `\n${excerpt.lines.map((l) => `  ${l}`).join('\n')}` : '';
   return new FerryError(code, `CRIU ${what} failed: ${reason}${logPath ? ` (log: ${logPath})` : ''}${lines}`, {
     hint: logPath ? `Read ${logPath} for the full story; \`ferry doctor\` checks the host.` : 'Run `ferry doctor` to check the host.',

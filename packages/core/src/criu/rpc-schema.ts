@@ -3,10 +3,8 @@
  * documented field numbers. Only the fields ferry uses are declared; unknown fields in responses are skipped by
  * the decoder. protobufjs does not enforce proto2 `required`, so responses are validated in rpc-codec.ts.
  */
-import * as protobuf from 'protobufjs';
+import { protoMessage, protoRoot, type FieldSpec } from './proto-message';
 
-type Rule = 'optional' | 'required' | 'repeated';
-type FieldSpec = readonly [name: string, id: number, type: string, rule?: Rule];
 
 export const REQ_TYPE = {
   EMPTY: 0,
@@ -85,64 +83,46 @@ const OPTS_FIELDS: readonly FieldSpec[] = [
   ['display_stats', 70, 'bool'],
 ];
 
-function message(name: string, fields: readonly FieldSpec[]): protobuf.Type {
-  const type = new protobuf.Type(name);
-  for (const [fieldName, id, fieldType, rule] of fields) {
-    type.add(new protobuf.Field(fieldName, id, fieldType, rule === 'optional' ? undefined : rule));
-  }
-  return type;
-}
 
-function buildRoot(): protobuf.Root {
-  const root = new protobuf.Root();
-  root.add(message('criu_page_server_info', [['address', 1, 'string'], ['port', 2, 'int32'], ['pid', 3, 'int32'], ['fd', 4, 'int32']]));
-  root.add(message('join_namespace', [['ns', 1, 'string', 'required'], ['ns_file', 2, 'string', 'required'], ['extra_opt', 3, 'string']]));
-  root.add(message('inherit_fd', [['key', 1, 'string', 'required'], ['fd', 2, 'int32', 'required']]));
-  root.add(message('cgroup_root', [['ctrl', 1, 'string'], ['path', 2, 'string', 'required']]));
-  root.add(message('criu_opts', OPTS_FIELDS));
-  root.add(message('criu_features', [['mem_track', 1, 'bool'], ['lazy_pages', 2, 'bool'], ['pidfd_store', 3, 'bool']]));
-  root.add(message('criu_dump_resp', [['restored', 1, 'bool']]));
-  root.add(message('criu_restore_resp', [['pid', 1, 'int32', 'required']]));
-  root.add(message('criu_notify', [['script', 1, 'string'], ['pid', 2, 'int32']]));
-  root.add(
-    message('criu_version', [
-      ['major_number', 1, 'int32', 'required'],
-      ['minor_number', 2, 'int32', 'required'],
-      ['gitid', 3, 'string'],
-      ['sublevel', 4, 'int32'],
-      ['extra', 5, 'int32'],
-      ['name', 6, 'string'],
-    ]),
-  );
-  root.add(
-    message('criu_req', [
-      ['type', 1, 'int32', 'required'],
-      ['opts', 2, 'criu_opts'],
-      ['notify_success', 3, 'bool'],
-      ['keep_open', 4, 'bool'],
-      ['features', 5, 'criu_features'],
-      ['pid', 6, 'uint32'],
-    ]),
-  );
-  root.add(
-    message('criu_resp', [
-      ['type', 1, 'int32', 'required'],
-      ['success', 2, 'bool', 'required'],
-      ['dump', 3, 'criu_dump_resp'],
-      ['restore', 4, 'criu_restore_resp'],
-      ['notify', 5, 'criu_notify'],
-      ['ps', 6, 'criu_page_server_info'],
-      ['cr_errno', 7, 'int32'],
-      ['features', 8, 'criu_features'],
-      ['cr_errmsg', 9, 'string'],
-      ['version', 10, 'criu_version'],
-      ['status', 11, 'int32'],
-    ]),
-  );
-  root.resolveAll();
-  return root;
-}
-
-const root = buildRoot();
+const root = protoRoot([
+  protoMessage('criu_page_server_info', [['address', 1, 'string'], ['port', 2, 'int32'], ['pid', 3, 'int32'], ['fd', 4, 'int32']]),
+  protoMessage('join_namespace', [['ns', 1, 'string', 'required'], ['ns_file', 2, 'string', 'required'], ['extra_opt', 3, 'string']]),
+  protoMessage('inherit_fd', [['key', 1, 'string', 'required'], ['fd', 2, 'int32', 'required']]),
+  protoMessage('cgroup_root', [['ctrl', 1, 'string'], ['path', 2, 'string', 'required']]),
+  protoMessage('criu_opts', OPTS_FIELDS),
+  protoMessage('criu_features', [['mem_track', 1, 'bool'], ['lazy_pages', 2, 'bool'], ['pidfd_store', 3, 'bool']]),
+  protoMessage('criu_dump_resp', [['restored', 1, 'bool']]),
+  protoMessage('criu_restore_resp', [['pid', 1, 'int32', 'required']]),
+  protoMessage('criu_notify', [['script', 1, 'string'], ['pid', 2, 'int32']]),
+  protoMessage('criu_version', [
+    ['major_number', 1, 'int32', 'required'],
+    ['minor_number', 2, 'int32', 'required'],
+    ['gitid', 3, 'string'],
+    ['sublevel', 4, 'int32'],
+    ['extra', 5, 'int32'],
+    ['name', 6, 'string'],
+  ]),
+  protoMessage('criu_req', [
+    ['type', 1, 'int32', 'required'],
+    ['opts', 2, 'criu_opts'],
+    ['notify_success', 3, 'bool'],
+    ['keep_open', 4, 'bool'],
+    ['features', 5, 'criu_features'],
+    ['pid', 6, 'uint32'],
+  ]),
+  protoMessage('criu_resp', [
+    ['type', 1, 'int32', 'required'],
+    ['success', 2, 'bool', 'required'],
+    ['dump', 3, 'criu_dump_resp'],
+    ['restore', 4, 'criu_restore_resp'],
+    ['notify', 5, 'criu_notify'],
+    ['ps', 6, 'criu_page_server_info'],
+    ['cr_errno', 7, 'int32'],
+    ['features', 8, 'criu_features'],
+    ['cr_errmsg', 9, 'string'],
+    ['version', 10, 'criu_version'],
+    ['status', 11, 'int32'],
+  ]),
+]);
 export const CriuReq = root.lookupType('criu_req');
 export const CriuResp = root.lookupType('criu_resp');

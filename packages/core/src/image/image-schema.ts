@@ -3,12 +3,10 @@
  * with protobufjs reflection from the documented field numbers. Only useful fields are declared; the decoder skips
  * the others. `required` is declared where CRIU's proto says so: protobufjs's decoder rejects an entry that lacks one.
  */
-import * as protobuf from 'protobufjs';
+import { protoMessage, protoRoot, type FieldSpec } from '../criu/proto-message';
 import type { ImageSpec } from './image-file';
 import { IMAGE_KINDS } from './image-magic';
 
-type Rule = 'optional' | 'required' | 'repeated';
-type FieldSpec = readonly [name: string, id: number, type: string, rule?: Rule];
 
 /** pagemap_entry.flags bits. */
 export const PE_FLAGS = {
@@ -79,28 +77,16 @@ const RESTORE_STATS_FIELDS: readonly FieldSpec[] = [
   ['pages_restored', 5, 'uint64'],
 ];
 
-function message(name: string, fields: readonly FieldSpec[]): protobuf.Type {
-  const type = new protobuf.Type(name);
-  for (const [fieldName, id, fieldType, rule] of fields) {
-    type.add(new protobuf.Field(fieldName, id, fieldType, rule === 'optional' ? undefined : rule));
-  }
-  return type;
-}
 
-function buildRoot(): protobuf.Root {
-  const root = new protobuf.Root();
-  root.add(message('inventory_entry', INVENTORY_FIELDS));
-  root.add(message('pstree_entry', PSTREE_FIELDS));
-  root.add(message('pagemap_head', [['pages_id', 1, 'uint32', 'required']]));
-  root.add(message('pagemap_entry', PAGEMAP_FIELDS));
-  root.add(message('dump_stats_entry', DUMP_STATS_FIELDS));
-  root.add(message('restore_stats_entry', RESTORE_STATS_FIELDS));
-  root.add(message('stats_entry', [['dump', 1, 'dump_stats_entry'], ['restore', 2, 'restore_stats_entry']]));
-  root.resolveAll();
-  return root;
-}
-
-const root = buildRoot();
+const root = protoRoot([
+  protoMessage('inventory_entry', INVENTORY_FIELDS),
+  protoMessage('pstree_entry', PSTREE_FIELDS),
+  protoMessage('pagemap_head', [['pages_id', 1, 'uint32', 'required']]),
+  protoMessage('pagemap_entry', PAGEMAP_FIELDS),
+  protoMessage('dump_stats_entry', DUMP_STATS_FIELDS),
+  protoMessage('restore_stats_entry', RESTORE_STATS_FIELDS),
+  protoMessage('stats_entry', [['dump', 1, 'dump_stats_entry'], ['restore', 2, 'restore_stats_entry']]),
+]);
 export const InventoryEntry = root.lookupType('inventory_entry');
 export const PstreeEntry = root.lookupType('pstree_entry');
 export const PagemapHead = root.lookupType('pagemap_head');

@@ -5,6 +5,7 @@ import yargs, { type Argv } from 'yargs';
 import { FerryError } from '@ferry/core';
 import { agentCommand } from './commands/agent';
 import { doctorCommand } from './commands/doctor';
+import { drainCommand } from './commands/drain';
 import { checkpointCommand } from './commands/checkpoint';
 import { migrateCommand } from './commands/migrate';
 import { psCommand } from './commands/ps';
@@ -12,7 +13,7 @@ import { restoreCommand } from './commands/restore';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, migrateCommand, agentCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, migrateCommand, drainCommand, agentCommand];
 
 export function buildParser(argv: string[], scriptName: string): Argv {
   let parser = yargs(argv)

@@ -14,3 +14,5 @@ export * from './engine/undo-stack';
 export * from './transport/ssh-agent-connection';
 export * from './engine/host-summary';
 export * from './transfer';
+export * from './engine/plan-drain';
+export * from './transport/remote-ferry';

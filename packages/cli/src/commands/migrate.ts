@@ -1,8 +1,8 @@
 import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
-import { FERRY_STATE_DIR } from '@ferry/core';
-import { criuClient, runtimeRegistry } from '../host-context';
-import { connectAgentOverSsh, hostSummary, migrateContainer, resolveDestination, runAgentCleanup, type RequestedStrategy, type SshAgentOptions } from '@ferry/migrate';
+import { migrationDeps } from '../migration-deps';
+import { withInterrupt } from './interrupt';
+import { migrateContainer, resolveDestination, type RequestedStrategy } from '@ferry/migrate';
 import { createEventRenderer } from '../render-events';
 import { renderReport } from '../render-report';
 
@@ -38,19 +38,8 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object per event and a final report' }),
   handler: async (args) => {
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'] });
-    const criu = criuClient();
-    const registry = runtimeRegistry();
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    const sshOptions: SshAgentOptions = {
-      agentSocket: process.env.SSH_AUTH_SOCK,
-      acceptNewHostKey: args['accept-new-host-key'],
-      agentCommand: args['agent-command']?.split(' ').filter(Boolean),
-    };
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
-    try {
+    await withInterrupt(async (signal) => {
       const report = await migrateContainer(
         {
           container: args.container,
@@ -61,21 +50,11 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
           extUnixSk: args['ext-unix-sk'],
           sharedStorage: args['shared-storage'],
           onEvent: render,
-          signal: controller.signal,
+          signal,
         },
-        {
-          findContainer: (name) => registry.findContainer(name),
-          criu,
-          connectAgent: (dest, signal) => connectAgentOverSsh(dest, sshOptions, signal),
-          cleanupRemote: (dest, id) => runAgentCleanup(dest, sshOptions, id),
-          localHost: () => hostSummary(criu, registry.adapters),
-          stateDir: FERRY_STATE_DIR,
-        },
+        migrationDeps(args),
       );
       process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report));
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    }
+    });
   },
 };

@@ -50,6 +50,8 @@ export const ERROR_CODES = [
   'ERR_AGENT_PROTOCOL',
   'ERR_AGENT_FAILED',
   'ERR_ROLLBACK_FAILED',
+  // Host drains: some containers moved, some did not (each one's error is reported).
+  'ERR_DRAIN_INCOMPLETE',
   // Native primitives surfaced as ferry errors.
   'ERR_NATIVE_FAILED',
   // The user interrupted.

@@ -437,6 +437,10 @@ export class RuncAdapter implements RuntimeAdapter {
         owned.netns = nsName;
         this.writeOwned(name, owned);
         newNetnsPath = await createNetns(this.tools, nsName, record?.netns?.interfaces ?? [], this.options.netnsUplink);
+      } else if (ns?.path !== undefined) {
+        // The namespace is still here (the container comes back to a host it left): a migration fenced its links
+        // when it moved away, and the restored sockets need them up.
+        for (const iface of record?.netns?.interfaces ?? []) await this.ipIn(ns.path, ['link', 'set', iface.ifname, 'up']);
       }
       // 2. The bundle: the original one when nothing changes, else a copy of config.json in the state dir.
       const rewritten = rewriteConfigForRestore(config, {

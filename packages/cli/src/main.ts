@@ -7,13 +7,14 @@ import { agentCommand } from './commands/agent';
 import { doctorCommand } from './commands/doctor';
 import { drainCommand } from './commands/drain';
 import { checkpointCommand } from './commands/checkpoint';
+import { cloneCommand } from './commands/clone';
 import { migrateCommand } from './commands/migrate';
 import { psCommand } from './commands/ps';
 import { restoreCommand } from './commands/restore';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, migrateCommand, drainCommand, agentCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, migrateCommand, cloneCommand, drainCommand, agentCommand];
 
 export function buildParser(argv: string[], scriptName: string): Argv {
   let parser = yargs(argv)

@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'ERR_PRECHECK_INCOMPATIBLE',
   /** A container configuration CRIU cannot dump (a terminal, stdio on host files). */
   'ERR_PRECHECK_UNSUPPORTED_CONFIG',
+  'ERR_PRECHECK_CLONE_CONFLICT',
   // CRIU itself.
   'ERR_CRIU_SPAWN_FAILED',
   'ERR_CRIU_PROTOCOL',

@@ -166,6 +166,25 @@ export function resolveRuncAdapterOptions(input: Partial<RuncAdapterOptions> = {
   });
 }
 
+/** The recorded interfaces with addresses replaced where `readdress` names the interface, and a fresh MAC. */
+function readdressed(interfaces: readonly NetnsInterface[], readdress: Readonly<Record<string, string>> | undefined): NetnsInterface[] {
+  if (!readdress) return [...interfaces];
+  for (const ifname of Object.keys(readdress)) {
+    if (!interfaces.some((i) => i.ifname === ifname)) {
+      throw new FerryError('ERR_PRECHECK_BAD_INPUT', `the container has no interface ${ifname} to give a new address`, {
+        hint: `Interfaces: ${interfaces.map((i) => i.ifname).join(', ') || 'none'}.`,
+      });
+    }
+  }
+  return interfaces.map((iface) => {
+    const address = readdress[iface.ifname];
+    if (!address) return iface;
+    const family = address.includes(':') ? 'inet6' : 'inet';
+    const { mac: _old, ...rest } = iface;
+    return { ...rest, addresses: [{ ifname: iface.ifname, family, address }] };
+  });
+}
+
 /** Calls onReady once `path` is no longer empty (polled: inotify would add nothing for a one-byte file). */
 function watchStatusFile(path: string, onReady: () => void): { stop(): void } {
   const timer = setInterval(() => {
@@ -436,7 +455,7 @@ export class RuncAdapter implements RuntimeAdapter {
         }
         owned.netns = nsName;
         this.writeOwned(name, owned);
-        newNetnsPath = await createNetns(this.tools, nsName, record?.netns?.interfaces ?? [], this.options.netnsUplink);
+        newNetnsPath = await createNetns(this.tools, nsName, readdressed(record?.netns?.interfaces ?? [], options.readdress), this.options.netnsUplink);
       } else if (ns?.path !== undefined) {
         // The namespace is still here (the container comes back to a host it left): a migration fenced its links
         // when it moved away, and the restored sockets need them up.
@@ -517,6 +536,19 @@ export class RuncAdapter implements RuntimeAdapter {
     };
     await setLinks('down');
     return { unfence: () => setLinks('up') };
+  }
+
+  async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
+    const info = await this.inspect(id);
+    const ns = networkNamespaceOf(this.readBundleConfig(info));
+    if (!ns) return { addresses: [], establishedTcp: 0 };
+    const nsPath = ns.path ?? `/proc/${info.pid}/ns/net`;
+    const interfaces = await readNetnsInterfaces(this.tools, nsPath);
+    const { stdout } = await run(this.options.nsenterPath, [`--net=${nsPath}`, 'ss', '-Htn', 'state', 'established']);
+    return {
+      addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
+      establishedTcp: stdout.split('\n').filter((l) => l.trim()).length,
+    };
   }
 
   private async ipIn(nsPath: string, args: string[]): Promise<void> {

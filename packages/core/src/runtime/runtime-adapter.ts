@@ -44,6 +44,11 @@ export interface RestoreOptions {
   extUnixSk?: boolean;
   /** Post-copy: memory comes from a `criu lazy-pages` daemon the caller started with the same work dir. */
   lazyPages?: boolean;
+  /**
+   * New addresses (CIDR by interface name) for a re-created network namespace, with fresh MACs: a clone must not
+   * answer for the original's addresses.
+   */
+  readdress?: Readonly<Record<string, string>>;
   signal?: AbortSignal;
 }
 
@@ -85,4 +90,6 @@ export interface RuntimeAdapter {
    * after the checkpoint; unfence() restores it (rollback).
    */
   fenceNetwork(id: string): Promise<{ unfence(): Promise<void> }>;
+  /** What ties the container to its network identity: its addresses and its established TCP connections. */
+  networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }>;
 }

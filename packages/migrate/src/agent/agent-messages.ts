@@ -44,6 +44,8 @@ export interface RestoreParams {
   migrationId: string;
   /** Post-copy: the source's page server, tunnelled to 127.0.0.1:PORT on this host. */
   lazyPagesPort?: number;
+  /** Clones: new addresses (CIDR by interface) for the re-created network namespace. */
+  readdress?: Record<string, string>;
   tcpEstablished: boolean;
   fileLocks: boolean;
   extUnixSk: boolean;

@@ -121,6 +121,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
         fileLocks: params.fileLocks,
         extUnixSk: params.extUnixSk,
         lazyPages: params.lazyPagesPort !== undefined,
+        readdress: params.readdress,
       });
     } catch (err) {
       m.lazy?.kill();

@@ -64,6 +64,11 @@ export interface MigrateRequest {
   sharedStorage: boolean;
   onEvent?: EventSink;
   signal?: AbortSignal;
+  /**
+   * Clone instead of move: the source keeps running (frozen only while it is dumped) and the copy starts under
+   * `name` on the destination, with new addresses when the container has any.
+   */
+  clone?: { name: string; readdress?: Record<string, string> };
 }
 
 export interface MigrationReport {
@@ -71,6 +76,8 @@ export interface MigrationReport {
   container: string;
   runtime: RuntimeName;
   destination: string;
+  /** Name of the container on the destination (differs for clones). */
+  destinationName: string;
   strategy: StrategyName;
   strategyReason: string;
   /** From freeze to the restored container running on the destination. */
@@ -115,6 +122,9 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
   }
   await adapter.preflight(container);
   const name = container.ref.id;
+  const clone = request.clone;
+  if (clone) await checkClonable(adapter, name, clone, request.strategy);
+  const targetName = clone?.name ?? name;
   const outgoing = join(deps.stateDir, 'outgoing', migrationId);
   let frozenAt: number | undefined;
   let agent: AgentConnection | undefined;
@@ -134,12 +144,13 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       });
       checkCompatible(local, hello.host, adapter.name, request.destination.name);
       const choice = chooseStrategy({
-        requested: request.strategy,
+        // A clone leaves the source running: only a dump that leaves it running fits (post-copy ends the source).
+        requested: clone ? 'stop-and-copy' : request.strategy,
         source: { memTrack: local.criu.memTrack, lazyPages: local.criu.lazyPages },
         destination: { memTrack: hello.host.criu.memTrack, lazyPages: hello.host.criu.lazyPages },
         implemented: IMPLEMENTED_STRATEGIES,
       });
-      await peer.request('prepare', { migrationId, runtime: adapter.name, name });
+      await peer.request('prepare', { migrationId, runtime: adapter.name, name: targetName });
       undo.push('clean the destination', async () => {
         // The agent undoes everything itself when its connection drops; when it is gone, ask a new one to.
         if (!peer.closed) await peer.request('abort', { migrationId }).catch(() => undefined);
@@ -168,6 +179,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       if (strategy !== 'post-copy') await adapter.pause(name);
       frozenAt = Date.now();
       undo.push('thaw the source', () => adapter.resume(name));
+      if (clone) return; // the source keeps its network: it goes on running
       const fence = await adapter.fenceNetwork(name);
       undo.push('reconnect the source network', () => fence.unfence());
     });
@@ -211,6 +223,12 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     } else {
       await phase('checkpoint', () => adapter.checkpoint(container.ref, { imagesDir, workDir, leaveRunning: true, ...criuFlags, signal }));
     }
+    let sourceFrozenMs: number | undefined;
+    if (clone) {
+      await adapter.resume(name);
+      undo.drop('thaw the source');
+      sourceFrozenMs = Date.now() - (frozenAt ?? started);
+    }
 
     if (before && bundle) {
       const diff = diffSnapshots(before, await snapshotDir(bundle));
@@ -239,9 +257,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
 
     const lazyPagesPort = lazyDump ? await connection.tunnelToLocal(pageServerPort) : undefined;
     const restored = await phase('restore', () =>
-      peer.request<RestoreResultMessage>('restore', { migrationId, lazyPagesPort, ...criuFlags }),
+      peer.request<RestoreResultMessage>('restore', { migrationId, lazyPagesPort, readdress: clone?.readdress, ...criuFlags }),
     );
-    const downtimeMs = Date.now() - (frozenAt ?? started);
+    // For a clone, "downtime" is how long the source was frozen; the copy's start does not stop the source.
+    const downtimeMs = sourceFrozenMs ?? Date.now() - (frozenAt ?? started);
 
     if (lazyDump) {
       // The container runs on the destination and pulls its memory from the frozen source. A failure here makes
@@ -315,7 +334,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
 
     await phase('cleanup', async () => {
       try {
-        await adapter.remove(name);
+        if (!clone) await adapter.remove(name);
       } catch (err) {
         warnings.push(`could not remove the source container ${name}: ${(err as Error).message}`);
       }
@@ -329,6 +348,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       container: name,
       runtime: adapter.name,
       destination: request.destination.name,
+      destinationName: targetName,
       strategy,
       strategyReason: reason,
       downtimeMs,
@@ -355,6 +375,27 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       });
     }
     throw err;
+  }
+}
+
+async function checkClonable(adapter: RuntimeAdapter, name: string, clone: NonNullable<MigrateRequest['clone']>, requested: RequestedStrategy): Promise<void> {
+  const refuse = (message: string, hint: string) => new FerryError('ERR_PRECHECK_CLONE_CONFLICT', message, { hint });
+  if (requested !== 'auto' && requested !== 'stop-and-copy') {
+    throw refuse(`a clone cannot use ${requested}: it would end or stop the original`, 'Clone with --strategy auto or stop-and-copy.');
+  }
+  const ties = await adapter.networkTies(name);
+  if (ties.establishedTcp > 0) {
+    throw refuse(
+      `${name} holds ${ties.establishedTcp} established TCP connection(s): a clone would answer on them too`,
+      'Clone while it has no open connections (or migrate it instead).',
+    );
+  }
+  const unaddressed = ties.addresses.filter(() => !clone.readdress || Object.keys(clone.readdress).length === 0);
+  if (unaddressed.length > 0) {
+    throw refuse(
+      `${name} has addresses (${ties.addresses.join(', ')}) that the clone would take too`,
+      'Give the clone its own address with --address IFNAME=CIDR (e.g. --address eth0=10.0.0.9/24).',
+    );
   }
 }
 

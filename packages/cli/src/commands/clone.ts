@@ -1,0 +1,63 @@
+import { homedir } from 'node:os';
+import type { CommandModule } from 'yargs';
+import { FerryError } from '@ferry/core';
+import { migrateContainer, resolveDestination } from '@ferry/migrate';
+import { migrationDeps } from '../migration-deps';
+import { createEventRenderer } from '../render-events';
+import { renderReport } from '../render-report';
+import { withInterrupt } from './interrupt';
+
+export interface CloneArgs {
+  container: string;
+  to: string;
+  name?: string;
+  address?: string[];
+  json: boolean;
+  'hosts-file'?: string[];
+  'accept-new-host-key': boolean;
+  'agent-command'?: string;
+}
+
+export const cloneCommand: CommandModule<object, CloneArgs> = {
+  command: 'clone <container>',
+  describe: 'Copy a running container to another host; the original keeps running',
+  builder: (y) =>
+    y
+      .positional('container', { type: 'string', demandOption: true, describe: 'Container name, or RUNTIME:NAME' })
+      .option('to', { type: 'string', demandOption: true, describe: 'Destination host' })
+      .option('name', { type: 'string', describe: 'Name of the copy (default: NAME-clone)' })
+      .option('address', { type: 'string', array: true, describe: 'New address of the copy: IFNAME=CIDR (needed when the container has addresses)' })
+      .option('hosts-file', { type: 'string', array: true })
+      .option('accept-new-host-key', { type: 'boolean', default: false })
+      .option('agent-command', { type: 'string', hidden: true })
+      .option('json', { type: 'boolean', default: false }),
+  handler: async (args) => {
+    const readdress: Record<string, string> = {};
+    for (const spec of args.address ?? []) {
+      const m = /^([A-Za-z0-9_.-]+)=([0-9A-Fa-f:.]+\/\d{1,3})$/.exec(spec);
+      if (!m) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `--address ${spec} is not IFNAME=CIDR`, { hint: 'For example --address eth0=10.0.0.9/24.' });
+      readdress[m[1]!] = m[2]!;
+    }
+    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'] });
+    const base = args.container.includes(':') ? args.container.split(':')[1]! : args.container;
+    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
+    await withInterrupt(async (signal) => {
+      const report = await migrateContainer(
+        {
+          container: args.container,
+          destination,
+          strategy: 'auto',
+          tcpEstablished: false,
+          fileLocks: true,
+          extUnixSk: false,
+          sharedStorage: false,
+          onEvent: render,
+          signal,
+          clone: { name: args.name ?? `${base}-clone`, readdress: Object.keys(readdress).length ? readdress : undefined },
+        },
+        migrationDeps(args),
+      );
+      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report).replace(/^migrated/, 'cloned'));
+    });
+  },
+};

@@ -77,11 +77,15 @@ export function ferryOn(host: 'h1' | 'h2', args: string[], onEvent?: (e: Record<
       }
     });
     child.on('close', (status) => {
+      // One JSON object per line (events, reports); pretty-printed documents (ps, replicas) are not events.
       const parse = (text: string) =>
-        text
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as Record<string, unknown>);
+        text.split('\n').flatMap((l) => {
+          try {
+            return l.startsWith('{') ? [JSON.parse(l) as Record<string, unknown>] : [];
+          } catch {
+            return [];
+          }
+        });
       const report = parse(stdout).find((o) => o.event === 'report')?.report as Record<string, unknown> | undefined;
       const error = [...parse(stdout), ...events].find((o) => o.event === 'error')?.error as FerryRun['error'];
       resolvePromise({ status, stdout, stderr, events, report, error });

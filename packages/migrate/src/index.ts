@@ -16,3 +16,6 @@ export * from './engine/host-summary';
 export * from './transfer';
 export * from './engine/plan-drain';
 export * from './transport/remote-ferry';
+export * from './replication/replica-store';
+export * from './replication/replicate';
+export { ensureFreeCgroupsPath } from './agent/cgroup-fixup';

@@ -13,6 +13,7 @@ import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
 import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from './agent-messages';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
+import { ReplicaStore, type ReplicaMeta } from '../replication/replica-store';
 
 export interface AgentDeps {
   runtime(name: RuntimeName): RuntimeAdapter;
@@ -39,6 +40,7 @@ const ID = /^[A-Za-z0-9-]{8,64}$/;
 
 export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): Promise<void> {
   const peer = new AgentPeer(input, output, 'source');
+  const replicas = new ReplicaStore(join(deps.stateDir, 'replicas'));
   const migrations = new Map<string, Incoming>();
   let greeted = false;
 
@@ -80,6 +82,26 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     migrations.set(m.id, m);
     record(m);
     return { dir, freeDiskBytes: freeBytes(dir) };
+  });
+
+  // Replication: a round lands in the standby's replica store (replica-store.ts), not in a migration directory.
+  peer.handle('replica-prepare', async (params: PrepareParams) => {
+    requireHello();
+    if (!ID.test(params.migrationId)) throw new FerryError('ERR_AGENT_PROTOCOL', 'bad round id');
+    const dir = replicas.beginRound(params.name, params.migrationId);
+    const m: Incoming = { id: params.migrationId, dir, runtime: params.runtime, name: params.name, restored: false, committed: false };
+    migrations.set(m.id, m);
+    return { dir, freeDiskBytes: freeBytes(dir) };
+  });
+
+  peer.handle('replica-commit', async (params: { migrationId: string; meta: ReplicaMeta }) => {
+    const m = get(params.migrationId);
+    rmSync(join(m.dir, 'work'), { recursive: true, force: true });
+    const replica = replicas.completeRound(m.name, m.id, { ...params.meta, container: m.name, runtime: m.runtime, roundId: m.id });
+    m.committed = true;
+    migrations.delete(m.id);
+    deps.log(`replica of ${m.name} complete: ${replica.dir}`);
+    return { dir: replica.dir };
   });
 
   peer.handle('upload', async (params: UploadParams, stream): Promise<UploadResult> => {

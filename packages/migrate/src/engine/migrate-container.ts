@@ -410,7 +410,7 @@ function freeLocalPort(): Promise<number> {
   });
 }
 
-function checkCompatible(local: HostSummary, remote: HostSummary, runtime: RuntimeName, destination: string): void {
+export function checkCompatible(local: HostSummary, remote: HostSummary, runtime: RuntimeName, destination: string): void {
   const stop = (code: 'ERR_PRECHECK_SAME_HOST' | 'ERR_PRECHECK_INCOMPATIBLE', message: string, hint: string) => new FerryError(code, message, { hint });
   if (local.hostId === remote.hostId) {
     throw stop('ERR_PRECHECK_SAME_HOST', `${destination} is this host (${remote.hostname})`, 'Name another host after --to.');

@@ -1,0 +1,107 @@
+/**
+ * Replication to a standby: every round checkpoints the running container (frozen only while it is dumped) and
+ * stores a complete copy in the standby's replica store, where `ferry failover` restores it if the primary is gone.
+ *
+ * Contract: replicateOnce() leaves the container running whatever happens (the thaw is registered before the
+ * freeze); a failed round leaves the standby's previous copy untouched (the new one lands in an incoming directory
+ * that only a complete round turns current).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FerryError, createImageDir, type EventSink } from '@ferry/core';
+import { PROTOCOL_VERSION } from '../agent/agent-peer';
+import type { HelloResult, UploadResult } from '../agent/agent-messages';
+import { checkCompatible, type MigrateDeps } from '../engine/migrate-container';
+import { UndoStack } from '../engine/undo-stack';
+import type { Destination } from '../hosts/resolve-host';
+import { packDir } from '../transfer';
+import type { ReplicaMeta } from './replica-store';
+
+export interface ReplicaRound {
+  roundId: string;
+  container: string;
+  destination: string;
+  takenAt: string;
+  frozenMs: number;
+  bytes: number;
+  totalMs: number;
+  kind: 'full' | 'incremental';
+}
+
+export async function replicateOnce(
+  request: { container: string; destination: Destination; onEvent?: EventSink; signal?: AbortSignal },
+  deps: MigrateDeps,
+): Promise<ReplicaRound> {
+  const started = Date.now();
+  const roundId = randomUUID();
+  const undo = new UndoStack();
+  const { adapter, container } = await deps.findContainer(request.container);
+  if (container.state !== 'running') {
+    throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `container ${request.container} is ${container.state}, not running`, { hint: 'Replication copies running containers.' });
+  }
+  await adapter.preflight(container);
+  const name = container.ref.id;
+  const outgoing = join(deps.stateDir, 'outgoing', roundId);
+  try {
+    const connection = await deps.connectAgent(request.destination, request.signal);
+    undo.push('close the connection', () => connection.close());
+    const peer = connection.peer;
+    const local = await deps.localHost();
+    const hello = await peer.request<HelloResult>('hello', {
+      protocol: PROTOCOL_VERSION,
+      ferryVersion: local.ferryVersion,
+      source: { hostId: local.hostId, hostname: local.hostname },
+    });
+    checkCompatible(local, hello.host, adapter.name, request.destination.name);
+    await peer.request('replica-prepare', { migrationId: roundId, runtime: adapter.name, name });
+    undo.push('drop the incomplete round', () => peer.request('abort', { migrationId: roundId }).then(() => undefined, () => undefined));
+    let bytes = 0;
+    if (container.bundle) {
+      const bundle = container.bundle;
+      bytes += (await peer.request<UploadResult>('upload', { migrationId: roundId, part: 'bundle' }, (sink) => packDir(bundle, sink).then(() => undefined))).bytes;
+    }
+    const imagesDir = createImageDir(join(outgoing, 'images'));
+    mkdirSync(join(outgoing, 'work'), { recursive: true, mode: 0o700 });
+    await adapter.pause(name);
+    const frozenAt = Date.now();
+    undo.push('thaw the container', () => adapter.resume(name));
+    await adapter.checkpoint(container.ref, { imagesDir, workDir: join(outgoing, 'work'), leaveRunning: true, fileLocks: true, signal: request.signal });
+    await adapter.resume(name);
+    undo.drop('thaw the container');
+    const frozenMs = Date.now() - frozenAt;
+    bytes += (await peer.request<UploadResult>('upload', { migrationId: roundId, part: 'images' }, (sink) => packDir(imagesDir, sink).then(() => undefined))).bytes;
+    const takenAt = new Date(frozenAt).toISOString();
+    const kind = 'full' as const; // incremental rounds need soft-dirty memory tracking (CRIU pre-dump chains)
+    const meta: ReplicaMeta = { container: name, runtime: adapter.name, roundId, sourceHost: local.hostname, takenAt, frozenMs, bytes, kind };
+    await peer.request('replica-commit', { migrationId: roundId, meta });
+    undo.drop('drop the incomplete round');
+    await undo.run();
+    return { roundId, container: name, destination: request.destination.name, takenAt, frozenMs, bytes, totalMs: Date.now() - started, kind };
+  } catch (err) {
+    await undo.run();
+    throw err;
+  } finally {
+    rmSync(outgoing, { recursive: true, force: true });
+  }
+}
+
+export interface ReplicationStatus {
+  container: string;
+  destination: string;
+  everyMs: number;
+  rounds: number;
+  failures: number;
+  lastGood?: ReplicaRound;
+  lastError?: { at: string; message: string; code?: string };
+  nextDueAt?: string;
+  pid: number;
+  updatedAt: string;
+}
+
+export function writeReplicationStatus(dir: string, status: ReplicationStatus): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, `${status.container}.json`);
+  writeFileSync(`${file}.tmp`, JSON.stringify(status, null, 2), { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}

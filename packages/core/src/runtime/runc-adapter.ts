@@ -337,6 +337,7 @@ export class RuncAdapter implements RuntimeAdapter {
     if (options.extUnixSk) args.push('--ext-unix-sk');
     const lazy = options.lazyPages;
     if (lazy) args.push('--lazy-pages', '--page-server', `${lazy.address}:${lazy.port}`, '--status-fd', '3');
+    else if (options.pageServer) args.push('--page-server', `${options.pageServer.address}:${options.pageServer.port}`);
     args.push(ref.id);
 
     const record: CheckpointRecord = {

@@ -28,6 +28,8 @@ export interface CheckpointOptions {
    * when the images are complete and the page server listens; the call resolves when every page was served.
    */
   lazyPages?: { address: string; port: number; onReady: () => void };
+  /** Stream memory pages to a CRIU page server (e.g. the destination's, through a tunnel) instead of imagesDir. */
+  pageServer?: { address: string; port: number };
   onNotify?: NotifyHandler;
   signal?: AbortSignal;
 }

@@ -8,7 +8,8 @@
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError, isFerryError, startLazyPagesDaemon, type CriuClient, type LazyPagesDaemon, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, isFerryError, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { createServer, type AddressInfo } from 'node:net';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
 import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from './agent-messages';
@@ -34,6 +35,8 @@ interface Incoming {
   committed: boolean;
   /** Post-copy only; not serialised. */
   lazy?: LazyPagesDaemon;
+  /** Streamed stop-and-copy: the page server receiving the dump's memory; not serialised. */
+  pageServer?: PageServerProcess;
 }
 
 const ID = /^[A-Za-z0-9-]{8,64}$/;
@@ -112,6 +115,20 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     return { files: result.files, bytes: result.bytes };
   });
 
+  // Streamed stop-and-copy: the dump sends its memory here (through the source's tunnel) while it runs, instead of
+  // writing it to the source's disk and sending it afterwards.
+  peer.handle('page-server', async (params: { migrationId: string }) => {
+    const m = get(params.migrationId);
+    m.pageServer = await startPageServerProcess({
+      criuPath: deps.criu.criuPath,
+      imagesDir: join(m.dir, 'images'),
+      workDir: join(m.dir, 'work'),
+      address: '127.0.0.1',
+      port: await freePort(),
+    });
+    return { port: m.pageServer.port };
+  });
+
   peer.handle('cpuinfo-check', async (params: UploadParams, stream) => {
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'cpuinfo-check without data');
@@ -125,6 +142,15 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const m = get(params.migrationId);
     const bundle = join(m.dir, 'bundle');
     ensureFreeCgroupsPath(bundle, deps.cgroupRoots, m.id.slice(0, 8));
+    if (m.pageServer) {
+      // The dump is over on the source; its page server finishes writing the pages it received.
+      const { code, signal } = await m.pageServer.exited;
+      if (code !== 0) {
+        throw new FerryError('ERR_CRIU_PAGE_SERVER_FAILED', `the page server receiving the memory of ${m.name} ended with ${signal ?? `exit ${code}`} (log: ${m.pageServer.logPath})`, {
+          hint: 'The source resumes; check the link between the hosts and migrate again.',
+        });
+      }
+    }
     const started = Date.now();
     const imagesDir = join(m.dir, 'images');
     const workDir = join(m.dir, 'work');
@@ -216,13 +242,14 @@ const RECORD = 'migration.json';
 
 /** Written at each step so that a later `ferry agent --cleanup ID` knows what a dead agent left behind. */
 function record(m: Incoming): void {
-  const { lazy: _daemon, ...saved } = m;
+  const { lazy: _daemon, pageServer: _server, ...saved } = m;
   writeFileSync(join(m.dir, RECORD), JSON.stringify(saved), { mode: 0o600 });
 }
 
 async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log'>): Promise<void> {
   if (m.committed) return;
   m.lazy?.kill();
+  m.pageServer?.kill();
   if (m.restored) {
     deps.log(`rolling back: removing restored ${m.name}`);
     await deps.runtime(m.runtime).remove(m.name).catch((err: unknown) => deps.log(`cannot remove ${m.name}: ${(err as Error).message}`));
@@ -246,6 +273,17 @@ export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtim
   }
   await undoMigration({ ...m, dir }, deps);
   return { cleaned: !m.committed, committed: m.committed };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 function freeBytes(dir: string): number {

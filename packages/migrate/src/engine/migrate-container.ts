@@ -41,6 +41,8 @@ export interface AgentConnection {
   tunnelledBytes(): number;
   /** Ends every tunnelled connection: 'clean' (FIN) or 'reset' (RST); later ones get the same. */
   finishTunnels(how: 'clean' | 'reset'): void;
+  /** A local port whose connections reach 127.0.0.1:remotePort on the destination. */
+  forwardToRemote(remotePort: number): Promise<{ localPort: number; close(): void }>;
 }
 
 export interface MigrateDeps {
@@ -62,6 +64,11 @@ export interface MigrateRequest {
   extUnixSk: boolean;
   /** The bundle is on storage both hosts see at the same path: do not copy it. */
   sharedStorage: boolean;
+  /**
+   * Stop-and-copy: stream memory pages to a page server on the destination while the dump runs (default), rather
+   * than dumping to this host's disk and sending the images afterwards.
+   */
+  streamPages?: boolean;
   onEvent?: EventSink;
   signal?: AbortSignal;
   /**
@@ -174,6 +181,17 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       bytesSent += sent.bytes;
     }
 
+    // Streamed stop-and-copy: the destination's page server and the tunnel to it are ready before the freeze.
+    let pageServer: { address: string; port: number } | undefined;
+    let closePageTunnel = () => undefined as void;
+    if (strategy === 'stop-and-copy' && request.streamPages !== false) {
+      const { port } = await peer.request<{ port: number }>('page-server', { migrationId });
+      const forward = await connection.forwardToRemote(port);
+      closePageTunnel = () => forward.close();
+      undo.push('close the page tunnel', closePageTunnel);
+      pageServer = { address: '127.0.0.1', port: forward.localPort };
+    }
+
     await phase('freeze', async () => {
       // Post-copy: runc refuses a lazy checkpoint of a paused container, and CRIU freezes the tree itself.
       if (strategy !== 'post-copy') await adapter.pause(name);
@@ -221,7 +239,18 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         ]),
       );
     } else {
-      await phase('checkpoint', () => adapter.checkpoint(container.ref, { imagesDir, workDir, leaveRunning: true, ...criuFlags, signal }));
+      const sentBefore = connection.tunnelledBytes();
+      await phase(
+        'checkpoint',
+        async () => {
+          await adapter.checkpoint(container.ref, { imagesDir, workDir, leaveRunning: true, ...criuFlags, pageServer, signal });
+          closePageTunnel(); // the dump has sent every page
+          return { bytes: connection.tunnelledBytes() - sentBefore };
+        },
+        (r) => (pageServer ? r : {}),
+      );
+      bytesSent += connection.tunnelledBytes() - sentBefore;
+      bytesSentFrozen += connection.tunnelledBytes() - sentBefore;
     }
     let sourceFrozenMs: number | undefined;
     if (clone) {

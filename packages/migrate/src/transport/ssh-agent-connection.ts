@@ -1,7 +1,7 @@
 /**
  * Starts `ferry agent` on the destination over SSH and wraps the exec channel in an AgentPeer.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { FerryError } from '@ferry/core';
 import { AgentPeer } from '../agent/agent-peer';
 import type { AgentConnection } from '../engine/migrate-container';
@@ -71,6 +71,28 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
     },
     tunnelledBytes: () => tunnelBytes,
     finishTunnels,
+    forwardToRemote: async (remotePort) => {
+      // A listener here whose connections come out at 127.0.0.1:remotePort on the destination.
+      const server = createServer((local) => {
+        ssh.forwardOut('127.0.0.1', remotePort).then(
+          (remote) => {
+            local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
+            local.pipe(remote);
+            remote.pipe(local);
+            local.on('error', () => remote.destroy());
+            remote.on('error', () => local.destroy());
+          },
+          () => local.resetAndDestroy(),
+        );
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', resolve);
+      });
+      // Never what keeps the process alive: the migration's own requests do that.
+      server.unref();
+      return { localPort: (server.address() as AddressInfo).port, close: () => server.close() };
+    },
     tunnelToLocal: (localPort) =>
       ssh.forwardIn('127.0.0.1', 0, (remote) => {
         const local = connect({ host: '127.0.0.1', port: localPort });

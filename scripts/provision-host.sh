@@ -33,7 +33,7 @@ CRIU_MIN=4.2
 PIPE_MAX=4194304
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 PACKAGES=(runc iptables openssh-server openssh-client busybox-static iproute2 libxxhash-dev
-  build-essential gcc g++ libc6-dev make python3 procps util-linux tar)
+  build-essential gcc g++ libc6-dev make python3 procps util-linux tar tmux screen)
 ORIG_PATH=$PATH
 # A minimal PATH (cron, CI) may lack the sbin dirs; keep the caller's order otherwise.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"

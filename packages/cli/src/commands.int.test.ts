@@ -4,11 +4,11 @@
  * Every container a test makes is removed afterwards, also when the test fails: restored ones through the runc
  * adapter (their netns and bundle copy go too), the originals through the harness (runc delete -f, netns, bundle).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuncAdapter } from '@ferry/core';
+import { ferry, ferryOk, jsonOutput, type Run } from './testing/run-ferry';
 import {
   isAlive,
   readWorkloadState,
@@ -21,46 +21,6 @@ import {
 
 jest.setTimeout(60_000);
 
-const FERRY = join(__dirname, '..', 'bin', 'ferry.js');
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built CLI; the environment is the test's, minus what would change where ferry puts containers. */
-function ferry(...args: string[]): Promise<Run> {
-  const env = { ...process.env };
-  delete env.FERRY_NETNS_UPLINK;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [FERRY, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 45_000);
-    child.on('error', reject);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
-/** Runs ferry and expects success; the failure message shows what ferry printed. */
-async function ok(...args: string[]): Promise<Run> {
-  const run = await ferry(...args);
-  if (run.status !== 0) throw new Error(`ferry ${args.join(' ')} exited ${run.status}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
-  return run;
-}
-
-/** The one JSON object a --json command prints on stdout. */
-function json<T = Record<string, any>>(run: Run): T {
-  const lines = run.stdout.trim().split('\n');
-  expect(lines).toHaveLength(1);
-  return JSON.parse(lines[0]!) as T;
-}
 
 interface PsEntry {
   ref: { runtime: string; id: string };
@@ -70,7 +30,7 @@ interface PsEntry {
 }
 
 async function psJson(): Promise<PsEntry[]> {
-  const out = JSON.parse((await ok('ps', '--json')).stdout) as { containers: PsEntry[]; problems: string[] };
+  const out = JSON.parse((await ferryOk('ps', '--json')).stdout) as { containers: PsEntry[]; problems: string[] };
   expect(Array.isArray(out.containers)).toBe(true);
   return out.containers;
 }
@@ -108,7 +68,7 @@ function restoredLater(name: string): void {
 
 test('ferry ps lists a runc container with runtime, state and pid; --json parses', async () => {
   const c = await container();
-  const table = (await ok('ps')).stdout.split('\n');
+  const table = (await ferryOk('ps')).stdout.split('\n');
   expect(table[0]).toMatch(/^RUNTIME\s+NAME\s+STATE\s+PID\s+BUNDLE$/);
   const row = table.find((line) => line.split(/\s+/)[1] === c.name);
   expect(row).toBeDefined();
@@ -123,7 +83,7 @@ test('ferry ps lists a runc container with runtime, state and pid; --json parses
 test('checkpoint --leave-running --tcp-established --json: stats, a 0700 image dir, the container runs on', async () => {
   const c = await container();
   const images = join(dir, 'images');
-  const out = json(await ok('checkpoint', c.name, '--dir', images, '--leave-running', '--tcp-established', '--json'));
+  const out = jsonOutput(await ferryOk('checkpoint', c.name, '--dir', images, '--leave-running', '--tcp-established', '--json'));
   expect(out).toMatchObject({ event: 'checkpoint', container: { runtime: 'runc', id: c.name }, imagesDir: images, leaveRunning: true, state: 'running' });
   expect(out.stats.frozenMs).toBeGreaterThan(0);
   expect(out.stats.totalMs).toBeGreaterThan(0);
@@ -143,7 +103,7 @@ test('checkpoint stops the container; restore --name NEW --json brings it back w
   const c = await container();
   await waitForCounter(c.stateFile, 10);
   const images = join(dir, 'images');
-  const human = await ok('checkpoint', c.name, '--dir', images);
+  const human = await ferryOk('checkpoint', c.name, '--dir', images);
   expect(human.stdout).toContain(`checkpointed runc:${c.name} into ${images}`);
   expect(human.stdout).toMatch(/frozen\s+[\d.]+ ms/);
   expect(human.stdout).toMatch(/dump time\s+[\d.]+ ms \(memory dump [\d.]+ ms, memory write [\d.]+ ms, \d+ pages written\)/);
@@ -154,7 +114,7 @@ test('checkpoint stops the container; restore --name NEW --json brings it back w
 
   const name = `${c.name}-r`;
   restoredLater(name);
-  const out = json(await ok('restore', images, '--name', name, '--json'));
+  const out = jsonOutput(await ferryOk('restore', images, '--name', name, '--json'));
   expect(out).toMatchObject({ event: 'restore', container: { ref: { runtime: 'runc', id: name }, state: 'running' }, imagesDir: images });
   expect(out.restoreMs).toBeGreaterThan(0);
   expect(out.stats).toMatchObject({ restoreMs: out.restoreMs });
@@ -179,12 +139,12 @@ test('checkpoint stops the container; restore --name NEW --json brings it back w
 test('one image restores twice under two names (the images are not consumed)', async () => {
   const c = await container();
   const images = join(dir, 'images');
-  await ok('checkpoint', c.name, '--dir', images, '--json');
+  await ferryOk('checkpoint', c.name, '--dir', images, '--json');
   const names = [`${c.name}-a`, `${c.name}-b`];
   const pids: number[] = [];
   for (const name of names) {
     restoredLater(name);
-    const run = await ok('restore', images, '--name', name);
+    const run = await ferryOk('restore', images, '--name', name);
     const match = new RegExp(`^restored runc:${name} \\(pid (\\d+)\\) from ${images}$`, 'm').exec(run.stdout);
     expect(match).not.toBeNull();
     pids.push(Number(match![1]));

@@ -10,11 +10,15 @@ import { checkpointCommand } from './commands/checkpoint';
 import { cloneCommand } from './commands/clone';
 import { migrateCommand } from './commands/migrate';
 import { psCommand } from './commands/ps';
+import { failoverCommand, replicasCommand, replicateCommand } from './commands/replicate';
 import { restoreCommand } from './commands/restore';
+import { sessionCommand } from './commands/session';
+import { snapshotCommand } from './commands/snapshot';
+import { startCommand } from './commands/start';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, migrateCommand, cloneCommand, drainCommand, agentCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, agentCommand];
 
 export function buildParser(argv: string[], scriptName: string): Argv {
   let parser = yargs(argv)

@@ -20,3 +20,6 @@ export * from './runtime/registry';
 export { RuncAdapter, type RuncAdapterOptions } from './runtime/runc-adapter';
 export { parseNetnsUplink, type NetnsUplink } from './runtime/runc-netns';
 export * from './criu/lazy-pages-daemon';
+export * from './snapshots';
+export * from './session';
+export * from './criu/page-server-process';

@@ -4,3 +4,4 @@ export { buildFixture, FIXTURES_DIR } from './testing/fixtures';
 export * from './testing/workload';
 export { scriptedCriu, type CriuScript, type FakeCriuPeer } from './testing/scripted-criu';
 export * from './testing/runc-container';
+export * from './testing/slow-start';

@@ -7,6 +7,8 @@
  * - dumpWithHold(): resolves once the tree is dumped and still frozen (post-dump notify). The caller must then call
  *   exactly one of commit() (CRIU kills the tree) or resume() (CRIU thaws it). Until then CRIU waits.
  * - restore(): returning means the tree runs (or is stopped, with leaveStopped); throwing means nothing of it runs.
+ *   With orphanPtsMaster, the result carries the master of the pty CRIU created for the tree's terminal: the caller
+ *   owns it (closing it hangs the terminal up); on failure it is closed here.
  * Image and work directories are opened here and closed before returning; the caller keeps ownership of the paths.
  */
 import { closeSync, constants, openSync } from 'node:fs';
@@ -22,7 +24,7 @@ import {
   type CriuDumpOptions,
   type CriuRestoreOptions,
 } from './criu-options';
-import type { MessageSocketPairFactory } from './message-socket';
+import type { MessageSocketPairFactory, OwnedFd } from './message-socket';
 import type { WireOpts, WireRequest, WireResponse } from './rpc-codec';
 import { SwrkSession } from './swrk-session';
 
@@ -42,18 +44,34 @@ export type NotifyScript =
   | 'query-ext-files'
   | (string & {});
 
+/**
+ * Descriptors CRIU sent with a notification (only `orphan-pts-master` carries one). The handler may take() them and
+ * then owns them; whatever it leaves is closed by the client once the handler has settled.
+ */
+export interface NotifyFds {
+  readonly count: number;
+  take(): OwnedFd[];
+}
+
 /** Return false (or throw) to make CRIU fail the operation at this point. */
-export type NotifyHandler = (script: NotifyScript, pid: number | undefined) => boolean | void | Promise<boolean | void>;
+export type NotifyHandler = (script: NotifyScript, pid: number | undefined, fds: NotifyFds) => boolean | void | Promise<boolean | void>;
 
 /** One request/response conversation with a CRIU process (SwrkSession in production, a scripted fake in tests). */
 export interface RpcSession {
   send(request: WireRequest): Promise<void>;
   recv(): Promise<WireResponse>;
+  /** recv() plus the descriptors sent with the response (the caller owns them); sessions without it carry none. */
+  recvWithFds?(): Promise<{ response: WireResponse; fds: OwnedFd[] }>;
   call(request: WireRequest): Promise<WireResponse>;
   close(): void;
 }
 
-export type StartSession = (options: { criuPath: string; inheritFds?: readonly number[]; signal?: AbortSignal }) => Promise<RpcSession>;
+export type StartSession = (options: {
+  criuPath: string;
+  inheritFds?: readonly number[];
+  stdin?: number;
+  signal?: AbortSignal;
+}) => Promise<RpcSession>;
 
 export interface CriuClientOptions {
   criuPath: string;
@@ -67,6 +85,11 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Descriptors the criu child inherits as fd 4, 5, ... (for inherit_fd / page-server fds). */
   inheritFds?: readonly number[];
+  /**
+   * The criu child's stdin (default /dev/null). A shell-job restore (shellJob without orphanPtsMaster) attaches the
+   * job to CRIU's stdin, which must then be a terminal whose session is this process's. The caller keeps the fd.
+   */
+  stdin?: number;
 }
 
 export interface CriuVersion {
@@ -93,6 +116,11 @@ export interface DumpResult {
 export interface CriuRestoreResult {
   pid: number;
   logPath: string;
+  /**
+   * With orphanPtsMaster: the master of the pty CRIU created in place of the tree's terminal, whose master was not
+   * part of the dump. The caller owns it; the restored tree sees a hang-up when it is closed.
+   */
+  orphanPtsMaster?: OwnedFd;
 }
 
 export interface DumpHold {
@@ -177,8 +205,8 @@ export class CriuClient {
     const decision = new Promise<boolean>((resolve) => (decide = resolve));
     let held!: () => void;
     const holding = new Promise<void>((resolve) => (held = resolve));
-    const onNotify: NotifyHandler = async (script, pid) => {
-      const earlier = await call.onNotify?.(script, pid);
+    const onNotify: NotifyHandler = async (script, pid, fds) => {
+      const earlier = await call.onNotify?.(script, pid, fds);
       if (earlier === false) return false;
       if (script !== 'post-dump') return true;
       held();
@@ -225,9 +253,23 @@ export class CriuClient {
     const logPath = join(workDir, logFile);
     return this.withDirs(options.imagesDir, workDir, async (fds) => {
       const opts = restoreWireOpts({ ...options, logFile }, fds);
-      const resp = await this.run({ type: 'RESTORE', opts }, call, 'ERR_CRIU_RESTORE_FAILED', 'restore', logPath);
-      if (!resp.restore) throw new FerryError('ERR_CRIU_PROTOCOL', 'CRIU answered RESTORE without a pid');
-      return { pid: resp.restore.pid, logPath };
+      // CRIU sends the new master with the orphan-pts-master notify, which it only sends with notify_scripts on.
+      const masters: OwnedFd[] = [];
+      const onNotify: NotifyHandler | undefined = options.orphanPtsMaster
+        ? (script, pid, received) => {
+            if (script === 'orphan-pts-master') masters.push(...received.take());
+            return call.onNotify?.(script, pid, received);
+          }
+        : call.onNotify;
+      try {
+        const resp = await this.run({ type: 'RESTORE', opts }, { ...call, onNotify }, 'ERR_CRIU_RESTORE_FAILED', 'restore', logPath);
+        if (!resp.restore) throw new FerryError('ERR_CRIU_PROTOCOL', 'CRIU answered RESTORE without a pid');
+        const [orphanPtsMaster, ...extra] = masters.splice(0);
+        for (const fd of extra) fd.close();
+        return orphanPtsMaster ? { pid: resp.restore.pid, logPath, orphanPtsMaster } : { pid: resp.restore.pid, logPath };
+      } finally {
+        for (const fd of masters) fd.close();
+      }
     });
   }
 
@@ -279,7 +321,7 @@ export class CriuClient {
         if (!this.options.socketPair) throw new TypeError('CriuClient needs socketPair or startSession');
         return SwrkSession.start({ ...o, socketPair: this.options.socketPair });
       });
-    return start({ criuPath: this.options.criuPath, inheritFds: call.inheritFds, signal: call.signal });
+    return start({ criuPath: this.options.criuPath, inheritFds: call.inheritFds, stdin: call.stdin, signal: call.signal });
   }
 
   private async simple(request: WireRequest, code: ErrorCode, what: string, signal?: AbortSignal): Promise<WireResponse> {
@@ -301,20 +343,25 @@ export class CriuClient {
       if (call.signal?.aborted) throw aborted(what);
       await session.send(request);
       for (;;) {
-        const resp = await session.recv().catch((err: unknown) => {
+        const received = session.recvWithFds ? session.recvWithFds() : session.recv().then((response) => ({ response, fds: [] as OwnedFd[] }));
+        const { response: resp, fds } = await received.catch((err: unknown) => {
           if (call.signal?.aborted) throw aborted(what);
           if (err instanceof FerryError) err.details.logPath = logPath;
           throw err;
         });
         if (resp.type !== 'NOTIFY') {
+          for (const fd of fds) fd.close();
           if (!resp.success) throw criuFailure(code, what, resp, logPath);
           return resp;
         }
         let ok = true;
+        const notifyFds = takeable(fds);
         try {
-          ok = (await call.onNotify?.(resp.notify?.script ?? '', resp.notify?.pid)) !== false;
+          ok = (await call.onNotify?.(resp.notify?.script ?? '', resp.notify?.pid, notifyFds)) !== false;
         } catch {
           ok = false;
+        } finally {
+          for (const fd of notifyFds.take()) fd.close();
         }
         await session.send({ type: 'NOTIFY', notify_success: ok });
       }
@@ -334,6 +381,20 @@ export class CriuClient {
       if (workDirFd !== imagesDirFd) closeSync(workDirFd);
     }
   }
+}
+
+function takeable(fds: OwnedFd[]): NotifyFds {
+  let left = fds;
+  return {
+    get count() {
+      return left.length;
+    },
+    take() {
+      const taken = left;
+      left = [];
+      return taken;
+    },
+  };
 }
 
 function openDir(path: string): number {

@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { FerryError } from '../model/ferry-error';
-import type { MessageSocket, MessageSocketPairFactory } from './message-socket';
+import type { MessageSocket, MessageSocketPairFactory, OwnedFd } from './message-socket';
 import { decodeResponse, encodeRequest, type WireRequest, type WireResponse } from './rpc-codec';
 
 export interface SwrkSessionOptions {
@@ -15,6 +15,11 @@ export interface SwrkSessionOptions {
   socketPair: MessageSocketPairFactory;
   /** Extra descriptors the child inherits after the socket (fd 4, 5, ...), e.g. an inherited page-server socket. */
   inheritFds?: readonly number[];
+  /**
+   * Descriptor the child gets as its stdin (default /dev/null). A shell-job restore inherits the job's terminal from
+   * CRIU's stdin, so this is the terminal to resume the job on. The caller keeps ownership (the child has a copy).
+   */
+  stdin?: number;
   signal?: AbortSignal;
 }
 
@@ -49,7 +54,7 @@ export class SwrkSession {
     let child: ChildProcess;
     try {
       child = spawn(options.criuPath, ['swrk', '3'], {
-        stdio: ['ignore', 'pipe', 'pipe', theirs.fd, ...inherit],
+        stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe', theirs.fd, ...inherit],
       });
     } catch (err) {
       mine.close();
@@ -91,8 +96,19 @@ export class SwrkSession {
     await this.socket.send(encodeRequest(request));
   }
 
-  /** Next response; throws ERR_CRIU_PROTOCOL when CRIU exits without answering. */
+  /** Next response; throws ERR_CRIU_PROTOCOL when CRIU exits without answering. Descriptors sent with it are closed. */
   async recv(): Promise<WireResponse> {
+    const { response, fds } = await this.recvWithFds();
+    for (const fd of fds) fd.close();
+    return response;
+  }
+
+  /**
+   * Next response with the descriptors CRIU attached to it (SCM_RIGHTS). CRIU attaches one only to the
+   * `orphan-pts-master` notify (the master of a pty it created for a restored tree, with orphan_pts_master set).
+   * The caller owns the returned descriptors and must close them; if decoding fails they are closed here.
+   */
+  async recvWithFds(): Promise<{ response: WireResponse; fds: OwnedFd[] }> {
     const message = await this.socket.recv();
     if (message === null) {
       const exit = await Promise.race([this.exited, delay(2000).then(() => null)]);
@@ -102,9 +118,12 @@ export class SwrkSession {
         details: { output: this.output.trim() || undefined },
       });
     }
-    // CRIU attaches fds only for requests ferry does not make (orphan pts master); never leak them.
-    for (const fd of message.fds) fd.close();
-    return decodeResponse(message.data);
+    try {
+      return { response: decodeResponse(message.data), fds: message.fds };
+    } catch (err) {
+      for (const fd of message.fds) fd.close();
+      throw err;
+    }
   }
 
   async call(request: WireRequest): Promise<WireResponse> {

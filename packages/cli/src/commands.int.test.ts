@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { RuncAdapter } from '@ferry/core';
 import { ferry, ferryOk, jsonOutput, type Run } from './testing/run-ferry';
 import {
+  runCleanups,
   isAlive,
   readWorkloadState,
   startRuncContainer,
@@ -45,13 +46,7 @@ beforeEach(() => {
 
 afterEach(async () => {
   // Reverse order: restored copies (which joined the original's netns) go before the original and its netns.
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { RuncAdapter } from '@ferry/core';
 import { ferry, ferryOk, jsonOutput, type Run } from './testing/run-ferry';
 import {
+  runCleanups,
   queryService,
   readWorkloadState,
   startRuncContainer,
@@ -34,13 +35,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -5,3 +5,4 @@ export * from './testing/workload';
 export { scriptedCriu, type CriuScript, type FakeCriuPeer } from './testing/scripted-criu';
 export * from './testing/runc-container';
 export * from './testing/slow-start';
+export * from './testing/cleanups';

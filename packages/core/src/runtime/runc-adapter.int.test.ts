@@ -2,6 +2,7 @@
  * The runc adapter against real runc 1.1.5 and CRIU (root, provisioned host). Containers run the workload fixture
  * in a busybox rootfs, each in its own network namespace; the TCP client runs outside the container in that netns.
  */
+import { runCleanups } from '../testing/cleanups';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,13 +28,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -5,6 +5,7 @@
  * removed afterwards, also on failure: the container through the harness (runc delete -f, netns, bundle) after the
  * adapter's remove (what a restore made for it).
  */
+import { runCleanups } from '../testing/cleanups';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,13 +42,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 });
 

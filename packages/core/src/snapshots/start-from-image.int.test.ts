@@ -5,6 +5,7 @@
  * table as the booted original, each from a network namespace of its own. The image is never written. Every
  * container and namespace is removed afterwards, also on failure.
  */
+import { runCleanups } from '../testing/cleanups';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,13 +28,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 });
 

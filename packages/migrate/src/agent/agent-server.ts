@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { FerryError, isFerryError, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
-import { createServer, type AddressInfo } from 'node:net';
+import { freeLocalPort } from '../transport/free-port';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
 import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from './agent-messages';
@@ -124,7 +124,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       imagesDir: join(m.dir, 'images'),
       workDir: join(m.dir, 'work'),
       address: '127.0.0.1',
-      port: await freePort(),
+      port: await freeLocalPort(),
     });
     return { port: m.pageServer.port };
   });
@@ -275,16 +275,6 @@ export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtim
   return { cleaned: !m.committed, committed: m.committed };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function freeBytes(dir: string): number {
   const s = statfsSync(dir);

@@ -10,7 +10,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
   FerryError,
@@ -27,6 +26,7 @@ import { PROTOCOL_VERSION, type AgentPeer } from '../agent/agent-peer';
 import type { HelloResult, HostSummary, RestoreResultMessage, UploadResult } from '../agent/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
 import { diffSnapshots, packDir, snapshotDir } from '../transfer';
+import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
 import { UndoStack } from './undo-stack';
 
@@ -428,16 +428,6 @@ async function checkClonable(adapter: RuntimeAdapter, name: string, clone: NonNu
   }
 }
 
-function freeLocalPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export function checkCompatible(local: HostSummary, remote: HostSummary, runtime: RuntimeName, destination: string): void {
   const stop = (code: 'ERR_PRECHECK_SAME_HOST' | 'ERR_PRECHECK_INCOMPATIBLE', message: string, hint: string) => new FerryError(code, message, { hint });

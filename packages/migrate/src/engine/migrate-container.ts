@@ -143,18 +143,12 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     const peer = agent.peer;
 
     const { strategy, reason } = await phase('negotiate', async () => {
-      const local = await deps.localHost();
-      const hello = await peer.request<HelloResult>('hello', {
-        protocol: PROTOCOL_VERSION,
-        ferryVersion: local.ferryVersion,
-        source: { hostId: local.hostId, hostname: local.hostname },
-      });
-      checkCompatible(local, hello.host, adapter.name, request.destination.name);
+      const { local, remote } = await greet(peer, deps, adapter.name, request.destination.name);
       const choice = chooseStrategy({
         // A clone leaves the source running: only a dump that leaves it running fits (post-copy ends the source).
         requested: clone ? 'stop-and-copy' : request.strategy,
         source: { memTrack: local.criu.memTrack, lazyPages: local.criu.lazyPages },
-        destination: { memTrack: hello.host.criu.memTrack, lazyPages: hello.host.criu.lazyPages },
+        destination: { memTrack: remote.criu.memTrack, lazyPages: remote.criu.lazyPages },
         implemented: IMPLEMENTED_STRATEGIES,
       });
       await peer.request('prepare', { migrationId, runtime: adapter.name, name: targetName });
@@ -429,7 +423,27 @@ async function checkClonable(adapter: RuntimeAdapter, name: string, clone: NonNu
 }
 
 
-export function checkCompatible(local: HostSummary, remote: HostSummary, runtime: RuntimeName, destination: string): void {
+/**
+ * The first exchange with the agent: both sides' facts, then every check that must pass before anything is frozen.
+ * Throws ERR_PRECHECK_* on a mismatch.
+ */
+export async function greet(
+  peer: AgentPeer,
+  deps: Pick<MigrateDeps, 'localHost'>,
+  runtime: RuntimeName,
+  destination: string,
+): Promise<{ local: HostSummary; remote: HostSummary }> {
+  const local = await deps.localHost();
+  const hello = await peer.request<HelloResult>('hello', {
+    protocol: PROTOCOL_VERSION,
+    ferryVersion: local.ferryVersion,
+    source: { hostId: local.hostId, hostname: local.hostname },
+  });
+  checkCompatible(local, hello.host, runtime, destination);
+  return { local, remote: hello.host };
+}
+
+function checkCompatible(local: HostSummary, remote: HostSummary, runtime: RuntimeName, destination: string): void {
   const stop = (code: 'ERR_PRECHECK_SAME_HOST' | 'ERR_PRECHECK_INCOMPATIBLE', message: string, hint: string) => new FerryError(code, message, { hint });
   if (local.hostId === remote.hostId) {
     throw stop('ERR_PRECHECK_SAME_HOST', `${destination} is this host (${remote.hostname})`, 'Name another host after --to.');

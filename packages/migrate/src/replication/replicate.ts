@@ -10,9 +10,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError, createImageDir, type EventSink } from '@ferry/core';
-import { PROTOCOL_VERSION } from '../agent/agent-peer';
-import type { HelloResult, UploadResult } from '../agent/agent-messages';
-import { checkCompatible, type MigrateDeps } from '../engine/migrate-container';
+import type { UploadResult } from '../agent/agent-messages';
+import { greet, type MigrateDeps } from '../engine/migrate-container';
 import { UndoStack } from '../engine/undo-stack';
 import type { Destination } from '../hosts/resolve-host';
 import { packDir } from '../transfer';
@@ -47,13 +46,7 @@ export async function replicateOnce(
     const connection = await deps.connectAgent(request.destination, request.signal);
     undo.push('close the connection', () => connection.close());
     const peer = connection.peer;
-    const local = await deps.localHost();
-    const hello = await peer.request<HelloResult>('hello', {
-      protocol: PROTOCOL_VERSION,
-      ferryVersion: local.ferryVersion,
-      source: { hostId: local.hostId, hostname: local.hostname },
-    });
-    checkCompatible(local, hello.host, adapter.name, request.destination.name);
+    const { local } = await greet(peer, deps, adapter.name, request.destination.name);
     await peer.request('replica-prepare', { migrationId: roundId, runtime: adapter.name, name });
     undo.push('drop the incomplete round', () => peer.request('abort', { migrationId: roundId }).then(() => undefined, () => undefined));
     let bytes = 0;

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readProcessTree, readSessionManifest } from '@ferry/core';
-import { buildFixture, isAlive, waitFor } from '@ferry/core/testing';
+import { buildFixture, runCleanups, isAlive, waitFor } from '@ferry/core/testing';
 
 jest.setTimeout(90_000);
 
@@ -20,14 +20,8 @@ const cleanups: (() => void)[] = [];
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-session-cli-'));
 });
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      cleanup();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+afterEach(async () => {
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 });
 

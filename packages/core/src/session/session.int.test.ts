@@ -4,6 +4,7 @@
  * host, and checked from outside: the old screen content is there, the loop goes on, the shell answers.
  * Every process and server started here is killed by pid (or `tmux -L SOCK kill-server`) afterwards, also on failure.
  */
+import { runCleanups } from '../testing/cleanups';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdtempSync, openSync, read, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,14 +30,8 @@ const cleanups: (() => void)[] = [];
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-session-int-'));
 });
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      cleanup();
-    } catch {
-      /* keep cleaning */
-    }
-  }
+afterEach(async () => {
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 });
 

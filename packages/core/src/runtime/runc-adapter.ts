@@ -61,7 +61,7 @@ import type {
   RuntimeAvailability,
 } from './runtime-adapter';
 import { RuncCli, type RuncOutcome } from './runc-cli';
-import { createNetns, deleteNetns, netnsPath, readNetnsInterfaces, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { createNetns, deleteNetns, netnsPath, raiseUplink, readNetnsInterfaces, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './runc-record';
 import { execFile } from 'node:child_process';
 import {
@@ -401,6 +401,8 @@ export class RuncAdapter implements RuntimeAdapter {
    */
   async restore(options: RestoreOptions): Promise<RestoreResult> {
     throwIfAborted(options.signal, 'restore');
+    // Network steps that must wait until the restored sockets exist (see createNetns).
+    const afterRestore: (() => Promise<void>)[] = [];
     const imagesDir = resolve(options.imagesDir);
     if (!existsSync(join(imagesDir, 'inventory.img'))) {
       throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} holds no CRIU images (no inventory.img)`, {
@@ -456,10 +458,13 @@ export class RuncAdapter implements RuntimeAdapter {
         }
         owned.netns = nsName;
         this.writeOwned(name, owned);
-        newNetnsPath = await createNetns(this.tools, nsName, readdressed(record?.netns?.interfaces ?? [], options.readdress), this.options.netnsUplink);
+        const uplink = this.options.netnsUplink;
+        newNetnsPath = await createNetns(this.tools, nsName, readdressed(record?.netns?.interfaces ?? [], options.readdress), uplink, (peers) =>
+          afterRestore.push(() => raiseUplink(this.tools, uplink!, peers)),
+        );
       } else if (ns?.path !== undefined) {
         // The namespace is still here (the container comes back to a host it left): a migration fenced its links
-        // when it moved away, and the restored sockets need them up.
+        // when it moved away. They must be up before the restore: CRIU reconnects the TCP sockets through them.
         for (const iface of record?.netns?.interfaces ?? []) await this.ipIn(ns.path, ['link', 'set', iface.ifname, 'up']);
       }
       // 2. The bundle: the original one when nothing changes, else a copy of config.json in the state dir.
@@ -493,6 +498,7 @@ export class RuncAdapter implements RuntimeAdapter {
         const logPath = join(workDir, RESTORE_LOG);
         throw this.criuFailure('ERR_CRIU_RESTORE_FAILED', 'restore', name, outcome, logPath, started, this.options.restoreTimeoutMs);
       }
+      for (const step of afterRestore) await step();
       const container = await this.inspect(name);
       return { container, restoreMs: outcome.durationMs };
     } catch (err) {

@@ -114,7 +114,14 @@ export async function createNetns(
   name: string,
   interfaces: readonly NetnsInterface[],
   uplink?: NetnsUplink,
+  /**
+   * With an uplink: leave the bridge ends down and hand their names here; the caller raises them (raiseUplink)
+   * once the restored sockets exist. Until then nothing reaches the namespace: a client's retransmission arriving
+   * before CRIU has restored its connection would otherwise be answered with a reset by the kernel.
+   */
+  holdUplink?: (peers: string[]) => void,
 ): Promise<string> {
+  const held: string[] = [];
   if (!isValidNetnsName(name)) {
     throw new FerryError('ERR_PRECHECK_BAD_INPUT', `"${name}" cannot name a network namespace`);
   }
@@ -130,7 +137,8 @@ export async function createNetns(
         const outside = `fv${randomBytes(4).toString('hex')}`;
         const inUplink = (args: string[]) => ip(tools, [`--net=${uplink.netnsPath}`, tools.ipPath, ...args], 'nsenter');
         await inUplink(['link', 'add', outside, 'type', 'veth', 'peer', 'name', iface.ifname, ...attrs, 'netns', name]);
-        await inUplink(['link', 'set', outside, 'master', uplink.bridge, 'up']);
+        await inUplink(['link', 'set', outside, 'master', uplink.bridge, ...(holdUplink ? [] : ['up'])]);
+        held.push(outside);
       } else if (!dummyUnsupported) {
         try {
           await inNs(['link', 'add', iface.ifname, ...attrs, 'type', 'dummy']);
@@ -154,7 +162,13 @@ export async function createNetns(
     await deleteNetns(tools, name).catch(() => undefined);
     throw err;
   }
+  if (holdUplink && held.length > 0) holdUplink(held);
   return netnsPath(name);
+}
+
+/** Brings up bridge ends that createNetns held down. */
+export async function raiseUplink(tools: NetnsTools, uplink: NetnsUplink, peers: readonly string[]): Promise<void> {
+  for (const peer of peers) await ip(tools, [`--net=${uplink.netnsPath}`, tools.ipPath, 'link', 'set', peer, 'up'], 'nsenter');
 }
 
 /** Deletes `/run/netns/NAME`; a namespace that does not exist is not an error. */

@@ -642,6 +642,15 @@ function connectionNotes(rows) {
   } else if (byReset.length) {
     text += ` ${byReset.length} of them were reset by h2's new network namespace (ECONNRESET, \`OutRsts\` > 0 there).`;
   }
+  const elsewhere = lost.filter((r) => r.client?.firstClosedBy === 'ECONNRESET' && r.destinationResetsOfFirst === 0);
+  if (elsewhere.length) {
+    text +=
+      ` In ${elsewhere.length === lost.length ? (lost.length === 1 ? 'it' : 'all of them') : `${elsewhere.length} of them`} the client got ECONNRESET but h2's new network namespace ` +
+      "had sent no reset beyond those that refused the client's reconnection attempts: the reset came from elsewhere" +
+      (elsewhere.every((r) => r.method === NAIVE_METHOD)
+        ? ' (the source side, whose network namespace the naive script deletes only after `runc checkpoint` has returned, is the suspect).'
+        : '.');
+  }
   return text;
 }
 

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readProcessTree, readSessionManifest } from '@ferry/core';
-import { buildFixture, runCleanups, isAlive, waitFor } from '@ferry/core/testing';
+import { buildFixture, killQuietly, runCleanups, isAlive, waitFor } from '@ferry/core/testing';
 
 jest.setTimeout(90_000);
 
@@ -26,15 +26,7 @@ afterEach(async () => {
 });
 
 function killLater(...pids: number[]): void {
-  cleanups.push(() => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  });
+  cleanups.push(() => killQuietly(...pids));
 }
 
 function ferry(args: string[], input?: string) {

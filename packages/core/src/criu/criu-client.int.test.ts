@@ -2,6 +2,7 @@
  * The CRIU client against the real CRIU (root, provisioned host): a process in its own PID namespace is dumped and
  * restored, and its state is verified afterwards.
  */
+import { killQuietly, runCleanups } from '../testing/cleanups';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,8 +28,8 @@ const cleanups: (() => void)[] = [];
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-criu-int-'));
 });
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0)) cleanup();
+afterEach(async () => {
+  await runCleanups(cleanups);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -41,13 +42,7 @@ async function start(memMib = 32): Promise<{ workload: PidNamespaceWorkload; sta
 }
 
 function killLater(pid: number): void {
-  cleanups.push(() => {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  });
+  cleanups.push(() => killQuietly(pid));
 }
 
 test('reports its version and features', async () => {

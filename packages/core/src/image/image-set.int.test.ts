@@ -2,6 +2,7 @@
  * The image model against directories written by the real CRIU CLI (root, provisioned host): fixtures/workload.c
  * is dumped and the directory is parsed, cross-checked with what CRIU printed and with the files on disk.
  */
+import { killQuietly, runCleanups } from '../testing/cleanups';
 import { execFile, spawn } from 'node:child_process';
 import { readdirSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,19 +21,13 @@ const MEM_MIB = 32;
 const root = createImageDir();
 const cleanups: (() => void)[] = [];
 
-afterAll(() => {
-  for (const cleanup of cleanups.splice(0)) cleanup();
+afterAll(async () => {
+  await runCleanups(cleanups);
   rmSync(root, { recursive: true, force: true });
 });
 
 function killLater(pid: number): void {
-  cleanups.push(() => {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  });
+  cleanups.push(() => killQuietly(pid));
 }
 
 /** `criu dump` with --display-stats; returns CRIU's own "Name: N us" lines so units can be checked. */

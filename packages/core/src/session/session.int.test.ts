@@ -4,7 +4,7 @@
  * host, and checked from outside: the old screen content is there, the loop goes on, the shell answers.
  * Every process and server started here is killed by pid (or `tmux -L SOCK kill-server`) afterwards, also on failure.
  */
-import { runCleanups } from '../testing/cleanups';
+import { killQuietly, runCleanups } from '../testing/cleanups';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdtempSync, openSync, read, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,15 +36,7 @@ afterEach(async () => {
 });
 
 function killLater(...pids: number[]): void {
-  cleanups.push(() => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-  });
+  cleanups.push(() => killQuietly(...pids));
 }
 
 /** Kills a whole tree later: the pids it has now and, after a restore, the same pids again. */
@@ -288,13 +280,7 @@ test('a whole shell session (its terminal outside): restored on a new pty whose 
     await screen.ended; // EIO: the shell exited and closed its terminal
     await waitFor('the shell to end', () => !isAlive(shellPid), 10_000);
   } finally {
-    for (const pid of checkpoint.manifest.pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    killQuietly(...checkpoint.manifest.pids);
     await screen.ended;
     master.close();
   }

@@ -14,3 +14,14 @@ export async function runCleanups(cleanups: Cleanup[]): Promise<void> {
     }
   }
 }
+
+/** SIGKILLs each pid that still exists; a pid that is gone already is not an error (cleanups run after failures). */
+export function killQuietly(...pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}

@@ -3,7 +3,7 @@
 /**
  * Migration benchmark: ferry's strategies against the naive baseline an operator would script (runc checkpoint,
  * tar | ssh, runc restore: bench/naive-migrate.sh), side by side in one run, between the two sandbox hosts
- * (scripts/sandbox-hosts.sh, own instance "ferrybench" in /run/ferry-sandbox-bench), with the link unshaped and shaped
+ * (scripts/sandbox-hosts.sh, own instance "ferrybench" in /run/ferry-sandbox-ferrybench), with the link unshaped and shaped
  * (tc tbf). Root only. See bench/README.md.
  *
  *   node bench/migration-bench.js [--sizes 256,1024] [--links unshaped,1gbit] [--runs 3]
@@ -29,8 +29,9 @@ const SANDBOX_SCRIPT = path.join(ROOT, 'scripts', 'sandbox-hosts.sh');
 const CONTAINER_CTL = path.join(ROOT, 'e2e', 'bin', 'container-ctl.js');
 const PROBE = path.join(__dirname, 'downtime-probe.js');
 const NAIVE = path.join(__dirname, 'naive-migrate.sh');
-const SANDBOX_NAME = 'ferrybench';
-const SANDBOX_DIR = '/run/ferry-sandbox-bench';
+// FERRY_BENCH_NAME lets two checkouts benchmark side by side (1-10 lowercase letters/digits).
+const SANDBOX_NAME = process.env.FERRY_BENCH_NAME || 'ferrybench';
+const SANDBOX_DIR = `/run/ferry-sandbox-${SANDBOX_NAME}`;
 const HOSTS_FILE = `${SANDBOX_DIR}/hosts.yaml`;
 const SSH_CONFIG = `${SANDBOX_DIR}/ssh_config`;
 const UPLINK = `${SANDBOX_DIR}/lan.netns:br-lan`;

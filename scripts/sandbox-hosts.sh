@@ -46,7 +46,10 @@ SSH_PORT=22
 DEFAULT_DIR=/run/ferry-sandbox
 LOCK_FILE=/run/lock/$SANDBOX_NAME-sandbox.lock
 TIMEOUT=${FERRY_SANDBOX_TIMEOUT:-20}
-HOST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# The hosts run the ferry of the checkout this script lives in (DIR/bin first on PATH), not whatever
+# /usr/local/bin/ferry points at: two checkouts (a CI clone, a work tree) can then test side by side.
+CHECKOUT_BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/packages/cli/bin
+HOST_PATH_TAIL=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns)
 # The containers' LAN: a netns with a bridge that both hosts' container namespaces plug into (veth), so a container
 # keeps its address and MAC when it moves, and outside clients (in this netns) keep reaching it.
@@ -122,6 +125,7 @@ check_tools() { # check_tools CMD... : name the Debian package of each missing o
 
 # DIR goes unquoted into sshd_config, ssh_config, hosts.yaml and the env file: keep it to plain path characters.
 DIR=$(realpath -m -- "$DIR")
+HOST_PATH=$DIR/bin:$HOST_PATH_TAIL
 [[ $DIR =~ ^/[A-Za-z0-9._/+-]*$ ]] || die "--dir '$DIR' contains characters this script does not quote" \
   "use a path of letters, digits and . _ / + -"
 [[ $DIR != / ]] || die "--dir / is not allowed"
@@ -359,6 +363,9 @@ write_files() {
     ssh-keygen -q -t ed25519 -N '' -C ferry-sandbox-client -f "$DIR/client_ed25519"
   fi
   cp "$DIR/client_ed25519.pub" "$DIR/authorized_keys"
+  mkdir -p "$DIR/bin"
+  ln -sfn "$CHECKOUT_BIN/ferry.js" "$DIR/bin/ferry"
+  ln -sfn "$CHECKOUT_BIN/migrate.js" "$DIR/bin/migrate"
   : >"$DIR/known_hosts"
   for n in "${HOSTS[@]}"; do
     mkdir -p "$DIR/h$n"
@@ -634,6 +641,7 @@ cmd_exec() {
   load_env || die "no sandbox in $DIR (no env file)" "run '$0 up${DIR:+ --dir $DIR}' first"
   host_alive "$n" || die "host h$n is not running (pid ${PID[$n]:-?} gone)" "run '$0 up --dir $DIR' again"
   trap - ERR
+  export PATH=$DIR/bin:$PATH
   # nsenter -p forks the command into the host's pid namespace; pdeathsig TERM ends it if nsenter is killed (a
   # test timeout). The inner sh keeps the caller's working directory (setns(mnt) resets it to /). argv stays intact.
   # shellcheck disable=SC2016 # the inner script expands its own positional parameters

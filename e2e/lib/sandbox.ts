@@ -9,10 +9,12 @@ import { join, resolve } from 'node:path';
 export const ROOT = resolve(__dirname, '..', '..');
 const SCRIPT = join(ROOT, 'scripts', 'sandbox-hosts.sh');
 // One sandbox per jest worker: test files run in parallel, and each one brings its sandbox up and down.
+// FERRY_E2E_PREFIX (letters, at most 8) keeps the sandboxes of two checkouts tested at once apart.
 const WORKER = process.env.JEST_WORKER_ID ?? '0';
-export const SANDBOX_DIR = `/run/ferry-sandbox-e2e${WORKER}`;
+const PREFIX = /^[a-z]{1,8}$/.test(process.env.FERRY_E2E_PREFIX ?? '') ? (process.env.FERRY_E2E_PREFIX as string) : 'ferrye2e';
+export const SANDBOX_DIR = `/run/ferry-sandbox-${PREFIX}${WORKER}`;
 export const HOSTS_FILE = join(SANDBOX_DIR, 'hosts.yaml');
-export const SANDBOX_NAME = `ferrye2e${WORKER}`;
+export const SANDBOX_NAME = `${PREFIX}${WORKER}`;
 export const LAN_NETNS = `/run/netns/${SANDBOX_NAME}-lan`;
 export const UPLINK = `${SANDBOX_DIR}/lan.netns:br-lan`;
 export const CONTAINER_CTL = join(ROOT, 'e2e', 'bin', 'container-ctl.js');

@@ -19,3 +19,4 @@ export * from './transport/remote-ferry';
 export * from './replication/replica-store';
 export * from './replication/replicate';
 export { ensureFreeCgroupsPath } from './agent/cgroup-fixup';
+export * from './precopy/convergence-policy';

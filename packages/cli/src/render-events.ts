@@ -14,6 +14,10 @@ export function createEventRenderer(options: { json: boolean; tty: boolean; writ
         const line = `${event.ms} ms${size}`;
         return options.write(options.tty ? ` ${line}\n` : `  ${event.phase}: ${line}\n`);
       }
+      case 'precopy-round': {
+        const frozen = event.frozenMs !== undefined ? `, frozen ${event.frozenMs} ms` : '';
+        return options.write(`${options.tty ? '\n' : ''}    round ${event.round}: ${event.pagesWritten} pages, ${formatBytes(event.bytes)} in ${event.ms} ms${frozen}; ${event.next}\n`);
+      }
       case 'warning':
         return options.write(`warning: ${event.message}\n`);
       case 'committed':

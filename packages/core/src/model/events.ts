@@ -4,6 +4,7 @@ export type Phase =
   | 'connect'
   | 'negotiate'
   | 'copy-bundle'
+  | 'pre-copy'
   | 'freeze'
   | 'checkpoint'
   | 'resync-bundle'
@@ -19,6 +20,8 @@ export type MigrationEvent =
   | { type: 'phase-start'; phase: Phase }
   | { type: 'phase-end'; phase: Phase; ms: number; bytes?: number; files?: number }
   | { type: 'progress'; phase: Phase; bytes: number }
+  /** One pre-copy round done while the container ran; `next` says whether another follows or the freeze, and why. */
+  | { type: 'precopy-round'; round: number; pagesWritten: number; bytes: number; ms: number; frozenMs?: number; next: string }
   | { type: 'warning'; message: string }
   | { type: 'committed'; downtimeMs: number }
   | { type: 'rolled-back'; reason: string };

@@ -32,7 +32,8 @@ export interface PrepareParams {
 
 export interface UploadParams {
   migrationId: string;
-  part: 'bundle' | 'images' | 'cpuinfo';
+  /** `pre/N`: CRIU pre-copy round N (engine/criu-precopy.ts). */
+  part: 'bundle' | 'images' | 'cpuinfo' | `pre/${number}`;
 }
 
 export interface UploadResult {

@@ -40,6 +40,8 @@ interface Incoming {
 }
 
 const ID = /^[A-Za-z0-9-]{8,64}$/;
+/** CRIU pre-copy rounds land in pre/N, where the final images' relative `parent` links expect them. */
+const PRE_COPY_PART = /^pre\/[1-9][0-9]{0,2}$/;
 
 export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): Promise<void> {
   const peer = new AgentPeer(input, output, 'source');
@@ -80,7 +82,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       if (!isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) throw err;
     }
     const dir = join(deps.stateDir, 'migrations', params.migrationId);
-    for (const sub of ['bundle', 'images', 'work', 'cpuinfo']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    for (const sub of ['bundle', 'images', 'work', 'cpuinfo', 'pre']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
     const m: Incoming = { id: params.migrationId, dir, runtime: params.runtime, name: params.name, restored: false, committed: false };
     migrations.set(m.id, m);
     record(m);
@@ -110,7 +112,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
   peer.handle('upload', async (params: UploadParams, stream): Promise<UploadResult> => {
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'upload without data');
-    if (!['bundle', 'images', 'cpuinfo'].includes(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
+    if (!['bundle', 'images', 'cpuinfo'].includes(params.part) && !PRE_COPY_PART.test(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
     const result = await unpackDir(stream, join(m.dir, params.part), { dirMode: 0o700 });
     return { files: result.files, bytes: result.bytes };
   });
@@ -214,6 +216,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     // The images served their purpose; the bundle is the container's from now on.
     rmSync(join(m.dir, 'images'), { recursive: true, force: true });
     rmSync(join(m.dir, 'work'), { recursive: true, force: true });
+    rmSync(join(m.dir, 'pre'), { recursive: true, force: true });
     return { committed: true };
   });
 

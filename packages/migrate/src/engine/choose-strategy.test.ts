@@ -7,12 +7,21 @@ test('auto prefers pre-copy, then post-copy, then stop-and-copy, and says why', 
   expect(chooseStrategy({ requested: 'auto', ...both(true, true), implemented: all }).strategy).toBe('pre-copy');
   const post = chooseStrategy({ requested: 'auto', ...both(false, true), implemented: all });
   expect(post.strategy).toBe('post-copy');
-  expect(post.reason).toMatch(/missing on source and destination/);
-  const inputs: StrategyInputs = { requested: 'auto', source: { memTrack: true, lazyPages: false }, destination: { memTrack: false, lazyPages: true }, implemented: all };
+  expect(post.reason).toMatch(/pre-copy needs CRIU memory tracking .* on the source \(missing\)/);
+  const inputs: StrategyInputs = { requested: 'auto', source: { memTrack: false, lazyPages: false }, destination: { memTrack: true, lazyPages: true }, implemented: all };
   const stop = chooseStrategy(inputs);
   expect(stop.strategy).toBe('stop-and-copy');
-  expect(stop.reason).toMatch(/pre-copy needs .* \(missing on destination\)/);
+  expect(stop.reason).toMatch(/pre-copy needs .* on the source \(missing\)/);
   expect(stop.reason).toMatch(/post-copy needs .* \(missing on source\)/);
+});
+
+test('pre-copy needs memory tracking on the source only: the destination just restores chained images', () => {
+  const inputs: StrategyInputs = { requested: 'auto', source: { memTrack: true, lazyPages: false }, destination: { memTrack: false, lazyPages: false }, implemented: all };
+  expect(chooseStrategy(inputs)).toMatchObject({ strategy: 'pre-copy', reason: expect.stringMatching(/source tracks memory/) });
+  expect(chooseStrategy({ ...inputs, requested: 'pre-copy' }).strategy).toBe('pre-copy');
+  expect(() => chooseStrategy({ ...inputs, source: inputs.destination, destination: inputs.source, requested: 'pre-copy' })).toThrow(
+    expect.objectContaining({ code: 'ERR_PRECHECK_FEATURE_MISSING' }),
+  );
 });
 
 test('auto skips what this build does not implement', () => {

@@ -31,7 +31,8 @@ function blocker(name: StrategyName, inputs: StrategyInputs): string | undefined
     const where = [!inputs.source[feature] && 'source', !inputs.destination[feature] && 'destination'].filter(Boolean);
     return where.length ? `${name} needs ${label} on both hosts (missing on ${where.join(' and ')})` : undefined;
   };
-  if (name === 'pre-copy') return missing('memTrack', 'CRIU memory tracking (soft-dirty)');
+  // Only the source pre-dumps; the destination restores from the chained images, which any CRIU reads.
+  if (name === 'pre-copy') return inputs.source.memTrack ? undefined : `${name} needs CRIU memory tracking (soft-dirty) on the source (missing)`;
   if (name === 'post-copy') return missing('lazyPages', 'CRIU lazy pages (userfaultfd)');
   return undefined;
 }
@@ -50,7 +51,7 @@ export function chooseStrategy(inputs: StrategyInputs): StrategyChoice {
   for (const name of ['pre-copy', 'post-copy'] as const) {
     const why = blocker(name, inputs);
     if (!why) {
-      const reason = name === 'pre-copy' ? 'both hosts track memory: iterative pre-dumps keep the final freeze short' : 'both hosts support lazy pages: the destination runs at once and pulls memory on demand';
+      const reason = name === 'pre-copy' ? 'the source tracks memory: CRIU pre-dumps while it runs keep the final freeze short' : 'both hosts support lazy pages: the destination runs at once and pulls memory on demand';
       return { strategy: name, reason: [reason, ...skipped].join('; ') };
     }
     skipped.push(why);

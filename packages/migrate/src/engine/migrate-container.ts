@@ -1,7 +1,7 @@
 /**
  * Moves one running container to another host (stop-and-copy with a freezer hold).
  *
- *   connect → negotiate → copy bundle (container running) → freeze → checkpoint (leave running, stays frozen)
+ *   connect → negotiate → copy bundle (container running) → [pre-copy rounds: criu-precopy.ts] → freeze → checkpoint (leave running, stays frozen)
  *   → re-sync bundle → send images → restore on the destination → commit ── point of no return ── remove source
  *
  * Contract: when this throws, the source container runs again (thawed) and the destination holds nothing of it,
@@ -15,6 +15,7 @@ import {
   FerryError,
   createImageDir,
   isFerryError,
+  type CheckpointStats,
   type ContainerInfo,
   type CriuClient,
   type EventSink,
@@ -28,9 +29,11 @@ import type { Destination } from '../hosts/resolve-host';
 import { diffSnapshots, packDir, snapshotDir } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
+import { runCriuPreCopy, type CriuPreCopyResult, type PreDumpRoundReport } from './criu-precopy';
+import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import { UndoStack } from './undo-stack';
 
-export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'post-copy'];
+export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'pre-copy', 'post-copy'];
 
 export interface AgentConnection {
   peer: AgentPeer;
@@ -69,6 +72,8 @@ export interface MigrateRequest {
    * than dumping to this host's disk and sending the images afterwards.
    */
   streamPages?: boolean;
+  /** Pre-copy: when to stop rounds (default DEFAULT_CONVERGENCE_POLICY). */
+  preCopyPolicy?: ConvergencePolicy;
   onEvent?: EventSink;
   signal?: AbortSignal;
   /**
@@ -95,6 +100,15 @@ export interface MigrationReport {
   bytesSentFrozen: number;
   phasesMs: Partial<Record<Phase, number>>;
   rounds: number;
+  /** Pre-copy: each round, why they stopped, and the final dump (only what changed since the last round). */
+  preCopy?: {
+    rounds: PreDumpRoundReport[];
+    outcome: CriuPreCopyResult['outcome'];
+    reason: string;
+    finalPagesWritten?: number;
+    finalImageBytes: number;
+    finalFrozenMs?: number;
+  };
   restoredPid?: number;
   warnings: string[];
 }
@@ -175,6 +189,30 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       bytesSent += sent.bytes;
     }
 
+    // Pre-copy: memory goes over in rounds while the container runs; the final dump below holds what changed since.
+    let preCopy: CriuPreCopyResult | undefined;
+    const criuFlags = { tcpEstablished: request.tcpEstablished, fileLocks: request.fileLocks, extUnixSk: request.extUnixSk };
+    if (strategy === 'pre-copy') {
+      preCopy = await phase(
+        'pre-copy',
+        () =>
+          runCriuPreCopy(
+            outgoing,
+            {
+              preDump: async (imagesDir, workDir, parentImage) =>
+                (await adapter.checkpoint(container.ref, { imagesDir, workDir, preDump: true, ...(parentImage ? { parentImage } : {}), ...criuFlags, signal })).stats,
+              send: async (part, dir) => (await peer.request<UploadResult>('upload', { migrationId, part }, (sink) => packDir(dir, sink).then(() => undefined))).bytes,
+              onRound: (r, next) =>
+                emit({ type: 'precopy-round', round: r.round, pagesWritten: r.pagesWritten, bytes: r.bytesSent, ms: r.durationMs, ...(r.frozenMs !== undefined ? { frozenMs: r.frozenMs } : {}), next }),
+              signal,
+            },
+            request.preCopyPolicy,
+          ),
+        (r) => ({ bytes: r.rounds.reduce((sum, round) => sum + round.bytesSent, 0) }),
+      );
+      bytesSent += preCopy.rounds.reduce((sum, round) => sum + round.bytesSent, 0);
+    }
+
     // Streamed stop-and-copy: the destination's page server and the tunnel to it are ready before the freeze.
     let pageServer: { address: string; port: number } | undefined;
     let closePageTunnel = () => undefined as void;
@@ -199,11 +237,11 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     const imagesDir = createImageDir(join(outgoing, 'images'));
     const workDir = join(outgoing, 'work');
     mkdirSync(workDir, { recursive: true, mode: 0o700 });
-    const criuFlags = { tcpEstablished: request.tcpEstablished, fileLocks: request.fileLocks, extUnixSk: request.extUnixSk };
 
     // Post-copy: CRIU dumps all but the pages and then serves them from a page server until the destination has
     // pulled every one; `lazyDump` settles when that is over (the source tree is then gone).
     let lazyDump: Promise<unknown> | undefined;
+    let finalDump: CheckpointStats | undefined;
     let pageServerPort = 0;
     if (strategy === 'post-copy') {
       pageServerPort = await freeLocalPort();
@@ -237,7 +275,9 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       await phase(
         'checkpoint',
         async () => {
-          await adapter.checkpoint(container.ref, { imagesDir, workDir, leaveRunning: true, ...criuFlags, pageServer, signal });
+          const parentImage = preCopy ? { parentImage: preCopy.parentImage } : {};
+          const dumped = await adapter.checkpoint(container.ref, { imagesDir, workDir, leaveRunning: true, ...criuFlags, ...parentImage, pageServer, signal });
+          finalDump = dumped.stats;
           closePageTunnel(); // the dump has sent every page
           return { bytes: connection.tunnelledBytes() - sentBefore };
         },
@@ -379,7 +419,19 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       bytesSent,
       bytesSentFrozen,
       phasesMs,
-      rounds: 0,
+      rounds: preCopy?.rounds.length ?? 0,
+      ...(preCopy
+        ? {
+            preCopy: {
+              rounds: preCopy.rounds,
+              outcome: preCopy.outcome,
+              reason: preCopy.reason,
+              finalImageBytes: finalDump?.imageBytes ?? 0,
+              ...(finalDump?.pagesWritten !== undefined ? { finalPagesWritten: finalDump.pagesWritten } : {}),
+              ...(finalDump?.frozenMs !== undefined ? { finalFrozenMs: finalDump.frozenMs } : {}),
+            },
+          }
+        : {}),
       restoredPid: restored.pid,
       warnings,
     };

@@ -1,0 +1,115 @@
+/**
+ * ferry migrate between two real Debian 12 VMs (scripts/vm/lab.sh: qemu under TCG, a private link between them,
+ * real kernels, sshd, runc and CRIU). What the namespace hosts of e2e/ cannot show: the guests' kernel has
+ * soft-dirty bits, so CRIU's own pre-copy (pre-dumps with memory tracking) runs for real, and the two hosts are
+ * separate kernels with separate PID spaces, cgroups and disks.
+ *
+ * Slow by nature (TCG: ~1.5-2 min per migration); `npm run test:vm`. FERRY_VM_STRATEGIES=pre-copy runs a subset.
+ */
+import { waitFor } from '@ferry/core/testing';
+import { ctl, ferryIn, lab, onGuest, type Guest } from './lib/vm-lab';
+
+jest.setTimeout(900_000);
+
+interface Started {
+  name: string;
+}
+interface State {
+  exists: boolean;
+  state?: string;
+  workload?: { counter: number };
+}
+interface PreDumpRound {
+  round: number;
+  pagesWritten: number;
+  imageBytes: number;
+  bytesSent: number;
+  frozenMs?: number;
+  durationMs: number;
+}
+interface PreCopyReport {
+  rounds: PreDumpRound[];
+  outcome: string;
+  reason: string;
+  finalPagesWritten?: number;
+  finalImageBytes: number;
+  finalFrozenMs?: number;
+}
+
+const MEM_MIB = 64;
+// The workload rewrites this many random pages per second: enough that every round has something to copy, few enough
+// that rounds shrink under TCG, where the first round of 64 MiB takes ~20 s.
+const DIRTY_PAGES_PER_SEC = 20;
+const ALL = ['pre-copy', 'stop-and-copy', 'post-copy'];
+const STRATEGIES = (process.env.FERRY_VM_STRATEGIES ?? ALL.join(',')).split(',').filter((s) => ALL.includes(s));
+
+const leftovers: [Guest, string][] = [];
+let seq = 0;
+
+beforeAll(() => {
+  const up = lab('up', 900_000);
+  if (up.status !== 0) throw new Error(`lab.sh up failed (${up.status}):\n${up.stderr}`);
+  process.stderr.write(up.stderr);
+});
+afterEach(() => {
+  for (const [guest, name] of leftovers.splice(0)) onGuest(guest, ['node', '/opt/ferry/app/e2e/bin/container-ctl.js', 'remove', name]);
+});
+afterAll(() => {
+  if (process.env.FERRY_VM_KEEP !== '1') lab('down', 60_000);
+});
+
+test('the guests are provisioned by scripts/provision-host.sh and track memory', () => {
+  for (const guest of ['g1', 'g2'] as const) {
+    const check = onGuest(guest, ['bash', '/opt/ferry/app/scripts/provision-host.sh', '--check']);
+    expect(check.stdout).toMatch(/all checks passed/);
+    expect(check.stdout).toMatch(/soft-dirty: yes/);
+  }
+  const doctor = onGuest('g1', ['ferry', 'doctor', '--json']);
+  expect(doctor.status).toBe(0);
+  const facts = JSON.parse(doctor.stdout) as { strategies?: { name: string; available: boolean }[] };
+  expect(facts.strategies?.filter((s) => s.available).map((s) => s.name).sort()).toEqual(['post-copy', 'pre-copy', 'stop-and-copy']);
+});
+
+describe.each(STRATEGIES)('%s between the VMs', (strategy) => {
+  test('memory and counter survive the move; the source is gone, the destination runs it', async () => {
+    const name = `vm-${process.pid}-${++seq}`;
+    leftovers.push(['g1', name], ['g2', name]);
+    ctl<Started>('g1', 'start', name, '--mem-mib', String(MEM_MIB), '--dirty-pages-per-sec', String(DIRTY_PAGES_PER_SEC), '--address', `10.77.0.${10 + seq}/24`);
+    await waitFor('the workload to count', () => (ctl<State>('g1', 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
+    const before = ctl<State>('g1', 'state', name).workload!.counter;
+
+    // auto must pick CRIU pre-copy here: the source tracks memory.
+    const requested = strategy === 'pre-copy' ? 'auto' : strategy;
+    const run = await ferryIn('g1', ['migrate', name, '--to', 'g2', '--strategy', requested]);
+    if (run.status !== 0) process.stderr.write(`ferry migrate failed:\n${run.stdout}\n${run.stderr}\n`);
+    expect(run.error).toBeUndefined();
+    expect(run.status).toBe(0);
+    expect(run.report).toMatchObject({ container: name, destination: 'g2', strategy });
+    process.stderr.write(`${strategy}: ${JSON.stringify(run.report)}\n`);
+
+    if (strategy === 'pre-copy') checkPreCopy(run.report!, run.events);
+
+    expect(ctl<State>('g1', 'state', name).exists).toBe(false);
+    expect(ctl<State>('g2', 'state', name)).toMatchObject({ exists: true, state: 'running' });
+    await waitFor('the counter to continue on g2', () => (ctl<State>('g2', 'state', name).workload?.counter ?? 0) > before + 2, 120_000, 2000);
+    expect(ctl('g2', 'verify', name)).toEqual({ verdict: 'ok' });
+  });
+});
+
+/** Rounds shrink, the policy stopped them, and the final dump holds only what changed since the last round. */
+function checkPreCopy(report: Record<string, unknown>, events: Record<string, unknown>[]): void {
+  const pre = report.preCopy as PreCopyReport;
+  expect(pre.rounds.length).toBeGreaterThanOrEqual(2);
+  expect(report.rounds).toBe(pre.rounds.length);
+  // The first round holds the whole 64 MiB; every later round only what the workload dirtied meanwhile.
+  expect(pre.rounds[0]!.pagesWritten).toBeGreaterThan((MEM_MIB * 256) / 2);
+  for (let i = 1; i < pre.rounds.length; i++) expect(pre.rounds[i]!.pagesWritten).toBeLessThan(pre.rounds[i - 1]!.pagesWritten);
+  expect(pre.outcome).toBe('converged');
+  expect(pre.finalPagesWritten).toBeDefined();
+  expect(pre.finalPagesWritten!).toBeLessThan(pre.rounds[0]!.pagesWritten / 10);
+  expect(pre.finalImageBytes).toBeLessThan(pre.rounds[0]!.imageBytes / 10);
+  // Each round was announced as it happened, with the policy's decision.
+  const announced = events.filter((e) => e.event === 'precopy-round');
+  expect(announced.map((e) => e.round)).toEqual(pre.rounds.map((r) => r.round));
+  expect(String(announced.at(-1)!.next)).toMatch(/^freeze: /);
+}

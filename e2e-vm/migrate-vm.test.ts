@@ -6,13 +6,15 @@
  *
  * Slow by nature (TCG: ~1.5-2 min per migration); `npm run test:vm`. FERRY_VM_STRATEGIES=pre-copy runs a subset.
  */
+import { dirname } from 'node:path';
 import { waitFor } from '@ferry/core/testing';
-import { ctl, ferryIn, lab, onGuest, type Guest } from './lib/vm-lab';
+import { GUEST_APP, ctl, ferryIn, lab, onGuest, type Guest } from './lib/vm-lab';
 
 jest.setTimeout(900_000);
 
 interface Started {
   name: string;
+  stateFile: string;
 }
 interface State {
   exists: boolean;
@@ -50,6 +52,9 @@ beforeAll(() => {
   const up = lab('up', 900_000);
   if (up.status !== 0) throw new Error(`lab.sh up failed (${up.status}):\n${up.stderr}`);
   process.stderr.write(up.stderr);
+  // The test containers' rootfs lives outside their bundle (as an image store's would): both hosts hold it.
+  const rootfs = onGuest('g2', ['node', '-e', `console.log(require('${GUEST_APP}/packages/core/dist/testing.js').buildTestRootfs())`]);
+  if (rootfs.status !== 0) throw new Error(`cannot build the test rootfs on g2: ${rootfs.stderr}`);
 });
 afterEach(() => {
   for (const [guest, name] of leftovers.splice(0)) onGuest(guest, ['node', '/opt/ferry/app/e2e/bin/container-ctl.js', 'remove', name]);
@@ -70,11 +75,21 @@ test('the guests are provisioned by scripts/provision-host.sh and track memory',
   expect(facts.strategies?.filter((s) => s.available).map((s) => s.name).sort()).toEqual(['post-copy', 'pre-copy', 'stop-and-copy']);
 });
 
+/**
+ * A workload container on g1. Its state file is on a host directory bind-mounted at /state; `withStateDir` makes
+ * that directory on g2 too, as shared storage would (without it, the restore on g2 fails: the mount source is missing).
+ */
+function startContainer(withStateDir: boolean): Started {
+  const name = `vm-${process.pid}-${++seq}`;
+  leftovers.push(['g1', name], ['g2', name]);
+  const started = ctl<Started>('g1', 'start', name, '--mem-mib', String(MEM_MIB), '--dirty-pages-per-sec', String(DIRTY_PAGES_PER_SEC), '--address', `10.77.0.${10 + seq}/24`);
+  if (withStateDir) expect(onGuest('g2', ['mkdir', '-p', dirname(started.stateFile)]).status).toBe(0);
+  return started;
+}
+
 describe.each(STRATEGIES)('%s between the VMs', (strategy) => {
   test('memory and counter survive the move; the source is gone, the destination runs it', async () => {
-    const name = `vm-${process.pid}-${++seq}`;
-    leftovers.push(['g1', name], ['g2', name]);
-    ctl<Started>('g1', 'start', name, '--mem-mib', String(MEM_MIB), '--dirty-pages-per-sec', String(DIRTY_PAGES_PER_SEC), '--address', `10.77.0.${10 + seq}/24`);
+    const { name } = startContainer(true);
     await waitFor('the workload to count', () => (ctl<State>('g1', 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
     const before = ctl<State>('g1', 'state', name).workload!.counter;
 
@@ -94,6 +109,27 @@ describe.each(STRATEGIES)('%s between the VMs', (strategy) => {
     await waitFor('the counter to continue on g2', () => (ctl<State>('g2', 'state', name).workload?.counter ?? 0) > before + 2, 120_000, 2000);
     expect(ctl('g2', 'verify', name)).toEqual({ verdict: 'ok' });
   });
+});
+
+test('a restore that fails after the pre-copy rounds leaves the source running and the destination clean', async () => {
+  if (!STRATEGIES.includes('pre-copy')) return;
+  const { name } = startContainer(false);
+  await waitFor('the workload to count', () => (ctl<State>('g1', 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
+  const run = await ferryIn('g1', ['migrate', name, '--to', 'g2', '--strategy', 'pre-copy']);
+  expect(run.status).toBe(5);
+  expect(run.error?.code).toBe('ERR_RUNTIME_FAILED');
+  // The rounds went over before the restore failed: the rollback had pre-dump images to remove on g2.
+  expect(run.events.filter((e) => e.event === 'precopy-round').length).toBeGreaterThanOrEqual(2);
+  expect(run.events.map((e) => e.event)).toContain('rolled-back');
+
+  const source = ctl<State>('g1', 'state', name);
+  expect(source).toMatchObject({ exists: true, state: 'running' });
+  await waitFor('the source to keep counting', () => (ctl<State>('g1', 'state', name).workload?.counter ?? 0) > source.workload!.counter + 2, 60_000, 2000);
+  expect(ctl<State>('g2', 'state', name).exists).toBe(false);
+  // No migration directory of this container is left on g2 (each records its container's name).
+  const left = onGuest('g2', ['grep', '-l', '-s', `"name":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'migration.json']);
+  expect(left.stdout.trim()).toBe('');
+  expect(onGuest('g2', ['find', '/var/lib/ferry/migrations', '-path', '*/pre/*']).stdout.trim()).toBe('');
 });
 
 /** Rounds shrink, the policy stopped them, and the final dump holds only what changed since the last round. */

@@ -121,5 +121,9 @@ echo "$recipe" >"$WORK/recipe.sha256"
 chmod 700 "$WORK"
 mv "$WORK" "$OUT"
 trap - EXIT
+# Each image is ~1.3 GB on disk: keep this one and the one before it (another checkout may still use that recipe).
+ls -1dt "$CACHE"/[0-9a-f]*/ 2>/dev/null | tail -n +3 | while read -r old; do
+  [[ -f $old/recipe.sha256 ]] && rm -rf -- "$old"
+done
 say "built $OUT in $((SECONDS - T0)) s"
 echo "$OUT"

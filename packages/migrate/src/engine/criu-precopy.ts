@@ -14,7 +14,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CheckpointStats } from '@ferry/core';
+import { FerryError, type CheckpointStats } from '@ferry/core';
 import { DEFAULT_CONVERGENCE_POLICY, nextPrecopyStep, type ConvergencePolicy, type PrecopyOutcome, type PrecopyRound } from '../precopy/convergence-policy';
 
 /** The page size CRIU's page counts are in, when a round's stats lack them (x86-64, arm64 with 4 KiB pages). */
@@ -63,7 +63,9 @@ export async function runCriuPreCopy(outgoing: string, deps: CriuPreCopyDeps, po
     if (step.action === 'freeze') {
       return { rounds, outcome: step.outcome, reason: step.reason, parentImage: join('..', 'pre', String(rounds.length)) };
     }
-    if (deps.signal?.aborted) throw deps.signal.reason ?? new Error('aborted');
+    if (deps.signal?.aborted) {
+      throw new FerryError('ERR_ABORTED', `pre-copy interrupted after ${rounds.length} round(s)`, { hint: 'The source container keeps running.' });
+    }
     const n = rounds.length + 1;
     const dir = join(outgoing, 'pre', String(n));
     const startedAtMs = now();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian 12 guest image of the two-VM suite from Debian's packages, without Vagrant Cloud or any other
 # download than deb.debian.org, and prints the directory that holds it:
-#   rootfs.ext4  vmlinuz  initrd.img  keys/ (client key, known_hosts)  recipe.sha256
+#   rootfs.ext4  vmlinuz  initrd.img  keys/ (the host's client key, g1.pub, g2.pub)  recipe.sha256
 # The image is cached in $FERRY_VM_CACHE (default /var/cache/ferry/vm) under a hash of its inputs (this script,
 # guest-boot.sh, provision-host.sh, the node binary): a changed recipe builds a new one, an unchanged one is reused.
 # ferry itself is not in the image; scripts/vm/app-disk.sh puts the checkout on a second disk for each run.
@@ -48,7 +48,6 @@ LOG=$WORK/build.log
 say "keys"
 ssh-keygen -q -t ed25519 -N '' -C ferryvm-host-client -f "$WORK/keys/client_ed25519"
 ssh-keygen -q -t ed25519 -N '' -C ferryvm-guest-client -f "$WORK/stage/guest_client_ed25519"
-: >"$WORK/keys/known_hosts"
 : >"$WORK/stage/guest_known_hosts"
 for n in 1 2; do
   mkdir -p "$WORK/stage/g$n"
@@ -123,7 +122,7 @@ mv "$WORK" "$OUT"
 trap - EXIT
 # Each image is ~1.3 GB on disk: keep this one and the one before it (another checkout may still use that recipe).
 ls -1dt "$CACHE"/[0-9a-f]*/ 2>/dev/null | tail -n +3 | while read -r old; do
-  [[ -f $old/recipe.sha256 ]] && rm -rf -- "$old"
+  [[ -f $old/recipe.sha256 ]] && rm -rf -- "$old" && rm -f -- "$CACHE/.build-$(basename "$old").lock"
 done
 say "built $OUT in $((SECONDS - T0)) s"
 echo "$OUT"

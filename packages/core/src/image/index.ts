@@ -47,3 +47,4 @@ export {
   type ManifestOptions,
   type MismatchKind,
 } from './manifest';
+export * from './parent-images';

@@ -4,9 +4,12 @@ export type Phase =
   | 'connect'
   | 'negotiate'
   | 'copy-bundle'
+  | 'precopy'
+  | 'seal'
   | 'freeze'
   | 'checkpoint'
   | 'resync-bundle'
+  | 'delta'
   | 'transfer-images'
   | 'transfer-pages'
   | 'restore'
@@ -19,6 +22,20 @@ export type MigrationEvent =
   | { type: 'phase-start'; phase: Phase }
   | { type: 'phase-end'; phase: Phase; ms: number; bytes?: number; files?: number }
   | { type: 'progress'; phase: Phase; bytes: number }
+  | {
+      type: 'precopy-round';
+      round: number;
+      /** Pages sent because they changed (all present pages in round 1) and their payload bytes. */
+      pages: number;
+      bytes: number;
+      scannedPages: number;
+      ms: number;
+      /** CPU time the source spent on the round (reading and hashing memory, sending). */
+      cpuMs: number;
+      /** What the convergence policy decided after this round. */
+      next: 'round' | 'freeze';
+      reason: string;
+    }
   | { type: 'warning'; message: string }
   | { type: 'committed'; downtimeMs: number }
   | { type: 'rolled-back'; reason: string };

@@ -4,6 +4,9 @@
  *   connect → negotiate → copy bundle (container running) → freeze → checkpoint (leave running, stays frozen)
  *   → re-sync bundle → send images → restore on the destination → commit ── point of no return ── remove source
  *
+ * hash-pre-copy adds rounds of changed pages and the seal before the freeze, and rewrites the local dump against
+ * what the destination holds (delta) before sending it; post-copy restores first and pulls pages afterwards.
+ *
  * Contract: when this throws, the source container runs again (thawed) and the destination holds nothing of it,
  * except in the one case the error says otherwise (ERR_ROLLBACK_FAILED: the commit's answer was lost, so ferry cannot
  * know which side holds the container; it then leaves the source frozen and names both sides).
@@ -15,6 +18,7 @@ import {
   FerryError,
   createImageDir,
   isFerryError,
+  rewriteAgainstParent,
   type ContainerInfo,
   type CriuClient,
   type EventSink,
@@ -28,9 +32,11 @@ import type { Destination } from '../hosts/resolve-host';
 import { diffSnapshots, packDir, snapshotDir } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
+import { runRounds, seal, type HashPrecopyResult } from '../precopy/hash-precopy';
+import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import { UndoStack } from './undo-stack';
 
-export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'post-copy'];
+export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'hash-pre-copy', 'post-copy'];
 
 export interface AgentConnection {
   peer: AgentPeer;
@@ -71,6 +77,8 @@ export interface MigrateRequest {
   streamPages?: boolean;
   onEvent?: EventSink;
   signal?: AbortSignal;
+  /** Pre-copy: when to stop rounds (default DEFAULT_CONVERGENCE_POLICY). */
+  convergence?: ConvergencePolicy;
   /**
    * Clone instead of move: the source keeps running (frozen only while it is dumped) and the copy starts under
    * `name` on the destination, with new addresses when the container has any.
@@ -95,8 +103,20 @@ export interface MigrationReport {
   bytesSentFrozen: number;
   phasesMs: Partial<Record<Phase, number>>;
   rounds: number;
+  /** Pre-copy: each round, why the rounds ended, and what the final dump left to send. */
+  precopy?: PrecopyReport;
   restoredPid?: number;
   warnings: string[];
+}
+
+export interface PrecopyReport {
+  outcome: HashPrecopyResult['outcome'];
+  reason: string;
+  rounds: { round: number; pages: number; bytes: number; scannedPages: number; zeroPages: number; ms: number; readMs: number; cpuMs: number }[];
+  sealMs: number;
+  /** Pages in the final dump, and how many of them the destination already held. */
+  finalPages: number;
+  finalPagesHeld: number;
 }
 
 export async function migrateContainer(request: MigrateRequest, deps: MigrateDeps): Promise<MigrationReport> {
@@ -173,6 +193,38 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         (r) => r,
       );
       bytesSent += sent.bytes;
+    }
+
+    let precopy: Omit<HashPrecopyResult, 'sealMs'> | undefined;
+    let precopyReport: PrecopyReport | undefined;
+    if (strategy === 'hash-pre-copy') {
+      const pid = container.pid;
+      if (!pid) throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `${adapter.name} reports no pid for ${name}`, { hint: 'Check that the container runs.' });
+      precopy = await phase(
+        'precopy',
+        () =>
+          runRounds({
+            peer,
+            migrationId,
+            pid,
+            policy: request.convergence,
+            emit,
+            checkpoint: () => {
+              if (signal?.aborted) throw new FerryError('ERR_ABORTED', 'migration interrupted', { hint: 'The source container keeps running.' });
+            },
+          }),
+        (r) => ({ bytes: r.bytes }),
+      );
+      bytesSent += precopy.bytes;
+      const sealMs = await phase('seal', () => seal(peer, migrationId));
+      precopyReport = {
+        outcome: precopy.outcome,
+        reason: precopy.reason,
+        rounds: precopy.rounds.map((r) => ({ round: r.round, pages: r.pages, bytes: r.bytes, scannedPages: r.scannedPages, zeroPages: r.zeroPages, ms: r.ms, readMs: r.readMs, cpuMs: r.cpuMs })),
+        sealMs,
+        finalPages: 0,
+        finalPagesHeld: 0,
+      };
     }
 
     // Streamed stop-and-copy: the destination's page server and the tunnel to it are ready before the freeze.
@@ -268,6 +320,13 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         bytesSent += sent.bytes;
         bytesSentFrozen += sent.bytes;
       }
+    }
+
+    if (precopy && precopyReport) {
+      const sent = precopy.sent;
+      const delta = await phase('delta', () => rewriteAgainstParent(imagesDir, sent.holds), (r) => ({ bytes: r.bytesKept }));
+      precopyReport.finalPages = delta.pages;
+      precopyReport.finalPagesHeld = delta.pagesInParent;
     }
 
     const images = await phase(
@@ -379,7 +438,8 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       bytesSent,
       bytesSentFrozen,
       phasesMs,
-      rounds: 0,
+      rounds: precopy?.rounds.length ?? 0,
+      precopy: precopyReport,
       restoredPid: restored.pid,
       warnings,
     };

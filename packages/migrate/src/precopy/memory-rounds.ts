@@ -1,0 +1,179 @@
+/**
+ * The source half of hash-based pre-copy: one round reads every present private page of the container's tasks
+ * (process_vm_readv, no kernel tracking needed), hashes it, and sends the pages whose hash differs from what the
+ * destination holds. `SentPages` is the source's exact mirror of the destination's page store, by hash, and later
+ * decides which pages of the final dump the destination already has.
+ */
+import type { Writable } from 'node:stream';
+import { once } from 'node:events';
+import { allocPageAligned, hashPages, readMemory, PAGE_SIZE, type MemoryRange } from '@ferry/native';
+import type { ParentHolds } from '@ferry/core';
+import { containerTasks, presentPrivateRanges } from './container-tasks';
+import { encodeRecordHeader, MAX_RECORD_PAGES, RecordKind } from './page-records';
+
+/** task → page number → XXH3 of the content the destination holds. */
+export class SentPages {
+  private readonly tasks = new Map<number, Map<number, bigint>>();
+
+  forTask(task: number): Map<number, bigint> {
+    let pages = this.tasks.get(task);
+    if (!pages) this.tasks.set(task, (pages = new Map()));
+    return pages;
+  }
+
+  get pageCount(): number {
+    let n = 0;
+    for (const pages of this.tasks.values()) n += pages.size;
+    return n;
+  }
+
+  /** For rewriteAgainstParent: a page is held when the destination has it with this very hash. */
+  readonly holds: ParentHolds = (task, vaddr, hashes, held) => {
+    const pages = this.tasks.get(task);
+    if (!pages) return;
+    const first = Number(vaddr / BigInt(PAGE_SIZE));
+    for (let i = 0; i < hashes.length; i++) if (pages.get(first + i) === hashes[i]) held[i] = 1;
+  };
+}
+
+export interface RoundStats {
+  tasks: number;
+  /** Present private pages read and hashed. */
+  scannedPages: number;
+  /** Pages sent because they changed (or were new). */
+  pages: number;
+  /** Of those, all-zero pages (sent as a header only). */
+  zeroPages: number;
+  /** Payload bytes written (headers and page data). */
+  bytes: number;
+  /** Time spent reading and hashing memory. */
+  readMs: number;
+  /** CPU time this process used during the round (all threads: reading and hashing run on the libuv pool). */
+  cpuMs: number;
+}
+
+export interface RoundOptions {
+  /** Bytes read per process_vm_readv batch; bounds memory use. */
+  batchBytes?: number;
+}
+
+const DEFAULT_BATCH = 32 << 20;
+const COALESCE_BYTES = 1 << 20;
+
+/**
+ * Sends one round into `sink` (the agent's upload stream) and updates `sent`. Waits for the sink to drain, so a slow
+ * link slows the reading instead of filling memory.
+ */
+export async function sendRound(initPid: number, sent: SentPages, sink: Writable, options: RoundOptions = {}): Promise<RoundStats> {
+  const cpu0 = process.cpuUsage();
+  const batchBytes = options.batchBytes ?? DEFAULT_BATCH;
+  const buffer = allocPageAligned(batchBytes);
+  const stats: RoundStats = { tasks: 0, scannedPages: 0, pages: 0, zeroPages: 0, bytes: 0, readMs: 0, cpuMs: 0 };
+  // Scattered dirty pages make many small records: gather them into ~1 MiB writes (each write is a frame on the
+  // wire); large runs go out as they are.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = async () => {
+    if (pendingBytes === 0) return;
+    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    if (!sink.write(joined)) await once(sink, 'drain');
+  };
+  const write = async (b: Buffer, owned: boolean) => {
+    stats.bytes += b.length;
+    if (b.length >= COALESCE_BYTES) {
+      await flush();
+      if (!sink.write(owned ? b : Buffer.from(b))) await once(sink, 'drain');
+      return;
+    }
+    pending.push(owned ? b : Buffer.from(b));
+    pendingBytes += b.length;
+    if (pendingBytes >= COALESCE_BYTES) await flush();
+  };
+
+  for (const task of await containerTasks(initPid)) {
+    let ranges: MemoryRange[];
+    try {
+      ranges = await presentPrivateRanges(task.pid);
+    } catch {
+      continue; // exited since it was listed: the final dump will not have it either
+    }
+    stats.tasks++;
+    const pages = sent.forTask(task.vpid);
+    for (const batch of batches(ranges, batchBytes)) {
+      const t0 = Date.now();
+      let read;
+      try {
+        read = await readMemory(task.pid, batch, { into: buffer });
+      } catch {
+        break; // the task exited mid-round
+      }
+      const total = batch.reduce((n, r) => n + r.length, 0);
+      const { hashes, zero } = await hashPages(read.data.subarray(0, total), { zero: true });
+      stats.readMs += Date.now() - t0;
+      const unreadable = new Set<number>();
+      for (const u of read.unreadable) {
+        const first = Number(u.address / BigInt(PAGE_SIZE));
+        for (let i = 0; i < u.length / PAGE_SIZE; i++) unreadable.add(first + i);
+      }
+
+      // Walk the batch page by page; a record collects consecutive changed pages of one kind.
+      let index = 0;
+      for (const range of batch) {
+        const first = Number(range.address / BigInt(PAGE_SIZE));
+        const n = range.length / PAGE_SIZE;
+        let i = 0;
+        while (i < n) {
+          const page = first + i;
+          const h = hashes[index + i]!;
+          if (unreadable.has(page) || pages.get(page) === h) {
+            i++;
+            continue;
+          }
+          const isZero = zero[index + i] === 1;
+          let j = i + 1;
+          while (j < n && j - i < MAX_RECORD_PAGES && !unreadable.has(first + j) && pages.get(first + j) !== hashes[index + j] && (zero[index + j] === 1) === isZero) j++;
+          await write(encodeRecordHeader(isZero ? RecordKind.ZERO : RecordKind.DATA, task.vpid, BigInt(page) * BigInt(PAGE_SIZE), j - i), true);
+          // Not owned: the read buffer is reused by the next batch, so the page data is copied.
+          if (!isZero) await write(read.data.subarray((index + i) * PAGE_SIZE, (index + j) * PAGE_SIZE), false);
+          for (let k = i; k < j; k++) pages.set(first + k, hashes[index + k]!);
+          stats.pages += j - i;
+          if (isZero) stats.zeroPages += j - i;
+          i = j;
+        }
+        index += n;
+        stats.scannedPages += n;
+      }
+    }
+  }
+  await flush();
+  const cpu = process.cpuUsage(cpu0);
+  stats.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
+  return stats;
+}
+
+/** Splits ranges into batches of at most `limit` bytes (a range longer than that is cut at page boundaries). */
+export function batches(ranges: readonly MemoryRange[], limit: number): MemoryRange[][] {
+  const out: MemoryRange[][] = [];
+  let current: MemoryRange[] = [];
+  let size = 0;
+  for (const r of ranges) {
+    let address = r.address;
+    let left = r.length;
+    while (left > 0) {
+      const take = Math.min(left, limit - size);
+      current.push({ address, length: take });
+      size += take;
+      address += BigInt(take);
+      left -= take;
+      if (size === limit) {
+        out.push(current);
+        current = [];
+        size = 0;
+      }
+    }
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}

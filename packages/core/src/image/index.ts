@@ -48,3 +48,4 @@ export {
   type MismatchKind,
 } from './manifest';
 export * from './parent-images';
+export * from './pagemap-writer';

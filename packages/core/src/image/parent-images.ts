@@ -11,14 +11,14 @@
  * Shared memory (pagemap-shmem-*.img) is left whole: it is rarely large in containers and tracked per segment.
  */
 import { createWriteStream } from 'node:fs';
-import { open, readdir, rename, writeFile } from 'node:fs/promises';
+import { open, readdir, rename, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { hashPages, PAGE_SIZE } from '@ferry/native';
-import { encodeImage, type WireObject } from './image-file';
+import { gatherFile, hashFilePages, PAGE_SIZE, type FileRange } from '@ferry/native';
+import { encodePagemapImage, type PagemapEntryOut } from './pagemap-writer';
 import { imageCorrupt } from './image-errors';
 import { readPagemap } from './image-records';
-import { PAGEMAP_IMAGE, PE_FLAGS } from './image-schema';
+import { PE_FLAGS } from './image-schema';
 
 export interface MemoryRun {
   vaddr: bigint;
@@ -28,7 +28,7 @@ export interface MemoryRun {
 
 /** Writes pagemap-TASK.img and pages-ID.img into `dir` (runs must be in increasing, non-overlapping vaddr order). */
 export async function writeTaskMemoryImage(dir: string, task: number, pagesId: number, runs: Iterable<MemoryRun>): Promise<{ pages: number }> {
-  const entries: WireObject[] = [];
+  const entries: PagemapEntryOut[] = [];
   const out = createWriteStream(join(dir, `pages-${pagesId}.img`), { mode: 0o600 });
   let pages = 0;
   let end = -1n;
@@ -38,7 +38,7 @@ export async function writeTaskMemoryImage(dir: string, task: number, pagesId: n
       if (bytes % PAGE_SIZE !== 0 || bytes === 0) throw new RangeError(`run at 0x${run.vaddr.toString(16)} holds ${bytes} bytes, not whole pages`);
       if (run.vaddr < end) throw new RangeError(`run at 0x${run.vaddr.toString(16)} overlaps or precedes the previous one`);
       const nr = bytes / PAGE_SIZE;
-      entries.push({ vaddr: run.vaddr.toString(), compat_nr_pages: 0, nr_pages: nr, flags: PE_FLAGS.PRESENT });
+      entries.push({ vaddr: run.vaddr, nrPages: nr, flags: PE_FLAGS.PRESENT });
       end = run.vaddr + BigInt(bytes);
       pages += nr;
       for (const b of run.data) if (!out.write(b)) await once(out, 'drain');
@@ -47,7 +47,7 @@ export async function writeTaskMemoryImage(dir: string, task: number, pagesId: n
     out.end();
     await once(out, 'close');
   }
-  await writeFile(join(dir, `pagemap-${task}.img`), encodeImage(PAGEMAP_IMAGE, entries, { head: { pages_id: pagesId } }), { mode: 0o600 });
+  await writeFile(join(dir, `pagemap-${task}.img`), encodePagemapImage(pagesId, entries), { mode: 0o600 });
   return { pages };
 }
 
@@ -67,8 +67,6 @@ export interface RewriteResult {
 }
 
 const TASK_PAGEMAP = /^pagemap-(\d+)\.img$/;
-// Hash and decide in slices: bounded memory whatever the size of one pagemap entry.
-const SLICE_PAGES = 4096;
 
 export async function rewriteAgainstParent(dir: string, holds: ParentHolds): Promise<RewriteResult> {
   const result: RewriteResult = { pages: 0, pagesInParent: 0, bytesKept: 0 };
@@ -83,59 +81,85 @@ async function rewriteTask(dir: string, pagemapName: string, task: number, holds
   const pagemap = await readPagemap(join(dir, pagemapName));
   const pagesName = `pages-${pagemap.pagesId}.img`;
   const input = await open(join(dir, pagesName), 'r');
-  const out = createWriteStream(join(dir, `${pagesName}.rewrite`), { mode: 0o600 });
-  const entries: WireObject[] = [];
+  const output = await open(join(dir, `${pagesName}.rewrite`), 'w', 0o600);
+  const entries: PagemapEntryOut[] = [];
   // Consecutive pages with the same flags become one entry, as CRIU writes them.
   const add = (vaddr: bigint, nr: number, flags: number) => {
     const last = entries[entries.length - 1];
-    if (last && last.flags === flags && BigInt(last.vaddr as string) + BigInt((last.nr_pages as number) * PAGE_SIZE) === vaddr) {
-      last.nr_pages = (last.nr_pages as number) + nr;
-    } else {
-      entries.push({ vaddr: vaddr.toString(), compat_nr_pages: 0, nr_pages: nr, flags });
-    }
+    if (last && last.flags === flags && last.vaddr + BigInt(last.nrPages * PAGE_SIZE) === vaddr) last.nrPages += nr;
+    else entries.push({ vaddr, nrPages: nr, flags });
   };
-  let position = 0;
   try {
+    const present = pagemap.ranges.reduce((n, r) => n + (r.flags & PE_FLAGS.PRESENT ? r.nrPages : 0), 0);
+    const { size } = await input.stat();
+    if (size < present * PAGE_SIZE) throw imageCorrupt(join(dir, pagesName), `is ${size} bytes, but ${pagemapName} needs ${present * PAGE_SIZE}`);
+    // Hash the dump where it lies (page cache), then copy out only the pages the parent lacks.
+    const hashes = await hashFilePages(input.fd, 0, present);
+    const held = new Uint8Array(present);
+    let index = 0;
+    for (const range of pagemap.ranges) {
+      if (!(range.flags & PE_FLAGS.PRESENT)) continue;
+      holds(task, range.vaddr, hashes.subarray(index, index + range.nrPages), held.subarray(index, index + range.nrPages));
+      index += range.nrPages;
+    }
+    index = 0;
+    const kept: FileRange[] = [];
     for (const range of pagemap.ranges) {
       if (!(range.flags & PE_FLAGS.PRESENT)) {
         add(range.vaddr, range.nrPages, range.flags);
         continue;
       }
-      for (let done = 0; done < range.nrPages; ) {
-        const nr = Math.min(SLICE_PAGES, range.nrPages - done);
-        const vaddr = range.vaddr + BigInt(done * PAGE_SIZE);
-        const data = Buffer.allocUnsafe(nr * PAGE_SIZE);
-        const { bytesRead } = await input.read(data, 0, data.length, position);
-        if (bytesRead !== data.length) throw imageCorrupt(join(dir, pagesName), `ends at ${position + bytesRead} bytes, but ${pagemapName} needs ${position + data.length}`);
-        position += data.length;
-        const { hashes } = await hashPages(data);
-        const held = new Uint8Array(nr);
-        holds(task, vaddr, hashes, held);
-        for (let i = 0; i < nr; ) {
-          let j = i + 1;
-          while (j < nr && held[j] === held[i]) j++;
-          const at = vaddr + BigInt(i * PAGE_SIZE);
-          if (held[i]) {
-            add(at, j - i, (range.flags & ~PE_FLAGS.PRESENT) | PE_FLAGS.PARENT);
-            result.pagesInParent += j - i;
-          } else {
-            add(at, j - i, range.flags);
-            const kept = data.subarray(i * PAGE_SIZE, j * PAGE_SIZE);
-            result.bytesKept += kept.length;
-            if (!out.write(kept)) await once(out, 'drain');
-          }
-          i = j;
+      for (let i = 0; i < range.nrPages; ) {
+        let j = i + 1;
+        while (j < range.nrPages && held[index + j] === held[index + i]) j++;
+        const at = range.vaddr + BigInt(i * PAGE_SIZE);
+        if (held[index + i]) {
+          add(at, j - i, (range.flags & ~PE_FLAGS.PRESENT) | PE_FLAGS.PARENT);
+          result.pagesInParent += j - i;
+        } else {
+          add(at, j - i, range.flags);
+          kept.push({ offset: (index + i) * PAGE_SIZE, length: (j - i) * PAGE_SIZE });
+          result.bytesKept += (j - i) * PAGE_SIZE;
         }
-        result.pages += nr;
-        done += nr;
+        i = j;
       }
+      index += range.nrPages;
+      result.pages += range.nrPages;
     }
+    await copyRanges(input, output, kept);
   } finally {
     await input.close();
-    out.end();
-    await once(out, 'close');
+    await output.close();
   }
-  await writeFile(join(dir, `${pagemapName}.rewrite`), encodeImage(PAGEMAP_IMAGE, entries, { head: { pages_id: pagemap.pagesId } }), { mode: 0o600 });
+  await writeFile(join(dir, `${pagemapName}.rewrite`), encodePagemapImage(pagemap.pagesId, entries), { mode: 0o600 });
   await rename(join(dir, `${pagesName}.rewrite`), join(dir, pagesName));
   await rename(join(dir, `${pagemapName}.rewrite`), join(dir, pagemapName));
+}
+
+const COPY_CHUNK = 32 << 20;
+
+/** Copies the ranges of `input`, in order, to the start of `output`, in gathers of up to COPY_CHUNK bytes. */
+async function copyRanges(input: FileHandle, output: FileHandle, ranges: readonly FileRange[]): Promise<void> {
+  let buffer: Buffer | undefined;
+  let group: FileRange[] = [];
+  let groupBytes = 0;
+  const flush = async () => {
+    if (groupBytes === 0) return;
+    buffer ??= Buffer.allocUnsafe(COPY_CHUNK);
+    const data = await gatherFile(input.fd, group, buffer);
+    await output.write(data, 0, data.length);
+    group = [];
+    groupBytes = 0;
+  };
+  for (let r of ranges) {
+    // A range longer than a chunk is cut into chunks.
+    while (r.length > 0) {
+      const take = Math.min(r.length, COPY_CHUNK - groupBytes);
+      group.push({ offset: r.offset, length: take });
+      groupBytes += take;
+      r = { offset: r.offset + take, length: r.length - take };
+      if (groupBytes === COPY_CHUNK) await flush();
+    }
+  }
+  await flush();
 }

@@ -5,7 +5,6 @@ export type Phase =
   | 'negotiate'
   | 'copy-bundle'
   | 'precopy'
-  | 'seal'
   | 'freeze'
   | 'checkpoint'
   | 'resync-bundle'

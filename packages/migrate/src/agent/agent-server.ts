@@ -15,8 +15,8 @@ import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
 import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from './agent-messages';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
 import { ReplicaStore, type ReplicaMeta } from '../replication/replica-store';
-import { PageStore } from '../precopy/page-store';
-import { PageRecordDecoder } from '../precopy/page-records';
+import { PageLevels } from '../precopy/page-levels';
+import { PageRecordDecoder, type PageRecord } from '../precopy/page-records';
 
 export interface AgentDeps {
   runtime(name: RuntimeName): RuntimeAdapter;
@@ -39,10 +39,8 @@ interface Incoming {
   lazy?: LazyPagesDaemon;
   /** Streamed stop-and-copy: the page server receiving the dump's memory; not serialised. */
   pageServer?: PageServerProcess;
-  /** Hash-based pre-copy: the pages received while the source runs; not serialised (the files are). */
-  pages?: PageStore;
-  /** Hash-based pre-copy: the parent image set written from `pages`, which the final images point at. */
-  parentDir?: string;
+  /** Hash-based pre-copy: the chain of parent image sets the rounds write; not serialised (the files are). */
+  pages?: PageLevels;
 }
 
 const ID = /^[A-Za-z0-9-]{8,64}$/;
@@ -135,39 +133,29 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     return { port: m.pageServer.port };
   });
 
-  // Hash-based pre-copy: one round of changed pages, while the container still runs on the source.
+  // Hash-based pre-copy: one round of changed pages, while the container still runs on the source. Each round
+  // becomes one level of a parent image chain on disk (page-levels.ts).
   peer.handle('precopy-round', async (params: { migrationId: string }, stream) => {
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'precopy-round without data');
-    const store = (m.pages ??= new PageStore());
+    const levels = (m.pages ??= new PageLevels(join(m.dir, 'levels')));
+    levels.beginRound();
     const decoder = new PageRecordDecoder();
-    let pages = 0;
     let bytes = 0;
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      bytes += chunk.length;
-      decoder.push(chunk, (record) => {
-        store.add(record);
-        pages += record.pages;
-      });
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        const records: PageRecord[] = [];
+        decoder.push(chunk, (r) => records.push(r));
+        for (const r of records) await levels.add(r);
+      }
+      decoder.end();
+    } catch (err) {
+      await levels.close();
+      throw err;
     }
-    decoder.end();
-    return { pages, bytes, held: store.pageCount };
-  });
-
-  // The source is about to freeze: the pages held become a parent image set on disk, off the critical path.
-  peer.handle('precopy-seal', async (params: { migrationId: string }) => {
-    const m = get(params.migrationId);
-    if (!m.pages) throw new FerryError('ERR_AGENT_PROTOCOL', 'precopy-seal before any round');
-    const started = Date.now();
-    const dir = join(m.dir, 'parent');
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { mode: 0o700 });
-    const written = await m.pages.writeParent(dir);
-    m.pages.clear();
-    m.pages = undefined;
-    m.parentDir = dir;
-    deps.log(`pre-copy parent for ${m.name}: ${written.pages} pages of ${written.tasks} task(s) in ${Date.now() - started} ms`);
-    return { ...written, ms: Date.now() - started };
+    const { pages, held } = await levels.endRound();
+    return { pages, bytes, held, level: levels.levels };
   });
 
   peer.handle('cpuinfo-check', async (params: UploadParams, stream) => {
@@ -195,8 +183,9 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const started = Date.now();
     const imagesDir = join(m.dir, 'images');
     const workDir = join(m.dir, 'work');
-    // Pages marked "in parent" by the source's rewrite come from the set written at precopy-seal.
-    if (m.parentDir) symlinkSync('../parent', join(imagesDir, 'parent'));
+    // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
+    const top = m.pages?.levels;
+    if (top) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
     if (params.lazyPagesPort !== undefined) {
       m.lazy = await startLazyPagesDaemon({ criuPath: deps.criu.criuPath, imagesDir, workDir, address: '127.0.0.1', port: params.lazyPagesPort });
       void m.lazy.exited.then(({ code }) => deps.log(`lazy-pages daemon exited (${code})`));
@@ -255,7 +244,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     m.committed = true;
     record(m);
     // The images served their purpose; the bundle is the container's from now on.
-    for (const sub of ['images', 'work', 'parent']) rmSync(join(m.dir, sub), { recursive: true, force: true });
+    for (const sub of ['images', 'work', 'levels']) rmSync(join(m.dir, sub), { recursive: true, force: true });
     return { committed: true };
   });
 
@@ -292,7 +281,7 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
   if (m.committed) return;
   m.lazy?.kill();
   m.pageServer?.kill();
-  m.pages?.clear();
+  await m.pages?.close();
   if (m.restored) {
     deps.log(`rolling back: removing restored ${m.name}`);
     await deps.runtime(m.runtime).remove(m.name).catch((err: unknown) => deps.log(`cannot remove ${m.name}: ${(err as Error).message}`));

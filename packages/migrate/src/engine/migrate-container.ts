@@ -4,7 +4,7 @@
  *   connect → negotiate → copy bundle (container running) → freeze → checkpoint (leave running, stays frozen)
  *   → re-sync bundle → send images → restore on the destination → commit ── point of no return ── remove source
  *
- * hash-pre-copy adds rounds of changed pages and the seal before the freeze, and rewrites the local dump against
+ * hash-pre-copy adds rounds of changed pages before the freeze, and rewrites the local dump against
  * what the destination holds (delta) before sending it; post-copy restores first and pulls pages afterwards.
  *
  * Contract: when this throws, the source container runs again (thawed) and the destination holds nothing of it,
@@ -32,7 +32,7 @@ import type { Destination } from '../hosts/resolve-host';
 import { diffSnapshots, packDir, snapshotDir } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
-import { runRounds, seal, type HashPrecopyResult } from '../precopy/hash-precopy';
+import { runRounds, type HashPrecopyResult } from '../precopy/hash-precopy';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import { UndoStack } from './undo-stack';
 
@@ -113,7 +113,6 @@ export interface PrecopyReport {
   outcome: HashPrecopyResult['outcome'];
   reason: string;
   rounds: { round: number; pages: number; bytes: number; scannedPages: number; zeroPages: number; ms: number; readMs: number; cpuMs: number }[];
-  sealMs: number;
   /** Pages in the final dump, and how many of them the destination already held. */
   finalPages: number;
   finalPagesHeld: number;
@@ -195,7 +194,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       bytesSent += sent.bytes;
     }
 
-    let precopy: Omit<HashPrecopyResult, 'sealMs'> | undefined;
+    let precopy: HashPrecopyResult | undefined;
     let precopyReport: PrecopyReport | undefined;
     if (strategy === 'hash-pre-copy') {
       const pid = container.pid;
@@ -216,12 +215,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         (r) => ({ bytes: r.bytes }),
       );
       bytesSent += precopy.bytes;
-      const sealMs = await phase('seal', () => seal(peer, migrationId));
       precopyReport = {
         outcome: precopy.outcome,
         reason: precopy.reason,
         rounds: precopy.rounds.map((r) => ({ round: r.round, pages: r.pages, bytes: r.bytes, scannedPages: r.scannedPages, zeroPages: r.zeroPages, ms: r.ms, readMs: r.readMs, cpuMs: r.cpuMs })),
-        sealMs,
         finalPages: 0,
         finalPagesHeld: 0,
       };

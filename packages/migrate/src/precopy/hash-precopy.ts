@@ -1,7 +1,7 @@
 /**
  * Hash-based pre-copy, the part that runs while the container runs: rounds of changed pages to the destination
- * agent until the convergence policy says freeze, then the seal (the destination writes what it holds as a parent
- * image set). The engine then freezes, dumps locally and sends the dump rewritten against that parent.
+ * agent (which writes each round as one level of a parent image chain) until the convergence policy says freeze.
+ * The engine then freezes, dumps locally and sends the dump rewritten against the chain's top.
  */
 import type { EventSink } from '@ferry/core';
 import type { AgentPeer } from '../agent/agent-peer';
@@ -20,8 +20,6 @@ export interface HashPrecopyResult {
   reason: string;
   /** Payload bytes of all rounds. */
   bytes: number;
-  /** How long the destination took to write the parent set. */
-  sealMs: number;
 }
 
 export interface HashPrecopyOptions {
@@ -36,7 +34,7 @@ export interface HashPrecopyOptions {
   checkpoint?: () => void;
 }
 
-export async function runRounds(options: HashPrecopyOptions): Promise<Omit<HashPrecopyResult, 'sealMs'>> {
+export async function runRounds(options: HashPrecopyOptions): Promise<HashPrecopyResult> {
   const { peer, migrationId, pid } = options;
   const policy = options.policy ?? DEFAULT_CONVERGENCE_POLICY;
   const sent = new SentPages();
@@ -69,9 +67,4 @@ export async function runRounds(options: HashPrecopyOptions): Promise<Omit<HashP
     });
     if (step.action === 'freeze') return { sent, rounds, outcome: step.outcome, reason: step.reason, bytes };
   }
-}
-
-export async function seal(peer: AgentPeer, migrationId: string): Promise<number> {
-  const r = await peer.request<{ ms: number }>('precopy-seal', { migrationId });
-  return r.ms;
 }

@@ -7,7 +7,7 @@
  * (tc tbf). Root only. See bench/README.md.
  *
  *   node bench/migration-bench.js [--sizes 256,1024] [--links unshaped,1gbit] [--runs 3]
- *       [--strategies stop-and-copy,pre-copy,post-copy] [--no-naive] [--dirty-percent 2] [--quick]
+ *       [--strategies stop-and-copy,pre-copy,hash-pre-copy,post-copy] [--no-naive] [--dirty-percent 2] [--quick]
  *       [--out docs/benchmarks.md] [--json-out bench/results/last-run.json]
  *
  * Each trial: a fresh runc container on h1 (the workload fixture: SIZE MiB that it keeps rewriting at
@@ -48,7 +48,7 @@ const STEADY_SILENCE_MS = 200;
 const STEADY_MAX_MS = 60_000;
 const TRIAL_TIMEOUT_MS = 300_000;
 const WARMUP_MIB = 64;
-const ALL_STRATEGIES = ['stop-and-copy', 'pre-copy', 'post-copy'];
+const ALL_STRATEGIES = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'];
 const NAIVE_METHOD = 'naive';
 
 const env = { ...process.env, FERRY_SANDBOX_NAME: SANDBOX_NAME, FERRY_SANDBOX_DIR: SANDBOX_DIR };
@@ -324,7 +324,7 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
         row.error = error ? { code: error.code, message: error.message } : { code: `EXIT_${r.status}`, message: r.stderr.trim().slice(-500) };
         return row;
       }
-      Object.assign(row, pick(report, ['downtimeMs', 'totalMs', 'bytesSent', 'bytesSentFrozen', 'phasesMs', 'strategy', 'rounds']));
+      Object.assign(row, pick(report, ['downtimeMs', 'totalMs', 'bytesSent', 'bytesSentFrozen', 'phasesMs', 'strategy', 'rounds', 'precopy']));
       row.phaseBytes = phaseBytesOf(r.stderr);
       if (report.warnings?.length) row.warnings = report.warnings;
     }
@@ -449,11 +449,54 @@ function summarize(rows, options, methods) {
           frozenMiBps: median(good.map((r) => frozenThroughput(r)?.mibps)),
           frozenCarrier: mostCommon(good.map((r) => frozenThroughput(r)?.phase)),
           pagesMiBps: median(good.map((r) => throughput(r, 'transfer-pages'))),
+          precopy: precopySummary(good),
         });
       }
     }
   }
   return out;
+}
+
+/** Pre-copy trials: rounds, why they ended, source CPU per round, and how much of the final dump h2 already held. */
+function precopySummary(good) {
+  const withRounds = good.filter((r) => r.precopy?.rounds?.length);
+  if (!withRounds.length) return undefined;
+  const cpuPerRound = withRounds.map((r) => r.precopy.rounds.reduce((a, x) => a + x.cpuMs, 0) / r.precopy.rounds.length);
+  const cpuPerGiB = withRounds.map((r) => {
+    const scanned = r.precopy.rounds.reduce((a, x) => a + x.scannedPages, 0) * PAGE_SIZE;
+    return scanned > 0 ? (r.precopy.rounds.reduce((a, x) => a + x.cpuMs, 0) * 1024 ** 3) / scanned : undefined;
+  });
+  const outcomes = {};
+  for (const r of withRounds) outcomes[r.precopy.outcome] = (outcomes[r.precopy.outcome] ?? 0) + 1;
+  return {
+    rounds: median(withRounds.map((r) => r.precopy.rounds.length)),
+    outcomes,
+    reason: withRounds[0].precopy.reason,
+    lastRoundMiB: median(withRounds.map((r) => r.precopy.rounds.at(-1).bytes / 2 ** 20)),
+    cpuMsPerRound: median(cpuPerRound),
+    cpuMsPerGiBScanned: median(cpuPerGiB),
+    heldShare: median(withRounds.map((r) => (r.precopy.finalPages ? r.precopy.finalPagesHeld / r.precopy.finalPages : undefined))),
+  };
+}
+
+function precopyTable(summary) {
+  const rows = summary.filter((s) => s.precopy);
+  if (!rows.length) return '';
+  const stop = (s) => summary.find((x) => x.sizeMib === s.sizeMib && x.link === s.link && x.method === 'stop-and-copy');
+  const lines = rows.map((s) => {
+    const p = s.precopy;
+    const sc = stop(s);
+    const vs = (a, b) => (a !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : '–');
+    return `| ${sizeLabel(s.sizeMib)} | ${s.link} | ${methodLabel(s.method)} | ${p.rounds} | ${Object.entries(p.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')} | ${p.lastRoundMiB.toFixed(1)} | ${Math.round(p.cpuMsPerRound)} | ${Math.round(p.cpuMsPerGiBScanned)} | ${(100 * p.heldShare).toFixed(1)}% | ${fmtMiB(s.bytesSentFrozen)} (${(100 * s.bytesSentFrozen / (s.sizeMib * 2 ** 20)).toFixed(1)}% of memory) | ${vs(s.downtimeMs, sc?.downtimeMs)} | ${vs(s.clientDowntimeMs, sc?.clientDowntimeMs)} |`;
+  });
+  return `## Pre-copy (medians)
+
+| size | link | method | rounds | ended by | last round MiB | source CPU ms per round | CPU ms per GiB read | final dump already on h2 | MiB sent frozen | freeze→running vs stop-and-copy | client downtime vs stop-and-copy |
+|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|
+${lines.join('\n')}
+
+Example policy reason: ${rows.map((s) => `${sizeLabel(s.sizeMib)} ${s.link}: "${s.precopy.reason}"`).join('; ')}.
+`;
 }
 
 /**
@@ -589,7 +632,7 @@ function observations(summary) {
   for (const s of summary) {
     if (s.method === NAIVE_METHOD || !s.succeeded) continue;
     const naive = summary.find((n) => n.method === NAIVE_METHOD && n.link === s.link && n.sizeMib === s.sizeMib && n.succeeded);
-    const frozen = ['freeze', 'checkpoint', 'resync-bundle', 'transfer-images', 'restore'].filter((p) => s.phasesMs[p] !== undefined);
+    const frozen = ['freeze', 'checkpoint', 'resync-bundle', 'delta', 'transfer-images', 'restore'].filter((p) => s.phasesMs[p] !== undefined);
     const frozenTotal = frozen.reduce((a, p) => a + s.phasesMs[p], 0);
     const biggest = [...frozen].sort((a, b) => s.phasesMs[b] - s.phasesMs[a])[0];
     let text =
@@ -727,6 +770,7 @@ ${connectionNotes(rows)}
 
 ${clientExtraNotes(rows, methods)}
 
+${precopyTable(summary)}
 ## Where the time goes (medians, ms)
 
 ${phasesTable(summary)}

@@ -8,6 +8,7 @@ export type Phase =
   | 'freeze'
   | 'checkpoint'
   | 'resync-bundle'
+  | 'final-round'
   | 'delta'
   | 'transfer-images'
   | 'transfer-pages'

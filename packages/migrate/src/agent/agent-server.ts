@@ -186,8 +186,9 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
     const top = m.pages?.levels;
     if (top) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
+    const lazy = params.lazyPagesPort !== undefined;
     if (params.lazyPagesPort !== undefined) {
-      m.lazy = await startLazyPagesDaemon({ criuPath: deps.criu.criuPath, imagesDir, workDir, address: '127.0.0.1', port: params.lazyPagesPort });
+      m.lazy = await startLazyPagesDaemon({ criuPath: deps.criu.criuPath, imagesDir, workDir, pageServer: { address: '127.0.0.1', port: params.lazyPagesPort } });
       void m.lazy.exited.then(({ code }) => deps.log(`lazy-pages daemon exited (${code})`));
     }
     let result;
@@ -200,7 +201,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
         tcpEstablished: params.tcpEstablished,
         fileLocks: params.fileLocks,
         extUnixSk: params.extUnixSk,
-        lazyPages: params.lazyPagesPort !== undefined,
+        lazyPages: lazy,
         readdress: params.readdress,
       });
     } catch (err) {

@@ -18,7 +18,7 @@ import {
   FerryError,
   createImageDir,
   isFerryError,
-  rewriteAgainstParent,
+  lazyToParent,
   type ContainerInfo,
   type CriuClient,
   type EventSink,
@@ -33,6 +33,8 @@ import { diffSnapshots, packDir, snapshotDir } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
 import { runRounds, type HashPrecopyResult } from '../precopy/hash-precopy';
+import { sendFrozenRound } from '../precopy/frozen-round';
+import { endLazyDump } from '../precopy/end-lazy-dump';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import { UndoStack } from './undo-stack';
 
@@ -116,6 +118,8 @@ export interface PrecopyReport {
   /** Pages in the final dump, and how many of them the destination already held. */
   finalPages: number;
   finalPagesHeld: number;
+  /** The round on the frozen container: what it sent, and its cost. */
+  finalRound?: { pages: number; bytes: number; readMs: number; cpuMs: number };
 }
 
 export async function migrateContainer(request: MigrateRequest, deps: MigrateDeps): Promise<MigrationReport> {
@@ -235,9 +239,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       pageServer = { address: '127.0.0.1', port: forward.localPort };
     }
 
+    const lazyCheckpoint = strategy === 'post-copy' || strategy === 'hash-pre-copy';
     await phase('freeze', async () => {
-      // Post-copy: runc refuses a lazy checkpoint of a paused container, and CRIU freezes the tree itself.
-      if (strategy !== 'post-copy') await adapter.pause(name);
+      // Lazy dumps (post-copy, hash-pre-copy): runc refuses one of a paused container, and CRIU freezes the tree.
+      if (!lazyCheckpoint) await adapter.pause(name);
       frozenAt = Date.now();
       undo.push('thaw the source', () => adapter.resume(name));
       if (clone) return; // the source keeps its network: it goes on running
@@ -252,9 +257,12 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
 
     // Post-copy: CRIU dumps all but the pages and then serves them from a page server until the destination has
     // pulled every one; `lazyDump` settles when that is over (the source tree is then gone).
+    // hash-pre-copy: the same lazy dump, but ferry reads the pages itself (frozen-round.ts); the page server is never
+    // used, only ended once the destination holds the container (`heldDump`).
     let lazyDump: Promise<unknown> | undefined;
+    let heldDump: Promise<unknown> | undefined;
     let pageServerPort = 0;
-    if (strategy === 'post-copy') {
+    if (lazyCheckpoint) {
       pageServerPort = await freeLocalPort();
       const stopDump = new AbortController();
       let ready!: () => void;
@@ -267,7 +275,8 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         signal: stopDump.signal,
       });
       dump.catch(() => undefined);
-      lazyDump = dump;
+      if (strategy === 'post-copy') lazyDump = dump;
+      else heldDump = dump;
       // Killing the dump makes the adapter thaw what CRIU froze; the steps pushed earlier then resume the rest.
       undo.push('stop the lazy dump', async () => {
         stopDump.abort();
@@ -281,6 +290,26 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
           }),
         ]),
       );
+      if (precopy && precopyReport) {
+        const sent = precopy.sent;
+        let final!: Awaited<ReturnType<typeof sendFrozenRound>>;
+        await phase(
+          'final-round',
+          async () => {
+            await peer.request('precopy-round', { migrationId }, async (sink) => {
+              final = await sendFrozenRound(container.pid!, imagesDir, sent, sink);
+            });
+            return { bytes: final.bytes };
+          },
+          (r) => r,
+        );
+        bytesSent += final.bytes;
+        bytesSentFrozen += final.bytes;
+        await phase('delta', () => lazyToParent(imagesDir));
+        precopyReport.finalPages = final.lazyPages;
+        precopyReport.finalPagesHeld = final.lazyPages - final.pages;
+        precopyReport.finalRound = { pages: final.pages, bytes: final.bytes, readMs: final.readMs, cpuMs: final.cpuMs };
+      }
     } else {
       const sentBefore = connection.tunnelledBytes();
       await phase(
@@ -317,13 +346,6 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         bytesSent += sent.bytes;
         bytesSentFrozen += sent.bytes;
       }
-    }
-
-    if (precopy && precopyReport) {
-      const sent = precopy.sent;
-      const delta = await phase('delta', () => rewriteAgainstParent(imagesDir, sent.holds), (r) => ({ bytes: r.bytesKept }));
-      precopyReport.finalPages = delta.pages;
-      precopyReport.finalPagesHeld = delta.pagesInParent;
     }
 
     const images = await phase(
@@ -410,6 +432,16 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     // Point of no return: the destination owns the container. Failures from here on are warnings.
     undo.commit();
     emit({ type: 'committed', downtimeMs });
+    if (heldDump) {
+      // The lazy dump of hash-pre-copy still holds the frozen source; ending its page server cleanly makes CRIU end it.
+      const dump = heldDump;
+      try {
+        await endLazyDump(pageServerPort);
+        await dump;
+      } catch (err) {
+        warnings.push(`the source's lazy dump did not end cleanly (${(err as Error).message}); removing the source container`);
+      }
+    }
 
     await phase('cleanup', async () => {
       try {

@@ -7,7 +7,7 @@
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { allocPageAligned, hashPages, readMemory, PAGE_SIZE, type MemoryRange } from '@ferry/native';
-import type { ParentHolds } from '@ferry/core';
+import { FerryError, type ParentHolds } from '@ferry/core';
 import { containerTasks, presentPrivateRanges } from './container-tasks';
 import { encodeRecordHeader, MAX_RECORD_PAGES, RecordKind } from './page-records';
 
@@ -60,11 +60,33 @@ export interface RoundOptions {
 const DEFAULT_BATCH = 32 << 20;
 const COALESCE_BYTES = 1 << 20;
 
+/** One process's memory to read in a round: its pids and the address ranges. */
+export interface TaskRanges {
+  pid: number;
+  vpid: number;
+  ranges: readonly MemoryRange[] | (() => Promise<MemoryRange[]>);
+}
+
 /**
- * Sends one round into `sink` (the agent's upload stream) and updates `sent`. Waits for the sink to drain, so a slow
- * link slows the reading instead of filling memory.
+ * Sends one round over the container's running processes into `sink` (the agent's upload stream) and updates
+ * `sent`. Waits for the sink to drain, so a slow link slows the reading instead of filling memory.
  */
 export async function sendRound(initPid: number, sent: SentPages, sink: Writable, options: RoundOptions = {}): Promise<RoundStats> {
+  const tasks = (await containerTasks(initPid)).map((t) => ({ ...t, ranges: () => presentPrivateRanges(t.pid) }));
+  return sendTaskRanges(tasks, sent, sink, { ...options, strict: false });
+}
+
+/**
+ * The core of a round. `strict` is for frozen tasks, whose every listed page must be read: a task that vanished or
+ * a page that cannot be read is then an error instead of something the next round catches up with.
+ */
+export async function sendTaskRanges(
+  tasks: readonly TaskRanges[],
+  sent: SentPages,
+  sink: Writable,
+  options: RoundOptions & { strict: boolean },
+): Promise<RoundStats> {
+  const strict = options.strict;
   const cpu0 = process.cpuUsage();
   const batchBytes = options.batchBytes ?? DEFAULT_BATCH;
   const buffer = allocPageAligned(batchBytes);
@@ -92,11 +114,12 @@ export async function sendRound(initPid: number, sent: SentPages, sink: Writable
     if (pendingBytes >= COALESCE_BYTES) await flush();
   };
 
-  for (const task of await containerTasks(initPid)) {
-    let ranges: MemoryRange[];
+  for (const task of tasks) {
+    let ranges: readonly MemoryRange[];
     try {
-      ranges = await presentPrivateRanges(task.pid);
-    } catch {
+      ranges = typeof task.ranges === 'function' ? await task.ranges() : task.ranges;
+    } catch (err) {
+      if (strict) throw unreadableError(task, (err as Error).message);
       continue; // exited since it was listed: the final dump will not have it either
     }
     stats.tasks++;
@@ -106,8 +129,12 @@ export async function sendRound(initPid: number, sent: SentPages, sink: Writable
       let read;
       try {
         read = await readMemory(task.pid, batch, { into: buffer });
-      } catch {
+      } catch (err) {
+        if (strict) throw unreadableError(task, (err as Error).message);
         break; // the task exited mid-round
+      }
+      if (strict && read.unreadable.length > 0) {
+        throw unreadableError(task, `${read.unreadable.length} range(s) could not be read, first at 0x${read.unreadable[0]!.address.toString(16)}`);
       }
       const total = batch.reduce((n, r) => n + r.length, 0);
       const { hashes, zero } = await hashPages(read.data.subarray(0, total), { zero: true });
@@ -151,6 +178,12 @@ export async function sendRound(initPid: number, sent: SentPages, sink: Writable
   const cpu = process.cpuUsage(cpu0);
   stats.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
   return stats;
+}
+
+function unreadableError(task: { pid: number; vpid: number }, detail: string): FerryError {
+  return new FerryError('ERR_CRIU_DUMP_FAILED', `cannot read the memory of frozen process ${task.pid} (pid ${task.vpid} in the container): ${detail}`, {
+    hint: 'The source resumes. Migrate with --strategy stop-and-copy, and report this with the container\'s /proc/PID/maps.',
+  });
 }
 
 /** Splits ranges into batches of at most `limit` bytes (a range longer than that is cut at page boundaries). */

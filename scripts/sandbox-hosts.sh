@@ -9,7 +9,7 @@
 #
 # A host = a network namespace ferry-hN (10.231.0.N/24 on eth0, a veth to the other host; nothing in the root netns)
 # plus `unshare --mount --uts --ipc --pid --fork` whose pid 1 is that host's sshd. Each host has private tmpfs mounts
-# on /run/runc, /run/ferry, /var/lib/ferry, /run/netns and /dev/shm, its own hostname, and a sysfs of its own netns
+# on /run/runc, /run/ferry, /var/lib/ferry, /run/netns, /var/lib/lxc and /dev/shm, its own hostname, and a sysfs of its own netns
 # with the machine's /sys/fs/cgroup moved in (runc needs it; `ip netns exec` would hide it).
 # DIR (default /run/ferry-sandbox, or $FERRY_SANDBOX_DIR) receives: env, hosts.yaml, known_hosts, ssh_config,
 # client_ed25519(.pub), authorized_keys, boot.sh, hN/{sshd_config,ssh_host_ed25519_key*,host.log}.
@@ -50,7 +50,7 @@ TIMEOUT=${FERRY_SANDBOX_TIMEOUT:-20}
 # /usr/local/bin/ferry points at: two checkouts (a CI clone, a work tree) can then test side by side.
 CHECKOUT_BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/packages/cli/bin
 HOST_PATH_TAIL=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns)
+STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc)
 # The containers' LAN: a netns with a bridge that both hosts' container namespaces plug into (veth), so a container
 # keeps its address and MAC when it moves, and outside clients (in this netns) keep reaching it.
 LAN_NETNS=$SANDBOX_NAME-lan
@@ -443,7 +443,8 @@ awk '{ print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
   esac
 done
 # Own runtime state per host; /run/netns too, so that `ip netns add` inside a host names namespaces of that host only.
-for d in /run/runc /run/ferry /var/lib/ferry /run/netns; do mount -t tmpfs -o mode=0755 "ferry-h$n" "$d"; done
+# /var/lib/lxc: each host has its own LXC containers (LXC's default lxcpath).
+for d in /run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc; do mount -t tmpfs -o mode=0755 "ferry-h$n" "$d"; done
 mount -t tmpfs -o mode=1777,nosuid,nodev "ferry-h$n" /dev/shm
 # A sysfs of this netns (/sys/class/net shows the host's own interfaces), keeping the machine's mounts below /sys
 # (/sys/fs/cgroup above all: runc needs it, and `ip netns exec` loses it). Top-level submounts are parked, then moved.

@@ -233,6 +233,8 @@ export class LxcAdapter implements RuntimeAdapter {
     const imagesDir = createImageDir(resolve(options.imagesDir));
     const workDir = resolve(options.workDir ?? imagesDir);
     mkdirSync(workDir, { recursive: true, mode: 0o700 });
+    // liblxc names CRIU's log by absolute path in the images dir (DIR/dump.log, DIR/restore.log); the work dir gets
+    // CRIU's stats and ferry's config file.
     const lazy = options.lazyPages;
     // CRIU kills the tree itself at the end of a lazy dump: liblxc must not stop it (-s) as well.
     const leaveRunning = options.leaveRunning === true || lazy !== undefined;
@@ -280,7 +282,7 @@ export class LxcAdapter implements RuntimeAdapter {
     }
     if (!outcome.ok) {
       if (outcome.timedOut || outcome.aborted) this.recoverAfterKilledCheckpoint(before);
-      throw this.criuFailure('ERR_CRIU_DUMP_FAILED', 'checkpoint', ref.id, outcome, join(workDir, DUMP_LOG), this.options.checkpointTimeoutMs);
+      throw this.criuFailure('ERR_CRIU_DUMP_FAILED', 'checkpoint', ref.id, outcome, join(imagesDir, DUMP_LOG), this.options.checkpointTimeoutMs);
     }
     if (!lazy) writeLxcRecord(imagesDir, record);
 
@@ -382,13 +384,13 @@ export class LxcAdapter implements RuntimeAdapter {
         env: confPath ? { CRIU_CONFIG_FILE: confPath } : {},
       });
       if (!outcome.ok) {
-        throw this.criuFailure('ERR_CRIU_RESTORE_FAILED', 'restore', name, outcome, join(workDir, RESTORE_LOG), this.options.restoreTimeoutMs);
+        throw this.criuFailure('ERR_CRIU_RESTORE_FAILED', 'restore', name, outcome, join(imagesDir, RESTORE_LOG), this.options.restoreTimeoutMs);
       }
       // The dump recorded the freezer state: a container held frozen for a move comes back frozen.
       const restored = await this.describe(where, { thaw: true });
       if (restored.state !== 'running') {
         throw new FerryError('ERR_CRIU_RESTORE_FAILED', `LXC restored ${name} but it is ${restored.state}`, {
-          hint: `Read ${logFile} and ${join(workDir, RESTORE_LOG)}.`,
+          hint: `Read ${logFile} and ${join(imagesDir, RESTORE_LOG)}.`,
         });
       }
       return { container: restored, restoreMs: outcome.durationMs };

@@ -6,8 +6,8 @@ test('one long option per line, only what was asked for', () => {
   expect(lxcCriuConfigText({ pageServer: { address: '127.0.0.1', port: 4000 } })).toBe('page-server\naddress 127.0.0.1\nport 4000\n');
 });
 
-test('a lazy dump serves its pages from a page server; a lazy restore only says lazy-pages', () => {
-  expect(lxcCriuConfigText({ lazyPages: { address: '127.0.0.1', port: 4001 } })).toBe('lazy-pages\npage-server\naddress 127.0.0.1\nport 4001\n');
+test('a lazy dump listens for the lazy-pages daemon itself (no page-server); a lazy restore only says lazy-pages', () => {
+  expect(lxcCriuConfigText({ lazyPages: { address: '127.0.0.1', port: 4001 } })).toBe('lazy-pages\naddress 127.0.0.1\nport 4001\n');
   expect(lxcCriuConfigText({ lazyPages: true, extUnixSk: true })).toBe('ext-unix-sk\nlazy-pages\n');
 });
 

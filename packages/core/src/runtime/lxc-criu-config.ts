@@ -35,7 +35,10 @@ export function lxcCriuConfigText(extras: LxcCriuExtras): string {
     if (!/^[0-9a-fA-F.:]+$/.test(server.address) || !Number.isInteger(server.port) || server.port <= 0 || server.port > 65535) {
       throw new Error(`bad page server address ${server.address}:${server.port}`);
     }
-    lines.push('page-server', `address ${server.address}`, `port ${server.port}`);
+    // `page-server` makes the dump connect to a page server; without it, a lazy dump listens on address:port and
+    // serves its pages itself (measured: with both, CRIU 4.2.1 tries to connect and fails).
+    if (!extras.lazyPages) lines.push('page-server');
+    lines.push(`address ${server.address}`, `port ${server.port}`);
   }
   return lines.length ? `${lines.join('\n')}\n` : '';
 }

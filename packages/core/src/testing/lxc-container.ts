@@ -14,6 +14,7 @@ import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { LxcAdapter } from '../runtime/lxc-adapter';
 import { buildTestRootfs } from './runc-container';
 import { waitForCounter, workloadArgs } from './workload';
 
@@ -77,10 +78,9 @@ export async function startLxcContainer(options: LxcContainerOptions): Promise<L
   const { dir, stateFile } = createLxcContainerDir(options);
   const { lxcpath, name } = options;
   const stop = async () => {
-    // A frozen container cannot be killed: thaw first (lxc-unfreeze fails harmlessly when it is not frozen).
-    await run('lxc-unfreeze', ['-P', lxcpath, '-n', name]).catch(() => undefined);
-    await run('lxc-stop', ['-P', lxcpath, '-n', name, '-k']).catch(() => undefined);
-    await run('lxc-destroy', ['-P', lxcpath, '-n', name]).catch(() => undefined);
+    // Through the adapter: a frozen container is thawed first (a frozen task cannot die; lxc-unfreeze does not thaw
+    // the v1 freezer on hybrid hosts).
+    await new LxcAdapter({ lxcPaths: [lxcpath] }).remove(name).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   };
   try {

@@ -30,7 +30,7 @@
  *   liblxc restored frozen on hybrid cgroup hosts. remove() stops the container and destroys it (`lxc-destroy`:
  *   directory and rootfs), the "moved away" end of a migration; a missing container is not an error.
  *
- * Files and fds: every tool is a child process with argv (never a shell) and an explicit environment; `lxc-checkpoint
+ * Files and fds: every tool is a child process with argv (never a shell) and the adapter's PATH; `lxc-checkpoint
  * -r` runs with stdio on /dev/null (the container's monitor inherits it) and liblxc's log in the work dir.
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';

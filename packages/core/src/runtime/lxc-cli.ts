@@ -1,5 +1,5 @@
 /**
- * Runs the lxc-* tools: argv arrays only (never a shell), an explicit environment, a deadline, and a clean kill of
+ * Runs the lxc-* tools: argv arrays only (never a shell), the adapter's PATH, a deadline, and a clean kill of
  * everything a tool started when the deadline passes or the caller aborts.
  *
  * Two ways to run a tool:
@@ -88,7 +88,8 @@ export class LxcCli {
       }
       const child = spawn(path, argv, {
         stdio: logged ? 'ignore' : ['ignore', 'pipe', 'pipe'],
-        env: { PATH: this.searchPath, ...call.env },
+        // The inherited environment (as RuncCli's children get it), with the adapter's PATH and ferry's additions.
+        env: { ...process.env, PATH: this.searchPath, ...call.env },
         // Its own process group: a terminal's ^C must not reach liblxc and CRIU halfway through a restore.
         detached: true,
       });

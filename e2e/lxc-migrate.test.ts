@@ -1,11 +1,11 @@
 /**
  * ferry migrate of LXC containers between the two sandbox hosts (each with its own /var/lib/lxc), with real LXC,
- * CRIU and SSH: memory and counter survive both strategies; `ferry ps` shows runc and LXC side by side; a
+ * CRIU and SSH: memory, counter and a TCP connection from the LAN survive both strategies; `ferry ps` shows runc and LXC side by side; a
  * configuration CRIU cannot restore is refused before anything is frozen; a failed restore rolls back.
  */
 import { join } from 'node:path';
-import { waitFor } from '@ferry/core/testing';
-import { CONTAINER_CTL, FAULT_BIN, HOSTS_FILE, SANDBOX_DIR, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { startNetnsTcpClient, waitFor, type NetnsTcpClient } from '@ferry/core/testing';
+import { CONTAINER_CTL, FAULT_BIN, HOSTS_FILE, LAN_NETNS, SANDBOX_DIR, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
 
 jest.setTimeout(180_000);
 
@@ -21,11 +21,14 @@ interface State {
 
 let seq = 0;
 const containers: [host: 'h1' | 'h2', name: string][] = [];
+const clients: NetnsTcpClient[] = [];
+const PORT = 8080;
 
 beforeAll(() => {
   sandbox('up');
 });
 afterEach(() => {
+  for (const c of clients.splice(0)) c.stop();
   for (const [host, name] of containers.splice(0)) onHost(host, ['node', LXC_CTL, 'remove', name]);
 });
 afterAll(() => {
@@ -38,12 +41,16 @@ function lxc<T = Record<string, unknown>>(host: 'h1' | 'h2', ...args: string[]):
   return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as T;
 }
 
-/** An LXC container on h1 for one test (removed from both hosts after it). */
-function startContainer(memMib = 64, extraConfig: string[] = []): string {
+/**
+ * An LXC container on h1 for one test (removed from both hosts after it): a veth on the host's lxcbr0, which the
+ * sandbox plugs into the LAN, with its own address, and the workload serving TCP on PORT.
+ */
+function startContainer(memMib = 64, extraConfig: string[] = []): { name: string; address: string } {
   const name = `lxce2e-${process.pid}-${++seq}`;
+  const address = `10.77.0.${100 + seq}`;
   containers.push(['h1', name], ['h2', name]);
-  lxc('h1', 'start', name, '--mem-mib', String(memMib), '--dirty-pages-per-sec', '2000', ...extraConfig.flatMap((l) => ['--extra-config', l]));
-  return name;
+  lxc('h1', 'start', name, '--mem-mib', String(memMib), '--dirty-pages-per-sec', '2000', '--address', `${address}/24`, '--port', String(PORT), ...extraConfig.flatMap((l) => ['--extra-config', l]));
+  return { name, address };
 }
 
 const state = (host: 'h1' | 'h2', name: string) => lxc<State>(host, 'state', name);
@@ -62,9 +69,14 @@ async function expectRolledBack(name: string): Promise<void> {
   await waitFor('a clean destination', () => !state('h2', name).exists && migrationsOf('h2', name).length === 0, 15_000, 200);
 }
 
-test.each(['stop-and-copy', 'post-copy'])('%s: memory and counter survive the move, container directory included', async (strategy) => {
-  const name = startContainer(64);
-  await waitFor('a few ticks', () => (state('h1', name).workload?.counter ?? 0) > 3, 10_000, 100);
+test.each(['stop-and-copy', 'post-copy'])('%s: memory, counter and an established TCP connection survive the move, container directory included', async (strategy) => {
+  const { name, address } = startContainer(64);
+  // A client on the LAN, outside both hosts, holds one TCP connection throughout.
+  const client = startNetnsTcpClient(LAN_NETNS, address, PORT);
+  clients.push(client);
+  await client.waitFor(/tick \d+/);
+  client.send('before');
+  await client.waitFor(/echo before/);
   const before = state('h1', name).workload!.counter;
 
   const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--strategy', strategy, '--hosts-file', HOSTS_FILE]);
@@ -89,10 +101,17 @@ test.each(['stop-and-copy', 'post-copy'])('%s: memory and counter survive the mo
   expect(lxc('h2', 'verify', name)).toEqual({ verdict: 'ok' });
   // LXC itself knows the restored container.
   expect(onHost('h2', ['lxc-info', '-n', name, '-s']).stdout).toMatch(/RUNNING/);
+
+  // The same TCP connection still carries data both ways.
+  const ticksBefore = client.lastTick();
+  client.send('after');
+  await client.waitFor(/echo after/);
+  await waitFor('more ticks after the move', () => client.lastTick() > ticksBefore + 3);
+  expect(client.process.exitCode).toBeNull();
 });
 
 test('ferry ps lists runc and LXC containers together, with runtime and state', async () => {
-  const lxcName = startContainer(16);
+  const lxcName = startContainer(16).name;
   const runcName = `lxce2e-runc-${process.pid}`;
   ctl('h1', 'start', runcName, '--mem-mib', '16', '--address', '10.77.0.250/24');
   try {
@@ -110,7 +129,7 @@ test('ferry ps lists runc and LXC containers together, with runtime and state', 
 });
 
 test('a container CRIU cannot restore (lxc.tty.max = 1) is refused before anything is frozen', async () => {
-  const name = startContainer(16, ['lxc.tty.max = 1']);
+  const { name } = startContainer(16, ['lxc.tty.max = 1']);
   const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE]);
   expect(run.error?.code).toBe('ERR_PRECHECK_UNSUPPORTED_CONFIG');
   expect(run.error?.message).toMatch(/lxc.tty.max/);
@@ -123,7 +142,7 @@ test('a container CRIU cannot restore (lxc.tty.max = 1) is refused before anythi
 });
 
 test('the destination restore fails: the source runs again and the destination is clean', async () => {
-  const name = startContainer(32);
+  const { name } = startContainer(32);
   // This checkout's ferry (SANDBOX_DIR/bin), with the faulty lxc-checkpoint first.
   const agent = ['--agent-command', `env FERRY_FAULT=restore-fails PATH=${FAULT_BIN}:${SANDBOX_DIR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ferry agent`];
   const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE, ...agent]);

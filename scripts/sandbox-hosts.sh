@@ -14,7 +14,8 @@
 # DIR (default /run/ferry-sandbox, or $FERRY_SANDBOX_DIR) receives: env, hosts.yaml, known_hosts, ssh_config,
 # client_ed25519(.pub), authorized_keys, boot.sh, hN/{sshd_config,ssh_host_ed25519_key*,host.log}.
 # A LAN netns NAME-lan with bridge br-lan (client address 10.77.0.1/24) is where container interfaces plug in, so a
-# container keeps its address across hosts; its netns is bound at DIR/lan.netns for the hosts.
+# container keeps its address across hosts; its netns is bound at DIR/lan.netns for the hosts. Each host's lxcbr0
+# bridge is plugged into it too (for LXC containers).
 # Environment: FERRY_SANDBOX_DIR, FERRY_SANDBOX_NAME (prefix of every namespace name, default ferry: NAME-h1,
 # NAME-h2, NAME-lan; sandboxes of different names run side by side), FERRY_SANDBOX_TIMEOUT (seconds, default 20).
 #
@@ -528,6 +529,19 @@ create_lan() {
   mount --bind "/run/netns/$LAN_NETNS" "$(lan_netns_file)"
 }
 
+# LXC's usual bridge, lxcbr0, in each host, plugged into the LAN: LXC containers (lxc.net.0.link = lxcbr0) keep
+# their address and MAC across hosts, like runc containers on the LAN. Deleting a host's netns removes its veth.
+create_lxc_bridges() {
+  local n
+  for n in "${HOSTS[@]}"; do
+    ip -n "$LAN_NETNS" link add "lxc-h$n" type veth peer name lxcup netns "$(netns "$n")"
+    ip -n "$LAN_NETNS" link set "lxc-h$n" master "$LAN_BRIDGE" up
+    in_netns "$n" ip link add lxcbr0 type bridge
+    in_netns "$n" ip link set lxcup master lxcbr0 up
+    in_netns "$n" ip link set lxcbr0 up
+  done
+}
+
 delete_lan() {
   local f; f=$(lan_netns_file)
   if mountpoint -q "$f" 2>/dev/null; then umount "$f"; fi
@@ -587,6 +601,7 @@ cmd_up() {
   done
   [[ -z $SHAPE ]] || apply_shape "$SHAPE"
   create_lan
+  create_lxc_bridges
 
   say "starting hosts (nsenter --net + unshare --mount --uts --ipc --pid --fork, pid 1 = sshd)"
   for n in "${HOSTS[@]}"; do start_host "$n"; done

@@ -5,7 +5,7 @@
  * container-ctl.js). Run it inside a host; containers live in LXC's default lxcpath, /var/lib/lxc, which each
  * sandbox host has to itself:
  *   scripts/sandbox-hosts.sh exec h1 -- node e2e/bin/lxc-ctl.js start NAME [--mem-mib N] [--dirty-pages-per-sec N]
- *     [--extra-config LINE]...
+ *     [--extra-config LINE]... [--address CIDR [--link BRIDGE]] [--port P]
  *   ... state NAME | verify NAME | remove NAME
  * It prints one JSON object.
  */
@@ -39,8 +39,9 @@ async function main() {
       dirtyPagesPerSec: Number(option(rest, 'dirty-pages-per-sec', '0')) || undefined,
       port: Number(option(rest, 'port', '0')) || undefined,
       extraConfig: options(rest, 'extra-config'),
+      network: option(rest, 'address') ? { link: option(rest, 'link', 'lxcbr0'), address: option(rest, 'address') } : undefined,
     });
-    return { name: c.name, dir: c.dir, stateFile: c.stateFile, pid: await c.pid() };
+    return { name: c.name, dir: c.dir, stateFile: c.stateFile, pid: await c.pid(), address: option(rest, 'address'), port: Number(option(rest, 'port', '0')) || undefined };
   }
   if (command === 'state') {
     try {

@@ -35,7 +35,7 @@
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { readLogExcerpt } from '../criu/criu-log';
 import { Freezer } from '../freezer/freezer';
@@ -122,6 +122,8 @@ export class LxcAdapter implements RuntimeAdapter {
   private readonly cli: LxcCli;
   private readonly tools: NetnsTools;
   private cgroupInfo: CgroupInfo | undefined;
+  /** Interfaces fenceNetwork() took down, by container: the checkpoint records them for the restore to raise. */
+  private readonly fenced = new Map<string, string[]>();
 
   constructor(options: Partial<LxcAdapterOptions> = {}) {
     this.options = resolveLxcAdapterOptions(options);
@@ -264,6 +266,8 @@ export class LxcAdapter implements RuntimeAdapter {
       checkpointedAt: new Date().toISOString(),
     };
     if (before.rootfs) record.rootfs = before.rootfs;
+    const fenced = this.fenced.get(ref.id);
+    if (fenced?.length) record.raiseLinks = fenced;
     if (lazy) writeLxcRecord(imagesDir, record);
 
     const args = ['-P', where.lxcpath, '-n', ref.id, '-D', imagesDir];
@@ -386,6 +390,12 @@ export class LxcAdapter implements RuntimeAdapter {
       if (!outcome.ok) {
         throw this.criuFailure('ERR_CRIU_RESTORE_FAILED', 'restore', name, outcome, join(imagesDir, RESTORE_LOG), this.options.restoreTimeoutMs);
       }
+      // CRIU restores the links as they were dumped: a move fenced them (fenceNetwork). They come up now that the
+      // restored sockets exist, and before the container is thawed.
+      if (record?.raiseLinks?.length) {
+        const info = await this.lxcInfo(where);
+        for (const ifname of record.raiseLinks) await this.ipIn(`/proc/${info.pid}/ns/net`, ['link', 'set', ifname, 'up']);
+      }
       // The dump recorded the freezer state: a container held frozen for a move comes back frozen.
       const restored = await this.describe(where, { thaw: true });
       if (restored.state !== 'running') {
@@ -415,19 +425,43 @@ export class LxcAdapter implements RuntimeAdapter {
   }
 
   /**
-   * Takes the container's interfaces down while it is frozen for a move, for the reason the runc adapter gives
+   * Cuts the container off its network while it is frozen for a move, for the reason the runc adapter gives
    * (runc-adapter.ts fenceNetwork): the source kernel must not answer the container's clients after the dump.
+   * For veth networks the host ends (lxc-info's "Link:") leave their bridge, outside the container: the container's
+   * links stay up and keep their carrier, so CRIU restores its routes and reconnects its TCP sockets. (Measured: with
+   * the container's links down CRIU fails with "soccr: Can't connect inet socket back: Network is unreachable"; with
+   * the host ends down, the carrier loss breaks the route restore.) Other network types
+   * have no host end here: their links inside the container go down, and the restore raises them (raiseLinks), which
+   * keeps them off the network but does not carry established TCP connections.
    */
   async fenceNetwork(id: string): Promise<{ unfence(): Promise<void> }> {
     const info = await this.inspect(id);
     if (info.pid === undefined) return { unfence: async () => undefined };
+    const hostEnds = (await this.hostLinks(this.locate(id))).flatMap((link) => {
+      const bridge = bridgeOf(link);
+      return bridge ? [{ link, bridge }] : [];
+    });
+    if (hostEnds.length > 0) {
+      for (const { link } of hostEnds) await this.ipHere(['link', 'set', link, 'nomaster']);
+      return {
+        unfence: async () => {
+          for (const { link, bridge } of hostEnds) await this.ipHere(['link', 'set', link, 'master', bridge]);
+        },
+      };
+    }
     const nsPath = `/proc/${info.pid}/ns/net`;
     const interfaces = await readNetnsInterfaces(this.tools, nsPath);
     const setLinks = async (state: 'up' | 'down') => {
       for (const iface of interfaces) await this.ipIn(nsPath, ['link', 'set', iface.ifname, state]);
     };
+    this.fenced.set(id, interfaces.map((i) => i.ifname));
     await setLinks('down');
-    return { unfence: () => setLinks('up') };
+    return {
+      unfence: async () => {
+        this.fenced.delete(id);
+        await setLinks('up');
+      },
+    };
   }
 
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
@@ -621,6 +655,24 @@ export class LxcAdapter implements RuntimeAdapter {
     if (before.state === 'running' && before.freezerPath) this.thawQuietly(before.freezerPath);
   }
 
+  /** The host-side ends of the container's veth links (lxc-info's "Link:" lines). */
+  private async hostLinks(where: Located): Promise<string[]> {
+    const outcome = await this.cli.run('lxc-info', ['-P', where.lxcpath, '-n', where.name], { timeoutMs: this.options.commandTimeoutMs });
+    if (!outcome.ok) throw runtimeFailure(`lxc-info of ${where.name}`, outcome);
+    return [...outcome.stdout.matchAll(/^Link:\s*(\S+)/gm)].map((m) => m[1]!).filter((l) => /^[A-Za-z0-9_.@-]{1,15}$/.test(l));
+  }
+
+  private async ipHere(args: string[]): Promise<void> {
+    try {
+      await run(this.tools.ipPath, args);
+    } catch (err) {
+      throw new FerryError('ERR_RUNTIME_FAILED', `ip ${args.join(' ')} failed: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, {
+        hint: 'Check the container\'s host-side links with `lxc-info -n NAME` and `ip link`.',
+        cause: err,
+      });
+    }
+  }
+
   private async ipIn(nsPath: string, args: string[]): Promise<void> {
     try {
       await run(this.tools.nsenterPath, [`--net=${nsPath}`, this.tools.ipPath, ...args]);
@@ -669,6 +721,15 @@ function stateOf(lxcState: string): ContainerState {
       return 'stopped';
     default:
       return 'unknown';
+  }
+}
+
+/** The bridge a host-side link is enslaved to (/sys/class/net/LINK/master), if any. */
+function bridgeOf(link: string): string | undefined {
+  try {
+    return basename(readlinkSync(`/sys/class/net/${link}/master`));
+  } catch {
+    return undefined;
   }
 }
 

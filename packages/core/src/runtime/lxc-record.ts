@@ -21,6 +21,8 @@ export interface LxcCheckpointRecord {
   /** The container's config file as it was at checkpoint. */
   configText: string;
   criu: { tcpEstablished: boolean; fileLocks: boolean; extUnixSk: boolean; leaveRunning: boolean };
+  /** Interfaces that were fenced (down) for a move when dumped, to be brought up after the restore. */
+  raiseLinks?: string[];
   checkpointedAt: string;
 }
 

@@ -28,6 +28,11 @@ export interface LxcContainerOptions {
   /** TCP port the workload listens on inside the container (loopback only: the container's netns has no uplink). */
   port?: number;
   extraConfig?: readonly string[];
+  /**
+   * A veth on this bridge (the sandbox hosts' lxcbr0, plugged into their LAN) with this address (CIDR) and a MAC
+   * derived from it, instead of a namespace with loopback only.
+   */
+  network?: { link: string; address: string };
   /** Do not wait for the workload's first tick (a container that is expected not to start properly). */
   noWait?: boolean;
 }
@@ -59,8 +64,17 @@ export function createLxcContainerDir(options: LxcContainerOptions): { dir: stri
   const config = [
     `lxc.uts.name = ${options.name}`,
     `lxc.rootfs.path = dir:${rootfs}`,
-    // No lxcbr0 on test hosts: a network namespace with loopback only.
-    'lxc.net.0.type = empty',
+    // Without a bridge to plug into (no lxcbr0 on plain test hosts): a network namespace with loopback only.
+    ...(options.network
+      ? [
+          'lxc.net.0.type = veth',
+          `lxc.net.0.link = ${options.network.link}`,
+          'lxc.net.0.name = eth0',
+          'lxc.net.0.flags = up',
+          `lxc.net.0.hwaddr = ${macFor(options.network.address)}`,
+          `lxc.net.0.ipv4.address = ${options.network.address}`,
+        ]
+      : ['lxc.net.0.type = empty']),
     // What CRIU can restore (docs/lxc.md): no ttys, no console, no ptys.
     'lxc.tty.max = 0',
     'lxc.pty.max = 0',
@@ -72,6 +86,12 @@ export function createLxcContainerDir(options: LxcContainerOptions): { dir: stri
   ];
   writeFileSync(join(dir, 'config'), `${config.join('\n')}\n`);
   return { dir, stateFile: join(rootfs, 'state', 'state') };
+}
+
+/** A locally administered MAC from an IPv4 address: the same on every host the container moves to. */
+function macFor(cidr: string): string {
+  const octets = cidr.split('/')[0]!.split('.').map((o) => Number(o).toString(16).padStart(2, '0'));
+  return ['02', 'fe', ...octets].join(':');
 }
 
 export async function startLxcContainer(options: LxcContainerOptions): Promise<LxcTestContainer> {

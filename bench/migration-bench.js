@@ -719,7 +719,9 @@ not runs of different days.
 ## What was measured
 
 Two sandbox hosts on one machine (\`scripts/sandbox-hosts.sh\`, network namespaces with their own sshd, PID and mount
-namespaces; the link is a veth pair, unshaped or limited with \`tc tbf\` on both ends). Per trial: a fresh runc
+namespaces; the link is a veth pair, unshaped or limited with \`tc tbf\` on both ends). Per trial: a fresh ${
+    methods.some(isLxc) ? (methods.some((m) => !isLxc(m)) ? 'runc or LXC' : 'LXC') : 'runc'
+  }
 container on h1 running the workload fixture (${options.sizes.map(sizeLabel).join(' and ')} of memory that it keeps
 rewriting at ${options.dirtyPercent}% of its pages per second: ${options.sizes
     .map((m) => `${Math.round((m * 256 * options.dirtyPercent) / 100)} pages/s at ${sizeLabel(m)}`)

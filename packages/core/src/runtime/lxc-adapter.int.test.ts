@@ -143,6 +143,19 @@ test.each([
   expect(existsSync(join(dir, 'images', 'inventory.img'))).toBe(false);
 });
 
+test('refuses a container whose process holds a terminal (its console), before anything is frozen', async () => {
+  // Measured without the check: dump and restore "succeed", but the restored process's stdin is then /dev/pts/0 of
+  // the host instead of the container's console.
+  const c = await container({ consoleStdin: true });
+  const info = await adapter.inspect(c.name);
+  const err = await rejection(adapter.checkpoint(info.ref, { imagesDir: join(dir, 'images') }));
+  expect(err.code).toBe('ERR_PRECHECK_UNSUPPORTED_CONFIG');
+  expect(err.message).toMatch(/holds a terminal \(fd 0 -> \/dev\/console\)/);
+  expect(err.hint).toMatch(/stdio on \/dev\/null/);
+  expect(frozen(c)).toBe('THAWED');
+  expect(existsSync(join(dir, 'images', 'inventory.img'))).toBe(false);
+});
+
 test('a failed restore leaves nothing behind in the lxcpath; a bad name is bad input', async () => {
   const c = await container();
   const imagesDir = join(dir, 'images');

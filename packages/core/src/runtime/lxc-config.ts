@@ -10,7 +10,9 @@
  *   dump, so a failing restore would leave it stopped.
  * - `lxc.console.path` naming a host device or file: the console is outside the container. (Unset, LXC gives the
  *   container a pty console, and `lxc.pty.max > 0` a devpts instance: both dump and restore fine while no process
- *   holds a terminal, measured; a process that does is refused by the adapter at run time, see terminalHolder.)
+ *   holds a terminal, measured; a process that does is refused by the adapter at run time (terminalHolder): with
+ *   the container's console on its stdin, dump and restore "succeed" but the restored process holds the host's
+ *   /dev/pts/0 instead, measured.)
  * - `lxc.apparmor.profile` (other than `unconfined`) on a kernel without AppArmor: the dump succeeds, the restore
  *   fails (`apparmor LSM specified but apparmor not supported by kernel`, measured).
  * - Bind mounts of host paths (`lxc.mount.entry` with `bind`, or an `lxc.mount.fstab`): a bind of /lib fails to

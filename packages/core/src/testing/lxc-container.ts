@@ -33,6 +33,8 @@ export interface LxcContainerOptions {
    * derived from it, instead of a namespace with loopback only.
    */
   network?: { link: string; address: string };
+  /** The workload's stdin is the container's console (a process holding a terminal, which ferry refuses). */
+  consoleStdin?: boolean;
   /** Do not wait for the workload's first tick (a container that is expected not to start properly). */
   noWait?: boolean;
 }
@@ -55,6 +57,9 @@ export function createLxcContainerDir(options: LxcContainerOptions): { dir: stri
   const rootfs = join(dir, 'rootfs');
   cpSync(buildTestRootfs(), rootfs, { recursive: true, verbatimSymlinks: true });
   mkdirSync(join(rootfs, 'state'), { recursive: true });
+  if (options.consoleStdin) {
+    writeFileSync(join(rootfs, 'usr', 'bin', 'with-console'), '#!/bin/sh\nexec /usr/bin/workload "$@" </dev/console\n', { mode: 0o755 });
+  }
   const args = workloadArgs({
     stateFile: '/state/state',
     memMib: options.memMib ?? 64,
@@ -78,10 +83,11 @@ export function createLxcContainerDir(options: LxcContainerOptions): { dir: stri
     // What CRIU can restore (docs/lxc.md): no ttys, no console, no ptys.
     'lxc.tty.max = 0',
     'lxc.pty.max = 0',
-    'lxc.console.path = none',
+    // With consoleStdin, LXC's own pty console (lxc.console.path unset), which the workload then holds.
+    ...(options.consoleStdin ? [] : ['lxc.console.path = none']),
     'lxc.mount.auto = proc:mixed sys:mixed',
     'lxc.autodev = 1',
-    `lxc.init.cmd = /usr/bin/workload ${args.join(' ')}`,
+    `lxc.init.cmd = /usr/bin/${options.consoleStdin ? 'with-console' : 'workload'} ${args.join(' ')}`,
     ...(options.extraConfig ?? []),
   ];
   writeFileSync(join(dir, 'config'), `${config.join('\n')}\n`);

@@ -153,3 +153,28 @@ test('the destination restore fails: the source runs again and the destination i
   expect(onHost('h2', ['test', '-e', `/var/lib/lxc/${name}`]).status).toBe(1);
   expect(lxc('h1', 'verify', name)).toEqual({ verdict: 'ok' });
 });
+
+describe('the SSH connection is cut: the source runs again with its memory, the destination is clean', () => {
+  test.each([
+    ['stop-and-copy', 'checkpoint'], // while the dump streams the memory to h2's page server
+    ['post-copy', 'transfer-pages'], // while the restored copy on h2 pulls its memory
+  ])('%s, during %s', async (strategy, phase) => {
+    const { name } = startContainer(128);
+    let cut = false;
+    // A slow link makes the phase last long enough to be cut in the middle, every time.
+    sandbox('shape', '200mbit');
+    const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--strategy', strategy, '--hosts-file', HOSTS_FILE], (e) => {
+      if (e.event === 'phase-start' && e.phase === phase && !cut) {
+        cut = true;
+        // The destination's sshd session processes (not its listener, pid 1 of the host).
+        onHost('h2', ['pkill', '-KILL', '-f', 'sshd: root@notty']);
+      }
+    }).finally(() => sandbox('shape', 'off'));
+    expect(cut).toBe(true);
+    if (!run.error) throw new Error(`no error: status ${run.status}\n${run.stderr}\n${run.stdout}`);
+    expect(run.status).not.toBe(0);
+    expect(run.error.hint).toBeTruthy();
+    await expectRolledBack(name);
+    expect(lxc('h1', 'verify', name)).toEqual({ verdict: 'ok' });
+  });
+});

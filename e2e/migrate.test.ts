@@ -183,7 +183,8 @@ describe('faults: the source runs again and the destination is clean', () => {
     const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE], (e) => {
       if (e.event === 'phase-start' && e.phase === 'checkpoint' && !sent) {
         sent = true;
-        spawnSync('pkill', ['-INT', '-f', `^node \\S*/bin/ferry migrate ${c.name} `]);
+        // The hosts run this checkout's ferry through SANDBOX_DIR/bin/ferry, not /usr/local/bin/ferry.
+        spawnSync('pkill', ['-INT', '-f', `^node [^ ]+/bin/ferry migrate ${c.name} `]);
       }
     });
     expect(sent).toBe(true);

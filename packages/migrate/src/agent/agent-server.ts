@@ -115,7 +115,9 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'upload without data');
     if (!['bundle', 'images', 'cpuinfo'].includes(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
-    const result = await unpackDir(stream, join(m.dir, params.part), { dirMode: 0o700 });
+    // Images are 0700 throughout; a bundle keeps its directories' own modes (CRIU checks them: an LXC rootfs that
+    // became 0700 fails to restore with "File . has bad mode"). The migration dir above it is 0700.
+    const result = await unpackDir(stream, join(m.dir, params.part), params.part === 'bundle' ? {} : { dirMode: 0o700 });
     return { files: result.files, bytes: result.bytes };
   });
 

@@ -423,7 +423,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
           'ERR_ROLLBACK_FAILED',
           `the destination restored ${name} but its answer to commit was lost (${(err as Error).message}); the source copy is left frozen`,
           {
-            hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`runc delete -f ${name}\` on this host; if not, thaw it with \`runc resume ${name}\`.`,
+            hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`${byHand(adapter.name, name).remove}\` on this host; if not, thaw it with \`${byHand(adapter.name, name).thaw}\`.`,
             cause: err,
           },
         );
@@ -482,12 +482,21 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     const thawFailed = failures.find((f) => f.what === 'thaw the source');
     if (thawFailed) {
       throw new FerryError('ERR_ROLLBACK_FAILED', `migration failed (${reason}) and the source could not be thawed: ${(thawFailed.error as Error).message}`, {
-        hint: `Thaw it by hand: runc resume ${name}`,
+        hint: `Thaw it by hand: ${byHand(adapter.name, name).thaw}`,
         cause: err,
       });
     }
     throw err;
   }
+}
+
+/** The runtime's own commands for what a hint asks the user to do by hand. */
+function byHand(runtime: RuntimeName, name: string): { thaw: string; remove: string } {
+  if (runtime === 'lxc') {
+    // lxc-unfreeze does not thaw the v1 freezer on hybrid cgroup hosts (measured); writing it through liblxc does.
+    return { thaw: `lxc-cgroup -n ${name} freezer.state THAWED`, remove: `lxc-destroy -f -n ${name}` };
+  }
+  return { thaw: `${runtime} resume ${name}`, remove: `${runtime} delete -f ${name}` };
 }
 
 async function checkClonable(adapter: RuntimeAdapter, name: string, clone: NonNullable<MigrateRequest['clone']>, requested: RequestedStrategy): Promise<void> {

@@ -1,6 +1,6 @@
-// Reads many scattered ranges of a file into one buffer on a libuv worker: one pread per range, all in one worker
-// call. Scattered 4 KiB pages of a memory dump as separate fs requests from JavaScript cost a thread-pool round trip
-// each, more than the copying.
+// Reads many scattered ranges of files into one buffer on a libuv worker: one pread per range, all in one worker
+// call. Scattered 4 KiB pages as separate fs requests from JavaScript cost a thread-pool round trip each, more than
+// the copying.
 #include <errno.h>
 #include <unistd.h>
 
@@ -14,24 +14,25 @@ namespace {
 
 class GatherWorker : public PromiseWorker {
  public:
-  GatherWorker(Napi::Env env, int fd, const uint64_t* pairs, size_t pairCount, uint8_t* dest, const Napi::CallbackInfo& info)
-      : PromiseWorker(env, "FerryFileGather"), fd_(fd), pairs_(pairs), pairCount_(pairCount), dest_(dest) {
+  GatherWorker(Napi::Env env, const uint64_t* triples, size_t count, uint8_t* dest, const Napi::CallbackInfo& info)
+      : PromiseWorker(env, "FerryFileGather"), triples_(triples), count_(count), dest_(dest) {
     keep_ = Napi::Persistent(Napi::Object::New(env));
-    keep_.Set("pairs", info[1]);
-    keep_.Set("dest", info[2]);
+    keep_.Set("triples", info[0]);
+    keep_.Set("dest", info[1]);
   }
 
  private:
   void Execute() override {
     uint8_t* out = dest_;
-    for (size_t i = 0; i < pairCount_; i++) {
-      uint64_t offset = pairs_[2 * i];
-      size_t left = static_cast<size_t>(pairs_[2 * i + 1]);
+    for (size_t i = 0; i < count_; i++) {
+      int fd = static_cast<int>(triples_[3 * i]);
+      uint64_t offset = triples_[3 * i + 1];
+      size_t left = static_cast<size_t>(triples_[3 * i + 2]);
       while (left > 0) {
-        ssize_t n = pread(fd_, out, left, static_cast<off_t>(offset));
+        ssize_t n = pread(fd, out, left, static_cast<off_t>(offset));
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return Fail("pread", "fd=" + std::to_string(fd_), errno);
-        if (n == 0) return Fail("pread", "fd=" + std::to_string(fd_) + " offset=" + std::to_string(offset), EIO);
+        if (n < 0) return Fail("pread", "fd=" + std::to_string(fd), errno);
+        if (n == 0) return Fail("pread", "fd=" + std::to_string(fd) + " offset=" + std::to_string(offset), EIO);
         out += n;
         offset += static_cast<uint64_t>(n);
         left -= static_cast<size_t>(n);
@@ -39,28 +40,25 @@ class GatherWorker : public PromiseWorker {
     }
   }
 
-  int fd_;
-  const uint64_t* pairs_;
-  size_t pairCount_;
+  const uint64_t* triples_;
+  size_t count_;
   uint8_t* dest_;
   Napi::ObjectReference keep_;
 };
 
-// gatherFile(fd, pairs: BigUint64Array [offset, length, ...], dest) -> Promise<void>: the ranges back to back.
-Napi::Value GatherFile(const Napi::CallbackInfo& info) {
+// gatherFiles(triples: BigUint64Array [fd, offset, length, ...], dest) -> Promise<void>: the ranges back to back.
+Napi::Value GatherFiles(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array) {
-    throw Napi::TypeError::New(env, "pairs must be a BigUint64Array");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array) {
+    throw Napi::TypeError::New(env, "triples must be a BigUint64Array");
   }
-  auto pairs = info[1].As<Napi::BigUint64Array>();
-  if (pairs.ElementLength() % 2 != 0) throw Napi::RangeError::New(env, "pairs must hold [offset, length] pairs");
-  Bytes dest = BytesOf(info[2], "dest");
+  auto triples = info[0].As<Napi::BigUint64Array>();
+  if (triples.ElementLength() % 3 != 0) throw Napi::RangeError::New(env, "triples must hold [fd, offset, length] triples");
+  Bytes dest = BytesOf(info[1], "dest");
   uint64_t total = 0;
-  for (size_t i = 1; i < pairs.ElementLength(); i += 2) total += pairs.Data()[i];
+  for (size_t i = 2; i < triples.ElementLength(); i += 3) total += triples.Data()[i];
   if (total > dest.length) throw Napi::RangeError::New(env, "dest is too short for the ranges");
-  auto* worker = new GatherWorker(env, fd, pairs.Data(), pairs.ElementLength() / 2, dest.data, info);
+  auto* worker = new GatherWorker(env, triples.Data(), triples.ElementLength() / 3, dest.data, info);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
@@ -69,7 +67,7 @@ Napi::Value GatherFile(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitFileGather(Napi::Env env, Napi::Object exports) {
-  exports.Set("gatherFile", Napi::Function::New(env, GatherFile, "gatherFile"));
+  exports.Set("gatherFiles", Napi::Function::New(env, GatherFiles, "gatherFiles"));
 }
 
 }  // namespace ferry

@@ -1,9 +1,7 @@
 // Hashing 4 KiB pages with XXH3-64 and spotting all-zero pages, on a libuv worker thread. One call handles one
 // contiguous run of pages; the TypeScript facade splits a large buffer into runs and queues them in parallel, each
 // writing its own slice of the shared output arrays.
-#include <errno.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include <string>
 
@@ -121,63 +119,10 @@ Napi::Value HashPages(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-// Hashes pages of a file through a read-only mapping: the file's page-cache pages are hashed where they are,
-// without first copying them into a buffer (for a dump on tmpfs the copy is what costs: ~4x the hashing).
-class FilePageHashWorker : public PromiseWorker {
- public:
-  FilePageHashWorker(Napi::Env env, int fd, uint64_t offset, size_t pageCount, uint64_t* hashes, const Napi::CallbackInfo& info)
-      : PromiseWorker(env, "FerryFilePageHash"), fd_(fd), offset_(offset), pageCount_(pageCount), hashes_(hashes) {
-    keep_ = Napi::Persistent(Napi::Object::New(env));
-    keep_.Set("hashes", info[3]);
-  }
-
- private:
-  void Execute() override {
-    if (pageCount_ == 0) return;
-    size_t length = pageCount_ * kPageSize;
-    void* map = mmap(nullptr, length, PROT_READ, MAP_SHARED | MAP_POPULATE, fd_, static_cast<off_t>(offset_));
-    if (map == MAP_FAILED) return Fail("mmap", "fd=" + std::to_string(fd_), errno);
-    madvise(map, length, MADV_SEQUENTIAL);
-    const uint8_t* page = static_cast<const uint8_t*>(map);
-    for (size_t i = 0; i < pageCount_; i++, page += kPageSize) hashes_[i] = XXH3_64bits(page, kPageSize);
-    munmap(map, length);
-  }
-
-  int fd_;
-  uint64_t offset_;
-  size_t pageCount_;
-  uint64_t* hashes_;
-  Napi::ObjectReference keep_;
-};
-
-// hashFilePages(fd, offset: bigint, pageCount, hashes: BigUint64Array) -> Promise<void>
-// hashes[i] = XXH3-64 of the file's page at offset + i * 4096. The offset must be page-aligned and the pages
-// within the file (a mapping beyond its end would fault).
-Napi::Value HashFilePages(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(env, "fd and pageCount must be numbers");
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  uint64_t offset = Uint64Of(info[1], "offset");
-  if (offset % kPageSize != 0) throw Napi::RangeError::New(env, "offset must be a multiple of 4096");
-  double count = info[2].As<Napi::Number>().DoubleValue();
-  if (!(count >= 0)) throw Napi::RangeError::New(env, "pageCount must be >= 0");
-  if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array) {
-    throw Napi::TypeError::New(env, "hashes must be a BigUint64Array");
-  }
-  auto array = info[3].As<Napi::BigUint64Array>();
-  size_t pageCount = static_cast<size_t>(count);
-  if (array.ElementLength() < pageCount) throw Napi::RangeError::New(env, "hashes is too short");
-  auto* worker = new FilePageHashWorker(env, fd, offset, pageCount, array.Data(), info);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
-}
-
 }  // namespace
 
 void InitPageHash(Napi::Env env, Napi::Object exports) {
   exports.Set("hashPages", Napi::Function::New(env, HashPages, "hashPages"));
-  exports.Set("hashFilePages", Napi::Function::New(env, HashFilePages, "hashFilePages"));
 }
 
 }  // namespace ferry

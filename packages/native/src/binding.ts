@@ -45,10 +45,8 @@ export interface RawBinding {
     hashes: BigUint64Array | null,
     zero: Uint8Array | null,
   ): Promise<void>;
-  /** hashes[i] = XXH3-64 of the file's page at offset + i * 4096, read through a mapping. */
-  hashFilePages(fd: number, offset: bigint, pageCount: number, hashes: BigUint64Array): Promise<void>;
-  /** Reads the [offset, length] ranges of the file back to back into dest. */
-  gatherFile(fd: number, pairs: BigUint64Array, dest: ByteArray): Promise<void>;
+  /** Reads the [fd, offset, length] ranges back to back into dest. */
+  gatherFiles(triples: BigUint64Array, dest: ByteArray): Promise<void>;
   /** out[i] = raw /proc/PID/pagemap entry of page firstPage + i (0 past the end of the address space). */
   pagemapRead(pid: number, firstPage: bigint, out: BigUint64Array): Promise<void>;
   /** PAGEMAP_SCAN over [start, end): [start, end, categories] triples of runs with any of returnMask's bits. */

@@ -11,7 +11,7 @@ export {
 } from './seqpacket';
 export { listMemoryRegions, parseMaps, type MemoryRange, type MemoryRegion } from './memory-regions';
 export { readMemory, allocPageAligned, type ReadMemoryOptions, type MemoryReadResult } from './vm-read';
-export { PAGE_SIZE, hashPages, hashFilePages, findZeroPages, type HashPagesOptions, type PageHashes } from './page-hash';
+export { PAGE_SIZE, hashPages, findZeroPages, type HashPagesOptions, type PageHashes } from './page-hash';
 export {
   PageFlag,
   readPagemap,
@@ -22,5 +22,5 @@ export {
   type PresentRangesOptions,
 } from './pagemap';
 export { pidfdOpen, pidfdSendSignal } from './pidfd';
-export { gatherFile, type FileRange } from './file-gather';
+export { gatherFiles, type FdRange } from './file-gather';
 export type { ByteArray } from './validate';

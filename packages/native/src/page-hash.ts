@@ -85,20 +85,3 @@ async function runSplit(
   await Promise.all(jobs);
 }
 
-/**
- * XXH3-64 of `pageCount` 4 KiB pages of an open file, starting at byte `offset` (page-aligned), read through a
- * read-only mapping on a libuv worker: a file in the page cache (tmpfs) is hashed without copying it into memory
- * first. The pages must lie within the file. Same hashes as hashPages() over the same bytes.
- */
-export async function hashFilePages(fd: number, offset: number, pageCount: number): Promise<BigUint64Array> {
-  if (!Number.isInteger(fd) || fd < 0) throw new TypeError('hashFilePages: fd must be a non-negative integer');
-  if (!Number.isSafeInteger(offset) || offset < 0 || offset % PAGE_SIZE !== 0) throw new RangeError('hashFilePages: offset must be a page-aligned byte offset');
-  if (!Number.isInteger(pageCount) || pageCount < 0) throw new RangeError('hashFilePages: pageCount must be a non-negative integer');
-  const hashes = new BigUint64Array(pageCount);
-  // Two workers on large spans: hashing from the page cache is memory-bound per core.
-  const half = pageCount >= 2 * MIN_PAGES_PER_WORKER ? Math.floor(pageCount / 2) : pageCount;
-  const jobs = [binding().hashFilePages(fd, BigInt(offset), half, hashes.subarray(0, half))];
-  if (half < pageCount) jobs.push(binding().hashFilePages(fd, BigInt(offset + half * PAGE_SIZE), pageCount - half, hashes.subarray(half)));
-  await Promise.all(jobs);
-  return hashes;
-}

@@ -47,5 +47,5 @@ export {
   type ManifestOptions,
   type MismatchKind,
 } from './manifest';
-export * from './parent-images';
+export * from './lazy-to-parent';
 export * from './pagemap-writer';

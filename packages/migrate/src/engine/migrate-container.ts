@@ -118,6 +118,8 @@ export interface PrecopyReport {
   /** Pages in the final dump, and how many of them the destination already held. */
   finalPages: number;
   finalPagesHeld: number;
+  /** How long the destination took to flatten its chain of rounds (overlapping the freeze and dump). */
+  compactMs?: number;
   /** The round on the frozen container: what it sent, and its cost. */
   finalRound?: { pages: number; bytes: number; readMs: number; cpuMs: number };
 }
@@ -239,6 +241,13 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       pageServer = { address: '127.0.0.1', port: forward.localPort };
     }
 
+    // hash-pre-copy: the destination flattens its chain of rounds while this side freezes and dumps; the restore
+    // waits for it there. Its answer (or failure) is collected before the restore.
+    let compacted: Promise<{ pages: number; ms: number }> | undefined;
+    if (precopy) {
+      compacted = peer.request<{ pages: number; ms: number }>('precopy-compact', { migrationId });
+      compacted.catch(() => undefined);
+    }
     const lazyCheckpoint = strategy === 'post-copy' || strategy === 'hash-pre-copy';
     await phase('freeze', async () => {
       // Lazy dumps (post-copy, hash-pre-copy): runc refuses one of a paused container, and CRIU freezes the tree.
@@ -306,6 +315,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         bytesSent += final.bytes;
         bytesSentFrozen += final.bytes;
         await phase('delta', () => lazyToParent(imagesDir));
+        precopyReport.compactMs = (await compacted!).ms;
         precopyReport.finalPages = final.lazyPages;
         precopyReport.finalPagesHeld = final.lazyPages - final.pages;
         precopyReport.finalRound = { pages: final.pages, bytes: final.bytes, readMs: final.readMs, cpuMs: final.cpuMs };

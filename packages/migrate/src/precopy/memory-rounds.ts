@@ -1,13 +1,12 @@
 /**
  * The source half of hash-based pre-copy: one round reads every present private page of the container's tasks
  * (process_vm_readv, no kernel tracking needed), hashes it, and sends the pages whose hash differs from what the
- * destination holds. `SentPages` is the source's exact mirror of the destination's page store, by hash, and later
- * decides which pages of the final dump the destination already has.
+ * destination holds. `SentPages` is the source's exact mirror of the destination's pages, by hash.
  */
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { allocPageAligned, hashPages, readMemory, PAGE_SIZE, type MemoryRange } from '@ferry/native';
-import { FerryError, type ParentHolds } from '@ferry/core';
+import { FerryError, isFerryError } from '@ferry/core';
 import { containerTasks, presentPrivateRanges } from './container-tasks';
 import { encodeRecordHeader, MAX_RECORD_PAGES, RecordKind } from './page-records';
 
@@ -26,14 +25,6 @@ export class SentPages {
     for (const pages of this.tasks.values()) n += pages.size;
     return n;
   }
-
-  /** For rewriteAgainstParent: a page is held when the destination has it with this very hash. */
-  readonly holds: ParentHolds = (task, vaddr, hashes, held) => {
-    const pages = this.tasks.get(task);
-    if (!pages) return;
-    const first = Number(vaddr / BigInt(PAGE_SIZE));
-    for (let i = 0; i < hashes.length; i++) if (pages.get(first + i) === hashes[i]) held[i] = 1;
-  };
 }
 
 export interface RoundStats {
@@ -89,7 +80,7 @@ export async function sendTaskRanges(
   const strict = options.strict;
   const cpu0 = process.cpuUsage();
   const batchBytes = options.batchBytes ?? DEFAULT_BATCH;
-  const buffer = allocPageAligned(batchBytes);
+  const buffers = [allocPageAligned(batchBytes), allocPageAligned(batchBytes)];
   const stats: RoundStats = { tasks: 0, scannedPages: 0, pages: 0, zeroPages: 0, bytes: 0, readMs: 0, cpuMs: 0 };
   // Scattered dirty pages make many small records: gather them into ~1 MiB writes (each write is a frame on the
   // wire); large runs go out as they are.
@@ -124,21 +115,32 @@ export async function sendTaskRanges(
     }
     stats.tasks++;
     const pages = sent.forTask(task.vpid);
-    for (const batch of batches(ranges, batchBytes)) {
+    // Two buffers: the next batch is read and hashed while this one is compared and sent.
+    const list = batches(ranges, batchBytes);
+    const load = async (batch: MemoryRange[], into: Buffer) => {
       const t0 = Date.now();
-      let read;
-      try {
-        read = await readMemory(task.pid, batch, { into: buffer });
-      } catch (err) {
-        if (strict) throw unreadableError(task, (err as Error).message);
-        break; // the task exited mid-round
-      }
+      const read = await readMemory(task.pid, batch, { into });
       if (strict && read.unreadable.length > 0) {
         throw unreadableError(task, `${read.unreadable.length} range(s) could not be read, first at 0x${read.unreadable[0]!.address.toString(16)}`);
       }
       const total = batch.reduce((n, r) => n + r.length, 0);
       const { hashes, zero } = await hashPages(read.data.subarray(0, total), { zero: true });
       stats.readMs += Date.now() - t0;
+      return { read, hashes, zero };
+    };
+    let next = list.length > 0 ? load(list[0]!, buffers[0]!) : undefined;
+    for (let b = 0; b < list.length; b++) {
+      const batch = list[b]!;
+      let loaded;
+      try {
+        loaded = await next!;
+      } catch (err) {
+        if (strict) throw isFerryError(err) ? err : unreadableError(task, (err as Error).message);
+        break; // the task exited mid-round
+      }
+      next = b + 1 < list.length ? load(list[b + 1]!, buffers[(b + 1) % 2]!) : undefined;
+      next?.catch(() => undefined); // awaited in the next iteration
+      const { read, hashes, zero } = loaded;
       const unreadable = new Set<number>();
       for (const u of read.unreadable) {
         const first = Number(u.address / BigInt(PAGE_SIZE));

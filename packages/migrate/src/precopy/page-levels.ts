@@ -7,10 +7,10 @@
  *   levels/1/pagemap-T.img, pages-T.img           round 1: every page sent
  *   levels/2/pagemap-T.img, pages-T.img, parent -> ../1   round 2: its pages present, the rest in parent
  */
-import { mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PAGE_SIZE } from '@ferry/native';
+import { gatherFiles, PAGE_SIZE, type FdRange } from '@ferry/native';
 import { FerryError, encodePagemapImage, PE_FLAGS, type PagemapEntryOut } from '@ferry/core';
 import { RecordKind, type PageRecord } from './page-records';
 
@@ -38,8 +38,12 @@ interface TaskRound {
 
 export class PageLevels {
   private level = 0;
+  /** The oldest level still in use (compact() starts a new chain). */
+  private bottom = 1;
   /** Every page held by the chain so far, per task. */
   private readonly held = new Map<number, Interval[]>();
+  /** What each level's pages files hold: level → task → intervals, in file order. */
+  private readonly present = new Map<number, Map<number, Interval[]>>();
   private round = new Map<number, TaskRound>();
 
   constructor(private readonly root: string) {}
@@ -60,7 +64,7 @@ export class PageLevels {
     if (this.round.size > 0) throw new Error('beginRound: the previous round is not finished');
     this.level++;
     mkdirSync(this.dir(this.level), { recursive: true, mode: 0o700 });
-    if (this.level > 1) symlinkSync(`../${this.level - 1}`, join(this.dir(this.level), 'parent'));
+    if (this.level > this.bottom) symlinkSync(`../${this.level - 1}`, join(this.dir(this.level), 'parent'));
   }
 
   async add(record: PageRecord): Promise<void> {
@@ -94,6 +98,7 @@ export class PageLevels {
     let pages = 0;
     let held = 0;
     const tasks = new Set([...this.held.keys(), ...this.round.keys()]);
+    this.present.set(this.level, new Map([...this.round].map(([task, r]) => [task, r.intervals])));
     for (const task of tasks) {
       const round = this.round.get(task);
       const before = this.held.get(task) ?? [];
@@ -114,6 +119,51 @@ export class PageLevels {
     }
     this.round = new Map();
     return { pages, held };
+  }
+
+  /**
+   * Rewrites the chain as one level without a parent: every held page, latest content, in address order. CRIU
+   * restores from a deep chain much more slowly than from a flat set (every page "in parent" is looked up level by
+   * level), so this runs once the rounds are over, while the source freezes and dumps. Older levels are deleted.
+   */
+  async compact(): Promise<{ pages: number; ms: number }> {
+    if (this.round.size > 0) throw new Error('compact: a round is not finished');
+    const started = Date.now();
+    const from = this.bottom;
+    const to = this.level;
+    this.level++;
+    this.bottom = this.level;
+    const dir = this.dir(this.level);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const files = new Map<string, FileHandle>();
+    let pages = 0;
+    try {
+      for (const [task, held] of this.held) {
+        const pieces = latestPieces(held, to, from, (level) => this.present.get(level)?.get(task) ?? []);
+        const ranges: { level: number; offset: number; length: number }[] = pieces.map((p) => ({ level: p.level, offset: p.fileOffset * PAGE_SIZE, length: (p.end - p.start) * PAGE_SIZE }));
+        for (const level of new Set(ranges.map((r) => r.level))) {
+          const key = `${level}/${task}`;
+          if (!files.has(key)) files.set(key, await open(join(this.dir(level), `pages-${task}.img`), 'r'));
+        }
+        const out = await open(join(dir, `pages-${task}.img`), 'w', 0o600);
+        try {
+          await copyPieces(ranges.map((r) => ({ fd: files.get(`${r.level}/${task}`)!.fd, offset: r.offset, length: r.length })), out);
+        } finally {
+          await out.close();
+        }
+        const entries: PagemapEntryOut[] = held.map(([a, b]) => ({ vaddr: BigInt(a) * BigInt(PAGE_SIZE), nrPages: b - a, flags: PE_FLAGS.PRESENT }));
+        await writeFile(join(dir, `pagemap-${task}.img`), encodePagemapImage(task, entries), { mode: 0o600 });
+        pages += held.reduce((n, [a, b]) => n + b - a, 0);
+      }
+    } finally {
+      for (const f of files.values()) await f.close().catch(() => undefined);
+    }
+    for (let level = from; level <= to; level++) {
+      this.present.delete(level);
+      rmSync(this.dir(level), { recursive: true, force: true });
+    }
+    this.present.set(this.level, new Map(this.held));
+    return { pages, ms: Date.now() - started };
   }
 
   /** Closes files of an unfinished round (abort). */
@@ -156,4 +206,78 @@ export function split(held: readonly Interval[], present: readonly Interval[]): 
     }
   }
   return out;
+}
+
+export interface Piece {
+  start: number;
+  end: number;
+  level: number;
+  /** Page index of `start` within that level's pages file. */
+  fileOffset: number;
+}
+
+/**
+ * For every held page, the newest level (from `top` down to `bottom`) whose pages file has it, as pieces in address
+ * order, with where each piece sits in its level's file.
+ */
+export function latestPieces(held: readonly Interval[], top: number, bottom: number, presentOf: (level: number) => readonly Interval[]): Piece[] {
+  const pieces: Piece[] = [];
+  let remaining: Interval[] = held.map(([a, b]) => [a, b]);
+  for (let level = top; level >= bottom && remaining.length > 0; level--) {
+    const present = presentOf(level);
+    // Page offsets of each interval in the level's file: the intervals are stored back to back.
+    const starts: number[] = [];
+    let acc = 0;
+    for (const [a, b] of present) {
+      starts.push(acc);
+      acc += b - a;
+    }
+    const left: Interval[] = [];
+    let p = 0;
+    for (const [s, e] of remaining) {
+      let at = s;
+      while (at < e) {
+        while (p < present.length && present[p]![1] <= at) p++;
+        const next = present[p];
+        if (next && next[0] <= at) {
+          const end = Math.min(e, next[1]);
+          pieces.push({ start: at, end, level, fileOffset: starts[p]! + (at - next[0]) });
+          at = end;
+        } else {
+          const end = next ? Math.min(e, next[0]) : e;
+          left.push([at, end]);
+          at = end;
+        }
+      }
+    }
+    remaining = left;
+  }
+  if (remaining.length > 0) throw new Error(`latestPieces: pages ${remaining[0]![0]}.. are held but in no level`);
+  return pieces.sort((x, y) => x.start - y.start);
+}
+
+const COPY_CHUNK = 32 << 20;
+
+/** Copies the ranges, in order, to the start of `out`, gathering up to COPY_CHUNK bytes per native call. */
+async function copyPieces(ranges: readonly FdRange[], out: FileHandle): Promise<void> {
+  const buffer = Buffer.allocUnsafe(COPY_CHUNK);
+  let group: FdRange[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (bytes === 0) return;
+    const data = await gatherFiles(group, buffer);
+    await out.write(data, 0, data.length);
+    group = [];
+    bytes = 0;
+  };
+  for (let r of ranges) {
+    while (r.length > 0) {
+      const take = Math.min(r.length, COPY_CHUNK - bytes);
+      group.push({ fd: r.fd, offset: r.offset, length: take });
+      bytes += take;
+      r = { fd: r.fd, offset: r.offset + take, length: r.length - take };
+      if (bytes === COPY_CHUNK) await flush();
+    }
+  }
+  await flush();
 }

@@ -9,6 +9,14 @@ export function renderReport(r: MigrationReport): string {
     `  bytes sent    ${formatBytes(r.bytesSent)} (${formatBytes(r.bytesSentFrozen)} while frozen)`,
     `  phases        ${Object.entries(r.phasesMs).map(([k, v]) => `${k} ${v} ms`).join(', ')}`,
   ];
+  const p = r.precopy;
+  if (p) {
+    const held = p.finalPages > 0 ? ((100 * p.finalPagesHeld) / p.finalPages).toFixed(1) : '0';
+    lines.push(
+      `  pre-copy      ${p.rounds.length} round(s), then froze: ${p.reason} (${p.outcome})`,
+      `                the destination already held ${held}% of the final ${p.finalPages} pages`,
+    );
+  }
   for (const w of r.warnings) lines.push(`  warning       ${w}`);
   return `${lines.join('\n')}\n`;
 }

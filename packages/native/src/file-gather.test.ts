@@ -1,7 +1,8 @@
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gatherFiles } from './file-gather';
+import { readFileSync } from 'node:fs';
+import { gatherFiles, scatterFiles } from './file-gather';
 import { NativeError } from './native-error';
 
 describe('gatherFiles', () => {
@@ -41,5 +42,25 @@ describe('gatherFiles', () => {
     await expect(gatherFiles([{ fd: a, offset: 8, length: 4 }])).rejects.toBeInstanceOf(NativeError);
     await expect(gatherFiles([{ fd: -1, offset: 0, length: 1 }])).rejects.toBeInstanceOf(TypeError);
     await expect(gatherFiles([{ fd: a, offset: 0, length: 4 }], Buffer.alloc(2))).rejects.toBeInstanceOf(RangeError);
+  });
+});
+
+describe('scatterFiles', () => {
+  it('writes consecutive bytes of one buffer to ranges of several files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-scatter-'));
+    try {
+      writeFileSync(join(dir, 'x'), Buffer.from('..........'));
+      writeFileSync(join(dir, 'y'), Buffer.from('..........'));
+      const x = openSync(join(dir, 'x'), 'r+');
+      const y = openSync(join(dir, 'y'), 'r+');
+      await scatterFiles([{ fd: x, offset: 2, length: 3 }, { fd: y, offset: 8, length: 2 }, { fd: x, offset: 9, length: 1 }], Buffer.from('ABCDEF'));
+      closeSync(x);
+      closeSync(y);
+      expect(readFileSync(join(dir, 'x'), 'utf8')).toBe('..ABC....F');
+      expect(readFileSync(join(dir, 'y'), 'utf8')).toBe('........DE');
+      await expect(scatterFiles([{ fd: 0, offset: 0, length: 4 }], Buffer.alloc(2))).rejects.toBeInstanceOf(RangeError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -41,8 +41,6 @@ interface Incoming {
   pageServer?: PageServerProcess;
   /** Hash-based pre-copy: the chain of parent image sets the rounds write; not serialised (the files are). */
   pages?: PageLevels;
-  /** Hash-based pre-copy: the chain being flattened (precopy-compact); later rounds wait for it. */
-  compacting?: Promise<{ pages: number; ms: number }>;
 }
 
 const ID = /^[A-Za-z0-9-]{8,64}$/;
@@ -143,7 +141,6 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'precopy-round without data');
     const levels = (m.pages ??= new PageLevels(join(m.dir, 'levels')));
-    await m.compacting;
     levels.beginRound();
     const decoder = new PageRecordDecoder();
     let bytes = 0;
@@ -159,18 +156,8 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       await levels.close();
       throw err;
     }
-    const { pages, held } = await levels.endRound();
-    return { pages, bytes, held, level: levels.levels };
-  });
-
-  // The rounds are over: flatten the chain (restoring from a deep one is slow) while the source freezes and dumps.
-  peer.handle('precopy-compact', async (params: { migrationId: string }) => {
-    const m = get(params.migrationId);
-    if (!m.pages) throw new FerryError('ERR_AGENT_PROTOCOL', 'precopy-compact before any round');
-    m.compacting = m.pages.compact();
-    const result = await m.compacting;
-    deps.log(`pre-copy chain of ${m.name} flattened: ${result.pages} pages in ${result.ms} ms`);
-    return result;
+    const { pages, held, rewritten } = await levels.endRound();
+    return { pages, bytes, held, rewritten, level: levels.levels };
   });
 
   peer.handle('cpuinfo-check', async (params: UploadParams, stream) => {
@@ -199,8 +186,8 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const imagesDir = join(m.dir, 'images');
     const workDir = join(m.dir, 'work');
     // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
-    await m.compacting;
     const top = m.pages?.levels;
+    await m.pages?.close(); // the rounds are over
     if (top) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
     const lazy = params.lazyPagesPort !== undefined;
     if (params.lazyPagesPort !== undefined) {
@@ -290,7 +277,7 @@ const RECORD = 'migration.json';
 
 /** Written at each step so that a later `ferry agent --cleanup ID` knows what a dead agent left behind. */
 function record(m: Incoming): void {
-  const { lazy: _daemon, pageServer: _server, pages: _pages, compacting: _compacting, ...saved } = m;
+  const { lazy: _daemon, pageServer: _server, pages: _pages, ...saved } = m;
   writeFileSync(join(m.dir, RECORD), JSON.stringify(saved), { mode: 0o600 });
 }
 

@@ -33,7 +33,7 @@ import { diffSnapshots, packDir, snapshotDir } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
 import { runRounds, type HashPrecopyResult } from '../precopy/hash-precopy';
-import { sendFrozenRound } from '../precopy/frozen-round';
+import { runFinalRound, type FinalRoundResult } from '../precopy/frozen-round';
 import { endLazyDump } from '../precopy/end-lazy-dump';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import { UndoStack } from './undo-stack';
@@ -118,10 +118,8 @@ export interface PrecopyReport {
   /** Pages in the final dump, and how many of them the destination already held. */
   finalPages: number;
   finalPagesHeld: number;
-  /** How long the destination took to flatten its chain of rounds (overlapping the freeze and dump). */
-  compactMs?: number;
   /** The round on the frozen container: what it sent, and its cost. */
-  finalRound?: { pages: number; bytes: number; readMs: number; cpuMs: number };
+  finalRound?: { pages: number; bytes: number; readMs: number; cpuMs: number; latePages: number; overlappedDump: boolean };
 }
 
 export async function migrateContainer(request: MigrateRequest, deps: MigrateDeps): Promise<MigrationReport> {
@@ -241,13 +239,6 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       pageServer = { address: '127.0.0.1', port: forward.localPort };
     }
 
-    // hash-pre-copy: the destination flattens its chain of rounds while this side freezes and dumps; the restore
-    // waits for it there. Its answer (or failure) is collected before the restore.
-    let compacted: Promise<{ pages: number; ms: number }> | undefined;
-    if (precopy) {
-      compacted = peer.request<{ pages: number; ms: number }>('precopy-compact', { migrationId });
-      compacted.catch(() => undefined);
-    }
     const lazyCheckpoint = strategy === 'post-copy' || strategy === 'hash-pre-copy';
     await phase('freeze', async () => {
       // Lazy dumps (post-copy, hash-pre-copy): runc refuses one of a paused container, and CRIU freezes the tree.
@@ -291,34 +282,28 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         stopDump.abort();
         await dump.catch(() => undefined);
       });
-      await phase('checkpoint', () =>
-        Promise.race([
-          isReady,
-          dump.then(() => {
-            throw new FerryError('ERR_CRIU_DUMP_FAILED', 'the lazy dump ended before its page server was ready');
-          }),
-        ]),
-      );
-      if (precopy && precopyReport) {
-        const sent = precopy.sent;
-        let final!: Awaited<ReturnType<typeof sendFrozenRound>>;
-        await phase(
-          'final-round',
-          async () => {
-            await peer.request('precopy-round', { migrationId }, async (sink) => {
-              final = await sendFrozenRound(container.pid!, imagesDir, sent, sink);
-            });
-            return { bytes: final.bytes };
-          },
-          (r) => r,
-        );
+      const dumpReady = Promise.race([
+        isReady,
+        dump.then(() => {
+          throw new FerryError('ERR_CRIU_DUMP_FAILED', 'the lazy dump ended before its page server was ready');
+        }),
+      ]);
+      dumpReady.catch(() => undefined);
+      // hash-pre-copy: the final round starts reading as soon as the tree is frozen, while CRIU still dumps.
+      let finalRound: Promise<FinalRoundResult> | undefined;
+      if (precopy) {
+        finalRound = runFinalRound({ peer, migrationId, initPid: container.pid!, imagesDir, sent: precopy.sent, freezerPath: container.freezerPath, dumpReady });
+        finalRound.catch(() => undefined);
+      }
+      await phase('checkpoint', () => dumpReady);
+      if (finalRound && precopyReport) {
+        const final = await phase('final-round', () => finalRound!, (r) => ({ bytes: r.bytes }));
         bytesSent += final.bytes;
         bytesSentFrozen += final.bytes;
         await phase('delta', () => lazyToParent(imagesDir));
-        precopyReport.compactMs = (await compacted!).ms;
         precopyReport.finalPages = final.lazyPages;
-        precopyReport.finalPagesHeld = final.lazyPages - final.pages;
-        precopyReport.finalRound = { pages: final.pages, bytes: final.bytes, readMs: final.readMs, cpuMs: final.cpuMs };
+        precopyReport.finalPagesHeld = Math.max(0, final.lazyPages - final.pages);
+        precopyReport.finalRound = { pages: final.pages, bytes: final.bytes, readMs: final.readMs, cpuMs: final.cpuMs, latePages: final.latePages, overlappedDump: final.early };
       }
     } else {
       const sentBefore = connection.tunnelledBytes();

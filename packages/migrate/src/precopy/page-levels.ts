@@ -1,57 +1,66 @@
 /**
  * The destination's copy of a running container's memory during hash-based pre-copy, kept as a chain of CRIU
- * parent image sets: one level per round, holding only that round's pages, with every older page marked
- * "in parent" (exactly what `criu pre-dump` chains look like). Pages go to disk as they arrive, so nothing is
- * left to write when the source freezes, and the final images just point at the top level.
+ * parent image sets, written as the records arrive (nothing is left to write when the source freezes):
  *
- *   levels/1/pagemap-T.img, pages-T.img           round 1: every page sent
- *   levels/2/pagemap-T.img, pages-T.img, parent -> ../1   round 2: its pages present, the rest in parent
+ *   levels/1/pagemap-T.img, pages-T.img            round 1: every page, in address order (the base)
+ *   levels/N/pagemap-T.img, pages-T.img, parent -> ../N-1
+ *                                                  round N: pages the base has are rewritten *in place* in the
+ *                                                  base's file; only pages new since round 1 go to this level's
+ *                                                  file; its pagemap lists those as present and every other held
+ *                                                  page as "in parent"
+ *
+ * Rewriting in place keeps every level above the base nearly empty, with a pagemap of a few large "in parent"
+ * entries: CRIU restores from such a chain as fast as from a flat image set (a chain whose levels hold thousands of
+ * scattered pages each made the restore several times slower).
  */
-import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gatherFiles, PAGE_SIZE, type FdRange } from '@ferry/native';
+import { PAGE_SIZE, scatterFiles, type FdRange } from '@ferry/native';
 import { FerryError, encodePagemapImage, PE_FLAGS, type PagemapEntryOut } from '@ferry/core';
 import { RecordKind, type PageRecord } from './page-records';
-
-/** [first page number, end page number) */
-export type Interval = [number, number];
+import { split, union, type Interval } from './page-intervals';
 
 const ZERO = Buffer.alloc(1 << 20);
 const FLUSH_BYTES = 8 << 20;
 const IOV_MAX = 1024;
 
-async function flush(task: TaskRound): Promise<void> {
-  for (let i = 0; i < task.pending.length; i += IOV_MAX) await task.file.writev(task.pending.slice(i, i + IOV_MAX));
-  task.pending = [];
-  task.pendingBytes = 0;
-}
-
 interface TaskRound {
-  file: FileHandle;
-  /** Data not yet written: scattered single pages arrive as thousands of records, one write each would crawl. */
+  /** This level's pages file (created when the round has a page outside the base). */
+  file?: FileHandle;
+  /** Pages written to this level's file, in increasing order. */
+  intervals: Interval[];
+  /** Where the previous record of this task ended: records arrive in address order. */
+  end: number;
+  /** Data not yet written to this level's file (scattered single pages one write each would crawl). */
   pending: Buffer[];
   pendingBytes: number;
-  /** Pages written this round, in increasing order (the source sends each task's pages in address order). */
+}
+
+interface Base {
+  file: FileHandle;
   intervals: Interval[];
+  /** Page index in the base file of each interval's first page. */
+  starts: number[];
 }
 
 export class PageLevels {
   private level = 0;
-  /** The oldest level still in use (compact() starts a new chain). */
-  private bottom = 1;
   /** Every page held by the chain so far, per task. */
   private readonly held = new Map<number, Interval[]>();
-  /** What each level's pages files hold: level → task → intervals, in file order. */
-  private readonly present = new Map<number, Map<number, Interval[]>>();
+  /** Round 1's files, rewritten in place by later rounds. */
+  private readonly base = new Map<number, Base>();
   private round = new Map<number, TaskRound>();
+  /** In-place writes not yet done: ranges of base files and their bytes, in order. */
+  private inPlace: FdRange[] = [];
+  private inPlaceData: Buffer[] = [];
+  private inPlaceBytes = 0;
+  /** Pages rewritten in place during the current round. */
+  private rewritten = 0;
 
   constructor(private readonly root: string) {}
 
-  get top(): string | undefined {
-    return this.level === 0 ? undefined : this.dir(this.level);
-  }
-
+  /** The top level's number (0 before any round). */
   get levels(): number {
     return this.level;
   }
@@ -61,223 +70,165 @@ export class PageLevels {
   }
 
   beginRound(): void {
-    if (this.round.size > 0) throw new Error('beginRound: the previous round is not finished');
+    if (this.round.size > 0 || this.inPlace.length > 0) throw new Error('beginRound: the previous round is not finished');
     this.level++;
+    this.rewritten = 0;
     mkdirSync(this.dir(this.level), { recursive: true, mode: 0o700 });
-    if (this.level > this.bottom) symlinkSync(`../${this.level - 1}`, join(this.dir(this.level), 'parent'));
+    if (this.level > 1) symlinkSync(`../${this.level - 1}`, join(this.dir(this.level), 'parent'));
   }
 
   async add(record: PageRecord): Promise<void> {
     if (this.level === 0) throw new Error('add: no round begun');
     let task = this.round.get(record.task);
-    if (!task) {
-      const file = await open(join(this.dir(this.level), `pages-${record.task}.img`), 'w', 0o600);
-      task = { file, intervals: [], pending: [], pendingBytes: 0 };
-      this.round.set(record.task, task);
-    }
+    if (!task) this.round.set(record.task, (task = { intervals: [], end: 0, pending: [], pendingBytes: 0 }));
     const first = Number(record.vaddr / BigInt(PAGE_SIZE));
-    const last = task.intervals[task.intervals.length - 1];
-    if (last && first < last[1]) {
+    if (first < task.end) {
       throw new FerryError('ERR_AGENT_PROTOCOL', `pre-copy stream: pages of task ${record.task} out of order at 0x${record.vaddr.toString(16)}`, {
         hint: 'Install the same ferry version on both hosts.',
       });
     }
-    if (last && last[1] === first) last[1] = first + record.pages;
-    else task.intervals.push([first, first + record.pages]);
-    if (record.kind === RecordKind.DATA) {
-      task.pending.push(record.data!);
-    } else {
-      for (let left = record.pages * PAGE_SIZE; left > 0; left -= ZERO.length) task.pending.push(ZERO.subarray(0, Math.min(left, ZERO.length)));
+    task.end = first + record.pages;
+    const bytesOf = (from: number, to: number): Buffer[] => {
+      if (record.kind === RecordKind.DATA) return [record.data!.subarray((from - first) * PAGE_SIZE, (to - first) * PAGE_SIZE)];
+      const out: Buffer[] = [];
+      for (let left = (to - from) * PAGE_SIZE; left > 0; left -= ZERO.length) out.push(ZERO.subarray(0, Math.min(left, ZERO.length)));
+      return out;
+    };
+    const base = this.base.get(record.task);
+    for (const [from, to, inBase] of pieces(first, first + record.pages, base?.intervals ?? [])) {
+      if (inBase) {
+        this.queueInPlace(base!, from, to, bytesOf(from, to));
+        this.rewritten += to - from;
+      } else {
+        await this.appendToLevel(task, record.task, from, to, bytesOf(from, to));
+      }
     }
-    task.pendingBytes += record.pages * PAGE_SIZE;
-    if (task.pendingBytes >= FLUSH_BYTES) await flush(task);
+    if (this.inPlaceBytes >= FLUSH_BYTES) await this.flushInPlace();
   }
 
-  /** Writes this level's pagemaps: the round's pages present, everything held before in the parent. */
-  async endRound(): Promise<{ pages: number; held: number }> {
-    let pages = 0;
-    let held = 0;
-    const tasks = new Set([...this.held.keys(), ...this.round.keys()]);
-    this.present.set(this.level, new Map([...this.round].map(([task, r]) => [task, r.intervals])));
-    for (const task of tasks) {
-      const round = this.round.get(task);
-      const before = this.held.get(task) ?? [];
-      const now = union(before, round?.intervals ?? []);
-      this.held.set(task, now);
-      const entries: PagemapEntryOut[] = [];
-      for (const [from, to, inRound] of split(now, round?.intervals ?? [])) {
-        entries.push({ vaddr: BigInt(from) * BigInt(PAGE_SIZE), nrPages: to - from, flags: inRound ? PE_FLAGS.PRESENT : PE_FLAGS.PARENT });
-        if (inRound) pages += to - from;
-        held += to - from;
-      }
-      if (round) {
-        await flush(round);
-        await round.file.close();
-      }
-      else await writeFile(join(this.dir(this.level), `pages-${task}.img`), Buffer.alloc(0), { mode: 0o600 });
-      await writeFile(join(this.dir(this.level), `pagemap-${task}.img`), encodePagemapImage(task, entries), { mode: 0o600 });
+  private queueInPlace(base: Base, from: number, to: number, data: Buffer[]): void {
+    // Find the base interval holding `from` (binary search); [from, to) lies inside it.
+    let lo = 0;
+    let hi = base.intervals.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (base.intervals[mid]![0] <= from) lo = mid;
+      else hi = mid - 1;
     }
-    this.round = new Map();
-    return { pages, held };
+    const offset = (base.starts[lo]! + (from - base.intervals[lo]![0])) * PAGE_SIZE;
+    this.inPlace.push({ fd: base.file.fd, offset, length: (to - from) * PAGE_SIZE });
+    for (const d of data) {
+      this.inPlaceData.push(d);
+      this.inPlaceBytes += d.length;
+    }
+  }
+
+  private async flushInPlace(): Promise<void> {
+    if (this.inPlace.length === 0) return;
+    const src = this.inPlaceData.length === 1 ? this.inPlaceData[0]! : Buffer.concat(this.inPlaceData, this.inPlaceBytes);
+    const ranges = this.inPlace;
+    this.inPlace = [];
+    this.inPlaceData = [];
+    this.inPlaceBytes = 0;
+    await scatterFiles(ranges, src);
+  }
+
+  private async appendToLevel(task: TaskRound, taskId: number, from: number, to: number, data: Buffer[]): Promise<void> {
+    const last = task.intervals[task.intervals.length - 1];
+    if (last && last[1] === from) last[1] = to;
+    else task.intervals.push([from, to]);
+    for (const d of data) {
+      task.pending.push(d);
+      task.pendingBytes += d.length;
+    }
+    if (task.pendingBytes >= FLUSH_BYTES) await this.flushLevel(task, taskId);
+  }
+
+  private async flushLevel(task: TaskRound, taskId: number): Promise<void> {
+    if (task.pending.length === 0) return;
+    task.file ??= await open(join(this.dir(this.level), `pages-${taskId}.img`), 'w', 0o600);
+    for (let i = 0; i < task.pending.length; i += IOV_MAX) await task.file.writev(task.pending.slice(i, i + IOV_MAX));
+    task.pending = [];
+    task.pendingBytes = 0;
   }
 
   /**
-   * Rewrites the chain as one level without a parent: every held page, latest content, in address order. CRIU
-   * restores from a deep chain much more slowly than from a flat set (every page "in parent" is looked up level by
-   * level), so this runs once the rounds are over, while the source freezes and dumps. Older levels are deleted.
+   * Finishes the level: in-place writes done, this level's pagemaps written (its own pages present, every other
+   * held page in the parent). After round 1, its files become the base.
    */
-  async compact(): Promise<{ pages: number; ms: number }> {
-    if (this.round.size > 0) throw new Error('compact: a round is not finished');
-    const started = Date.now();
-    const from = this.bottom;
-    const to = this.level;
-    this.level++;
-    this.bottom = this.level;
-    const dir = this.dir(this.level);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const files = new Map<string, FileHandle>();
+  async endRound(): Promise<{ pages: number; held: number; rewritten: number }> {
+    await this.flushInPlace();
     let pages = 0;
-    try {
-      for (const [task, held] of this.held) {
-        const pieces = latestPieces(held, to, from, (level) => this.present.get(level)?.get(task) ?? []);
-        const ranges: { level: number; offset: number; length: number }[] = pieces.map((p) => ({ level: p.level, offset: p.fileOffset * PAGE_SIZE, length: (p.end - p.start) * PAGE_SIZE }));
-        for (const level of new Set(ranges.map((r) => r.level))) {
-          const key = `${level}/${task}`;
-          if (!files.has(key)) files.set(key, await open(join(this.dir(level), `pages-${task}.img`), 'r'));
-        }
-        const out = await open(join(dir, `pages-${task}.img`), 'w', 0o600);
-        try {
-          await copyPieces(ranges.map((r) => ({ fd: files.get(`${r.level}/${task}`)!.fd, offset: r.offset, length: r.length })), out);
-        } finally {
-          await out.close();
-        }
-        const entries: PagemapEntryOut[] = held.map(([a, b]) => ({ vaddr: BigInt(a) * BigInt(PAGE_SIZE), nrPages: b - a, flags: PE_FLAGS.PRESENT }));
-        await writeFile(join(dir, `pagemap-${task}.img`), encodePagemapImage(task, entries), { mode: 0o600 });
-        pages += held.reduce((n, [a, b]) => n + b - a, 0);
+    let held = 0;
+    const dir = this.dir(this.level);
+    const tasks = new Set([...this.held.keys(), ...this.round.keys()]);
+    for (const taskId of tasks) {
+      const round = this.round.get(taskId);
+      const own = round?.intervals ?? [];
+      if (round) {
+        await this.flushLevel(round, taskId);
+        await round.file?.close();
       }
-    } finally {
-      for (const f of files.values()) await f.close().catch(() => undefined);
+      if (own.length === 0) await writeFile(join(dir, `pages-${taskId}.img`), Buffer.alloc(0), { mode: 0o600 });
+      const now = union(this.held.get(taskId) ?? [], own);
+      this.held.set(taskId, now);
+      const entries: PagemapEntryOut[] = split(now, own).map(([from, to, present]) => ({
+        vaddr: BigInt(from) * BigInt(PAGE_SIZE),
+        nrPages: to - from,
+        flags: present ? PE_FLAGS.PRESENT : PE_FLAGS.PARENT,
+      }));
+      await writeFile(join(dir, `pagemap-${taskId}.img`), encodePagemapImage(taskId, entries), { mode: 0o600 });
+      pages += own.reduce((n, [a, b]) => n + b - a, 0);
+      held += now.reduce((n, [a, b]) => n + b - a, 0);
+      if (this.level === 1 && own.length > 0) {
+        const starts: number[] = [];
+        let acc = 0;
+        for (const [a, b] of own) {
+          starts.push(acc);
+          acc += b - a;
+        }
+        this.base.set(taskId, { file: await open(join(dir, `pages-${taskId}.img`), 'r+'), intervals: own, starts });
+      }
     }
-    for (let level = from; level <= to; level++) {
-      this.present.delete(level);
-      rmSync(this.dir(level), { recursive: true, force: true });
-    }
-    this.present.set(this.level, new Map(this.held));
-    return { pages, ms: Date.now() - started };
-  }
-
-  /** Closes files of an unfinished round (abort). */
-  async close(): Promise<void> {
-    for (const t of this.round.values()) await t.file.close().catch(() => undefined);
     this.round = new Map();
+    return { pages: pages + this.rewritten, held, rewritten: this.rewritten };
+  }
+
+  /** Closes every file (after the last round, or on abort). */
+  async close(): Promise<void> {
+    for (const t of this.round.values()) await t.file?.close().catch(() => undefined);
+    this.round = new Map();
+    for (const b of this.base.values()) await b.file.close().catch(() => undefined);
+    this.base.clear();
+    this.inPlace = [];
+    this.inPlaceData = [];
+    this.inPlaceBytes = 0;
   }
 }
 
-/** Union of two sorted interval lists. */
-export function union(a: readonly Interval[], b: readonly Interval[]): Interval[] {
-  const all = [...a, ...b].sort((x, y) => x[0] - y[0]);
-  const out: Interval[] = [];
-  for (const [s, e] of all) {
-    const last = out[out.length - 1];
-    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
-    else out.push([s, e]);
-  }
-  return out;
-}
-
-/** Cuts `held` (sorted, disjoint) into pieces inside or outside `present` (sorted, disjoint, within held). */
-export function split(held: readonly Interval[], present: readonly Interval[]): [number, number, boolean][] {
+/** Cuts [from, to) into pieces inside or outside `base` (sorted, disjoint), in order. */
+function pieces(from: number, to: number, base: readonly Interval[]): [number, number, boolean][] {
+  if (base.length === 0) return [[from, to, false]];
   const out: [number, number, boolean][] = [];
-  let p = 0;
-  for (const [s, e] of held) {
-    let at = s;
-    while (at < e) {
-      while (p < present.length && present[p]![1] <= at) p++;
-      const next = present[p];
-      if (next && next[0] <= at) {
-        const end = Math.min(e, next[1]);
-        out.push([at, end, true]);
-        at = end;
-      } else {
-        const end = next ? Math.min(e, next[0]) : e;
-        out.push([at, end, false]);
-        at = end;
-      }
+  // First base interval ending after `from` (binary search).
+  let lo = 0;
+  let hi = base.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (base[mid]![1] <= from) lo = mid + 1;
+    else hi = mid;
+  }
+  let at = from;
+  for (let k = lo; at < to; k++) {
+    const b = base[k];
+    if (!b || b[0] >= to) {
+      out.push([at, to, false]);
+      break;
     }
+    if (b[0] > at) out.push([at, b[0], false]);
+    const end = Math.min(to, b[1]);
+    if (end > Math.max(at, b[0])) out.push([Math.max(at, b[0]), end, true]);
+    at = end;
   }
   return out;
-}
-
-export interface Piece {
-  start: number;
-  end: number;
-  level: number;
-  /** Page index of `start` within that level's pages file. */
-  fileOffset: number;
-}
-
-/**
- * For every held page, the newest level (from `top` down to `bottom`) whose pages file has it, as pieces in address
- * order, with where each piece sits in its level's file.
- */
-export function latestPieces(held: readonly Interval[], top: number, bottom: number, presentOf: (level: number) => readonly Interval[]): Piece[] {
-  const pieces: Piece[] = [];
-  let remaining: Interval[] = held.map(([a, b]) => [a, b]);
-  for (let level = top; level >= bottom && remaining.length > 0; level--) {
-    const present = presentOf(level);
-    // Page offsets of each interval in the level's file: the intervals are stored back to back.
-    const starts: number[] = [];
-    let acc = 0;
-    for (const [a, b] of present) {
-      starts.push(acc);
-      acc += b - a;
-    }
-    const left: Interval[] = [];
-    let p = 0;
-    for (const [s, e] of remaining) {
-      let at = s;
-      while (at < e) {
-        while (p < present.length && present[p]![1] <= at) p++;
-        const next = present[p];
-        if (next && next[0] <= at) {
-          const end = Math.min(e, next[1]);
-          pieces.push({ start: at, end, level, fileOffset: starts[p]! + (at - next[0]) });
-          at = end;
-        } else {
-          const end = next ? Math.min(e, next[0]) : e;
-          left.push([at, end]);
-          at = end;
-        }
-      }
-    }
-    remaining = left;
-  }
-  if (remaining.length > 0) throw new Error(`latestPieces: pages ${remaining[0]![0]}.. are held but in no level`);
-  return pieces.sort((x, y) => x.start - y.start);
-}
-
-const COPY_CHUNK = 32 << 20;
-
-/** Copies the ranges, in order, to the start of `out`, gathering up to COPY_CHUNK bytes per native call. */
-async function copyPieces(ranges: readonly FdRange[], out: FileHandle): Promise<void> {
-  const buffer = Buffer.allocUnsafe(COPY_CHUNK);
-  let group: FdRange[] = [];
-  let bytes = 0;
-  const flush = async () => {
-    if (bytes === 0) return;
-    const data = await gatherFiles(group, buffer);
-    await out.write(data, 0, data.length);
-    group = [];
-    bytes = 0;
-  };
-  for (let r of ranges) {
-    while (r.length > 0) {
-      const take = Math.min(r.length, COPY_CHUNK - bytes);
-      group.push({ fd: r.fd, offset: r.offset, length: take });
-      bytes += take;
-      r = { fd: r.fd, offset: r.offset + take, length: r.length - take };
-      if (bytes === COPY_CHUNK) await flush();
-    }
-  }
-  await flush();
 }

@@ -7,8 +7,8 @@
  * (tc tbf). Root only. See bench/README.md.
  *
  *   node bench/migration-bench.js [--sizes 256,1024] [--links unshaped,1gbit] [--runs 3]
- *       [--strategies stop-and-copy,pre-copy,post-copy] [--no-naive] [--dirty-percent 2] [--quick]
- *       [--out docs/benchmarks.md] [--json-out bench/results/last-run.json]
+ *       [--strategies stop-and-copy,pre-copy,hash-pre-copy,post-copy] [--no-naive] [--dirty-percent 2] [--quick]
+ *       [--runtimes runc,lxc] [--out docs/benchmarks.md] [--json-out bench/results/last-run.json]
  *
  * Each trial: a fresh runc container on h1 (the workload fixture: SIZE MiB that it keeps rewriting at
  * --dirty-percent of its pages per second, a TCP echo service on :8080), an outside client on the LAN
@@ -17,6 +17,9 @@
  * from run to run) because the machine is shared and noisy; the table shows medians over --runs.
  * A ferry strategy that `ferry migrate` refuses with ERR_PRECHECK_FEATURE_MISSING in the warm-up is skipped, with
  * the reason in the results.
+ * LXC rows (methods "lxc:STRATEGY" and "lxc:naive"): the same trial with an LXC container (e2e/bin/lxc-ctl.js, a
+ * veth on each host's lxcbr0, which the sandbox plugs into the LAN), ferry against LXC's own path
+ * (bench/naive-lxc-migrate.sh: lxc-checkpoint -s, tar | ssh, lxc-checkpoint -r), in the same runs.
  */
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -29,6 +32,8 @@ const SANDBOX_SCRIPT = path.join(ROOT, 'scripts', 'sandbox-hosts.sh');
 const CONTAINER_CTL = path.join(ROOT, 'e2e', 'bin', 'container-ctl.js');
 const PROBE = path.join(__dirname, 'downtime-probe.js');
 const NAIVE = path.join(__dirname, 'naive-migrate.sh');
+const LXC_CTL = path.join(ROOT, 'e2e', 'bin', 'lxc-ctl.js');
+const NAIVE_LXC = path.join(__dirname, 'naive-lxc-migrate.sh');
 // FERRY_BENCH_NAME lets two checkouts benchmark side by side (1-10 lowercase letters/digits).
 const SANDBOX_NAME = process.env.FERRY_BENCH_NAME || 'ferrybench';
 const SANDBOX_DIR = `/run/ferry-sandbox-${SANDBOX_NAME}`;
@@ -48,8 +53,16 @@ const STEADY_SILENCE_MS = 200;
 const STEADY_MAX_MS = 60_000;
 const TRIAL_TIMEOUT_MS = 300_000;
 const WARMUP_MIB = 64;
-const ALL_STRATEGIES = ['stop-and-copy', 'pre-copy', 'post-copy'];
+const ALL_STRATEGIES = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'];
 const NAIVE_METHOD = 'naive';
+/** LXC methods are the runc ones with this prefix; LXC_NAIVE is LXC's own checkpoint-copy-restore path. */
+const LXC = 'lxc:';
+const LXC_NAIVE = `${LXC}naive`;
+const LXC_STRATEGIES = ['stop-and-copy', 'post-copy'];
+const isLxc = (m) => m.startsWith(LXC);
+const isNaive = (m) => m === NAIVE_METHOD || m === LXC_NAIVE;
+/** The baseline a method is compared with: runc's naive script, or LXC's own path for LXC rows. */
+const naiveFor = (m) => (isLxc(m) ? LXC_NAIVE : NAIVE_METHOD);
 
 const env = { ...process.env, FERRY_SANDBOX_NAME: SANDBOX_NAME, FERRY_SANDBOX_DIR: SANDBOX_DIR };
 
@@ -61,7 +74,8 @@ function usage() {
   --links LIST          unshaped and/or tc rates, e.g. 1gbit, 200mbit (default unshaped,1gbit)
   --runs N              runs per configuration, medians reported (default 3)
   --strategies LIST     ferry strategies to try (default ${ALL_STRATEGIES.join(',')}; unavailable ones are skipped)
-  --no-naive            leave out the naive runc checkpoint | tar | ssh | runc restore baseline
+  --no-naive            leave out the naive runc checkpoint | tar | ssh | runc restore baseline (and LXC's own path)
+  --runtimes LIST       runc and/or lxc (default runc,lxc; lxc: ${LXC_STRATEGIES.join(', ')} and lxc-checkpoint -s | ssh | -r)
   --dirty-percent P     pages the workload rewrites per second, % of its memory (default 2)
   --quick               1 run, 256 MiB, unshaped only (output to bench/results/quick.md unless --out)
   --out FILE            markdown results (default docs/benchmarks.md)
@@ -79,6 +93,7 @@ function parseOptions(argv) {
       strategies: { type: 'string' },
       'no-naive': { type: 'boolean', default: false },
       'dirty-percent': { type: 'string', default: '2' },
+      runtimes: { type: 'string', default: 'runc,lxc' },
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
       'json-out': { type: 'string' },
@@ -106,12 +121,15 @@ function parseOptions(argv) {
   if (!Number.isInteger(runs) || runs < 1) bad('--runs must be >= 1');
   for (const s of strategies) if (!ALL_STRATEGIES.includes(s)) bad(`unknown strategy ${s} (${ALL_STRATEGIES.join(', ')})`);
   if (!(dirtyPercent >= 0 && dirtyPercent <= 100)) bad('--dirty-percent must be between 0 and 100');
+  const runtimes = list(values.runtimes);
+  if (!runtimes.length || runtimes.some((r) => r !== 'runc' && r !== 'lxc')) bad('--runtimes: runc and/or lxc');
   return {
     sizes,
     links,
     runs,
     strategies,
     naive: !values['no-naive'],
+    runtimes,
     dirtyPercent,
     quick,
     out: path.resolve(values.out ?? (quick ? path.join(__dirname, 'results', 'quick.md') : path.join(ROOT, 'docs', 'benchmarks.md'))),
@@ -168,8 +186,11 @@ function lastJson(text) {
   return undefined;
 }
 
+/** container-ctl.js on HOST, or another control script given as `--ctl FILE` first (lxc-ctl.js). */
 async function ctl(host, ...args) {
-  const r = await onHost(host, ['node', CONTAINER_CTL, ...args]);
+  const script = args[0] === '--ctl' ? args[1] : CONTAINER_CTL;
+  if (args[0] === '--ctl') args = args.slice(2);
+  const r = await onHost(host, ['node', script, ...args]);
   if (r.status !== 0) throw new Error(`container-ctl ${args.join(' ')} on ${host} failed: ${r.stderr.trim()}`);
   return lastJson(r.stdout) ?? {};
 }
@@ -191,7 +212,7 @@ let trialSeq = 0;
 async function removeContainer(name) {
   const entry = live.get(name);
   for (const host of ['h2', 'h1']) {
-    await onHost(host, ['node', CONTAINER_CTL, 'remove', name], { timeoutMs: 60_000 });
+    await onHost(host, ['node', entry?.lxc ? LXC_CTL : CONTAINER_CTL, 'remove', name], { timeoutMs: 60_000 });
   }
   await onHost('h2', ['rm', '-rf', `/var/lib/ferry/bench-naive/${name}`], { timeoutMs: 30_000 });
   await onHost('h1', ['rm', '-rf', `/var/lib/ferry/bench-naive/${name}`], { timeoutMs: 30_000 });
@@ -282,11 +303,13 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
   const pages = (sizeMib * 1024 * 1024) / PAGE_SIZE;
   const dirtyPagesPerSec = Math.round((pages * dirtyPercent) / 100);
   const row = { method, sizeMib, link, run: runIndex, warmup, container: name, dirtyPagesPerSec, ok: false };
+  const lxc = isLxc(method);
+  const control = lxc ? LXC_CTL : CONTAINER_CTL;
   let probe;
   try {
-    live.set(name, {});
-    const started = await ctl('h1', 'start', name, '--mem-mib', String(sizeMib), '--dirty-pages-per-sec', String(dirtyPagesPerSec), '--address', `${address}/24`);
-    live.set(name, { bundle: started.bundle });
+    live.set(name, { lxc });
+    const started = await ctl('h1', ...(lxc ? ['--ctl', LXC_CTL] : []), 'start', name, '--mem-mib', String(sizeMib), '--dirty-pages-per-sec', String(dirtyPagesPerSec), '--address', `${address}/24`, ...(lxc ? ['--port', String(PORT)] : []));
+    live.set(name, { bundle: started.bundle, lxc });
     probe = startProbe(address);
     await probe.connected;
     await sleep(SETTLE_BEFORE_MS);
@@ -295,8 +318,11 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
     let r;
     if (method === NAIVE_METHOD) {
       r = await onHost('h1', ['bash', NAIVE, name, '--to', 'h2', '--ssh-config', SSH_CONFIG, '--uplink', UPLINK], { timeoutMs: TRIAL_TIMEOUT_MS });
+    } else if (method === LXC_NAIVE) {
+      r = await onHost('h1', ['bash', NAIVE_LXC, name, '--to', 'h2', '--ssh-config', SSH_CONFIG], { timeoutMs: TRIAL_TIMEOUT_MS });
     } else {
-      r = await onHost('h1', ['ferry', 'migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', method, '--json'], {
+      const strategy = lxc ? method.slice(LXC.length) : method;
+      r = await onHost('h1', ['ferry', 'migrate', lxc ? `lxc:${name}` : name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', strategy, '--json'], {
         timeoutMs: TRIAL_TIMEOUT_MS,
       });
     }
@@ -310,7 +336,7 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
     probe = undefined;
     row.client = client;
 
-    if (method === NAIVE_METHOD) {
+    if (isNaive(method)) {
       const out = lastJson(r.stdout);
       if (r.status !== 0 || !out?.ok) {
         row.error = { code: 'NAIVE_FAILED', message: out?.error ? `${out.step}: ${out.error}` : (r.stderr.trim() || `exit ${r.status}`).slice(-500) };
@@ -324,7 +350,7 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
         row.error = error ? { code: error.code, message: error.message } : { code: `EXIT_${r.status}`, message: r.stderr.trim().slice(-500) };
         return row;
       }
-      Object.assign(row, pick(report, ['downtimeMs', 'totalMs', 'bytesSent', 'bytesSentFrozen', 'phasesMs', 'strategy', 'rounds']));
+      Object.assign(row, pick(report, ['downtimeMs', 'totalMs', 'bytesSent', 'bytesSentFrozen', 'phasesMs', 'strategy', 'rounds', 'precopy']));
       row.phaseBytes = phaseBytesOf(r.stderr);
       if (report.warnings?.length) row.warnings = report.warnings;
     }
@@ -335,7 +361,7 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
     if (row.destinationOutRsts !== undefined && client?.refused !== undefined) {
       row.destinationResetsOfFirst = Math.max(0, row.destinationOutRsts - client.refused);
     }
-    const verdict = await ctl('h2', 'verify', name).catch((err) => ({ verdict: `error: ${err.message}` }));
+    const verdict = await ctl('h2', ...(lxc ? ['--ctl', control] : []), 'verify', name).catch((err) => ({ verdict: `error: ${err.message}` }));
     row.memory = verdict.verdict;
     row.ok = row.memory === 'ok';
     return row;
@@ -410,8 +436,8 @@ function summarize(rows, options, methods) {
   for (const link of options.links) {
     for (const sizeMib of options.sizes) {
       const of = (method) => rows.filter((r) => !r.warmup && r.link === link && r.sizeMib === sizeMib && r.method === method);
-      const naiveRows = of(NAIVE_METHOD);
       for (const method of methods) {
+        const naiveRows = of(naiveFor(method));
         const rs = of(method);
         if (!rs.length) continue;
         const good = rs.filter((r) => r.error === undefined);
@@ -443,17 +469,60 @@ function summarize(rows, options, methods) {
           neverSteady: good.filter((r) => r.clientSteady === false).length,
           verified: good.filter((r) => r.memory === 'ok').length,
           reconnects: median(good.map((r) => r.client?.reconnects)),
-          clientRatio: method === NAIVE_METHOD ? undefined : ratio('clientDowntimeMs'),
-          totalRatio: method === NAIVE_METHOD ? undefined : ratio('totalMs'),
+          clientRatio: isNaive(method) ? undefined : ratio('clientDowntimeMs'),
+          totalRatio: isNaive(method) ? undefined : ratio('totalMs'),
           phasesMs: Object.fromEntries(Object.keys(phases).map((p) => [p, median(good.map((r) => r.phasesMs?.[p] ?? 0))])),
           frozenMiBps: median(good.map((r) => frozenThroughput(r)?.mibps)),
           frozenCarrier: mostCommon(good.map((r) => frozenThroughput(r)?.phase)),
           pagesMiBps: median(good.map((r) => throughput(r, 'transfer-pages'))),
+          precopy: precopySummary(good),
         });
       }
     }
   }
   return out;
+}
+
+/** Pre-copy trials: rounds, why they ended, source CPU per round, and how much of the final dump h2 already held. */
+function precopySummary(good) {
+  const withRounds = good.filter((r) => r.precopy?.rounds?.length);
+  if (!withRounds.length) return undefined;
+  const cpuPerRound = withRounds.map((r) => r.precopy.rounds.reduce((a, x) => a + x.cpuMs, 0) / r.precopy.rounds.length);
+  const cpuPerGiB = withRounds.map((r) => {
+    const scanned = r.precopy.rounds.reduce((a, x) => a + x.scannedPages, 0) * PAGE_SIZE;
+    return scanned > 0 ? (r.precopy.rounds.reduce((a, x) => a + x.cpuMs, 0) * 1024 ** 3) / scanned : undefined;
+  });
+  const outcomes = {};
+  for (const r of withRounds) outcomes[r.precopy.outcome] = (outcomes[r.precopy.outcome] ?? 0) + 1;
+  return {
+    rounds: median(withRounds.map((r) => r.precopy.rounds.length)),
+    outcomes,
+    reason: withRounds[0].precopy.reason,
+    lastRoundMiB: median(withRounds.map((r) => r.precopy.rounds.at(-1).bytes / 2 ** 20)),
+    cpuMsPerRound: median(cpuPerRound),
+    cpuMsPerGiBScanned: median(cpuPerGiB),
+    heldShare: median(withRounds.map((r) => (r.precopy.finalPages ? r.precopy.finalPagesHeld / r.precopy.finalPages : undefined))),
+  };
+}
+
+function precopyTable(summary) {
+  const rows = summary.filter((s) => s.precopy);
+  if (!rows.length) return '';
+  const stop = (s) => summary.find((x) => x.sizeMib === s.sizeMib && x.link === s.link && x.method === 'stop-and-copy');
+  const lines = rows.map((s) => {
+    const p = s.precopy;
+    const sc = stop(s);
+    const vs = (a, b) => (a !== undefined && b > 0 ? `${(a / b).toFixed(2)}×` : '–');
+    return `| ${sizeLabel(s.sizeMib)} | ${s.link} | ${methodLabel(s.method)} | ${p.rounds} | ${Object.entries(p.outcomes).map(([k, v]) => `${k} ${v}`).join(', ')} | ${p.lastRoundMiB.toFixed(1)} | ${Math.round(p.cpuMsPerRound)} | ${Math.round(p.cpuMsPerGiBScanned)} | ${(100 * p.heldShare).toFixed(1)}% | ${fmtMiB(s.bytesSentFrozen)} (${(100 * s.bytesSentFrozen / (s.sizeMib * 2 ** 20)).toFixed(1)}% of memory) | ${vs(s.downtimeMs, sc?.downtimeMs)} | ${vs(s.clientDowntimeMs, sc?.clientDowntimeMs)} |`;
+  });
+  return `## Pre-copy (medians)
+
+| size | link | method | rounds | ended by | last round MiB | source CPU ms per round | CPU ms per GiB read | final dump already on h2 | MiB sent frozen | freeze→running vs stop-and-copy | client downtime vs stop-and-copy |
+|---|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|
+${lines.join('\n')}
+
+Example policy reason: ${rows.map((s) => `${sizeLabel(s.sizeMib)} ${s.link}: "${s.precopy.reason}"`).join('; ')}.
+`;
 }
 
 /**
@@ -486,7 +555,10 @@ const fmtDuration = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${M
 const fmtMiB = (b) => (b === undefined ? '–' : `${(b / 2 ** 20).toFixed(1)}`);
 const fmtRate = (x) => (x === undefined ? '' : `${Math.round(x)}`);
 const fmtRatio = (x) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
-const methodLabel = (m) => (m === NAIVE_METHOD ? 'naive (runc + tar \\| ssh)' : `ferry ${m}`);
+const methodLabel = (m) =>
+  m === NAIVE_METHOD ? 'naive (runc + tar \\| ssh)' : m === LXC_NAIVE ? 'LXC: lxc-checkpoint + tar \\| ssh' : isLxc(m) ? `LXC: ferry ${m.slice(LXC.length)}` : `ferry ${m}`;
+/** Short names for prose: naive, lxc-checkpoint, ferry STRATEGY, ferry lxc STRATEGY. */
+const shortLabel = (m) => (m === NAIVE_METHOD ? 'naive' : m === LXC_NAIVE ? 'lxc-checkpoint' : isLxc(m) ? `ferry lxc ${m.slice(LXC.length)}` : `ferry ${m}`);
 const sizeLabel = (mib) => (mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`);
 
 function resultsTable(summary, runs) {
@@ -540,7 +612,7 @@ function phasesTable(summary) {
 }
 
 function consoleRow(r) {
-  const what = `${sizeLabel(r.sizeMib).padStart(7)} ${r.link.padEnd(8)} run ${String(r.run).padStart(2)} ${(r.warmup ? 'warm-up ' : '') + (r.method === NAIVE_METHOD ? 'naive' : `ferry ${r.method}`)}`;
+  const what = `${sizeLabel(r.sizeMib).padStart(7)} ${r.link.padEnd(8)} run ${String(r.run).padStart(2)} ${(r.warmup ? 'warm-up ' : '') + shortLabel(r.method)}`;
   if (r.error) return `${what}: FAILED ${r.error.code}: ${r.error.message.split('\n')[0].slice(0, 200)}`;
   const phases = Object.entries(r.phasesMs ?? {})
     .map(([k, v]) => `${k} ${v}`)
@@ -587,16 +659,16 @@ function lastJsonObject(text) {
 function observations(summary) {
   const notes = [];
   for (const s of summary) {
-    if (s.method === NAIVE_METHOD || !s.succeeded) continue;
-    const naive = summary.find((n) => n.method === NAIVE_METHOD && n.link === s.link && n.sizeMib === s.sizeMib && n.succeeded);
-    const frozen = ['freeze', 'checkpoint', 'resync-bundle', 'transfer-images', 'restore'].filter((p) => s.phasesMs[p] !== undefined);
+    if (isNaive(s.method) || !s.succeeded) continue;
+    const naive = summary.find((n) => n.method === naiveFor(s.method) && n.link === s.link && n.sizeMib === s.sizeMib && n.succeeded);
+    const frozen = ['freeze', 'checkpoint', 'resync-bundle', 'final-round', 'delta', 'transfer-images', 'restore'].filter((p) => s.phasesMs[p] !== undefined);
     const frozenTotal = frozen.reduce((a, p) => a + s.phasesMs[p], 0);
     const biggest = [...frozen].sort((a, b) => s.phasesMs[b] - s.phasesMs[a])[0];
     let text =
-      `${sizeLabel(s.sizeMib)}, ${s.link}, ferry ${s.method}: of ${fmtDuration(s.downtimeMs)} frozen, ${biggest} took ${fmtDuration(s.phasesMs[biggest])} ` +
+      `${sizeLabel(s.sizeMib)}, ${s.link}, ${shortLabel(s.method)}: of ${fmtDuration(s.downtimeMs)} frozen, ${biggest} took ${fmtDuration(s.phasesMs[biggest])} ` +
       `(${Math.round((100 * s.phasesMs[biggest]) / Math.max(frozenTotal, 1))}% of the frozen phases)`;
     if (s.frozenMiBps && naive?.frozenMiBps) {
-      text += `; memory moved at ${Math.round(s.frozenMiBps)} MiB/s (${s.frozenCarrier}) against ${Math.round(naive.frozenMiBps)} MiB/s for tar | ssh`;
+      text += `; memory moved at ${Math.round(s.frozenMiBps)} MiB/s (${s.frozenCarrier}) against ${Math.round(naive.frozenMiBps)} MiB/s for ${shortLabel(naive.method)}'s tar | ssh`;
     }
     if (s.pagesMiBps) {
       text += `; after the restore, lazy pages arrived at ${Math.round(s.pagesMiBps)} MiB/s for ${fmtDuration(s.phasesMs['transfer-pages'])}`;
@@ -626,7 +698,7 @@ function connectionNotes(rows) {
   const keptClean = measured.filter((r) => r.connectionSurvived && r.destinationOutRsts === 0).length;
   const kept = measured.filter((r) => r.connectionSurvived).length;
   const per = [...new Set(lost.map((r) => r.method))]
-    .map((m) => `${m === NAIVE_METHOD ? 'naive' : `ferry ${m}`} ${lost.filter((r) => r.method === m).length}/${measured.filter((r) => r.method === m).length}`)
+    .map((m) => `${shortLabel(m)} ${lost.filter((r) => r.method === m).length}/${measured.filter((r) => r.method === m).length}`)
     .join(', ');
   let text = `The client's TCP connection was lost in ${lost.length} of ${measured.length} trials (${per}).`;
   if (byReset.length === lost.length) {
@@ -639,7 +711,7 @@ function connectionNotes(rows) {
     if (lost.some((r) => r.method === NAIVE_METHOD)) {
       text += ' The naive script brings the interface up before `runc restore`; bringing the bridge end of the veth up only after the restore closes the window.';
     }
-    if (!lost.some((r) => r.method !== NAIVE_METHOD)) text += ' No ferry trial lost its connection.';
+    if (!lost.some((r) => !isNaive(r.method))) text += ' No ferry trial lost its connection.';
   } else if (byReset.length) {
     text += ` ${byReset.length} of them were reset by h2's new network namespace (ECONNRESET, \`OutRsts\` > 0 there).`;
   }
@@ -662,7 +734,7 @@ function clientExtraNotes(rows, methods) {
     const rs = rows.filter((r) => !r.warmup && r.method === m && r.error === undefined && r.connectionSurvived);
     const extra = median(rs.map((r) => r.clientDowntimeMs - r.downtimeMs));
     if (extra === undefined) continue;
-    notes.push(`${m === NAIVE_METHOD ? 'naive' : `ferry ${m}`} ${extra > 0 ? '+' : ''}${Math.round(extra)} ms`);
+    notes.push(`${shortLabel(m)} ${extra > 0 ? '+' : ''}${Math.round(extra)} ms`);
   }
   if (!notes.length) return '';
   return (
@@ -690,7 +762,9 @@ not runs of different days.
 ## What was measured
 
 Two sandbox hosts on one machine (\`scripts/sandbox-hosts.sh\`, network namespaces with their own sshd, PID and mount
-namespaces; the link is a veth pair, unshaped or limited with \`tc tbf\` on both ends). Per trial: a fresh runc
+namespaces; the link is a veth pair, unshaped or limited with \`tc tbf\` on both ends). Per trial: a fresh ${
+    methods.some(isLxc) ? (methods.some((m) => !isLxc(m)) ? 'runc or LXC' : 'LXC') : 'runc'
+  }
 container on h1 running the workload fixture (${options.sizes.map(sizeLabel).join(' and ')} of memory that it keeps
 rewriting at ${options.dirtyPercent}% of its pages per second: ${options.sizes
     .map((m) => `${Math.round((m * 256 * options.dirtyPercent) / 100)} pages/s at ${sizeLabel(m)}`)
@@ -717,8 +791,11 @@ ${methods.map((m) => `- ${m === NAIVE_METHOD ? `**naive**: \`bench/naive-migrate
   h2 'tar -xf -'\` (OpenSSH, aes128-gcm), then in one ssh session re-create the network namespace with the same
   interface, MAC and address plugged into the LAN bridge and \`runc restore -d\`. No rollback. The rootfs and the
   bind-mounted state directory are paths both sandbox hosts share and are not copied (ferry copies the bundle
-  directory, not the rootfs, either).` : `**ferry ${m}**: \`ferry migrate NAME --to h2 --strategy ${m} --json\` run on h1.`}`).join('\n')}
-${skipped.length ? `\nSkipped: ${skipped.map((s) => `ferry ${s.strategy} (${s.code}: ${s.reason})`).join('; ')}.\n` : ''}
+  directory, not the rootfs, either).` : m === LXC_NAIVE ? `**LXC: lxc-checkpoint + tar | ssh**: \`bench/naive-lxc-migrate.sh\`, LXC's own path: copy the container
+  directory (config and rootfs; tar | ssh, container still running), \`lxc-checkpoint -s -D IMAGES\`, \`tar | ssh\` the
+  images, \`lxc-checkpoint -r -D IMAGES\` on h2. The LXC container has a veth on each host's lxcbr0, which the sandbox
+  plugs into the LAN. No rollback.` : isLxc(m) ? `**LXC: ferry ${m.slice(LXC.length)}**: the same LXC container, \`ferry migrate lxc:NAME --to h2 --strategy ${m.slice(LXC.length)} --json\` run on h1.` : `**ferry ${m}**: \`ferry migrate NAME --to h2 --strategy ${m} --json\` run on h1.`}`).join('\n')}
+${skipped.length ? `\nSkipped: ${skipped.map((s) => `${shortLabel(s.strategy)} (${s.code}: ${s.reason})`).join('; ')}.\n` : ''}
 ## Results
 
 ${resultsTable(summary, options.runs)}
@@ -727,6 +804,7 @@ ${connectionNotes(rows)}
 
 ${clientExtraNotes(rows, methods)}
 
+${precopyTable(summary)}
 ## Where the time goes (medians, ms)
 
 ${phasesTable(summary)}
@@ -824,7 +902,7 @@ async function main() {
   }
 
   log(`== migration bench: sizes ${options.sizes.map(sizeLabel).join(', ')}; links ${options.links.join(', ')}; ${options.runs} run(s); ` +
-    `strategies ${options.strategies.join(', ')}${options.naive ? ' + naive' : ''}; dirty ${options.dirtyPercent}%/s`);
+    `strategies ${options.strategies.join(', ')}${options.naive ? ' + naive' : ''}; runtimes ${options.runtimes.join(', ')}; dirty ${options.dirtyPercent}%/s`);
   log(`== sandbox ${SANDBOX_NAME} in ${SANDBOX_DIR}`);
   await sandbox('down');
   await mustSandbox('up');
@@ -848,13 +926,17 @@ async function main() {
   // Warm-up (builds the rootfs and fixture on first use, warms caches) and the strategy check: one small migration
   // per method. A strategy ferry refuses for a missing feature is skipped for the whole run.
   log('== warm-up: one 64 MiB migration per method, unshaped');
-  for (const method of [...options.strategies, ...(options.naive ? [NAIVE_METHOD] : [])]) {
+  const runcMethods = options.runtimes.includes('runc') ? [...options.strategies, ...(options.naive ? [NAIVE_METHOD] : [])] : [];
+  const lxcMethods = options.runtimes.includes('lxc')
+    ? [...options.strategies.filter((s) => LXC_STRATEGIES.includes(s)).map((s) => `${LXC}${s}`), ...(options.naive ? [LXC_NAIVE] : [])]
+    : [];
+  for (const method of [...runcMethods, ...lxcMethods]) {
     if (interrupted) return;
     const row = await trial({ method, sizeMib: WARMUP_MIB, link: 'unshaped', run: 0, dirtyPercent: options.dirtyPercent, warmup: true });
     record(row);
     if (row.error?.code === 'ERR_PRECHECK_FEATURE_MISSING') {
       skipped.push({ strategy: method, code: row.error.code, reason: row.error.message });
-      log(`   skipping ferry ${method}: ${row.error.message}`);
+      log(`   skipping ${shortLabel(method)}: ${row.error.message}`);
     } else {
       methods.push(method);
     }

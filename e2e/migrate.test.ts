@@ -6,79 +6,23 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startNetnsTcpClient, waitFor, type NetnsTcpClient } from '@ferry/core/testing';
-import { FAULT_BIN, HOSTS_FILE, LAN_NETNS, SANDBOX_DIR, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { waitFor } from '@ferry/core/testing';
+import { FAULT_BIN, HOSTS_FILE, SANDBOX_DIR, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { connectClient, expectRolledBack, migrationsOf, removeSuiteContainers, removeTestContainers, startContainer, state, type Started } from './lib/containers';
 
 jest.setTimeout(180_000);
-
-interface Started {
-  name: string;
-  address: string;
-  port: number;
-  stateFile: string;
-}
-interface State {
-  exists: boolean;
-  state?: string;
-  pid?: number;
-  workload?: { counter: number };
-}
-
-let seq = 0;
-const clients: NetnsTcpClient[] = [];
-const containers: [host: 'h1' | 'h2', name: string][] = [];
 
 beforeAll(() => {
   sandbox('up');
 });
-afterEach(() => {
-  for (const c of clients.splice(0)) c.stop();
-  for (const [host, name] of containers.splice(0)) onHost(host, ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove', name]);
-});
+afterEach(() => removeTestContainers());
 const EXTRA_FILES = ['stranger', 'stranger.pub', 'other-host', 'other-host.pub', 'wrong-known-hosts', 'wrong-key.yaml', 'wrong-known-hosts.yaml'];
 afterAll(() => {
   for (const f of EXTRA_FILES) rmSync(join(SANDBOX_DIR, f), { force: true });
   sandbox('down');
 });
 
-const suiteContainers: [host: 'h1' | 'h2', name: string][] = [];
-
-/** A container on h1 for one test (removed after it), or with `forSuite` for a whole describe block. */
-function startContainer(memMib = 64, forSuite = false): Started {
-  const name = `e2e-${process.pid}-${++seq}`;
-  // Each test's container has its own address on the LAN, so a leftover can never answer for another.
-  const address = `10.77.0.${10 + seq}/24`;
-  const started = ctl<Started>('h1', 'start', name, '--mem-mib', String(memMib), '--dirty-pages-per-sec', '2000', '--address', address);
-  (forSuite ? suiteContainers : containers).push(['h1', name], ['h2', name]);
-  return started;
-}
-
-function state(host: 'h1' | 'h2', name: string): State {
-  return ctl<State>(host, 'state', name);
-}
-
-/** The source runs (not paused) and keeps counting; the destination has no container and no migration files. */
-async function expectRolledBack(name: string): Promise<void> {
-  const source = state('h1', name);
-  expect(source).toMatchObject({ exists: true, state: 'running' });
-  const counter = source.workload!.counter;
-  await waitFor('the source to keep counting', () => (state('h1', name).workload?.counter ?? 0) > counter + 3, 10_000, 100);
-  await waitFor('a clean destination', () => !state('h2', name).exists && migrationsOf('h2', name).length === 0, 15_000, 200);
-}
-
-/** Migration directories on `host` that belong to container `name` (each records its container). */
-function migrationsOf(host: 'h1' | 'h2', name: string): string[] {
-  const r = onHost(host, ['grep', '-l', '-s', `"name":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'migration.json']);
-  return r.stdout.split('\n').filter(Boolean);
-}
-
-function connectClient(c: Started): NetnsTcpClient {
-  const client = startNetnsTcpClient(LAN_NETNS, c.address, c.port);
-  clients.push(client);
-  return client;
-}
-
-test.each(['stop-and-copy', 'post-copy'])('%s: memory, counter and an established TCP connection survive the move', async (strategy) => {
+test.each(['stop-and-copy', 'hash-pre-copy', 'post-copy'])('%s: memory, counter and an established TCP connection survive the move', async (strategy) => {
   const c = startContainer(64);
   const client = connectClient(c);
   await client.waitFor(/tick \d+/);
@@ -98,6 +42,14 @@ test.each(['stop-and-copy', 'post-copy'])('%s: memory, counter and an establishe
     // Memory travels after the restore: almost nothing is sent while the source is frozen.
     expect(phases).toContain('transfer-pages');
     expect(run.report!.bytesSentFrozen).toBeLessThan(8 * 1024 * 1024);
+  }
+  if (strategy === 'hash-pre-copy') {
+    // Rounds while running, then a frozen step that sends only what changed since the last one.
+    expect(phases).toEqual(expect.arrayContaining(['precopy', 'delta']));
+    const precopy = run.report!.precopy as { rounds: { pages: number }[]; finalPages: number; finalPagesHeld: number };
+    expect(precopy.rounds.length).toBeGreaterThanOrEqual(2);
+    expect(precopy.finalPagesHeld).toBeGreaterThan(precopy.finalPages / 2);
+    expect(run.report!.bytesSentFrozen).toBeLessThan(32 * 1024 * 1024);
   }
 
   expect(state('h1', c.name).exists).toBe(false);
@@ -120,9 +72,7 @@ describe('bad input: one clear error, its own exit code, nothing frozen', () => 
   beforeAll(() => {
     c = startContainer(16, true);
   });
-  afterAll(() => {
-    for (const [host, name] of suiteContainers.splice(0)) onHost(host, ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove', name]);
-  });
+  afterAll(() => removeSuiteContainers());
 
   const cases: [string, () => string[], string, number][] = [
     ['unknown container', () => ['migrate', 'no-such-ct', '--to', 'h2', '--hosts-file', HOSTS_FILE], 'ERR_RUNTIME_NOT_FOUND', 5],
@@ -233,7 +183,8 @@ describe('faults: the source runs again and the destination is clean', () => {
     const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE], (e) => {
       if (e.event === 'phase-start' && e.phase === 'checkpoint' && !sent) {
         sent = true;
-        spawnSync('pkill', ['-INT', '-f', `^node /usr/local/bin/ferry migrate ${c.name} `]);
+        // The hosts run this checkout's ferry through SANDBOX_DIR/bin/ferry, not /usr/local/bin/ferry.
+        spawnSync('pkill', ['-INT', '-f', `^node [^ ]+/bin/ferry migrate ${c.name} `]);
       }
     });
     expect(sent).toBe(true);

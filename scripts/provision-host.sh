@@ -35,7 +35,7 @@ WRAPPER=/usr/local/sbin/criu
 CRIU_MIN=4.2
 PIPE_MAX=4194304
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-PACKAGES=(runc iptables openssh-server openssh-client busybox-static iproute2 libxxhash-dev
+PACKAGES=(runc lxc iptables openssh-server openssh-client busybox-static iproute2 libxxhash-dev
   build-essential gcc g++ libc6-dev make python3 procps util-linux tar tmux screen)
 ORIG_PATH=$PATH
 # A minimal PATH (cron, CI) may lack the sbin dirs; keep the caller's order otherwise.
@@ -230,6 +230,7 @@ verify() {
   elif ! criu_check "$c"; then missing+=("criu check (see $LOG)"); fi
   if [[ -x $WRAPPER && $c != "$WRAPPER" ]]; then say "warning: '$c' shadows $WRAPPER in PATH"; fi
   command -v runc >/dev/null || missing+=("runc")
+  command -v lxc-checkpoint >/dev/null || missing+=("lxc-checkpoint (lxc)")
   [[ -x /usr/sbin/sshd ]] || missing+=("sshd (openssh-server)")
   command -v ssh >/dev/null || missing+=("ssh (openssh-client)")
   { [[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing+=("static busybox (busybox-static)")

@@ -9,12 +9,13 @@
 #
 # A host = a network namespace ferry-hN (10.231.0.N/24 on eth0, a veth to the other host; nothing in the root netns)
 # plus `unshare --mount --uts --ipc --pid --fork` whose pid 1 is that host's sshd. Each host has private tmpfs mounts
-# on /run/runc, /run/ferry, /var/lib/ferry, /run/netns and /dev/shm, its own hostname, and a sysfs of its own netns
+# on /run/runc, /run/ferry, /var/lib/ferry, /run/netns, /var/lib/lxc and /dev/shm, its own hostname, and a sysfs of its own netns
 # with the machine's /sys/fs/cgroup moved in (runc needs it; `ip netns exec` would hide it).
 # DIR (default /run/ferry-sandbox, or $FERRY_SANDBOX_DIR) receives: env, hosts.yaml, known_hosts, ssh_config,
 # client_ed25519(.pub), authorized_keys, boot.sh, hN/{sshd_config,ssh_host_ed25519_key*,host.log}.
 # A LAN netns NAME-lan with bridge br-lan (client address 10.77.0.1/24) is where container interfaces plug in, so a
-# container keeps its address across hosts; its netns is bound at DIR/lan.netns for the hosts.
+# container keeps its address across hosts; its netns is bound at DIR/lan.netns for the hosts. Each host's lxcbr0
+# bridge is plugged into it too (for LXC containers).
 # Environment: FERRY_SANDBOX_DIR, FERRY_SANDBOX_NAME (prefix of every namespace name, default ferry: NAME-h1,
 # NAME-h2, NAME-lan; sandboxes of different names run side by side), FERRY_SANDBOX_TIMEOUT (seconds, default 20).
 #
@@ -50,7 +51,7 @@ TIMEOUT=${FERRY_SANDBOX_TIMEOUT:-20}
 # /usr/local/bin/ferry points at: two checkouts (a CI clone, a work tree) can then test side by side.
 CHECKOUT_BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/packages/cli/bin
 HOST_PATH_TAIL=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns)
+STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc)
 # The containers' LAN: a netns with a bridge that both hosts' container namespaces plug into (veth), so a container
 # keeps its address and MAC when it moves, and outside clients (in this netns) keep reaching it.
 LAN_NETNS=$SANDBOX_NAME-lan
@@ -443,7 +444,8 @@ awk '{ print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
   esac
 done
 # Own runtime state per host; /run/netns too, so that `ip netns add` inside a host names namespaces of that host only.
-for d in /run/runc /run/ferry /var/lib/ferry /run/netns; do mount -t tmpfs -o mode=0755 "ferry-h$n" "$d"; done
+# /var/lib/lxc: each host has its own LXC containers (LXC's default lxcpath).
+for d in /run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc; do mount -t tmpfs -o mode=0755 "ferry-h$n" "$d"; done
 mount -t tmpfs -o mode=1777,nosuid,nodev "ferry-h$n" /dev/shm
 # A sysfs of this netns (/sys/class/net shows the host's own interfaces), keeping the machine's mounts below /sys
 # (/sys/fs/cgroup above all: runc needs it, and `ip netns exec` loses it). Top-level submounts are parked, then moved.
@@ -527,6 +529,19 @@ create_lan() {
   mount --bind "/run/netns/$LAN_NETNS" "$(lan_netns_file)"
 }
 
+# LXC's usual bridge, lxcbr0, in each host, plugged into the LAN: LXC containers (lxc.net.0.link = lxcbr0) keep
+# their address and MAC across hosts, like runc containers on the LAN. Deleting a host's netns removes its veth.
+create_lxc_bridges() {
+  local n
+  for n in "${HOSTS[@]}"; do
+    ip -n "$LAN_NETNS" link add "lxc-h$n" type veth peer name lxcup netns "$(netns "$n")"
+    ip -n "$LAN_NETNS" link set "lxc-h$n" master "$LAN_BRIDGE" up
+    in_netns "$n" ip link add lxcbr0 type bridge
+    in_netns "$n" ip link set lxcup master lxcbr0 up
+    in_netns "$n" ip link set lxcbr0 up
+  done
+}
+
 delete_lan() {
   local f; f=$(lan_netns_file)
   if mountpoint -q "$f" 2>/dev/null; then umount "$f"; fi
@@ -586,6 +601,7 @@ cmd_up() {
   done
   [[ -z $SHAPE ]] || apply_shape "$SHAPE"
   create_lan
+  create_lxc_bridges
 
   say "starting hosts (nsenter --net + unshare --mount --uts --ipc --pid --fork, pid 1 = sshd)"
   for n in "${HOSTS[@]}"; do start_host "$n"; done

@@ -8,6 +8,7 @@
         "cc/seqpacket.cc",
         "cc/vm-read.cc",
         "cc/page-hash.cc",
+        "cc/file-gather.cc",
         "cc/pagemap.cc",
         "cc/pidfd.cc",
         "cc/memcpy-bench.cc"

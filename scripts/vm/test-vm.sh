@@ -21,6 +21,8 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   echo "ferry-vm: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# Incremental, as in setup.sh: the guests get this addon, so it must match the sources (a merge may add to it).
+(cd packages/native && npx node-gyp build --loglevel=error >/dev/null)
 npx tsc -b
 T0=$SECONDS
 status=0

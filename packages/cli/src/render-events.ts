@@ -2,21 +2,30 @@ import type { MigrationEvent } from '@ferry/core';
 
 /** Renders events: one JSON line each with --json, otherwise a line per phase (a TTY gets them as they happen). */
 export function createEventRenderer(options: { json: boolean; tty: boolean; write: (s: string) => void }): (e: MigrationEvent) => void {
+  // A TTY's phase line stays open ("  precopy ...") until the phase ends; lines in between close it first.
+  let open = false;
   return (event) => {
     if (options.json) return options.write(`${JSON.stringify({ event: event.type, ...event, type: undefined })}\n`);
     switch (event.type) {
       case 'plan':
         return options.write(`ferry: migrating ${event.container} to ${event.destination} with ${event.strategy} (${event.reason})\n`);
       case 'phase-start':
-        return options.tty ? options.write(`  ${event.phase} ...`) : undefined;
+        if (!options.tty) return undefined;
+        open = true;
+        return options.write(`  ${event.phase} ...`);
       case 'phase-end': {
         const size = event.bytes !== undefined ? `, ${formatBytes(event.bytes)}` : '';
         const line = `${event.ms} ms${size}`;
-        return options.write(options.tty ? ` ${line}\n` : `  ${event.phase}: ${line}\n`);
+        const wasOpen = open;
+        open = false;
+        return options.write(options.tty && wasOpen ? ` ${line}\n` : `  ${event.phase}: ${line}\n`);
       }
       case 'precopy-round': {
-        const frozen = event.frozenMs !== undefined ? `, frozen ${event.frozenMs} ms` : '';
-        return options.write(`${options.tty ? '\n' : ''}    round ${event.round}: ${event.pagesWritten} pages, ${formatBytes(event.bytes)} in ${event.ms} ms${frozen}; ${event.next}\n`);
+        const lead = open ? '\n' : '';
+        open = false;
+        return options.write(
+          `${lead}    round ${event.round}: ${event.pages} pages changed (${formatBytes(event.bytes)}) of ${event.scannedPages}, ${event.ms} ms, source cpu ${event.cpuMs} ms -> ${event.next}: ${event.reason}\n`,
+        );
       }
       case 'warning':
         return options.write(`warning: ${event.message}\n`);

@@ -9,10 +9,13 @@ export function renderReport(r: MigrationReport): string {
     `  bytes sent    ${formatBytes(r.bytesSent)} (${formatBytes(r.bytesSentFrozen)} while frozen)`,
     `  phases        ${Object.entries(r.phasesMs).map(([k, v]) => `${k} ${v} ms`).join(', ')}`,
   ];
-  if (r.preCopy) {
-    const pages = r.preCopy.rounds.map((x) => x.pagesWritten).join(' → ');
-    const final = `${r.preCopy.finalPagesWritten ?? '?'} pages, ${formatBytes(r.preCopy.finalImageBytes)}`;
-    lines.push(`  pre-copy      ${r.preCopy.rounds.length} rounds (pages ${pages}), then the final dump: ${final} (${r.preCopy.outcome})`);
+  const p = r.precopy;
+  if (p) {
+    const held = p.finalPages > 0 ? ((100 * p.finalPagesHeld) / p.finalPages).toFixed(1) : '0';
+    lines.push(
+      `  pre-copy      ${p.rounds.length} round(s), then froze: ${p.reason} (${p.outcome})`,
+      `                the destination already held ${held}% of the final ${p.finalPages} pages`,
+    );
   }
   for (const w of r.warnings) lines.push(`  warning       ${w}`);
   return `${lines.join('\n')}\n`;

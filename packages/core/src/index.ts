@@ -18,6 +18,8 @@ export * from './host/host-id';
 export * from './model/events';
 export * from './runtime/registry';
 export { RuncAdapter, type RuncAdapterOptions } from './runtime/runc-adapter';
+export { LxcAdapter, DEFAULT_LXC_PATH, type LxcAdapterOptions } from './runtime/lxc-adapter';
+export { recordedRuntime } from './runtime/lxc-record';
 export { parseNetnsUplink, type NetnsUplink } from './runtime/runc-netns';
 export * from './criu/lazy-pages-daemon';
 export * from './snapshots';

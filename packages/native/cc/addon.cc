@@ -10,6 +10,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ferry::InitSeqpacket(env, exports);
   ferry::InitVmRead(env, exports);
   ferry::InitPageHash(env, exports);
+  ferry::InitFileGather(env, exports);
   ferry::InitPagemap(env, exports);
   ferry::InitPidfd(env, exports);
   ferry::InitMemcpyBench(env, exports);

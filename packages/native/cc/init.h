@@ -8,6 +8,7 @@ void InitErrors(Napi::Env env, Napi::Object exports);
 void InitSeqpacket(Napi::Env env, Napi::Object exports);
 void InitVmRead(Napi::Env env, Napi::Object exports);
 void InitPageHash(Napi::Env env, Napi::Object exports);
+void InitFileGather(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 void InitPidfd(Napi::Env env, Napi::Object exports);
 void InitMemcpyBench(Napi::Env env, Napi::Object exports);

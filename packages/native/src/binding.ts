@@ -45,6 +45,10 @@ export interface RawBinding {
     hashes: BigUint64Array | null,
     zero: Uint8Array | null,
   ): Promise<void>;
+  /** Reads the [fd, offset, length] ranges back to back into dest. */
+  gatherFiles(triples: BigUint64Array, dest: ByteArray): Promise<void>;
+  /** Writes consecutive bytes of src to the [fd, offset, length] ranges. */
+  scatterFiles(triples: BigUint64Array, src: ByteArray): Promise<void>;
   /** out[i] = raw /proc/PID/pagemap entry of page firstPage + i (0 past the end of the address space). */
   pagemapRead(pid: number, firstPage: bigint, out: BigUint64Array): Promise<void>;
   /** PAGEMAP_SCAN over [start, end): [start, end, categories] triples of runs with any of returnMask's bits. */

@@ -22,4 +22,5 @@ export {
   type PresentRangesOptions,
 } from './pagemap';
 export { pidfdOpen, pidfdSendSignal } from './pidfd';
+export { gatherFiles, scatterFiles, type FdRange } from './file-gather';
 export type { ByteArray } from './validate';

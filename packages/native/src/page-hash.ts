@@ -84,3 +84,4 @@ async function runSplit(
   }
   await Promise.all(jobs);
 }
+

@@ -48,7 +48,7 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
       .option('return', { type: 'boolean', default: false, describe: 'Bring back what the last drain of this host moved' })
       .option('concurrency', { type: 'number', default: 2, describe: 'Migrations at a time' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'Show the plan only' })
-      .option('strategy', { choices: ['auto', 'stop-and-copy', 'pre-copy', 'post-copy'] as const, default: 'auto' as const })
+      .option('strategy', { choices: ['auto', 'stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'] as const, default: 'auto' as const })
       .option('as', { type: 'string', describe: 'The name the destinations use for this host (for --return; default: hostname)' })
       .option('hosts-file', { type: 'string', array: true, describe: 'Hosts files to read (on every host involved)' })
       .option('accept-new-host-key', { type: 'boolean', default: false })

@@ -27,7 +27,7 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
     y
       .positional('container', { type: 'string', demandOption: true, describe: 'Container name, or RUNTIME:NAME' })
       .option('to', { type: 'string', demandOption: true, describe: 'Destination: NAME from the hosts file or ~/.ssh/config, or USER@ADDRESS[:PORT]' })
-      .option('strategy', { choices: ['auto', 'stop-and-copy', 'pre-copy', 'post-copy'] as const, default: 'auto' as const })
+      .option('strategy', { choices: ['auto', 'stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'] as const, default: 'auto' as const })
       .option('tcp-established', { type: 'boolean', default: true, describe: 'Keep established TCP connections' })
       .option('file-locks', { type: 'boolean', default: true })
       .option('ext-unix-sk', { type: 'boolean', default: false, describe: 'Allow unix datagram sockets to outside' })

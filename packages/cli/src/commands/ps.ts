@@ -2,12 +2,15 @@ import type { CommandModule } from 'yargs';
 import type { ContainerInfo } from '@ferry/core';
 import { runtimeRegistry } from '../host-context';
 
-export const psCommand: CommandModule<object, { json: boolean }> = {
+export const psCommand: CommandModule<object, { json: boolean; lxcpath?: string[] }> = {
   command: 'ps',
   describe: 'List the containers ferry can see, with runtime and state',
-  builder: (y) => y.option('json', { type: 'boolean', default: false }),
+  builder: (y) =>
+    y
+      .option('json', { type: 'boolean', default: false })
+      .option('lxcpath', { alias: 'P', type: 'string', array: true, describe: 'Also list LXC containers in this lxcpath (besides FERRY_LXC_PATH and /var/lib/lxc)' }),
   handler: async (args) => {
-    const registry = runtimeRegistry();
+    const registry = runtimeRegistry({ lxcPaths: args.lxcpath });
     const rows: ContainerInfo[] = [];
     const problems: string[] = [];
     for (const adapter of registry.adapters) {

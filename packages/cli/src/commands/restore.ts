@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { imageDirBytes, readStats, type ImageStats, type RuntimeName } from '@ferry/core';
+import { imageDirBytes, readStats, recordedRuntime, type ImageStats, type RuntimeName } from '@ferry/core';
 import { runtimeRegistry } from '../host-context';
 import { createProgress, renderRestore, restoreJson, type RestoreSummary } from '../render-checkpoint';
 import { withInterrupt } from './interrupt';
@@ -9,7 +9,7 @@ import { withInterrupt } from './interrupt';
 export interface RestoreArgs {
   dir: string;
   name?: string;
-  runtime: RuntimeName;
+  runtime?: RuntimeName;
   bundle?: string;
   'tcp-established': boolean;
   'file-locks': boolean;
@@ -23,17 +23,18 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     y
       .positional('dir', { type: 'string', demandOption: true, describe: 'Image directory written by `ferry checkpoint`' })
       .option('name', { type: 'string', describe: 'Name of the restored container (default: the checkpointed one)' })
-      .option('runtime', { choices: ['runc'] as const, default: 'runc' as const })
+      .option('runtime', { choices: ['runc', 'lxc'] as const, describe: 'Runtime to restore with (default: the one that checkpointed, else runc)' })
       .option('bundle', { type: 'string', describe: 'Bundle to restore into (default: the one recorded at checkpoint)' })
       .option('tcp-established', { type: 'boolean', default: false })
       .option('file-locks', { type: 'boolean', default: true })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the restored container and its stats' }),
   handler: async (args) => {
     const registry = runtimeRegistry();
-    const adapter = registry.get(args.runtime);
     const imagesDir = resolve(args.dir);
+    const runtime = args.runtime ?? recordedRuntime(imagesDir) ?? 'runc';
+    const adapter = registry.get(runtime);
     const progress = createProgress({ enabled: !args.json && process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
-    progress.start(`restoring ${args.name ? `${args.runtime}:${args.name}` : 'the container'} from ${imagesDir}`);
+    progress.start(`restoring ${args.name ? `${runtime}:${args.name}` : 'the container'} from ${imagesDir}`);
     let ok = false;
     try {
       // Measured before the restore: what is restored from, without the logs this restore adds.

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { findPresentRanges, listMemoryRegions, readMemory } from '@ferry/native';
 import type { CriuClient, CriuFeatures, CriuVersion } from '../criu/criu-client';
 import { FerryError } from '../model/ferry-error';
 import { parseCgroupLayout, type CgroupInfo } from './cgroup-layout';
@@ -80,6 +81,7 @@ export async function probeHost(options: ProbeOptions): Promise<HostFacts> {
     memTrack: criu.features.memTrack === true,
     lazyPages: criu.features.lazyPages === true,
     pipeMaxSizeBytes,
+    memoryRead: await canReadMemory(),
   });
   return {
     hostname: readText('/proc/sys/kernel/hostname')?.trim() ?? 'unknown',
@@ -194,4 +196,19 @@ function firstLine(text: string): string {
 function describe(err: unknown): string {
   if (err instanceof FerryError) return err.message;
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Reads a page of this process's own stack the way hash-based pre-copy reads a container's memory. */
+async function canReadMemory(): Promise<boolean> {
+  try {
+    const regions = await listMemoryRegions(process.pid);
+    const stack = regions.find((r) => r.pathname === '[stack]');
+    if (!stack) return false;
+    const present = await findPresentRanges(process.pid, { address: stack.start, length: stack.length });
+    if (present.length === 0) return false;
+    const r = await readMemory(process.pid, [{ address: present[0]!.address, length: 4096 }]);
+    return r.bytesRead === 4096;
+  } catch {
+    return false;
+  }
 }

@@ -47,3 +47,5 @@ export {
   type ManifestOptions,
   type MismatchKind,
 } from './manifest';
+export * from './lazy-to-parent';
+export * from './pagemap-writer';

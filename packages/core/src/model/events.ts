@@ -4,10 +4,12 @@ export type Phase =
   | 'connect'
   | 'negotiate'
   | 'copy-bundle'
-  | 'pre-copy'
+  | 'precopy'
   | 'freeze'
   | 'checkpoint'
   | 'resync-bundle'
+  | 'final-round'
+  | 'delta'
   | 'transfer-images'
   | 'transfer-pages'
   | 'restore'
@@ -20,8 +22,20 @@ export type MigrationEvent =
   | { type: 'phase-start'; phase: Phase }
   | { type: 'phase-end'; phase: Phase; ms: number; bytes?: number; files?: number }
   | { type: 'progress'; phase: Phase; bytes: number }
-  /** One pre-copy round done while the container ran; `next` says whether another follows or the freeze, and why. */
-  | { type: 'precopy-round'; round: number; pagesWritten: number; bytes: number; ms: number; frozenMs?: number; next: string }
+  | {
+      type: 'precopy-round';
+      round: number;
+      /** Pages sent because they changed (all present pages in round 1) and their payload bytes. */
+      pages: number;
+      bytes: number;
+      scannedPages: number;
+      ms: number;
+      /** CPU time the source spent on the round (reading and hashing memory, sending). */
+      cpuMs: number;
+      /** What the convergence policy decided after this round. */
+      next: 'round' | 'freeze';
+      reason: string;
+    }
   | { type: 'warning'; message: string }
   | { type: 'committed'; downtimeMs: number }
   | { type: 'rolled-back'; reason: string };

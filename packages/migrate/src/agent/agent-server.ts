@@ -5,7 +5,7 @@
  * reason (source crash, SSH drop, Ctrl-C on the source): the restored container is removed and its files deleted.
  * That is what keeps "exactly one copy" when the source resumes after a failure.
  */
-import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { FerryError, isFerryError, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
@@ -15,6 +15,8 @@ import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
 import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from './agent-messages';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
 import { ReplicaStore, type ReplicaMeta } from '../replication/replica-store';
+import { PageLevels } from '../precopy/page-levels';
+import { PageRecordDecoder, type PageRecord } from '../precopy/page-records';
 
 export interface AgentDeps {
   runtime(name: RuntimeName): RuntimeAdapter;
@@ -37,6 +39,8 @@ interface Incoming {
   lazy?: LazyPagesDaemon;
   /** Streamed stop-and-copy: the page server receiving the dump's memory; not serialised. */
   pageServer?: PageServerProcess;
+  /** Hash-based pre-copy: the chain of parent image sets the rounds write; not serialised (the files are). */
+  pages?: PageLevels;
 }
 
 const ID = /^[A-Za-z0-9-]{8,64}$/;
@@ -113,7 +117,9 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'upload without data');
     if (!['bundle', 'images', 'cpuinfo'].includes(params.part) && !PRE_COPY_PART.test(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
-    const result = await unpackDir(stream, join(m.dir, params.part), { dirMode: 0o700 });
+    // Images are 0700 throughout; a bundle keeps its directories' own modes (CRIU checks them: an LXC rootfs that
+    // became 0700 fails to restore with "File . has bad mode"). The migration dir above it is 0700.
+    const result = await unpackDir(stream, join(m.dir, params.part), params.part === 'bundle' ? {} : { dirMode: 0o700 });
     return { files: result.files, bytes: result.bytes };
   });
 
@@ -129,6 +135,31 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       port: await freeLocalPort(),
     });
     return { port: m.pageServer.port };
+  });
+
+  // Hash-based pre-copy: one round of changed pages, while the container still runs on the source. Each round
+  // becomes one level of a parent image chain on disk (page-levels.ts).
+  peer.handle('precopy-round', async (params: { migrationId: string }, stream) => {
+    const m = get(params.migrationId);
+    if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'precopy-round without data');
+    const levels = (m.pages ??= new PageLevels(join(m.dir, 'levels')));
+    levels.beginRound();
+    const decoder = new PageRecordDecoder();
+    let bytes = 0;
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        const records: PageRecord[] = [];
+        decoder.push(chunk, (r) => records.push(r));
+        for (const r of records) await levels.add(r);
+      }
+      decoder.end();
+    } catch (err) {
+      await levels.close();
+      throw err;
+    }
+    const { pages, held, rewritten } = await levels.endRound();
+    return { pages, bytes, held, rewritten, level: levels.levels };
   });
 
   peer.handle('cpuinfo-check', async (params: UploadParams, stream) => {
@@ -156,8 +187,13 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const started = Date.now();
     const imagesDir = join(m.dir, 'images');
     const workDir = join(m.dir, 'work');
+    // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
+    const top = m.pages?.levels;
+    await m.pages?.close(); // the rounds are over
+    if (top) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
+    const lazy = params.lazyPagesPort !== undefined;
     if (params.lazyPagesPort !== undefined) {
-      m.lazy = await startLazyPagesDaemon({ criuPath: deps.criu.criuPath, imagesDir, workDir, address: '127.0.0.1', port: params.lazyPagesPort });
+      m.lazy = await startLazyPagesDaemon({ criuPath: deps.criu.criuPath, imagesDir, workDir, pageServer: { address: '127.0.0.1', port: params.lazyPagesPort } });
       void m.lazy.exited.then(({ code }) => deps.log(`lazy-pages daemon exited (${code})`));
     }
     let result;
@@ -170,7 +206,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
         tcpEstablished: params.tcpEstablished,
         fileLocks: params.fileLocks,
         extUnixSk: params.extUnixSk,
-        lazyPages: params.lazyPagesPort !== undefined,
+        lazyPages: lazy,
         readdress: params.readdress,
       });
     } catch (err) {
@@ -214,9 +250,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     m.committed = true;
     record(m);
     // The images served their purpose; the bundle is the container's from now on.
-    rmSync(join(m.dir, 'images'), { recursive: true, force: true });
-    rmSync(join(m.dir, 'work'), { recursive: true, force: true });
-    rmSync(join(m.dir, 'pre'), { recursive: true, force: true });
+    for (const sub of ['images', 'work', 'levels', 'pre']) rmSync(join(m.dir, sub), { recursive: true, force: true });
     return { committed: true };
   });
 
@@ -245,7 +279,7 @@ const RECORD = 'migration.json';
 
 /** Written at each step so that a later `ferry agent --cleanup ID` knows what a dead agent left behind. */
 function record(m: Incoming): void {
-  const { lazy: _daemon, pageServer: _server, ...saved } = m;
+  const { lazy: _daemon, pageServer: _server, pages: _pages, ...saved } = m;
   writeFileSync(join(m.dir, RECORD), JSON.stringify(saved), { mode: 0o600 });
 }
 
@@ -253,6 +287,7 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
   if (m.committed) return;
   m.lazy?.kill();
   m.pageServer?.kill();
+  await m.pages?.close();
   if (m.restored) {
     deps.log(`rolling back: removing restored ${m.name}`);
     await deps.runtime(m.runtime).remove(m.name).catch((err: unknown) => deps.log(`cannot remove ${m.name}: ${(err as Error).message}`));

@@ -1,14 +1,15 @@
 import { chooseStrategy, type StrategyInputs } from './choose-strategy';
 
-const all = ['stop-and-copy', 'pre-copy', 'post-copy'] as const;
+const all = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'] as const;
+const noHash = ['stop-and-copy', 'pre-copy', 'post-copy'] as const;
 const both = (memTrack: boolean, lazyPages: boolean) => ({ source: { memTrack, lazyPages }, destination: { memTrack, lazyPages } });
 
 test('auto prefers pre-copy, then post-copy, then stop-and-copy, and says why', () => {
   expect(chooseStrategy({ requested: 'auto', ...both(true, true), implemented: all }).strategy).toBe('pre-copy');
-  const post = chooseStrategy({ requested: 'auto', ...both(false, true), implemented: all });
+  const post = chooseStrategy({ requested: 'auto', ...both(false, true), implemented: noHash });
   expect(post.strategy).toBe('post-copy');
   expect(post.reason).toMatch(/pre-copy needs CRIU memory tracking .* on the source \(missing\)/);
-  const inputs: StrategyInputs = { requested: 'auto', source: { memTrack: false, lazyPages: false }, destination: { memTrack: true, lazyPages: true }, implemented: all };
+  const inputs: StrategyInputs = { requested: 'auto', source: { memTrack: false, lazyPages: false }, destination: { memTrack: true, lazyPages: true }, implemented: noHash };
   const stop = chooseStrategy(inputs);
   expect(stop.strategy).toBe('stop-and-copy');
   expect(stop.reason).toMatch(/pre-copy needs .* on the source \(missing\)/);
@@ -35,4 +36,11 @@ test('an explicit strategy that cannot run is a precheck error with a hint', () 
     expect.objectContaining({ code: 'ERR_PRECHECK_FEATURE_MISSING', hint: expect.stringContaining('ferry doctor') }),
   );
   expect(chooseStrategy({ requested: 'stop-and-copy', ...both(false, false), implemented: all })).toEqual({ strategy: 'stop-and-copy', reason: 'requested with --strategy' });
+});
+
+test('auto picks hash-based pre-copy where the kernel tracks no memory', () => {
+  const choice = chooseStrategy({ requested: 'auto', ...both(false, true), implemented: all });
+  expect(choice.strategy).toBe('hash-pre-copy');
+  expect(choice.reason).toMatch(/no kernel tracking needed.*pre-copy needs CRIU memory tracking \(soft-dirty\) on the source \(missing\)/);
+  expect(chooseStrategy({ requested: 'hash-pre-copy', ...both(false, false), implemented: all }).strategy).toBe('hash-pre-copy');
 });

@@ -4,7 +4,15 @@
  */
 import { FerryError } from '@ferry/core';
 
-export type StrategyName = 'stop-and-copy' | 'pre-copy' | 'post-copy';
+/**
+ * - pre-copy: CRIU pre-dumps with the kernel's memory tracking (soft-dirty), then a final dump of what changed.
+ * - hash-pre-copy: ferry's own rounds (read, hash, send changed pages) where the kernel tracks nothing; the final
+ *   full dump is sent as a difference against what the destination already holds.
+ * - post-copy: CRIU lazy pages; the destination runs at once and pulls memory on demand.
+ */
+export type StrategyName = 'stop-and-copy' | 'pre-copy' | 'hash-pre-copy' | 'post-copy';
+/** Auto's order of preference: shortest freeze without risking the single copy first. */
+export const STRATEGY_PREFERENCE: readonly StrategyName[] = ['pre-copy', 'hash-pre-copy', 'post-copy'];
 export type RequestedStrategy = StrategyName | 'auto';
 
 export interface HostCapabilities {
@@ -24,6 +32,13 @@ export interface StrategyChoice {
   strategy: StrategyName;
   reason: string;
 }
+
+const AUTO_REASONS: Record<StrategyName, string> = {
+  'pre-copy': 'the source tracks memory: CRIU pre-dumps while it runs keep the final freeze short',
+  'hash-pre-copy': 'memory is copied in rounds while the container runs (hashing pages, no kernel tracking needed), so the freeze sends only what changed',
+  'post-copy': 'both hosts support lazy pages: the destination runs at once and pulls memory on demand',
+  'stop-and-copy': 'the one strategy every host supports',
+};
 
 function blocker(name: StrategyName, inputs: StrategyInputs): string | undefined {
   if (!inputs.implemented.includes(name)) return `${name} is not implemented in this version of ferry`;
@@ -48,13 +63,10 @@ export function chooseStrategy(inputs: StrategyInputs): StrategyChoice {
     return { strategy: inputs.requested, reason: 'requested with --strategy' };
   }
   const skipped: string[] = [];
-  for (const name of ['pre-copy', 'post-copy'] as const) {
+  for (const name of STRATEGY_PREFERENCE) {
     const why = blocker(name, inputs);
-    if (!why) {
-      const reason = name === 'pre-copy' ? 'the source tracks memory: CRIU pre-dumps while it runs keep the final freeze short' : 'both hosts support lazy pages: the destination runs at once and pulls memory on demand';
-      return { strategy: name, reason: [reason, ...skipped].join('; ') };
-    }
+    if (!why) return { strategy: name, reason: [AUTO_REASONS[name], ...skipped].join('; ') };
     skipped.push(why);
   }
-  return { strategy: 'stop-and-copy', reason: ['the one strategy every host supports', ...skipped].join('; ') };
+  return { strategy: 'stop-and-copy', reason: [AUTO_REASONS['stop-and-copy'], ...skipped].join('; ') };
 }

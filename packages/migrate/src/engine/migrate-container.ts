@@ -4,6 +4,9 @@
  *   connect → negotiate → copy bundle (container running) → [pre-copy rounds: criu-precopy.ts] → freeze → checkpoint (leave running, stays frozen)
  *   → re-sync bundle → send images → restore on the destination → commit ── point of no return ── remove source
  *
+ * hash-pre-copy adds rounds of changed pages before the freeze, and rewrites the local dump against
+ * what the destination holds (delta) before sending it; post-copy restores first and pulls pages afterwards.
+ *
  * Contract: when this throws, the source container runs again (thawed) and the destination holds nothing of it,
  * except in the one case the error says otherwise (ERR_ROLLBACK_FAILED: the commit's answer was lost, so ferry cannot
  * know which side holds the container; it then leaves the source frozen and names both sides).
@@ -15,7 +18,7 @@ import {
   FerryError,
   createImageDir,
   isFerryError,
-  type CheckpointStats,
+  lazyToParent,
   type ContainerInfo,
   type CriuClient,
   type EventSink,
@@ -29,11 +32,14 @@ import type { Destination } from '../hosts/resolve-host';
 import { diffSnapshots, packDir, snapshotDir } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
-import { runCriuPreCopy, type CriuPreCopyResult, type PreDumpRoundReport } from './criu-precopy';
+import { runRounds, type HashPrecopyResult } from '../precopy/hash-precopy';
+import { runFinalRound, type FinalRoundResult } from '../precopy/frozen-round';
+import { endLazyDump } from '../precopy/end-lazy-dump';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
+import { finalDumpReport, processCpuMs, runCriuPreCopy, type CriuPreCopyResult } from './criu-precopy';
 import { UndoStack } from './undo-stack';
 
-export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'pre-copy', 'post-copy'];
+export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'];
 
 export interface AgentConnection {
   peer: AgentPeer;
@@ -72,10 +78,10 @@ export interface MigrateRequest {
    * than dumping to this host's disk and sending the images afterwards.
    */
   streamPages?: boolean;
-  /** Pre-copy: when to stop rounds (default DEFAULT_CONVERGENCE_POLICY). */
-  preCopyPolicy?: ConvergencePolicy;
   onEvent?: EventSink;
   signal?: AbortSignal;
+  /** Pre-copy: when to stop rounds (default DEFAULT_CONVERGENCE_POLICY). */
+  convergence?: ConvergencePolicy;
   /**
    * Clone instead of move: the source keeps running (frozen only while it is dumped) and the copy starts under
    * `name` on the destination, with new addresses when the container has any.
@@ -100,17 +106,21 @@ export interface MigrationReport {
   bytesSentFrozen: number;
   phasesMs: Partial<Record<Phase, number>>;
   rounds: number;
-  /** Pre-copy: each round, why they stopped, and the final dump (only what changed since the last round). */
-  preCopy?: {
-    rounds: PreDumpRoundReport[];
-    outcome: CriuPreCopyResult['outcome'];
-    reason: string;
-    finalPagesWritten?: number;
-    finalImageBytes: number;
-    finalFrozenMs?: number;
-  };
+  /** Pre-copy: each round, why the rounds ended, and what the final dump left to send. */
+  precopy?: PrecopyReport;
   restoredPid?: number;
   warnings: string[];
+}
+
+export interface PrecopyReport {
+  outcome: HashPrecopyResult['outcome'];
+  reason: string;
+  rounds: { round: number; pages: number; bytes: number; scannedPages: number; zeroPages: number; ms: number; readMs: number; cpuMs: number }[];
+  /** Pages in the final dump, and how many of them the destination already held. */
+  finalPages: number;
+  finalPagesHeld: number;
+  /** The round on the frozen container: what it sent, and its cost. */
+  finalRound?: { pages: number; bytes: number; readMs: number; cpuMs: number; latePages: number; overlappedDump: boolean };
 }
 
 export async function migrateContainer(request: MigrateRequest, deps: MigrateDeps): Promise<MigrationReport> {
@@ -189,12 +199,15 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       bytesSent += sent.bytes;
     }
 
-    // Pre-copy: memory goes over in rounds while the container runs; the final dump below holds what changed since.
-    let preCopy: CriuPreCopyResult | undefined;
     const criuFlags = { tcpEstablished: request.tcpEstablished, fileLocks: request.fileLocks, extUnixSk: request.extUnixSk };
+    let precopy: HashPrecopyResult | undefined;
+    let precopyReport: PrecopyReport | undefined;
+    // CRIU pre-copy: pre-dumps with memory tracking while the container runs (criu-precopy.ts); the final dump below
+    // then holds only what changed since the last round.
+    let criuPrecopy: CriuPreCopyResult | undefined;
     if (strategy === 'pre-copy') {
-      preCopy = await phase(
-        'pre-copy',
+      criuPrecopy = await phase(
+        'precopy',
         () =>
           runCriuPreCopy(
             outgoing,
@@ -202,15 +215,59 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
               preDump: async (imagesDir, workDir, parentImage) =>
                 (await adapter.checkpoint(container.ref, { imagesDir, workDir, preDump: true, ...(parentImage ? { parentImage } : {}), ...criuFlags, signal })).stats,
               send: async (part, dir) => (await peer.request<UploadResult>('upload', { migrationId, part }, (sink) => packDir(dir, sink).then(() => undefined))).bytes,
-              onRound: (r, next) =>
-                emit({ type: 'precopy-round', round: r.round, pagesWritten: r.pagesWritten, bytes: r.bytesSent, ms: r.durationMs, ...(r.frozenMs !== undefined ? { frozenMs: r.frozenMs } : {}), next }),
+              onRound: (r, step) =>
+                emit({
+                  type: 'precopy-round',
+                  round: r.round,
+                  pages: r.pages,
+                  bytes: r.bytes,
+                  scannedPages: r.scannedPages,
+                  ms: r.ms,
+                  cpuMs: r.cpuMs,
+                  next: step.action,
+                  reason: step.reason,
+                }),
               signal,
             },
-            request.preCopyPolicy,
+            request.convergence,
           ),
-        (r) => ({ bytes: r.rounds.reduce((sum, round) => sum + round.bytesSent, 0) }),
+        (r) => ({ bytes: r.rounds.reduce((sum, round) => sum + round.bytes, 0) }),
       );
-      bytesSent += preCopy.rounds.reduce((sum, round) => sum + round.bytesSent, 0);
+      bytesSent += criuPrecopy.rounds.reduce((sum, round) => sum + round.bytes, 0);
+      precopyReport = {
+        outcome: criuPrecopy.outcome,
+        reason: criuPrecopy.reason,
+        rounds: criuPrecopy.rounds.map(({ round, pages, bytes, scannedPages, zeroPages, ms, readMs, cpuMs }) => ({ round, pages, bytes, scannedPages, zeroPages, ms, readMs, cpuMs })),
+        finalPages: 0,
+        finalPagesHeld: 0,
+      };
+    }
+    if (strategy === 'hash-pre-copy') {
+      const pid = container.pid;
+      if (!pid) throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `${adapter.name} reports no pid for ${name}`, { hint: 'Check that the container runs.' });
+      precopy = await phase(
+        'precopy',
+        () =>
+          runRounds({
+            peer,
+            migrationId,
+            pid,
+            policy: request.convergence,
+            emit,
+            checkpoint: () => {
+              if (signal?.aborted) throw new FerryError('ERR_ABORTED', 'migration interrupted', { hint: 'The source container keeps running.' });
+            },
+          }),
+        (r) => ({ bytes: r.bytes }),
+      );
+      bytesSent += precopy.bytes;
+      precopyReport = {
+        outcome: precopy.outcome,
+        reason: precopy.reason,
+        rounds: precopy.rounds.map((r) => ({ round: r.round, pages: r.pages, bytes: r.bytes, scannedPages: r.scannedPages, zeroPages: r.zeroPages, ms: r.ms, readMs: r.readMs, cpuMs: r.cpuMs })),
+        finalPages: 0,
+        finalPagesHeld: 0,
+      };
     }
 
     // Streamed stop-and-copy: the destination's page server and the tunnel to it are ready before the freeze.
@@ -224,9 +281,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       pageServer = { address: '127.0.0.1', port: forward.localPort };
     }
 
+    const lazyCheckpoint = strategy === 'post-copy' || strategy === 'hash-pre-copy';
     await phase('freeze', async () => {
-      // Post-copy: runc refuses a lazy checkpoint of a paused container, and CRIU freezes the tree itself.
-      if (strategy !== 'post-copy') await adapter.pause(name);
+      // Lazy dumps (post-copy, hash-pre-copy): runc refuses one of a paused container, and CRIU freezes the tree.
+      if (!lazyCheckpoint) await adapter.pause(name);
       frozenAt = Date.now();
       undo.push('thaw the source', () => adapter.resume(name));
       if (clone) return; // the source keeps its network: it goes on running
@@ -240,10 +298,12 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
 
     // Post-copy: CRIU dumps all but the pages and then serves them from a page server until the destination has
     // pulled every one; `lazyDump` settles when that is over (the source tree is then gone).
+    // hash-pre-copy: the same lazy dump, but ferry reads the pages itself (frozen-round.ts); the page server is never
+    // used, only ended once the destination holds the container (`heldDump`).
     let lazyDump: Promise<unknown> | undefined;
-    let finalDump: CheckpointStats | undefined;
+    let heldDump: Promise<unknown> | undefined;
     let pageServerPort = 0;
-    if (strategy === 'post-copy') {
+    if (lazyCheckpoint) {
       pageServerPort = await freeLocalPort();
       const stopDump = new AbortController();
       let ready!: () => void;
@@ -256,28 +316,45 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         signal: stopDump.signal,
       });
       dump.catch(() => undefined);
-      lazyDump = dump;
+      if (strategy === 'post-copy') lazyDump = dump;
+      else heldDump = dump;
       // Killing the dump makes the adapter thaw what CRIU froze; the steps pushed earlier then resume the rest.
       undo.push('stop the lazy dump', async () => {
         stopDump.abort();
         await dump.catch(() => undefined);
       });
-      await phase('checkpoint', () =>
-        Promise.race([
-          isReady,
-          dump.then(() => {
-            throw new FerryError('ERR_CRIU_DUMP_FAILED', 'the lazy dump ended before its page server was ready');
-          }),
-        ]),
-      );
+      const dumpReady = Promise.race([
+        isReady,
+        dump.then(() => {
+          throw new FerryError('ERR_CRIU_DUMP_FAILED', 'the lazy dump ended before its page server was ready');
+        }),
+      ]);
+      dumpReady.catch(() => undefined);
+      // hash-pre-copy: the final round starts reading as soon as the tree is frozen, while CRIU still dumps.
+      let finalRound: Promise<FinalRoundResult> | undefined;
+      if (precopy) {
+        finalRound = runFinalRound({ peer, migrationId, initPid: container.pid!, imagesDir, sent: precopy.sent, freezerPath: container.freezerPath, dumpReady });
+        finalRound.catch(() => undefined);
+      }
+      await phase('checkpoint', () => dumpReady);
+      if (finalRound && precopyReport) {
+        const final = await phase('final-round', () => finalRound!, (r) => ({ bytes: r.bytes }));
+        bytesSent += final.bytes;
+        bytesSentFrozen += final.bytes;
+        await phase('delta', () => lazyToParent(imagesDir));
+        precopyReport.finalPages = final.lazyPages;
+        precopyReport.finalPagesHeld = Math.max(0, final.lazyPages - final.pages);
+        precopyReport.finalRound = { pages: final.pages, bytes: final.bytes, readMs: final.readMs, cpuMs: final.cpuMs, latePages: final.latePages, overlappedDump: final.early };
+      }
     } else {
       const sentBefore = connection.tunnelledBytes();
       await phase(
         'checkpoint',
         async () => {
-          const parentImage = preCopy ? { parentImage: preCopy.parentImage } : {};
+          const parentImage = criuPrecopy ? { parentImage: criuPrecopy.parentImage } : {};
+          const cpuBefore = processCpuMs();
           const dumped = await adapter.checkpoint(container.ref, { imagesDir, workDir, leaveRunning: true, ...criuFlags, ...parentImage, pageServer, signal });
-          finalDump = dumped.stats;
+          if (criuPrecopy && precopyReport) Object.assign(precopyReport, finalDumpReport(dumped.stats, processCpuMs() - cpuBefore));
           closePageTunnel(); // the dump has sent every page
           return { bytes: connection.tunnelledBytes() - sentBefore };
         },
@@ -385,7 +462,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
           'ERR_ROLLBACK_FAILED',
           `the destination restored ${name} but its answer to commit was lost (${(err as Error).message}); the source copy is left frozen`,
           {
-            hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`runc delete -f ${name}\` on this host; if not, thaw it with \`runc resume ${name}\`.`,
+            hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`${byHand(adapter.name, name).remove}\` on this host; if not, thaw it with \`${byHand(adapter.name, name).thaw}\`.`,
             cause: err,
           },
         );
@@ -394,6 +471,16 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     // Point of no return: the destination owns the container. Failures from here on are warnings.
     undo.commit();
     emit({ type: 'committed', downtimeMs });
+    if (heldDump) {
+      // The lazy dump of hash-pre-copy still holds the frozen source; ending its page server cleanly makes CRIU end it.
+      const dump = heldDump;
+      try {
+        await endLazyDump(pageServerPort);
+        await dump;
+      } catch (err) {
+        warnings.push(`the source's lazy dump did not end cleanly (${(err as Error).message}); removing the source container`);
+      }
+    }
 
     await phase('cleanup', async () => {
       try {
@@ -419,19 +506,8 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       bytesSent,
       bytesSentFrozen,
       phasesMs,
-      rounds: preCopy?.rounds.length ?? 0,
-      ...(preCopy
-        ? {
-            preCopy: {
-              rounds: preCopy.rounds,
-              outcome: preCopy.outcome,
-              reason: preCopy.reason,
-              finalImageBytes: finalDump?.imageBytes ?? 0,
-              ...(finalDump?.pagesWritten !== undefined ? { finalPagesWritten: finalDump.pagesWritten } : {}),
-              ...(finalDump?.frozenMs !== undefined ? { finalFrozenMs: finalDump.frozenMs } : {}),
-            },
-          }
-        : {}),
+      rounds: precopy?.rounds.length ?? criuPrecopy?.rounds.length ?? 0,
+      precopy: precopyReport,
       restoredPid: restored.pid,
       warnings,
     };
@@ -445,12 +521,21 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     const thawFailed = failures.find((f) => f.what === 'thaw the source');
     if (thawFailed) {
       throw new FerryError('ERR_ROLLBACK_FAILED', `migration failed (${reason}) and the source could not be thawed: ${(thawFailed.error as Error).message}`, {
-        hint: `Thaw it by hand: runc resume ${name}`,
+        hint: `Thaw it by hand: ${byHand(adapter.name, name).thaw}`,
         cause: err,
       });
     }
     throw err;
   }
+}
+
+/** The runtime's own commands for what a hint asks the user to do by hand. */
+function byHand(runtime: RuntimeName, name: string): { thaw: string; remove: string } {
+  if (runtime === 'lxc') {
+    // lxc-unfreeze does not thaw the v1 freezer on hybrid cgroup hosts (measured); writing it through liblxc does.
+    return { thaw: `lxc-cgroup -n ${name} freezer.state THAWED`, remove: `lxc-destroy -f -n ${name}` };
+  }
+  return { thaw: `${runtime} resume ${name}`, remove: `${runtime} delete -f ${name}` };
 }
 
 async function checkClonable(adapter: RuntimeAdapter, name: string, clone: NonNullable<MigrateRequest['clone']>, requested: RequestedStrategy): Promise<void> {

@@ -44,8 +44,21 @@ describe('nextPrecopyStep', () => {
     expect(step.reason).toMatch(/dirtied at 117\.2 MiB\/s, faster than the transfer moves it \(100\.0 MiB\/s\)/);
   });
 
+  it('gives up when the whole memory changes every round (the measurable dirty rate saturates at the link)', () => {
+    const step = nextPrecopyStep(rounds(64, 64));
+    expect(step).toMatchObject({ action: 'freeze', outcome: 'dirty-rate-exceeds-link' });
+    expect(step.reason).toMatch(/dirtied at 100\.0 MiB\/s, (faster than|nearly as fast as) the transfer/);
+  });
+
   it('stops when a round no longer shrinks by the ratio', () => {
-    expect(nextPrecopyStep(rounds(1024, 200, 180))).toMatchObject({ action: 'freeze', outcome: 'not-shrinking' });
+    // Round 3 found 180 MiB changed over the 4 s since round 2 began (45 MiB/s, well under the 100 MiB/s link), yet
+    // it is 0.9 of round 2: the workload rewrites more than the rounds gain.
+    const r: PrecopyRound[] = [
+      { pages: 0, bytes: 1024 * MiB, startedAtMs: 0, durationMs: 10_240 },
+      { pages: 0, bytes: 200 * MiB, startedAtMs: 10_240, durationMs: 2000 },
+      { pages: 0, bytes: 180 * MiB, startedAtMs: 14_240, durationMs: 1800 },
+    ];
+    expect(nextPrecopyStep(r)).toMatchObject({ action: 'freeze', outcome: 'not-shrinking' });
   });
 
   it('stops at the round limit', () => {

@@ -6,7 +6,8 @@
  * Rules, in order (the first that applies decides):
  * 1. No round yet: copy everything once.
  * 2. The last round was small enough to send while frozen within the downtime target: freeze (converged).
- * 3. Memory is dirtied faster than the link moves it: more rounds can only lose ground, give up and freeze.
+ * 3. Memory is dirtied at `shrinkRatio` or more of the link's speed: each round would be at least that fraction of
+ *    the one before (round k+1 ≈ dirty rate × round k's duration), so rounds cannot converge. Give up and freeze.
  * 4. The last round did not shrink the previous one by `shrinkRatio`: rounds have stopped paying for themselves.
  * 5. The round limit: freeze whatever is left.
  */
@@ -90,11 +91,11 @@ export function nextPrecopyStep(rounds: readonly PrecopyRound[], policy: Converg
     }
   }
   const rate = dirtyRate(rounds);
-  if (rate !== undefined && throughput !== undefined && rate >= throughput) {
+  if (rate !== undefined && throughput !== undefined && rate >= throughput * policy.shrinkRatio) {
     return {
       action: 'freeze',
       outcome: 'dirty-rate-exceeds-link',
-      reason: `memory is dirtied at ${fmtRate(rate)}, faster than the transfer moves it (${fmtRate(throughput)}): more rounds cannot catch up`,
+      reason: `memory is dirtied at ${fmtRate(rate)}, ${rate >= throughput ? 'faster than' : 'nearly as fast as'} the transfer moves it (${fmtRate(throughput)}): more rounds cannot catch up`,
     };
   }
   if (n >= 3) {

@@ -1,0 +1,33 @@
+import type { MigrationReport } from '@ferry/migrate';
+import { renderReport } from './render-report';
+
+const base: MigrationReport = {
+  migrationId: 'm',
+  container: 'web',
+  runtime: 'runc',
+  destination: 'h2',
+  destinationName: 'web',
+  strategy: 'hash-pre-copy',
+  strategyReason: 'requested with --strategy',
+  downtimeMs: 1235,
+  totalMs: 4470,
+  bytesSent: 278_200_000,
+  bytesSentFrozen: 2_800_000,
+  phasesMs: { precopy: 2489, restore: 435 },
+  rounds: 2,
+  warnings: [],
+};
+
+test('a pre-copy report says how many rounds, why they ended and how much the destination already held', () => {
+  const text = renderReport({
+    ...base,
+    precopy: { outcome: 'converged', reason: 'round 2 changed 1598 pages (6.3 MiB), about 55 ms to send frozen', rounds: [], finalPages: 65608, finalPagesHeld: 64923 },
+  });
+  expect(text).toContain('migrated runc:web to h2 (hash-pre-copy)');
+  expect(text).toContain('pre-copy      0 round(s), then froze: round 2 changed 1598 pages (6.3 MiB), about 55 ms to send frozen (converged)');
+  expect(text).toContain('already held 99.0% of the final 65608 pages');
+});
+
+test('other strategies have no pre-copy lines', () => {
+  expect(renderReport({ ...base, strategy: 'stop-and-copy' })).not.toContain('pre-copy ');
+});

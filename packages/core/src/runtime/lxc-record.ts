@@ -1,0 +1,68 @@
+/**
+ * ferry-container.json for LXC images: what the LXC adapter writes next to CRIU's images, because liblxc keeps none
+ * of it with the images and a restore elsewhere needs it: the container's name, lxcpath, directory and config text,
+ * and the CRIU options of the dump (a restore must repeat --tcp-established and friends).
+ * Same file name and format tag as the runc record (runc-record.ts); `runtime` tells them apart.
+ * Written 0600 into the 0700 image directory (the config may hold environment values).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FerryError } from '../model/ferry-error';
+import { RECORD_FILE, RECORD_FORMAT } from './runc-record';
+
+export interface LxcCheckpointRecord {
+  format: typeof RECORD_FORMAT;
+  runtime: 'lxc';
+  id: string;
+  lxcpath: string;
+  /** LXCPATH/NAME: config and (for dir-backed containers) rootfs. */
+  containerDir: string;
+  rootfs?: string;
+  /** The container's config file as it was at checkpoint. */
+  configText: string;
+  criu: { tcpEstablished: boolean; fileLocks: boolean; extUnixSk: boolean; leaveRunning: boolean };
+  /** Interfaces that were fenced (down) for a move when dumped, to be brought up after the restore. */
+  raiseLinks?: string[];
+  checkpointedAt: string;
+}
+
+export function writeLxcRecord(imagesDir: string, record: LxcCheckpointRecord): string {
+  const path = join(imagesDir, RECORD_FILE);
+  writeFileSync(path, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  return path;
+}
+
+/** The record in `imagesDir`; undefined when there is none; ERR_IMAGE_CORRUPT when it is not an LXC record. */
+export function readLxcRecord(imagesDir: string): LxcCheckpointRecord | undefined {
+  const path = join(imagesDir, RECORD_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FerryError('ERR_IMAGE_NOT_FOUND', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let value: LxcCheckpointRecord;
+  try {
+    value = JSON.parse(text) as LxcCheckpointRecord;
+  } catch (err) {
+    throw new FerryError('ERR_IMAGE_CORRUPT', `${path} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  if (value?.format !== RECORD_FORMAT || value.runtime !== 'lxc' || typeof value.id !== 'string' || typeof value.lxcpath !== 'string') {
+    throw new FerryError('ERR_IMAGE_CORRUPT', `${path} is not a ${RECORD_FORMAT} record of an LXC container`, {
+      hint: 'Restore it with the runtime that checkpointed it (`ferry restore DIR --runtime runc`).',
+      details: { path, format: value?.format, runtime: value?.runtime },
+    });
+  }
+  return value;
+}
+
+/** Which runtime wrote the images in `imagesDir`, if ferry did. For the CLI's `restore` default. */
+export function recordedRuntime(imagesDir: string): 'runc' | 'lxc' | undefined {
+  try {
+    const value = JSON.parse(readFileSync(join(imagesDir, RECORD_FILE), 'utf8')) as { runtime?: unknown };
+    return value.runtime === 'lxc' || value.runtime === 'runc' ? value.runtime : undefined;
+  } catch {
+    return undefined;
+  }
+}

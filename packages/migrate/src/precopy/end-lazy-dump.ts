@@ -1,0 +1,26 @@
+/**
+ * Ends a lazy dump whose page server nobody needs (hash-pre-copy: the destination already holds every page). CRIU's
+ * page server in a lazy dump waits for the destination's lazy-pages daemon; a client that connects and closes
+ * cleanly tells it the transfer is over, and CRIU then finishes the dump and ends the source tree, as after a
+ * post-copy. Called only once the destination has committed.
+ */
+import { connect } from 'node:net';
+
+export function endLazyDump(port: number, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the lazy dump's page server on port ${port} did not answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once('connect', () => socket.end());
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}

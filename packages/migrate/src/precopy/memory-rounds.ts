@@ -1,0 +1,214 @@
+/**
+ * The source half of hash-based pre-copy: one round reads every present private page of the container's tasks
+ * (process_vm_readv, no kernel tracking needed), hashes it, and sends the pages whose hash differs from what the
+ * destination holds. `SentPages` is the source's exact mirror of the destination's pages, by hash.
+ */
+import type { Writable } from 'node:stream';
+import { once } from 'node:events';
+import { allocPageAligned, hashPages, readMemory, PAGE_SIZE, type MemoryRange } from '@ferry/native';
+import { FerryError, isFerryError } from '@ferry/core';
+import { containerTasks, presentPrivateRanges } from './container-tasks';
+import { encodeRecordHeader, MAX_RECORD_PAGES, RecordKind } from './page-records';
+
+/** task → page number → XXH3 of the content the destination holds. */
+export class SentPages {
+  private readonly tasks = new Map<number, Map<number, bigint>>();
+
+  forTask(task: number): Map<number, bigint> {
+    let pages = this.tasks.get(task);
+    if (!pages) this.tasks.set(task, (pages = new Map()));
+    return pages;
+  }
+
+  get pageCount(): number {
+    let n = 0;
+    for (const pages of this.tasks.values()) n += pages.size;
+    return n;
+  }
+}
+
+export interface RoundStats {
+  tasks: number;
+  /** Present private pages read and hashed. */
+  scannedPages: number;
+  /** Pages sent because they changed (or were new). */
+  pages: number;
+  /** Of those, all-zero pages (sent as a header only). */
+  zeroPages: number;
+  /** Payload bytes written (headers and page data). */
+  bytes: number;
+  /** Time spent reading and hashing memory. */
+  readMs: number;
+  /** CPU time this process used during the round (all threads: reading and hashing run on the libuv pool). */
+  cpuMs: number;
+}
+
+export interface RoundOptions {
+  /** Bytes read per process_vm_readv batch; bounds memory use. */
+  batchBytes?: number;
+}
+
+const DEFAULT_BATCH = 32 << 20;
+const COALESCE_BYTES = 1 << 20;
+
+/** One process's memory to read in a round: its pids and the address ranges. */
+export interface TaskRanges {
+  pid: number;
+  vpid: number;
+  ranges: readonly MemoryRange[] | (() => Promise<MemoryRange[]>);
+}
+
+/**
+ * Sends one round over the container's running processes into `sink` (the agent's upload stream) and updates
+ * `sent`. Waits for the sink to drain, so a slow link slows the reading instead of filling memory.
+ */
+export async function sendRound(initPid: number, sent: SentPages, sink: Writable, options: RoundOptions = {}): Promise<RoundStats> {
+  const tasks = (await containerTasks(initPid)).map((t) => ({ ...t, ranges: () => presentPrivateRanges(t.pid) }));
+  return sendTaskRanges(tasks, sent, sink, { ...options, strict: false });
+}
+
+/**
+ * The core of a round. `strict` is for frozen tasks, whose every listed page must be read: a task that vanished or
+ * a page that cannot be read is then an error instead of something the next round catches up with.
+ */
+export async function sendTaskRanges(
+  tasks: readonly TaskRanges[],
+  sent: SentPages,
+  sink: Writable,
+  options: RoundOptions & { strict: boolean },
+): Promise<RoundStats> {
+  const strict = options.strict;
+  const cpu0 = process.cpuUsage();
+  const batchBytes = options.batchBytes ?? DEFAULT_BATCH;
+  const buffers = [allocPageAligned(batchBytes), allocPageAligned(batchBytes)];
+  const stats: RoundStats = { tasks: 0, scannedPages: 0, pages: 0, zeroPages: 0, bytes: 0, readMs: 0, cpuMs: 0 };
+  // Scattered dirty pages make many small records: gather them into ~1 MiB writes (each write is a frame on the
+  // wire); large runs go out as they are.
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = async () => {
+    if (pendingBytes === 0) return;
+    const joined = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+    pending = [];
+    pendingBytes = 0;
+    if (!sink.write(joined)) await once(sink, 'drain');
+  };
+  const write = async (b: Buffer, owned: boolean) => {
+    stats.bytes += b.length;
+    if (b.length >= COALESCE_BYTES) {
+      await flush();
+      if (!sink.write(owned ? b : Buffer.from(b))) await once(sink, 'drain');
+      return;
+    }
+    pending.push(owned ? b : Buffer.from(b));
+    pendingBytes += b.length;
+    if (pendingBytes >= COALESCE_BYTES) await flush();
+  };
+
+  for (const task of tasks) {
+    let ranges: readonly MemoryRange[];
+    try {
+      ranges = typeof task.ranges === 'function' ? await task.ranges() : task.ranges;
+    } catch (err) {
+      if (strict) throw unreadableError(task, (err as Error).message);
+      continue; // exited since it was listed: the final dump will not have it either
+    }
+    stats.tasks++;
+    const pages = sent.forTask(task.vpid);
+    // Two buffers: the next batch is read and hashed while this one is compared and sent.
+    const list = batches(ranges, batchBytes);
+    const load = async (batch: MemoryRange[], into: Buffer) => {
+      const t0 = Date.now();
+      const read = await readMemory(task.pid, batch, { into });
+      if (strict && read.unreadable.length > 0) {
+        throw unreadableError(task, `${read.unreadable.length} range(s) could not be read, first at 0x${read.unreadable[0]!.address.toString(16)}`);
+      }
+      const total = batch.reduce((n, r) => n + r.length, 0);
+      const { hashes, zero } = await hashPages(read.data.subarray(0, total), { zero: true });
+      stats.readMs += Date.now() - t0;
+      return { read, hashes, zero };
+    };
+    let next = list.length > 0 ? load(list[0]!, buffers[0]!) : undefined;
+    for (let b = 0; b < list.length; b++) {
+      const batch = list[b]!;
+      let loaded;
+      try {
+        loaded = await next!;
+      } catch (err) {
+        if (strict) throw isFerryError(err) ? err : unreadableError(task, (err as Error).message);
+        break; // the task exited mid-round
+      }
+      next = b + 1 < list.length ? load(list[b + 1]!, buffers[(b + 1) % 2]!) : undefined;
+      next?.catch(() => undefined); // awaited in the next iteration
+      const { read, hashes, zero } = loaded;
+      const unreadable = new Set<number>();
+      for (const u of read.unreadable) {
+        const first = Number(u.address / BigInt(PAGE_SIZE));
+        for (let i = 0; i < u.length / PAGE_SIZE; i++) unreadable.add(first + i);
+      }
+
+      // Walk the batch page by page; a record collects consecutive changed pages of one kind.
+      let index = 0;
+      for (const range of batch) {
+        const first = Number(range.address / BigInt(PAGE_SIZE));
+        const n = range.length / PAGE_SIZE;
+        let i = 0;
+        while (i < n) {
+          const page = first + i;
+          const h = hashes[index + i]!;
+          if (unreadable.has(page) || pages.get(page) === h) {
+            i++;
+            continue;
+          }
+          const isZero = zero[index + i] === 1;
+          let j = i + 1;
+          while (j < n && j - i < MAX_RECORD_PAGES && !unreadable.has(first + j) && pages.get(first + j) !== hashes[index + j] && (zero[index + j] === 1) === isZero) j++;
+          await write(encodeRecordHeader(isZero ? RecordKind.ZERO : RecordKind.DATA, task.vpid, BigInt(page) * BigInt(PAGE_SIZE), j - i), true);
+          // Not owned: the read buffer is reused by the next batch, so the page data is copied.
+          if (!isZero) await write(read.data.subarray((index + i) * PAGE_SIZE, (index + j) * PAGE_SIZE), false);
+          for (let k = i; k < j; k++) pages.set(first + k, hashes[index + k]!);
+          stats.pages += j - i;
+          if (isZero) stats.zeroPages += j - i;
+          i = j;
+        }
+        index += n;
+        stats.scannedPages += n;
+      }
+    }
+  }
+  await flush();
+  const cpu = process.cpuUsage(cpu0);
+  stats.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
+  return stats;
+}
+
+function unreadableError(task: { pid: number; vpid: number }, detail: string): FerryError {
+  return new FerryError('ERR_CRIU_DUMP_FAILED', `cannot read the memory of frozen process ${task.pid} (pid ${task.vpid} in the container): ${detail}`, {
+    hint: 'The source resumes. Migrate with --strategy stop-and-copy, and report this with the container\'s /proc/PID/maps.',
+  });
+}
+
+/** Splits ranges into batches of at most `limit` bytes (a range longer than that is cut at page boundaries). */
+export function batches(ranges: readonly MemoryRange[], limit: number): MemoryRange[][] {
+  const out: MemoryRange[][] = [];
+  let current: MemoryRange[] = [];
+  let size = 0;
+  for (const r of ranges) {
+    let address = r.address;
+    let left = r.length;
+    while (left > 0) {
+      const take = Math.min(left, limit - size);
+      current.push({ address, length: take });
+      size += take;
+      address += BigInt(take);
+      left -= take;
+      if (size === limit) {
+        out.push(current);
+        current = [];
+        size = 0;
+      }
+    }
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}

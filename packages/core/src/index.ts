@@ -18,6 +18,7 @@ export * from './host/host-id';
 export * from './model/events';
 export * from './runtime/registry';
 export { RuncAdapter, type RuncAdapterOptions } from './runtime/runc-adapter';
+export { DockerAdapter, DEFAULT_DOCKER_HOST, type DockerAdapterOptions } from './runtime/docker-adapter';
 export { parseNetnsUplink, type NetnsUplink } from './runtime/runc-netns';
 export * from './criu/lazy-pages-daemon';
 export * from './snapshots';

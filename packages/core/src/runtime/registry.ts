@@ -1,15 +1,18 @@
 /**
- * The one place runtime adapters are registered. runc is the reference adapter (runc-adapter.ts); LXC and Docker
- * join here when they exist. `findContainer` resolves what a user typed ("web" or "runc:web") to one container.
+ * The one place runtime adapters are registered. runc is the reference adapter (runc-adapter.ts); Docker
+ * (docker-adapter.ts) is registered too, and LXC joins here when it exists. `findContainer` resolves what a user typed ("web" or "runc:web") to one container.
  */
 import type { ContainerInfo, RuntimeName } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
+import { DockerAdapter, type DockerAdapterOptions } from './docker-adapter';
 import { RuncAdapter, type RuncAdapterOptions } from './runc-adapter';
 import type { RuntimeAdapter } from './runtime-adapter';
 
 export interface RuntimeRegistryOptions {
   /** Options of the runc adapter; `false` leaves runc out. */
   runc?: Partial<RuncAdapterOptions> | false;
+  /** Options of the Docker adapter; `false` leaves Docker out. */
+  docker?: Partial<DockerAdapterOptions> | false;
   /** Extra or replacement adapters (tests pass fakes here); an adapter replaces a built-in one of the same name. */
   adapters?: readonly RuntimeAdapter[];
 }
@@ -38,6 +41,7 @@ const RUNTIME_NAMES: readonly RuntimeName[] = ['runc', 'lxc', 'docker'];
 export function createRuntimeRegistry(options: RuntimeRegistryOptions = {}): RuntimeRegistry {
   const byName = new Map<RuntimeName, RuntimeAdapter>();
   if (options.runc !== false) byName.set('runc', new RuncAdapter(options.runc ?? {}));
+  if (options.docker !== false) byName.set('docker', new DockerAdapter(options.docker ?? {}));
   for (const adapter of options.adapters ?? []) byName.set(adapter.name, adapter);
   const adapters = Object.freeze([...byName.values()]);
 

@@ -6,3 +6,4 @@ export { scriptedCriu, type CriuScript, type FakeCriuPeer } from './testing/scri
 export * from './testing/runc-container';
 export * from './testing/slow-start';
 export * from './testing/cleanups';
+export * from './testing/docker-daemon';

@@ -189,12 +189,8 @@ export class DockerAdapter implements RuntimeAdapter {
 
   async list(): Promise<ContainerInfo[]> {
     this.requireSocket();
-    const availability = await this.availability();
-    if (!availability.usable && availability.reason?.startsWith('no dockerd socket')) {
-      throw new FerryError('ERR_RUNTIME_UNAVAILABLE', `docker: ${availability.reason}`, {
-        hint: 'Start dockerd, or point DOCKER_HOST at its socket (unix:///PATH).',
-      });
-    }
+    // A quick ping first: `ferry ps` must not wait out a stuck daemon's full command timeout.
+    await this.call('ping', (d) => d.ping(), undefined, this.options.availabilityTimeoutMs);
     const summaries = await this.call('list containers', (d) => d.listContainers({ all: true }));
     const infos = await Promise.all(
       summaries.map((s) =>

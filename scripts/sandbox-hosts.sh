@@ -51,6 +51,9 @@ TIMEOUT=${FERRY_SANDBOX_TIMEOUT:-20}
 CHECKOUT_BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/packages/cli/bin
 HOST_PATH_TAIL=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns)
+# Where a host's own dockerd listens when a test starts one (e2e/lib/docker-hosts.ts): inside the host's private
+# /run/ferry, so ferry and its agent on each host find that host's daemon through DOCKER_HOST.
+HOST_DOCKER_SOCKET=/run/ferry/docker.sock
 # The containers' LAN: a netns with a bridge that both hosts' container namespaces plug into (veth), so a container
 # keeps its address and MAC when it moves, and outside clients (in this netns) keep reaching it.
 LAN_NETNS=$SANDBOX_NAME-lan
@@ -398,7 +401,7 @@ PrintMotd no
 PrintLastLog no
 UseDNS no
 LogLevel ERROR
-SetEnv PATH=$HOST_PATH FERRY_NETNS_UPLINK=$DIR/lan.netns:$LAN_BRIDGE
+SetEnv PATH=$HOST_PATH FERRY_NETNS_UPLINK=$DIR/lan.netns:$LAN_BRIDGE DOCKER_HOST=unix://$HOST_DOCKER_SOCKET
 EOF
   done
   cat >"$DIR/ssh_config" <<EOF

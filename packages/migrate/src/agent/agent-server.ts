@@ -35,6 +35,8 @@ interface Incoming {
   committed: boolean;
   /** Post-copy only; not serialised. */
   lazy?: LazyPagesDaemon;
+  /** An image this migration loaded into the runtime (Docker): removed again when the migration is undone. */
+  loadedImage?: string;
   /** Streamed stop-and-copy: the page server receiving the dump's memory; not serialised. */
   pageServer?: PageServerProcess;
 }
@@ -113,6 +115,33 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     if (!['bundle', 'images', 'cpuinfo'].includes(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
     const result = await unpackDir(stream, join(m.dir, params.part), { dirMode: 0o700 });
     return { files: result.files, bytes: result.bytes };
+  });
+
+  // Runtimes whose containers need an image (Docker): is it here, and if not, load the one the source streams.
+  peer.handle('image-has', async (params: { migrationId: string; image: string }) => {
+    const m = get(params.migrationId);
+    const images = deps.runtime(m.runtime).images;
+    if (!images) throw new FerryError('ERR_AGENT_PROTOCOL', `${m.runtime} containers need no image`);
+    return { present: await images.has(params.image) };
+  });
+
+  peer.handle('image-load', async (params: { migrationId: string; image: string }, stream): Promise<UploadResult> => {
+    const m = get(params.migrationId);
+    if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'image-load without data');
+    const images = deps.runtime(m.runtime).images;
+    if (!images) throw new FerryError('ERR_AGENT_PROTOCOL', `${m.runtime} containers need no image`);
+    let bytes = 0;
+    stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    m.loadedImage = params.image; // noted first: a load that fails half-way is undone too
+    record(m);
+    await images.load(stream);
+    if (!(await images.has(params.image))) {
+      throw new FerryError('ERR_AGENT_FAILED', `the image ${params.image} is still missing after loading what the source sent`, {
+        hint: 'Check the Docker daemon on the destination (`docker images`).',
+      });
+    }
+    deps.log(`loaded image ${params.image} (${bytes} bytes)`);
+    return { files: 1, bytes };
   });
 
   // Streamed stop-and-copy: the dump sends its memory here (through the source's tunnel) while it runs, instead of
@@ -253,6 +282,10 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
   if (m.restored) {
     deps.log(`rolling back: removing restored ${m.name}`);
     await deps.runtime(m.runtime).remove(m.name).catch((err: unknown) => deps.log(`cannot remove ${m.name}: ${(err as Error).message}`));
+  }
+  if (m.loadedImage) {
+    const image = m.loadedImage;
+    await deps.runtime(m.runtime).images?.remove(image).catch((err: unknown) => deps.log(`cannot remove image ${image}: ${(err as Error).message}`));
   }
   rmSync(m.dir, { recursive: true, force: true });
 }

@@ -139,6 +139,24 @@ test('stop-and-copy (auto): the image travels, memory and counter survive, nothi
   expect(migrationDirs('h2')).toHaveLength(1); // the committed migration's record stays, like runc's
 });
 
+test('the SSH connection is cut while h2 restores (Docker takes seconds): the copy there is removed, the source runs on', async () => {
+  const name = runContainer(64);
+  await counting('h1', name);
+  let cut = false;
+  const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE], (e) => {
+    if (e.event === 'phase-start' && e.phase === 'restore' && !cut) {
+      cut = true;
+      onHost('h2', ['pkill', '-KILL', '-f', 'sshd: root@notty']);
+    }
+  });
+  expect(cut).toBe(true);
+  expect(run.status).not.toBe(0);
+  expect(run.error?.code).toMatch(/^ERR_TRANSPORT_/);
+  // The agent outlives its connection, waits for the restore it started and removes what it made.
+  await waitFor('no copy on h2', () => !seen('h2', name).exists, 30_000, 300);
+  await expectRolledBack(name);
+});
+
 test('the destination restore fails (its name got taken on h2 meanwhile): rolled back, the other container untouched', async () => {
   expect(hasImage('h2')).toBe(true); // from the test before: no image transfer this time
   const name = runContainer(32);

@@ -32,6 +32,13 @@ interface Incoming {
   runtime: RuntimeName;
   name: string;
   restored: boolean;
+  /**
+   * Set (and recorded) before the runtime is asked to restore: a restore the connection outlives may still finish
+   * (dockerd or runc carry on without the agent), so an undo must then remove what it made.
+   */
+  restoring?: boolean;
+  /** The restore in flight, true once it succeeded; an undo waits for it. Not serialised. */
+  restoreSettled?: Promise<boolean>;
   committed: boolean;
   /** Post-copy only; not serialised. */
   lazy?: LazyPagesDaemon;
@@ -187,9 +194,11 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       m.lazy = await startLazyPagesDaemon({ criuPath: deps.criu.criuPath, imagesDir, workDir, address: '127.0.0.1', port: params.lazyPagesPort });
       void m.lazy.exited.then(({ code }) => deps.log(`lazy-pages daemon exited (${code})`));
     }
+    m.restoring = true;
+    record(m);
     let result;
     try {
-      result = await deps.runtime(m.runtime).restore({
+      const attempt = deps.runtime(m.runtime).restore({
         imagesDir,
         workDir,
         name: m.name,
@@ -200,6 +209,8 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
         lazyPages: params.lazyPagesPort !== undefined,
         readdress: params.readdress,
       });
+      m.restoreSettled = attempt.then(() => true, () => false);
+      result = await attempt;
     } catch (err) {
       m.lazy?.kill();
       throw err;
@@ -271,7 +282,7 @@ const RECORD = 'migration.json';
 
 /** Written at each step so that a later `ferry agent --cleanup ID` knows what a dead agent left behind. */
 function record(m: Incoming): void {
-  const { lazy: _daemon, pageServer: _server, ...saved } = m;
+  const { lazy: _daemon, pageServer: _server, restoreSettled: _settled, ...saved } = m;
   writeFileSync(join(m.dir, RECORD), JSON.stringify(saved), { mode: 0o600 });
 }
 
@@ -279,7 +290,10 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
   if (m.committed) return;
   m.lazy?.kill();
   m.pageServer?.kill();
-  if (m.restored) {
+  // A restore still running when the connection went (Docker's takes seconds) is waited for; one recorded as begun by
+  // an agent that died since may have finished without it: either way what it made is removed.
+  const restored = m.restored || (m.restoreSettled ? await m.restoreSettled : m.restoring === true);
+  if (restored) {
     deps.log(`rolling back: removing restored ${m.name}`);
     await deps.runtime(m.runtime).remove(m.name).catch((err: unknown) => deps.log(`cannot remove ${m.name}: ${(err as Error).message}`));
   }

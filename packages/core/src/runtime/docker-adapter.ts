@@ -6,18 +6,17 @@
  * How a checkpoint reaches CRIU, and why not through Docker's own checkpoint API:
  * - Docker's path (`docker checkpoint create`, then `docker start --checkpoint`) has containerd pack the images into
  *   its content store (tar + sha256) and unpack them again, once at checkpoint and once at restore. Measured on the
- *   lab machine with a 256 MiB workload (docs/docker.md has the numbers): `docker checkpoint create` 4.8 s, while
- *   `runc checkpoint` of the very same container (Docker's runc state root, EXEC_ROOT/runtime-runc/moby) takes
- *   0.33 s, and its images restore through `docker start --checkpoint` with the memory intact.
- * - So ferry dumps with runc directly against the container's process tree (the same runc and CRIU Docker uses,
- *   so the images are the ones Docker would have written: descriptors.json, external mounts, the netns as external)
- *   and hands them to Docker for the restore: the images are linked into the new container's checkpoint directory
- *   (DOCKER_ROOT/containers/ID/checkpoints/NAME; Docker 20.10 refuses a custom --checkpoint-dir on start) and
- *   `POST /containers/ID/start?checkpoint=NAME` restores it. Docker then owns the restored container as if it had
- *   made the checkpoint itself: `docker ps/stop/logs` work on it.
- * - The restore side cannot be shortened the same way: a container restored by runc directly would be invisible to
- *   containerd and Docker. Its cost (containerd's copy of the images) grows with memory and is part of the downtime;
- *   bench/migration-bench.js measures both paths side by side.
+ *   lab machine with a 256 MiB workload (docs/docker.md): `docker checkpoint create` 4.8 s, `docker start
+ *   --checkpoint` 3.6-5.4 s; `runc checkpoint` of the very same container (Docker's runc state root,
+ *   EXEC_ROOT/runtime-runc/moby) 0.33 s, and its images restore through `docker start --checkpoint` intact.
+ * - So ferry dumps with runc directly against the container's process tree (the runc and CRIU Docker uses, so the
+ *   images are the ones Docker would have written: descriptors.json, external mounts, the netns as external) and
+ *   hands them to Docker for the restore: Docker must own the restored container (a container restored by runc
+ *   directly would be invisible to containerd and Docker), and Docker 20.10 only restores from the container's own
+ *   checkpoint directory (DOCKER_ROOT/containers/ID/checkpoints/NAME; it refuses a custom --checkpoint-dir at start).
+ * - The restore's copy is avoided too (docker-checkpoint-dir.ts): the checkpoint directory gets every image but the
+ *   memory, with pagemaps that say "in the parent" and a `parent` link to the images ferry received, so containerd
+ *   copies kilobytes and CRIU reads the pages in place: 0.8 s instead of 5.4 s for the same 256 MiB restore.
  * - Consequences: ferry must run on the Docker host itself (it reads /proc and runc's state; DOCKER_HOST must be a
  *   unix socket); post-copy is not offered (Docker's restore cannot pass --lazy-pages to CRIU); neither can it pass
  *   --tcp-established, so a container holding established TCP connections is refused up front.
@@ -50,6 +49,7 @@ import type { CheckpointStats, ContainerInfo, ContainerRef } from '../model/cont
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { configProblems, containerStateOf, createOptionsOf, DOCKER_NAME, nameOf, namesContainer, type DockerInspect } from './docker-config';
 import { translateDockerError, type TranslateContext } from './docker-errors';
+import { writeParentLinkedCheckpoint } from './docker-checkpoint-dir';
 import { readDockerRecord, writeDockerRecord, type DockerCheckpointRecord } from './docker-record';
 import { RuncCli, type RuncOutcome } from './runc-cli';
 import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
@@ -368,7 +368,7 @@ export class DockerAdapter implements RuntimeAdapter {
     const checkpointName = `ferry-${randomBytes(6).toString('hex')}`;
     const checkpointDir = join(root, 'containers', created.id, 'checkpoints', checkpointName);
     try {
-      linkImages(imagesDir, checkpointDir);
+      await writeParentLinkedCheckpoint(imagesDir, checkpointDir);
       throwIfAborted(options.signal, `restore of ${name}`);
       const started = Date.now();
       await this.call(`start ${name} from its checkpoint`, (d) => d.getContainer(created.id).start(startFromCheckpoint(checkpointName)), name, this.options.restoreTimeoutMs);
@@ -654,26 +654,6 @@ function execRootOfShim(pid: number): string | undefined {
     return address?.endsWith('/containerd.sock') ? dirname(dirname(address)) : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/**
- * Puts the images where Docker's start looks for a checkpoint: hard links when on the same filesystem (the images
- * directory stays as it was: a restore can be repeated), copies otherwise. The directory is 0700 like every image
- * directory ferry makes.
- */
-function linkImages(imagesDir: string, checkpointDir: string): void {
-  mkdirSync(checkpointDir, { recursive: true, mode: 0o700 });
-  for (const entry of readdirSync(imagesDir, { withFileTypes: true })) {
-    if (!entry.isFile()) continue; // CRIU's images are flat; a `parent` link or a work subdirectory is not needed
-    const from = join(imagesDir, entry.name);
-    const to = join(checkpointDir, entry.name);
-    try {
-      linkSync(from, to);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-      copyFileSync(from, to);
-    }
   }
 }
 

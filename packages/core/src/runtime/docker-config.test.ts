@@ -101,6 +101,6 @@ describe('docker-modem errors become ferry codes, the original kept as cause', (
   test('the daemon message is quoted without docker-modem\'s prefix, and the CRIU log is named', () => {
     const err = translateDockerError(http(500, 'OCI runtime restore failed: criu failed\nlog file: /x/criu.work/restore.log'), ctx);
     expect(err.message).not.toMatch(/HTTP code/);
-    expect(err.hint).toContain('/x/criu.work/restore.log');
+    expect(err.details.logPath).toBe('/x/criu.work/restore.log');
   });
 });

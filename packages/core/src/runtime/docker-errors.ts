@@ -76,9 +76,10 @@ export function translateDockerError(err: unknown, ctx: TranslateContext): Ferry
     });
   }
   if (/criu/i.test(message) && /restore/i.test(message)) {
-    const logPath = /log file: (\S+)/.exec(message)?.[1] ?? /(\/\S+restore\.log)/.exec(message)?.[1];
+    const logPath = /(\/\S+?restore\.log)/.exec(message)?.[1];
     return new FerryError('ERR_CRIU_RESTORE_FAILED', `docker ${ctx.what} failed in CRIU: ${message}`, {
-      hint: logPath ? `Read ${logPath} for CRIU's side of it; \`ferry doctor\` checks the host.` : 'Read the CRIU log under the Docker root (criu.work); `ferry doctor` checks the host.',
+      // containerd deletes the task's work directory (and the log in it) when the restore fails.
+      hint: 'The message quotes CRIU\'s failure (its log went with the failed container: containerd removes the task directory); `ferry doctor` checks the host.',
       cause: err,
       details: { ...details, logPath },
     });

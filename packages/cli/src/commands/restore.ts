@@ -23,7 +23,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     y
       .positional('dir', { type: 'string', demandOption: true, describe: 'Image directory written by `ferry checkpoint`' })
       .option('name', { type: 'string', describe: 'Name of the restored container (default: the checkpointed one)' })
-      .option('runtime', { choices: ['runc'] as const, default: 'runc' as const })
+      .option('runtime', { choices: ['runc', 'docker'] as const, default: 'runc' as const })
       .option('bundle', { type: 'string', describe: 'Bundle to restore into (default: the one recorded at checkpoint)' })
       .option('tcp-established', { type: 'boolean', default: false })
       .option('file-locks', { type: 'boolean', default: true })

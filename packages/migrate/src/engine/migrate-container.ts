@@ -366,7 +366,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
           'ERR_ROLLBACK_FAILED',
           `the destination restored ${name} but its answer to commit was lost (${(err as Error).message}); the source copy is left frozen`,
           {
-            hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`runc delete -f ${name}\` on this host; if not, thaw it with \`runc resume ${name}\`.`,
+            hint: `Check ${request.destination.name}: if ${name} runs there, remove the frozen source with \`${byHand(adapter.name, 'remove', name)}\` on this host; if not, thaw it with \`${byHand(adapter.name, 'thaw', name)}\`.`,
             cause: err,
           },
         );
@@ -414,12 +414,18 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     const thawFailed = failures.find((f) => f.what === 'thaw the source');
     if (thawFailed) {
       throw new FerryError('ERR_ROLLBACK_FAILED', `migration failed (${reason}) and the source could not be thawed: ${(thawFailed.error as Error).message}`, {
-        hint: `Thaw it by hand: runc resume ${name}`,
+        hint: `Thaw it by hand: ${byHand(adapter.name, 'thaw', name)}`,
         cause: err,
       });
     }
     throw err;
   }
+}
+
+/** The runtime's own command for what a user must do by hand after a failed rollback. */
+function byHand(runtime: RuntimeName, what: 'thaw' | 'remove', name: string): string {
+  if (runtime === 'docker') return what === 'thaw' ? `docker unpause ${name}` : `docker rm -f ${name}`;
+  return what === 'thaw' ? `runc resume ${name}` : `runc delete -f ${name}`;
 }
 
 async function checkClonable(adapter: RuntimeAdapter, name: string, clone: NonNullable<MigrateRequest['clone']>, requested: RequestedStrategy): Promise<void> {

@@ -61,7 +61,7 @@ async function startDockerd(ctx, host) {
   const runDir = path.dirname(paths.execRoot);
   const prep = await ctx.onHost(host, ['sh', '-c', 'mkdir -p -m 0700 "$1" && echo "{}" > "$2"', 'sh', runDir, paths.configFile]);
   if (prep.status !== 0) throw new Error(`cannot prepare ${runDir} on ${host}: ${prep.stderr}`);
-  const logPath = path.join(ctx.sandboxDir, `${host}-dockerd.log`);
+  const logPath = path.join(ctx.sandboxDir, host, 'dockerd.log'); // removed with the sandbox
   const log = fs.openSync(logPath, 'a');
   const nsenter = spawn('bash', [ctx.sandboxScript, 'exec', host, '--', ...dockerdArgv(paths)], { env: ctx.env, stdio: ['ignore', log, log], detached: true });
   fs.closeSync(log);

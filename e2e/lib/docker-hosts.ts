@@ -36,8 +36,9 @@ export async function startHostDockerd(host: 'h1' | 'h2'): Promise<HostDockerd> 
   const runDir = join(paths.execRoot, '..');
   const mk = onHost(host, ['sh', '-c', 'mkdir -p -m 0700 "$1" && echo "{}" > "$2"', 'sh', runDir, paths.configFile]);
   if (mk.status !== 0) throw new Error(`cannot prepare ${runDir} on ${host}: ${mk.stderr}`);
-  mkdirSync(SANDBOX_DIR, { recursive: true });
-  const logPath = join(SANDBOX_DIR, `${host}-dockerd.log`);
+  mkdirSync(join(SANDBOX_DIR, host), { recursive: true });
+  // Inside the host's own directory of the sandbox: removed with the sandbox.
+  const logPath = join(SANDBOX_DIR, host, 'dockerd.log');
   const log = openSync(logPath, 'a');
   const env = { ...process.env, FERRY_SANDBOX_DIR: SANDBOX_DIR, FERRY_SANDBOX_NAME: SANDBOX_NAME };
   const nsenter = spawn('bash', [SCRIPT, 'exec', host, '--', ...dockerdArgv(paths)], { env, stdio: ['ignore', log, log], detached: true });

@@ -269,12 +269,17 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
   }
 
   return new Promise((resolve) => {
-    const finish = async () => {
-      for (const m of [...migrations.values()]) await undo(m);
-      resolve();
+    // 'end' and 'close' both arrive: the second must wait for the first's undo, not resolve at once (the caller
+    // exits then, and an undo still waiting for a restore would never remove what it made).
+    let finishing: Promise<void> | undefined;
+    const finish = () => {
+      finishing ??= (async () => {
+        for (const m of [...migrations.values()]) await undo(m);
+      })();
+      void finishing.then(resolve);
     };
-    input.once('close', () => void finish());
-    input.once('end', () => void finish());
+    input.once('close', finish);
+    input.once('end', finish);
   });
 }
 

@@ -181,3 +181,30 @@ describe('no daemon', () => {
     expect(await remote.availability()).toMatchObject({ usable: false, reason: expect.stringMatching(/unix socket/) });
   });
 });
+
+describe('a dockerd without --experimental (it cannot start a container from a checkpoint)', () => {
+  let plain: TestDockerd | undefined;
+  afterAll(async () => {
+    await plain?.stop();
+  });
+
+  test('is reported unusable; a checkpoint that would end the container and a restore are refused before anything happens', async () => {
+    plain = await startTestDockerd(`plain${process.pid}`, { experimental: false });
+    const noExp = new DockerAdapter({ dockerHost: plain.dockerHost });
+    expect(await noExp.availability()).toMatchObject({ usable: false, reason: expect.stringMatching(/--experimental/) });
+    const name = `dk-plain-${process.pid}`;
+    plain.docker(['run', '-d', '--name', name, '--network', 'none', TEST_IMAGE, ...dockerWorkloadArgs(16)]);
+    const pid = () => Number(plain!.docker(['inspect', '-f', '{{.State.Pid}}', name]).trim());
+    await waitFor('it to count', () => (readWorkloadState(`/proc/${pid()}/root/tmp/state`)?.counter ?? 0) >= 2, 20_000, 50);
+    const imagesDir = join(dir, 'images');
+    await expect(noExp.checkpoint({ runtime: 'docker', id: name }, { imagesDir })).rejects.toMatchObject({
+      code: 'ERR_PRECHECK_FEATURE_MISSING',
+      hint: expect.stringMatching(/--experimental/),
+    });
+    expect((await noExp.inspect(name)).state).toBe('running');
+    // --leave-running loses nothing: allowed; its images cannot be restored here.
+    await noExp.checkpoint({ runtime: 'docker', id: name }, { imagesDir, leaveRunning: true });
+    await expect(noExp.restore({ imagesDir, name: `${name}-2` })).rejects.toMatchObject({ code: 'ERR_PRECHECK_FEATURE_MISSING' });
+    expect(plain.docker(['ps', '-aq', '--filter', `name=${name}-2`]).trim()).toBe('');
+  });
+});

@@ -155,7 +155,7 @@ export class DockerAdapter implements RuntimeAdapter {
   private readonly socket: { socketPath: string } | { unusable: string };
   private readonly tools: NetnsTools;
   private clients = new Map<number, Dockerode>();
-  private dockerRoot: string | undefined;
+  private daemon: { root: string; experimental: boolean } | undefined;
   private cgroupInfo: CgroupInfo | undefined;
 
   constructor(options: Partial<DockerAdapterOptions> = {}) {
@@ -184,6 +184,8 @@ export class DockerAdapter implements RuntimeAdapter {
       return { usable: false, reason: translateDockerError(err, this.ctx('version')).message };
     }
     if (process.getuid?.() !== 0) return { usable: false, reason: 'checkpointing Docker containers needs root', ...(version ? { version } : {}) };
+    const daemon = await this.daemonInfo().catch(() => undefined);
+    if (daemon && !daemon.experimental) return { usable: false, reason: NOT_EXPERIMENTAL, ...(version ? { version } : {}) };
     return version === undefined ? { usable: true } : { usable: true, version };
   }
 
@@ -270,6 +272,10 @@ export class DockerAdapter implements RuntimeAdapter {
     const before = this.describe(inspect);
     await this.preflight(before);
     const runcRoot = this.runcRootOf(inspect);
+    if (!(options.leaveRunning || options.preDump) && !(await this.daemonInfo()).experimental) {
+      // The dump ends the container; this daemon could not start it again from the images.
+      throw notExperimental(`checkpoint of ${ref.id} without --leave-running`);
+    }
 
     const imagesDir = createImageDir(resolve(options.imagesDir));
     const workDir = resolve(options.workDir ?? imagesDir);
@@ -360,8 +366,10 @@ export class DockerAdapter implements RuntimeAdapter {
         details: { name },
       });
     }
+    const daemon = await this.daemonInfo();
+    if (!daemon.experimental) throw notExperimental(`restore of ${name}`);
     const image = await this.imageToCreateFrom(record);
-    const root = await this.root();
+    const root = daemon.root;
 
     const create = { ...record.docker.create, Image: image, name };
     const created = await this.call(`create ${name}`, (d) => d.createContainer(create), name);
@@ -616,13 +624,14 @@ export class DockerAdapter implements RuntimeAdapter {
     return imageId;
   }
 
-  private async root(): Promise<string> {
-    if (this.dockerRoot === undefined) {
-      const info = (await this.call('info', (d) => d.info())) as { DockerRootDir?: string };
+  /** Where the daemon keeps containers, and whether it restores from checkpoints at all (only with --experimental). */
+  private async daemonInfo(): Promise<{ root: string; experimental: boolean }> {
+    if (this.daemon === undefined) {
+      const info = (await this.call('info', (d) => d.info(), undefined, this.options.availabilityTimeoutMs)) as { DockerRootDir?: string; ExperimentalBuild?: boolean };
       if (!info.DockerRootDir) throw new FerryError('ERR_RUNTIME_FAILED', 'docker info does not say where the Docker root is');
-      this.dockerRoot = info.DockerRootDir;
+      this.daemon = { root: info.DockerRootDir, experimental: info.ExperimentalBuild === true };
     }
-    return this.dockerRoot;
+    return this.daemon;
   }
 
   private cgroups(): CgroupInfo {
@@ -701,6 +710,14 @@ function criuFailure(id: string, outcome: RuncOutcome, logPath: string, started:
   return new FerryError(preDump ? 'ERR_CRIU_PRE_DUMP_FAILED' : 'ERR_CRIU_DUMP_FAILED', `checkpoint of docker container ${id} failed: ${reason} (log: ${logPath})${lines}`, {
     hint: `Read ${logPath} for the full story; \`ferry doctor\` checks the host.`,
     details,
+  });
+}
+
+const NOT_EXPERIMENTAL = 'dockerd runs without --experimental: it cannot start a container from a checkpoint';
+
+function notExperimental(what: string): FerryError {
+  return new FerryError('ERR_PRECHECK_FEATURE_MISSING', `${what} refused: ${NOT_EXPERIMENTAL}`, {
+    hint: 'Start dockerd with --experimental (or "experimental": true in daemon.json); `--leave-running` checkpoints work without it.',
   });
 }
 

@@ -39,10 +39,10 @@ export function dockerdPaths(tag: string, dirs: { run: string; lib: string; sock
   };
 }
 
-export function dockerdArgv(p: DockerdPaths): string[] {
+export function dockerdArgv(p: DockerdPaths, options: { experimental?: boolean } = {}): string[] {
   return [
     'dockerd',
-    '--experimental',
+    ...(options.experimental === false ? [] : ['--experimental']),
     '--storage-driver=vfs',
     '--iptables=false',
     '--bridge=none',
@@ -65,13 +65,13 @@ export interface TestDockerd {
 }
 
 /** Starts a daemon in this host's namespaces and waits until it answers; imports the test image. */
-export async function startTestDockerd(tag: string): Promise<TestDockerd> {
+export async function startTestDockerd(tag: string, options: { experimental?: boolean } = {}): Promise<TestDockerd> {
   const paths = dockerdPaths(tag);
   mkdirSync(join(paths.execRoot, '..'), { recursive: true, mode: 0o700 });
   writeFileSync(paths.configFile, '{}\n');
   const logPath = join(paths.execRoot, '..', 'dockerd.log');
   const log = openSync(logPath, 'a');
-  const argv = dockerdArgv(paths);
+  const argv = dockerdArgv(paths, options);
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', log, log], detached: true });
   closeSync(log);
   child.unref();

@@ -233,7 +233,8 @@ describe('faults: the source runs again and the destination is clean', () => {
     const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE], (e) => {
       if (e.event === 'phase-start' && e.phase === 'checkpoint' && !sent) {
         sent = true;
-        spawnSync('pkill', ['-INT', '-f', `^node /usr/local/bin/ferry migrate ${c.name} `]);
+        // The hosts run their checkout's ferry (SANDBOX_DIR/bin/ferry), not /usr/local/bin/ferry.
+        spawnSync('pkill', ['-INT', '-f', `^node [^ ]*/ferry migrate ${c.name} `]);
       }
     });
     expect(sent).toBe(true);

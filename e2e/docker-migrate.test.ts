@@ -38,9 +38,15 @@ function d(host: 'h1' | 'h2'): HostDockerd {
   return daemons[host]!;
 }
 
-function runContainer(memMib: number, extra: string[] = []): string {
+function runContainer(memMib: number, extra: string[] = [], options: { writesFiles?: boolean } = {}): string {
   const name = `dk-e2e-${process.pid}-${++seq}`;
-  d('h1').docker(['run', '-d', '--name', name, '--network', 'none', ...extra, IMAGE, '/usr/bin/workload', '--state', '/tmp/state', '--mem-mib', String(memMib), '--dirty-pages-per-sec', '2000']);
+  const workload = ['/usr/bin/workload', '--state', '/tmp/state', '--mem-mib', String(memMib), '--dirty-pages-per-sec', '2000'];
+  // writesFiles: a file in the container's writable layer, and one the workload holds open (fd 3), which CRIU can
+  // restore on h2 only if the layer came along.
+  const command = options.writesFiles
+    ? ['/bin/sh', '-c', `echo hello > /tmp/greeting; echo 1234567 > /tmp/held; exec ${workload.join(' ')} 3>>/tmp/held`]
+    : workload;
+  d('h1').docker(['run', '-d', '--name', name, '--network', 'none', ...extra, IMAGE, ...command]);
   return name;
 }
 
@@ -115,8 +121,8 @@ test('the SSH connection is cut after the image went over: rolled back, and the 
   await waitFor('the image the migration loaded to be removed from h2', () => !hasImage('h2'), 15_000, 200);
 });
 
-test('stop-and-copy (auto): the image travels, memory and counter survive, nothing is left on h1', async () => {
-  const name = runContainer(64);
+test('stop-and-copy (auto): the image and the writable layer travel, memory and counter survive, nothing is left on h1', async () => {
+  const name = runContainer(64, [], { writesFiles: true });
   const before = await counting('h1', name);
   const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE]);
   expect(run.error).toBeUndefined();
@@ -133,13 +139,16 @@ test('stop-and-copy (auto): the image travels, memory and counter survive, nothi
   expect(moved).toMatchObject({ exists: true, status: 'running' });
   await waitFor('the counter to continue on h2', () => (seen('h2', name).counter ?? 0) > before + 5, 10_000, 100);
   expect(verify('h2', name)).toBe('ok');
+  const pid = seen('h2', name).pid!;
+  expect(onHost('h2', ['cat', `/proc/${pid}/root/tmp/greeting`]).stdout).toBe('hello\n');
+  expect(onHost('h2', ['readlink', `/proc/${pid}/fd/3`]).stdout.trim()).toBe('/tmp/held');
   // h2's dockerd owns it: same image by name, and its own CLI can stop it.
   expect(d('h2').docker(['inspect', '-f', '{{.Config.Image}}', name]).trim()).toBe(IMAGE);
   expect(hasImage('h2')).toBe(true);
   expect(migrationDirs('h2')).toHaveLength(1); // the committed migration's record stays, like runc's
 });
 
-test('the SSH connection is cut while h2 restores (Docker takes seconds): the copy there is removed, the source runs on', async () => {
+test('the SSH connection is cut while h2 restores: the copy there is removed, the source runs on', async () => {
   const name = runContainer(64);
   await counting('h1', name);
   let cut = false;

@@ -5,7 +5,7 @@
  * handle it, cleaned up after a failed restore; and no daemon at all (or a stuck one) is reported, not waited for.
  */
 import { createServer, type Server } from 'node:net';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -93,6 +93,29 @@ test('checkpoint and restore keep memory and counter; the container is Docker\'s
   const again = await adapter.restore({ imagesDir, name: `${name}-2` });
   cleanups.push(() => adapter.remove(`${name}-2`));
   expect(again.container.state).toBe('running');
+});
+
+test('the writable layer comes along: a file the container wrote, and one its process holds open', async () => {
+  const name = `dk-int-${process.pid}-${++seq}`;
+  // The workload inherits fd 3 on /tmp/held, a file of the container's writable layer: CRIU restores that fd only
+  // if the file is there with the size it had.
+  const script = `echo hello > /tmp/greeting; echo 1234567 > /tmp/held; exec ${dockerWorkloadArgs(16).join(' ')} 3>>/tmp/held`;
+  daemon.docker(['run', '-d', '--name', name, '--network', 'none', TEST_IMAGE, '/bin/sh', '-c', script]);
+  cleanups.push(() => void daemon.docker(['rm', '-f', name]));
+  await started(name);
+  const imagesDir = join(dir, 'images');
+  await adapter.checkpoint({ runtime: 'docker', id: name }, { imagesDir });
+  const record = JSON.parse(readFileSync(join(imagesDir, 'ferry-container.json'), 'utf8')) as { docker: { rootfsChanges: { files: number } } };
+  expect(record.docker.rootfsChanges.files).toBeGreaterThanOrEqual(3); // /tmp, greeting, held (and the state file)
+  // Restored under another name: a new container from the image, with the layer put back.
+  const other = `${name}-moved`;
+  cleanups.push(() => adapter.remove(other));
+  const restored = await adapter.restore({ imagesDir, name: other });
+  const pid = restored.container.pid!;
+  expect(readFileSync(`/proc/${pid}/root/tmp/greeting`, 'utf8')).toBe('hello\n');
+  expect(readlinkSync(`/proc/${pid}/fd/3`)).toBe('/tmp/held');
+  const at = counterOf(other);
+  await waitFor('the counter to continue', () => counterOf(other) > at + 2, 10_000, 50);
 });
 
 test('a paused container stays paused across a leave-running dump and counts on after resume (the migration hold)', async () => {

@@ -34,7 +34,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -47,7 +47,7 @@ import { readStats } from '../image/image-records';
 import { imageDirBytes } from '../image/image-set';
 import type { CheckpointStats, ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
-import { configProblems, containerStateOf, createOptionsOf, DOCKER_NAME, nameOf, namesContainer, type DockerInspect } from './docker-config';
+import { configProblems, containerStateOf, createOptionsOf, DOCKER_NAME, nameOf, namesContainer, rootfsChangesToCarry, type DockerInspect } from './docker-config';
 import { translateDockerError, type TranslateContext } from './docker-errors';
 import { writeParentLinkedCheckpoint } from './docker-checkpoint-dir';
 import { readDockerRecord, writeDockerRecord, type DockerCheckpointRecord } from './docker-record';
@@ -74,6 +74,7 @@ export interface DockerAdapterOptions {
   runcRoot: string | undefined;
   ipPath: string;
   nsenterPath: string;
+  tarPath: string;
   /** PATH-style list used to find the tools above (the CLI passes the environment's; core never reads env). */
   searchPath: string;
   /** How long availability() waits for the daemon: `ferry ps` must not hang on a stuck daemon. */
@@ -91,6 +92,8 @@ const DEFAULT_SEARCH_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 const DEFAULT_EXEC_ROOT = '/run/docker';
 const RUNC_STATE_SUBDIR = join('runtime-runc', 'moby');
 const DUMP_LOG = 'dump.log';
+/** The container's writable layer changes, next to the images. */
+const ROOTFS_CHANGES_TAR = 'ferry-rootfs-changes.tar';
 
 const OPTION_KEYS: readonly (keyof DockerAdapterOptions)[] = [
   'dockerHost',
@@ -98,6 +101,7 @@ const OPTION_KEYS: readonly (keyof DockerAdapterOptions)[] = [
   'runcRoot',
   'ipPath',
   'nsenterPath',
+  'tarPath',
   'searchPath',
   'availabilityTimeoutMs',
   'commandTimeoutMs',
@@ -125,6 +129,7 @@ export function resolveDockerAdapterOptions(input: Partial<DockerAdapterOptions>
     runcRoot: input.runcRoot,
     ipPath: tool('ip', input.ipPath),
     nsenterPath: tool('nsenter', input.nsenterPath),
+    tarPath: tool('tar', input.tarPath),
     searchPath,
     availabilityTimeoutMs: input.availabilityTimeoutMs ?? 3_000,
     commandTimeoutMs: input.commandTimeoutMs ?? 30_000,
@@ -292,15 +297,27 @@ export class DockerAdapter implements RuntimeAdapter {
     args.push(inspect.Id);
 
     const cli = new RuncCli({ runcPath: this.options.runcPath, runcRoot });
+    // Frozen from here to the end of the dump, so that the writable layer saved below is the one CRIU's images
+    // refer to (a migration has paused it already). A container that was running runs again if anything fails.
+    const thaw = async () => {
+      if (before.state === 'running') await this.call(`unpause ${ref.id}`, (d) => d.getContainer(inspect.Id).unpause(), ref.id).catch(() => undefined);
+    };
+    if (before.state === 'running') await this.call(`pause ${ref.id}`, (d) => d.getContainer(inspect.Id).pause(), ref.id);
+    let rootfsChanges: NonNullable<DockerCheckpointRecord['docker']['rootfsChanges']>;
+    let outcome: RuncOutcome;
     const started = Date.now();
-    const outcome = await cli.run(args, { timeoutMs: this.options.checkpointTimeoutMs, signal: options.signal });
+    try {
+      rootfsChanges = await this.saveRootfsChanges(inspect, cli, imagesDir);
+      outcome = await cli.run(args, { timeoutMs: this.options.checkpointTimeoutMs, signal: options.signal });
+    } catch (err) {
+      await thaw();
+      throw err;
+    }
     if (!outcome.ok) {
-      if ((outcome.timedOut || outcome.aborted) && before.state === 'running') {
-        // CRIU may have left the cgroup frozen: the contract says the container runs again.
-        await this.call(`unpause ${ref.id}`, (d) => d.getContainer(inspect.Id).unpause(), ref.id).catch(() => undefined);
-      }
+      await thaw();
       throw criuFailure(ref.id, outcome, join(workDir, DUMP_LOG), started, options.preDump === true);
     }
+    if (leaveRunning) await thaw();
 
     const record: DockerCheckpointRecord = {
       format: 'ferry-container/1',
@@ -316,6 +333,7 @@ export class DockerAdapter implements RuntimeAdapter {
       checkpointedAt: new Date().toISOString(),
     };
     if (inspect.Config.Image && !inspect.Config.Image.startsWith('sha256:')) record.docker.imageName = inspect.Config.Image;
+    record.docker.rootfsChanges = rootfsChanges;
     writeDockerRecord(imagesDir, record);
     const stats = await checkpointStats(imagesDir, workDir, outcome.durationMs);
 
@@ -376,6 +394,12 @@ export class DockerAdapter implements RuntimeAdapter {
     const checkpointName = `ferry-${randomBytes(6).toString('hex')}`;
     const checkpointDir = join(root, 'containers', created.id, 'checkpoints', checkpointName);
     try {
+      const changes = record.docker.rootfsChanges;
+      if (changes && changes.files > 0) {
+        // Into the created container's filesystem through Docker (it knows where and how its rootfs is mounted).
+        const tar = join(imagesDir, changes.tar);
+        await this.call(`copy the writable layer into ${name}`, (d) => d.getContainer(created.id).putArchive(createReadStream(tar), { path: '/' }), name, this.options.restoreTimeoutMs);
+      }
       await writeParentLinkedCheckpoint(imagesDir, checkpointDir);
       throwIfAborted(options.signal, `restore of ${name}`);
       const started = Date.now();
@@ -439,6 +463,40 @@ export class DockerAdapter implements RuntimeAdapter {
 
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
     return this.tiesOf(await this.inspectRaw(id));
+  }
+
+  // ------------------------------------------------------------------------------------------------ writable layer
+
+  /**
+   * What the container changed in its own filesystem (`docker diff`), as a tar next to the images: a restore on
+   * another host starts from the image alone, and CRIU refuses to restore a process whose open file is missing or
+   * has another size. Read from the container's rootfs as runc sees it. Left out: Docker's own bind mounts
+   * (/etc/hosts, /etc/hostname, /etc/resolv.conf), mounts (tmpfs contents travel in CRIU's images), /dev, /proc and
+   * /sys. Deletions of files that come from the image are listed, not replayed (Docker has no API for it).
+   */
+  private async saveRootfsChanges(inspect: DockerInspect, cli: RuncCli, imagesDir: string): Promise<NonNullable<DockerCheckpointRecord['docker']['rootfsChanges']>> {
+    const changes = ((await this.call(`diff ${nameOf(inspect)}`, (d) => d.getContainer(inspect.Id).changes(), nameOf(inspect))) ?? []) as { Path: string; Kind: number }[];
+    const mounts = [...(inspect.Mounts ?? []).map((m) => m.Destination), ...Object.keys((inspect.HostConfig as { Tmpfs?: Record<string, string> }).Tmpfs ?? {})];
+    const { carried, deleted } = rootfsChangesToCarry(changes, mounts);
+    const result = { tar: ROOTFS_CHANGES_TAR, files: carried.length, deleted };
+    if (carried.length === 0) return result;
+    const state = await cli.run(['state', inspect.Id], { timeoutMs: this.options.commandTimeoutMs });
+    const rootfs = state.ok ? (JSON.parse(state.stdout) as { rootfs?: string }).rootfs : undefined;
+    if (!rootfs) throw new FerryError('ERR_RUNTIME_FAILED', `cannot find the root filesystem of docker container ${nameOf(inspect)}`, { hint: 'Check `runc state` of the container.' });
+    const list = join(imagesDir, `${ROOTFS_CHANGES_TAR}.list`);
+    writeFileSync(list, carried.map((p) => `.${p}`).join('\0'), { mode: 0o600 });
+    try {
+      await run(this.options.tarPath, ['-C', rootfs, '--no-recursion', '--null', '-T', list, '--numeric-owner', '-cf', join(imagesDir, ROOTFS_CHANGES_TAR)]);
+      chmodSync(join(imagesDir, ROOTFS_CHANGES_TAR), 0o600);
+    } catch (err) {
+      throw new FerryError('ERR_RUNTIME_FAILED', `cannot save the writable layer of docker container ${nameOf(inspect)}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, {
+        hint: 'Check free space in the image directory.',
+        cause: err,
+      });
+    } finally {
+      rmSync(list, { force: true });
+    }
+    return result;
   }
 
   // ------------------------------------------------------------------------------------------------ images

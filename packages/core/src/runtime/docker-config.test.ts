@@ -1,4 +1,4 @@
-import { configProblems, containerStateOf, createOptionsOf, namesContainer, type DockerInspect } from './docker-config';
+import { configProblems, containerStateOf, createOptionsOf, namesContainer, rootfsChangesToCarry, type DockerInspect } from './docker-config';
 import { dockerSocketOf, resolveDockerAdapterOptions } from './docker-adapter';
 import { translateDockerError } from './docker-errors';
 
@@ -103,4 +103,19 @@ describe('docker-modem errors become ferry codes, the original kept as cause', (
     expect(err.message).not.toMatch(/HTTP code/);
     expect(err.details.logPath).toBe('/x/criu.work/restore.log');
   });
+});
+
+test('the writable layer to carry: changes and additions, not Docker\'s own files, mounts or kernel filesystems', () => {
+  const changes = [
+    { Path: '/tmp', Kind: 0 },
+    { Path: '/tmp/state', Kind: 1 },
+    { Path: '/etc', Kind: 0 },
+    { Path: '/etc/hostname', Kind: 0 },
+    { Path: '/etc/resolv.conf', Kind: 0 },
+    { Path: '/scratch/x', Kind: 1 },
+    { Path: '/dev/console', Kind: 0 },
+    { Path: '/usr/bin/old', Kind: 2 },
+    { Path: '/var/../etc/passwd', Kind: 0 },
+  ];
+  expect(rootfsChangesToCarry(changes, ['/scratch'])).toEqual({ carried: ['/etc', '/tmp', '/tmp/state'], deleted: ['/usr/bin/old'] });
 });

@@ -138,3 +138,21 @@ export function createOptionsOf(inspect: DockerInspect): Dockerode.ContainerCrea
   }
   return options;
 }
+
+/** Docker's bind mounts over files of every container: written by Docker, not by the container. */
+const DOCKER_MANAGED = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
+const KERNEL_FILESYSTEMS = ['/dev', '/proc', '/sys'];
+
+/**
+ * From `docker diff` (Kind 0 changed, 1 added, 2 deleted): the paths to carry to a restore elsewhere, and the
+ * deletions. Paths under a mount (tmpfs: CRIU carries its contents), Docker's own files and kernel filesystems stay.
+ */
+export function rootfsChangesToCarry(changes: readonly { Path: string; Kind: number }[], mountDestinations: readonly string[]): { carried: string[]; deleted: string[] } {
+  const under = (path: string, roots: readonly string[]) => roots.some((r) => path === r || path.startsWith(`${r.replace(/\/+$/, '')}/`));
+  const skip = (path: string) => !path.startsWith('/') || path.split('/').includes('..') || DOCKER_MANAGED.includes(path) || under(path, KERNEL_FILESYSTEMS) || under(path, mountDestinations);
+  const kept = changes.filter((c) => !skip(c.Path));
+  return {
+    carried: kept.filter((c) => c.Kind !== 2).map((c) => c.Path).sort(),
+    deleted: kept.filter((c) => c.Kind === 2).map((c) => c.Path).sort(),
+  };
+}

@@ -24,6 +24,11 @@ export interface DockerCheckpointRecord {
     /** The name the container was created from (Config.Image), when it names the same image. */
     imageName?: string;
     create: Dockerode.ContainerCreateOptions;
+    /**
+     * The writable layer: `files` paths the container added or changed, in the tar `tar` of the image directory;
+     * `deleted` paths of the image it removed (not replayed on restore).
+     */
+    rootfsChanges?: { tar: string; files: number; deleted: string[] };
   };
   criu: { tcpEstablished: boolean; fileLocks: boolean; extUnixSk: boolean; leaveRunning: boolean };
   checkpointedAt: string;

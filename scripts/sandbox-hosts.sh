@@ -322,7 +322,7 @@ teardown() { # teardown own|replace: kill hosts by their outside pids, then anyt
 remove_files() {
   [[ -d $DIR ]] || return 0
   rm -f -- "$DIR"/{env,env.tmp,hosts.yaml,known_hosts,authorized_keys,client_ed25519,client_ed25519.pub,ssh_config,boot.sh}
-  rm -rf -- "$DIR/h1" "$DIR/h2"
+  rm -rf -- "$DIR/h1" "$DIR/h2" "$DIR/bin"
   rmdir -- "$DIR" 2>/dev/null || warn "$DIR is not empty (files not created by this script), left in place"
 }
 

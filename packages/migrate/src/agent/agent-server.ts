@@ -295,8 +295,8 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
   if (m.committed) return;
   m.lazy?.kill();
   m.pageServer?.kill();
-  // A restore still running when the connection went (Docker's takes seconds) is waited for; one recorded as begun by
-  // an agent that died since may have finished without it: either way what it made is removed.
+  // A restore still running when the connection went (Docker's start can take a while) is waited for; one recorded
+  // as begun by an agent that died since may have finished without it: either way what it made is removed.
   const restored = m.restored || (m.restoreSettled ? await m.restoreSettled : m.restoring === true);
   if (restored) {
     deps.log(`rolling back: removing restored ${m.name}`);

@@ -79,6 +79,11 @@ test('ps lists runc and Docker containers together; checkpoint and restore --run
   expect(await verifyWorkloadMemory(pid, `/proc/${pid}/root/tmp/state`)).toBe('ok');
 });
 
+test('doctor reports the test daemon through the adapter (its socket, its version)', async () => {
+  const facts = JSON.parse((await ferry('doctor', '--json')).stdout) as { runtimes: { name: string; usable: boolean; path?: string; version?: string }[] };
+  expect(facts.runtimes.find((r) => r.name === 'docker')).toMatchObject({ usable: true, path: daemon.dockerHost, version: expect.stringMatching(/^20\./) });
+});
+
 test('a tty container: a clear refusal with its own exit code, no stack trace, still running', async () => {
   const name = `dk-cli-tty-${process.pid}`;
   daemon.docker(['run', '-d', '-t', '--name', name, '--network', 'none', TEST_IMAGE, ...dockerWorkloadArgs(8)]);
@@ -102,6 +107,8 @@ test('ps without a daemon: runc is listed, Docker named as the problem, exit 0',
     expect(Date.now() - t0).toBeLessThan(10_000);
     const out = JSON.parse(run.stdout) as { problems: string[] };
     expect(out.problems).toEqual([expect.stringMatching(/^docker: .*no-daemon\.sock/)]);
+    const facts = JSON.parse((await ferry('doctor', '--json')).stdout) as { runtimes: { name: string; usable: boolean; reason?: string }[] };
+    expect(facts.runtimes.find((r) => r.name === 'docker')).toMatchObject({ usable: false, reason: expect.stringMatching(/no dockerd socket/) });
   } finally {
     process.env.DOCKER_HOST = saved;
   }

@@ -76,6 +76,8 @@ function usage() {
   --strategies LIST     ferry strategies to try (default ${ALL_STRATEGIES.join(',')}; unavailable ones are skipped)
   --no-naive            leave out the naive runc checkpoint | tar | ssh | runc restore baseline (and LXC's own path)
   --runtimes LIST       runc and/or lxc (default runc,lxc; lxc: ${LXC_STRATEGIES.join(', ')} and lxc-checkpoint -s | ssh | -r)
+  --no-naive            leave out the naive runc checkpoint | tar | ssh | runc restore baseline
+  --no-docker           leave out the Docker rows (ferry vs docker checkpoint/start --checkpoint; bench/docker-bench.js)
   --dirty-percent P     pages the workload rewrites per second, % of its memory (default 2)
   --quick               1 run, 256 MiB, unshaped only (output to bench/results/quick.md unless --out)
   --out FILE            markdown results (default docs/benchmarks.md)
@@ -92,6 +94,7 @@ function parseOptions(argv) {
       runs: { type: 'string' },
       strategies: { type: 'string' },
       'no-naive': { type: 'boolean', default: false },
+      'no-docker': { type: 'boolean', default: false },
       'dirty-percent': { type: 'string', default: '2' },
       runtimes: { type: 'string', default: 'runc,lxc' },
       quick: { type: 'boolean', default: false },
@@ -130,6 +133,7 @@ function parseOptions(argv) {
     strategies,
     naive: !values['no-naive'],
     runtimes,
+    docker: !values['no-docker'],
     dirtyPercent,
     quick,
     out: path.resolve(values.out ?? (quick ? path.join(__dirname, 'results', 'quick.md') : path.join(ROOT, 'docs', 'benchmarks.md'))),
@@ -172,7 +176,29 @@ function run(file, args, { timeoutMs = 120_000, input } = {}) {
 }
 
 const sandbox = (...args) => run('bash', [SANDBOX_SCRIPT, ...args]);
+const { runDockerBench, renderDockerSection } = require('./docker-bench');
 const onHost = (host, argv, options) => run('bash', [SANDBOX_SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, ...argv], options);
+
+/** onHost for the Docker rows: the host's dockerd through DOCKER_HOST, stdin from a Buffer, stdout kept as bytes. */
+function dockerOnHost(host, argv, { timeoutMs = 120_000, input, binary = false } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn('bash', [SANDBOX_SCRIPT, 'exec', host, '--', 'env', 'DOCKER_HOST=unix:///run/ferry/docker.sock', ...argv], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(child);
+    const out = [];
+    let stderr = '';
+    child.stdout.on('data', (c) => out.push(c));
+    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      const buffer = Buffer.concat(out);
+      resolve({ status: status ?? (signal ? 128 : 1), stdout: binary ? '' : buffer.toString('utf8'), stdoutBuffer: buffer, stderr });
+    });
+  });
+}
 
 function lastJson(text) {
   const lines = text.split('\n').filter((l) => l.trim().startsWith('{'));
@@ -745,7 +771,7 @@ function clientExtraNotes(rows, methods) {
   );
 }
 
-function renderMarkdown({ options, facts, summary, rows, skipped, startedAt, elapsedMs, methods }) {
+function renderMarkdown({ options, facts, summary, rows, skipped, startedAt, elapsedMs, methods, docker }) {
   const cmd = `node bench/migration-bench.js${options.argv.length ? ` ${options.argv.join(' ')}` : ''}`;
   const failures = rows.filter((r) => r.error && !r.warmup);
   return `# Migration benchmark
@@ -813,6 +839,7 @@ ${observations(summary)
   .map((n) => `- ${n}`)
   .join('\n')}
 ${failures.length ? `\n## Failed trials\n\n${failures.map((r) => `- ${sizeLabel(r.sizeMib)} ${r.link} run ${r.run} ${r.method}: ${r.error.code}: ${r.error.message.replace(/\s+/g, ' ').slice(0, 400)}`).join('\n')}\n` : ''}
+${renderDockerSection(docker)}
 Raw results: \`${path.relative(ROOT, options.jsonOut)}\` (every trial, with the client's counts and all phases).
 `;
 }
@@ -877,6 +904,7 @@ function renderAgain(options) {
     startedAt: new Date(data.startedAt),
     elapsedMs: data.elapsedMs ?? 0,
     methods: data.methods,
+    docker: data.docker,
   });
   fs.writeFileSync(out, markdown);
   process.stdout.write(`${resultsTable(summary, runOptions.runs)}\n\nwritten to ${path.relative(process.cwd(), out)}${data.complete ? '' : ' (from an incomplete run)'}\n`);
@@ -960,19 +988,38 @@ async function main() {
   }
   await mustSandbox('shape', 'off');
 
+  let docker;
+  if (options.docker && !interrupted) {
+    docker = await runDockerBench({
+      sizes: options.sizes,
+      runs: options.runs,
+      dirtyPercent: options.dirtyPercent,
+      sandboxScript: SANDBOX_SCRIPT,
+      sandboxName: SANDBOX_NAME,
+      sandboxDir: SANDBOX_DIR,
+      sshConfig: SSH_CONFIG,
+      hostsFile: HOSTS_FILE,
+      env,
+      onHost: dockerOnHost,
+      log,
+      interrupted: () => interrupted,
+    }).catch((err) => ({ error: err.message, rows: [], summary: [] }));
+    writeRaw({ complete: false, docker });
+  }
+
   const elapsedMs = performance.now() - t0;
   const summary = summarize(rows, options, methods);
-  const markdown = renderMarkdown({ options, facts, summary, rows, skipped, startedAt, elapsedMs, methods });
+  const markdown = renderMarkdown({ options, facts, summary, rows, skipped, startedAt, elapsedMs, methods, docker });
   fs.mkdirSync(path.dirname(options.out), { recursive: true });
   fs.writeFileSync(options.out, markdown);
-  writeRaw({ complete: true, elapsedMs, summary });
+  writeRaw({ complete: true, elapsedMs, summary, docker });
   if (options.links.length * options.sizes.length > 1) {
     log('');
     log(resultsTable(summary, options.runs));
   }
   log('');
   log(`== done in ${(elapsedMs / 60000).toFixed(1)} minutes; results in ${path.relative(process.cwd(), options.out)} and ${path.relative(process.cwd(), options.jsonOut)}`);
-  const failed = rows.filter((r) => !r.warmup && r.error).length;
+  const failed = rows.filter((r) => !r.warmup && r.error).length + (docker?.error ? 1 : 0) + (docker?.rows ?? []).filter((r) => !r.warmup && r.error).length;
   return failed ? 1 : 0;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provision a Debian host for ferry: runtime/test packages, CRIU >= 4.2, sysctls.
 # Idempotent; run as root. `--check` only verifies and reports.
-#   FERRY_PROVISION_RUNTIMES  extra runtimes to install: "lxc docker.io" (default: none)
+#   FERRY_PROVISION_RUNTIMES  extra runtimes to install, e.g. "lxc" (default: none; docker.io is always installed)
 #   FERRY_CRIU_PREFIX         private CRIU root (default /opt/ferry/criu)
 #   FERRY_CRIU_SUITES         Debian suites tried in order for CRIU (first offering >= 4.2 wins)
 #   FERRY_CRIU_FORCE=1        reinstall the private CRIU even if a good criu is in PATH
@@ -36,7 +36,8 @@ CRIU_MIN=4.2
 PIPE_MAX=4194304
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 PACKAGES=(runc lxc iptables openssh-server openssh-client busybox-static iproute2 libxxhash-dev
-  build-essential gcc g++ libc6-dev make python3 procps util-linux tar tmux screen)
+  build-essential gcc g++ libc6-dev make python3 procps util-linux tar tmux screen
+  docker.io) # the Docker adapter's tests start their own dockerd (no systemd: the package's service stays off)
 ORIG_PATH=$PATH
 # A minimal PATH (cron, CI) may lack the sbin dirs; keep the caller's order otherwise.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
@@ -236,6 +237,7 @@ verify() {
   { [[ -x /bin/busybox ]] && ! ldd /bin/busybox >/dev/null 2>&1; } || missing+=("static busybox (busybox-static)")
   command -v iptables-restore >/dev/null || missing+=("iptables-restore (iptables)")
   command -v ip >/dev/null || missing+=("ip (iproute2)")
+  [[ -x /usr/sbin/dockerd && -x /usr/bin/docker ]] || missing+=("dockerd and /usr/bin/docker (docker.io)")
   for x in gcc g++ make python3 tar nsenter unshare ps; do command -v $x >/dev/null || missing+=("$x"); done
   [[ -f /usr/include/xxhash.h ]] || missing+=("xxhash.h (libxxhash-dev)")
   for x in $RUNTIMES; do installed "$x" || missing+=("$x"); done

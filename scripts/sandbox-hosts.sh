@@ -52,6 +52,9 @@ TIMEOUT=${FERRY_SANDBOX_TIMEOUT:-20}
 CHECKOUT_BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/packages/cli/bin
 HOST_PATH_TAIL=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc)
+# Where a host's own dockerd listens when a test starts one (e2e/lib/docker-hosts.ts): inside the host's private
+# /run/ferry, so ferry and its agent on each host find that host's daemon through DOCKER_HOST.
+HOST_DOCKER_SOCKET=/run/ferry/docker.sock
 # The containers' LAN: a netns with a bridge that both hosts' container namespaces plug into (veth), so a container
 # keeps its address and MAC when it moves, and outside clients (in this netns) keep reaching it.
 LAN_NETNS=$SANDBOX_NAME-lan
@@ -320,7 +323,7 @@ teardown() { # teardown own|replace: kill hosts by their outside pids, then anyt
 remove_files() {
   [[ -d $DIR ]] || return 0
   rm -f -- "$DIR"/{env,env.tmp,hosts.yaml,known_hosts,authorized_keys,client_ed25519,client_ed25519.pub,ssh_config,boot.sh}
-  rm -rf -- "$DIR/h1" "$DIR/h2"
+  rm -rf -- "$DIR/h1" "$DIR/h2" "$DIR/bin"
   rmdir -- "$DIR" 2>/dev/null || warn "$DIR is not empty (files not created by this script), left in place"
 }
 
@@ -399,7 +402,7 @@ PrintMotd no
 PrintLastLog no
 UseDNS no
 LogLevel ERROR
-SetEnv PATH=$HOST_PATH FERRY_NETNS_UPLINK=$DIR/lan.netns:$LAN_BRIDGE
+SetEnv PATH=$HOST_PATH FERRY_NETNS_UPLINK=$DIR/lan.netns:$LAN_BRIDGE DOCKER_HOST=unix://$HOST_DOCKER_SOCKET
 EOF
   done
   cat >"$DIR/ssh_config" <<EOF

@@ -19,6 +19,8 @@ export const LAN_NETNS = `/run/netns/${SANDBOX_NAME}-lan`;
 export const UPLINK = `${SANDBOX_DIR}/lan.netns:br-lan`;
 export const CONTAINER_CTL = join(ROOT, 'e2e', 'bin', 'container-ctl.js');
 export const FAULT_BIN = join(ROOT, 'e2e', 'fault-bin');
+/** Each host's own dockerd (when a test starts one: docker-hosts.ts) listens here, in the host's private /run/ferry. */
+export const HOST_DOCKER_HOST = 'unix:///run/ferry/docker.sock';
 
 const env = { ...process.env, FERRY_SANDBOX_DIR: SANDBOX_DIR, FERRY_SANDBOX_NAME: SANDBOX_NAME };
 
@@ -36,7 +38,7 @@ export interface Run {
 
 /** argv inside host h1 or h2, with the LAN uplink in its environment (as sshd gives it to the agent). */
 export function onHost(host: 'h1' | 'h2', argv: string[], timeoutMs = 120_000): Run {
-  const r = spawnSync('bash', [SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, ...argv], { env, encoding: 'utf8', timeout: timeoutMs });
+  const r = spawnSync('bash', [SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, `DOCKER_HOST=${HOST_DOCKER_HOST}`, ...argv], { env, encoding: 'utf8', timeout: timeoutMs });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -57,7 +59,7 @@ export interface FerryRun extends Run {
  */
 export function ferryOn(host: 'h1' | 'h2', args: string[], onEvent?: (e: Record<string, unknown>) => void): Promise<FerryRun> {
   return new Promise((resolvePromise) => {
-    const child = spawn('bash', [SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, 'ferry', ...args, '--json'], { env });
+    const child = spawn('bash', [SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, `DOCKER_HOST=${HOST_DOCKER_HOST}`, 'ferry', ...args, '--json'], { env });
     let stdout = '';
     let stderr = '';
     const events: Record<string, unknown>[] = [];

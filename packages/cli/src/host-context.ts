@@ -1,4 +1,4 @@
-import { DEFAULT_LXC_PATH, createCriuClient, createRuntimeRegistry, parseNetnsUplink, type CriuClient, type RuntimeRegistry } from '@ferry/core';
+import { DEFAULT_DOCKER_HOST, DEFAULT_LXC_PATH, createCriuClient, createRuntimeRegistry, parseNetnsUplink, type CriuClient, type RuntimeRegistry } from '@ferry/core';
 
 /**
  * The runtimes and CRIU of this host, configured from the environment (only the CLI reads it). LXC containers are
@@ -10,6 +10,8 @@ export function runtimeRegistry(options: { lxcPaths?: readonly string[] } = {}):
   return createRuntimeRegistry({
     runc: { searchPath: process.env.PATH, netnsUplink: uplink ? parseNetnsUplink(uplink) : undefined },
     lxc: { searchPath: process.env.PATH, lxcPaths: [...(options.lxcPaths ?? []), ...fromEnv, DEFAULT_LXC_PATH] },
+    // dockerd's socket: DOCKER_HOST as the docker CLI reads it, else Docker's default (/var/run/docker.sock).
+    docker: { searchPath: process.env.PATH, dockerHost: process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST },
   });
 }
 

@@ -7,3 +7,4 @@ export * from './testing/runc-container';
 export * from './testing/slow-start';
 export * from './testing/cleanups';
 export * from './testing/lxc-container';
+export * from './testing/docker-daemon';

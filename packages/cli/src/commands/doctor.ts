@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { probeHost, type HostFacts } from '@ferry/core';
-import { criuClient } from '../host-context';
+import { DEFAULT_DOCKER_HOST, probeHost, type HostFacts } from '@ferry/core';
+import { criuClient, runtimeRegistry } from '../host-context';
 import { EXIT } from '../exit-codes';
 
 export interface DoctorArgs {
@@ -17,6 +17,16 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
       .option('criu', { type: 'string', default: 'criu', describe: 'CRIU binary to use' }),
   handler: async (args) => {
     const facts = await probeHost({ criu: criuClient(args.criu), searchPath: process.env.PATH ?? '' });
+    // Docker's row from the adapter, not from the docker CLI in PATH (that may be another client, and it cannot
+    // tell what ferry needs: a local socket, root, a daemon with --experimental).
+    const docker = runtimeRegistry().adapters.find((a) => a.name === 'docker');
+    if (docker) {
+      const a = await docker.availability();
+      const socket = process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
+      facts.runtimes = facts.runtimes.map((r) =>
+        r.name === 'docker' ? { name: 'docker', present: r.present || a.usable, usable: a.usable, path: socket, version: a.version, reason: a.reason } : r,
+      );
+    }
     process.stdout.write(args.json ? `${JSON.stringify(facts, null, 2)}\n` : renderDoctor(facts));
     process.exitCode = facts.canCheckpoint ? EXIT.ok : EXIT.failure;
   },

@@ -4,6 +4,7 @@ export type Phase =
   | 'connect'
   | 'negotiate'
   | 'copy-bundle'
+  | 'copy-image'
   | 'precopy'
   | 'freeze'
   | 'checkpoint'

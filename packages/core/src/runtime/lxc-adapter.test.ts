@@ -29,8 +29,8 @@ test('names that could read as flags or paths are refused before any tool runs',
 });
 
 test('the registry holds LXC when its options are given, and resolves lxc:NAME there', async () => {
-  expect(createRuntimeRegistry().adapters.map((a) => a.name)).toEqual(['runc']);
-  const registry = createRuntimeRegistry({ runc: false, lxc: { lxcPaths: ['/nonexistent-lxcpath'] } });
+  expect(createRuntimeRegistry({ docker: false }).adapters.map((a) => a.name)).toEqual(['runc']);
+  const registry = createRuntimeRegistry({ runc: false, docker: false, lxc: { lxcPaths: ['/nonexistent-lxcpath'] } });
   expect(registry.adapters.map((a) => a.name)).toEqual(['lxc']);
   const err = await registry.findContainer('lxc:web').catch((e: unknown) => e);
   expect(isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')).toBe(true);

@@ -118,6 +118,8 @@ interface LxcInfo {
 
 export class LxcAdapter implements RuntimeAdapter {
   readonly name = 'lxc' as const;
+  // lxc-checkpoint has no pre-dump: CRIU pre-copy is for runc (and Docker's runc) containers.
+  readonly features = { lazyPages: true, preDump: false } as const;
   readonly options: Readonly<LxcAdapterOptions>;
   private readonly cli: LxcCli;
   private readonly tools: NetnsTools;

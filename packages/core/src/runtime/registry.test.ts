@@ -35,23 +35,24 @@ test('parses NAME and RUNTIME:NAME', () => {
   expect(() => parseContainerSpec('')).toThrow(FerryError);
 });
 
-test('registers runc by default; adapters given replace built-ins of the same name', () => {
-  expect(createRuntimeRegistry().adapters.map((a) => a.name)).toEqual(['runc']);
+test('registers runc and docker by default; adapters given replace built-ins of the same name', () => {
+  expect(createRuntimeRegistry().adapters.map((a) => a.name)).toEqual(['runc', 'docker']);
+  expect(createRuntimeRegistry({ docker: false }).adapters.map((a) => a.name)).toEqual(['runc']);
   const runc = fake('runc', []);
-  const registry = createRuntimeRegistry({ adapters: [runc, fake('lxc', [])] });
+  const registry = createRuntimeRegistry({ docker: false, adapters: [runc, fake('lxc', [])] });
   expect(registry.get('runc')).toBe(runc);
   expect(registry.adapters.map((a) => a.name)).toEqual(['runc', 'lxc']);
   expect(() => createRuntimeRegistry({ runc: false }).get('runc')).toThrow(expect.objectContaining({ code: 'ERR_RUNTIME_UNAVAILABLE' }));
 });
 
 test('finds a container in whichever runtime has it', async () => {
-  const registry = createRuntimeRegistry({ runc: false, adapters: [fake('runc', ['a']), fake('lxc', ['b'])] });
+  const registry = createRuntimeRegistry({ runc: false, docker: false, adapters: [fake('runc', ['a']), fake('lxc', ['b'])] });
   expect((await registry.findContainer('b')).container.ref).toEqual({ runtime: 'lxc', id: 'b' });
   expect((await registry.findContainer('runc:a')).adapter.name).toBe('runc');
 });
 
 test('a name in two runtimes is ambiguous, with the RUNTIME:NAME spelling as the hint', async () => {
-  const registry = createRuntimeRegistry({ runc: false, adapters: [fake('runc', ['web']), fake('docker', ['web'])] });
+  const registry = createRuntimeRegistry({ runc: false, docker: false, adapters: [fake('runc', ['web']), fake('docker', ['web'])] });
   const err = await registry.findContainer('web').catch((e: FerryError) => e);
   expect(err).toMatchObject({ code: 'ERR_PRECHECK_BAD_INPUT', details: { runtimes: ['runc', 'docker'] } });
   expect((err as FerryError).hint).toBe('Say which one: `runc:web` or `docker:web`.');
@@ -59,13 +60,13 @@ test('a name in two runtimes is ambiguous, with the RUNTIME:NAME spelling as the
 });
 
 test('not found anywhere is ERR_RUNTIME_NOT_FOUND with the ferry ps hint; a broken runtime is not hidden', async () => {
-  const registry = createRuntimeRegistry({ runc: false, adapters: [fake('runc', []), fake('lxc', [])] });
+  const registry = createRuntimeRegistry({ runc: false, docker: false, adapters: [fake('runc', []), fake('lxc', [])] });
   await expect(registry.findContainer('x')).rejects.toMatchObject({ code: 'ERR_RUNTIME_NOT_FOUND', hint: 'Run `ferry ps` to see the containers ferry can find.' });
   const docker = new FerryError('ERR_RUNTIME_FAILED', 'dockerd is down');
-  const withBroken = createRuntimeRegistry({ runc: false, adapters: [fake('runc', ['a']), fake('docker', [], docker)] });
+  const withBroken = createRuntimeRegistry({ runc: false, docker: false, adapters: [fake('runc', ['a']), fake('docker', [], docker)] });
   expect((await withBroken.findContainer('a')).adapter.name).toBe('runc');
   await expect(withBroken.findContainer('x')).rejects.toBe(docker);
   const missingTool = new FerryError('ERR_RUNTIME_UNAVAILABLE', 'no lxc');
-  const withMissing = createRuntimeRegistry({ runc: false, adapters: [fake('runc', []), fake('lxc', [], missingTool)] });
+  const withMissing = createRuntimeRegistry({ runc: false, docker: false, adapters: [fake('runc', []), fake('lxc', [], missingTool)] });
   await expect(withMissing.findContainer('x')).rejects.toMatchObject({ code: 'ERR_RUNTIME_NOT_FOUND' });
 });

@@ -1,9 +1,11 @@
 /**
- * The one place runtime adapters are registered. runc is the reference adapter (runc-adapter.ts); LXC (lxc-adapter.ts)
- * joins when its options are given (the CLI always gives them); Docker joins here when it exists. `findContainer` resolves what a user typed ("web" or "runc:web") to one container.
+ * The one place runtime adapters are registered. runc is the reference adapter (runc-adapter.ts); Docker
+ * (docker-adapter.ts) is registered too; LXC (lxc-adapter.ts) joins when its options are given (the CLI always gives
+ * them). `findContainer` resolves what a user typed ("web" or "runc:web") to one container.
  */
 import type { ContainerInfo, RuntimeName } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
+import { DockerAdapter, type DockerAdapterOptions } from './docker-adapter';
 import { LxcAdapter, type LxcAdapterOptions } from './lxc-adapter';
 import { RuncAdapter, type RuncAdapterOptions } from './runc-adapter';
 import type { RuntimeAdapter } from './runtime-adapter';
@@ -13,6 +15,8 @@ export interface RuntimeRegistryOptions {
   runc?: Partial<RuncAdapterOptions> | false;
   /** Options of the LXC adapter; `false` leaves LXC out. */
   lxc?: Partial<LxcAdapterOptions> | false;
+  /** Options of the Docker adapter; `false` leaves Docker out. */
+  docker?: Partial<DockerAdapterOptions> | false;
   /** Extra or replacement adapters (tests pass fakes here); an adapter replaces a built-in one of the same name. */
   adapters?: readonly RuntimeAdapter[];
 }
@@ -42,6 +46,7 @@ export function createRuntimeRegistry(options: RuntimeRegistryOptions = {}): Run
   const byName = new Map<RuntimeName, RuntimeAdapter>();
   if (options.runc !== false) byName.set('runc', new RuncAdapter(options.runc ?? {}));
   if (options.lxc !== undefined && options.lxc !== false) byName.set('lxc', new LxcAdapter(options.lxc));
+  if (options.docker !== false) byName.set('docker', new DockerAdapter(options.docker ?? {}));
   for (const adapter of options.adapters ?? []) byName.set(adapter.name, adapter);
   const adapters = Object.freeze([...byName.values()]);
 

@@ -9,6 +9,7 @@
  * - restore(): when it returns, the container runs under `name`; when it throws, nothing of it runs and the runtime
  *   holds no container of that name that restore() created.
  */
+import type { Readable, Writable } from 'node:stream';
 import type { NotifyHandler } from '../criu/criu-client';
 import type { CheckpointStats, ContainerInfo, ContainerRef, RuntimeName } from '../model/container';
 
@@ -71,8 +72,32 @@ export interface RuntimeAvailability {
   version?: string;
 }
 
+/**
+ * Runtimes whose containers are made from an image that the destination of a migration must hold too (Docker).
+ * The migration engine asks the destination before the freeze and streams the image there when it lacks it.
+ */
+export interface RuntimeImages {
+  /** The image the container was made from, as an id that names exactly that image. */
+  imageOf(container: ContainerInfo): Promise<string>;
+  has(image: string): Promise<boolean>;
+  /** Writes the image as a tar (`docker save`) into `sink`, which stays open: the caller owns it. */
+  save(image: string, sink: Writable): Promise<void>;
+  /** Loads a tar that save() wrote; resolves once the runtime holds the image. */
+  load(tar: Readable): Promise<void>;
+  /** Removes an image (a failed migration's undo of load()); gone or still in use is not an error. */
+  remove(image: string): Promise<void>;
+}
+
 export interface RuntimeAdapter {
   readonly name: RuntimeName;
+  /** Present for runtimes whose containers need an image on the destination (see RuntimeImages). */
+  readonly images?: RuntimeImages;
+  /** What the runtime can restore; absent means everything CRIU can (runc). */
+  readonly features?: {
+    readonly lazyPages: boolean;
+    /** Incremental checkpoints (`preDump`, `parentImage`) for CRIU pre-copy; absent means yes. */
+    readonly preDump?: boolean;
+  };
   availability(): Promise<RuntimeAvailability>;
   list(): Promise<ContainerInfo[]>;
   /** Throws ERR_RUNTIME_NOT_FOUND (hint: `ferry ps`) when there is no such container. */

@@ -24,7 +24,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function store(memTrack: () => Promise<boolean> = async () => false): SnapshotStore {
   return new SnapshotStore({
-    registry: createRuntimeRegistry({ runc: false, adapters: [runtime] }),
+    registry: createRuntimeRegistry({ runc: false, docker: false, adapters: [runtime] }),
     memTrack,
     root: join(dir, 'snapshots'),
     workRoot: join(dir, 'work'),

@@ -34,9 +34,18 @@ interface Incoming {
   runtime: RuntimeName;
   name: string;
   restored: boolean;
+  /**
+   * Set (and recorded) before the runtime is asked to restore: a restore the connection outlives may still finish
+   * (dockerd or runc carry on without the agent), so an undo must then remove what it made.
+   */
+  restoring?: boolean;
+  /** The restore in flight, true once it succeeded; an undo waits for it. Not serialised. */
+  restoreSettled?: Promise<boolean>;
   committed: boolean;
   /** Post-copy only; not serialised. */
   lazy?: LazyPagesDaemon;
+  /** An image this migration loaded into the runtime (Docker): removed again when the migration is undone. */
+  loadedImage?: string;
   /** Streamed stop-and-copy: the page server receiving the dump's memory; not serialised. */
   pageServer?: PageServerProcess;
   /** Hash-based pre-copy: the chain of parent image sets the rounds write; not serialised (the files are). */
@@ -123,6 +132,33 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     return { files: result.files, bytes: result.bytes };
   });
 
+  // Runtimes whose containers need an image (Docker): is it here, and if not, load the one the source streams.
+  peer.handle('image-has', async (params: { migrationId: string; image: string }) => {
+    const m = get(params.migrationId);
+    const images = deps.runtime(m.runtime).images;
+    if (!images) throw new FerryError('ERR_AGENT_PROTOCOL', `${m.runtime} containers need no image`);
+    return { present: await images.has(params.image) };
+  });
+
+  peer.handle('image-load', async (params: { migrationId: string; image: string }, stream): Promise<UploadResult> => {
+    const m = get(params.migrationId);
+    if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'image-load without data');
+    const images = deps.runtime(m.runtime).images;
+    if (!images) throw new FerryError('ERR_AGENT_PROTOCOL', `${m.runtime} containers need no image`);
+    let bytes = 0;
+    stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    m.loadedImage = params.image; // noted first: a load that fails half-way is undone too
+    record(m);
+    await images.load(stream);
+    if (!(await images.has(params.image))) {
+      throw new FerryError('ERR_AGENT_FAILED', `the image ${params.image} is still missing after loading what the source sent`, {
+        hint: 'Check the Docker daemon on the destination (`docker images`).',
+      });
+    }
+    deps.log(`loaded image ${params.image} (${bytes} bytes)`);
+    return { files: 1, bytes };
+  });
+
   // Streamed stop-and-copy: the dump sends its memory here (through the source's tunnel) while it runs, instead of
   // writing it to the source's disk and sending it afterwards.
   peer.handle('page-server', async (params: { migrationId: string }) => {
@@ -196,9 +232,11 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       m.lazy = await startLazyPagesDaemon({ criuPath: deps.criu.criuPath, imagesDir, workDir, pageServer: { address: '127.0.0.1', port: params.lazyPagesPort } });
       void m.lazy.exited.then(({ code }) => deps.log(`lazy-pages daemon exited (${code})`));
     }
+    m.restoring = true;
+    record(m);
     let result;
     try {
-      result = await deps.runtime(m.runtime).restore({
+      const attempt = deps.runtime(m.runtime).restore({
         imagesDir,
         workDir,
         name: m.name,
@@ -209,6 +247,8 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
         lazyPages: lazy,
         readdress: params.readdress,
       });
+      m.restoreSettled = attempt.then(() => true, () => false);
+      result = await attempt;
     } catch (err) {
       m.lazy?.kill();
       throw err;
@@ -266,12 +306,17 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
   }
 
   return new Promise((resolve) => {
-    const finish = async () => {
-      for (const m of [...migrations.values()]) await undo(m);
-      resolve();
+    // 'end' and 'close' both arrive: the second must wait for the first's undo, not resolve at once (the caller
+    // exits then, and an undo still waiting for a restore would never remove what it made).
+    let finishing: Promise<void> | undefined;
+    const finish = () => {
+      finishing ??= (async () => {
+        for (const m of [...migrations.values()]) await undo(m);
+      })();
+      void finishing.then(resolve);
     };
-    input.once('close', () => void finish());
-    input.once('end', () => void finish());
+    input.once('close', finish);
+    input.once('end', finish);
   });
 }
 
@@ -279,7 +324,7 @@ const RECORD = 'migration.json';
 
 /** Written at each step so that a later `ferry agent --cleanup ID` knows what a dead agent left behind. */
 function record(m: Incoming): void {
-  const { lazy: _daemon, pageServer: _server, pages: _pages, ...saved } = m;
+  const { lazy: _daemon, pageServer: _server, pages: _pages, restoreSettled: _settled, ...saved } = m;
   writeFileSync(join(m.dir, RECORD), JSON.stringify(saved), { mode: 0o600 });
 }
 
@@ -288,9 +333,16 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
   m.lazy?.kill();
   m.pageServer?.kill();
   await m.pages?.close();
-  if (m.restored) {
+  // A restore still running when the connection went (Docker's start can take a while) is waited for; one recorded
+  // as begun by an agent that died since may have finished without it: either way what it made is removed.
+  const restored = m.restored || (m.restoreSettled ? await m.restoreSettled : m.restoring === true);
+  if (restored) {
     deps.log(`rolling back: removing restored ${m.name}`);
     await deps.runtime(m.runtime).remove(m.name).catch((err: unknown) => deps.log(`cannot remove ${m.name}: ${(err as Error).message}`));
+  }
+  if (m.loadedImage) {
+    const image = m.loadedImage;
+    await deps.runtime(m.runtime).images?.remove(image).catch((err: unknown) => deps.log(`cannot remove image ${image}: ${(err as Error).message}`));
   }
   rmSync(m.dir, { recursive: true, force: true });
 }

@@ -42,5 +42,13 @@ test('auto picks hash-based pre-copy where the kernel tracks no memory', () => {
   const choice = chooseStrategy({ requested: 'auto', ...both(false, true), implemented: all });
   expect(choice.strategy).toBe('hash-pre-copy');
   expect(choice.reason).toMatch(/no kernel tracking needed.*pre-copy needs CRIU memory tracking \(soft-dirty\) on the source \(missing\)/);
-  expect(chooseStrategy({ requested: 'hash-pre-copy', ...both(false, false), implemented: all }).strategy).toBe('hash-pre-copy');
+  expect(chooseStrategy({ requested: 'hash-pre-copy', source: { memTrack: false, lazyPages: true }, destination: { memTrack: false, lazyPages: false }, implemented: all }).strategy).toBe('hash-pre-copy');
+});
+
+test('hash-based pre-copy needs a lazy dump on the source only', () => {
+  const noLazySource = { requested: 'auto' as const, source: { memTrack: false, lazyPages: false }, destination: { memTrack: false, lazyPages: true }, implemented: all };
+  const choice = chooseStrategy(noLazySource);
+  expect(choice.strategy).toBe('stop-and-copy');
+  expect(choice.reason).toMatch(/hash-pre-copy needs a lazy dump on the source/);
+  expect(chooseStrategy({ ...noLazySource, source: { memTrack: false, lazyPages: true }, destination: { memTrack: false, lazyPages: false } }).strategy).toBe('hash-pre-copy');
 });

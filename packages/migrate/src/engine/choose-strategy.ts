@@ -49,6 +49,8 @@ function blocker(name: StrategyName, inputs: StrategyInputs): string | undefined
   // Only the source pre-dumps; the destination restores from the chained images, which any CRIU reads.
   if (name === 'pre-copy') return inputs.source.memTrack ? undefined : `${name} needs CRIU memory tracking (soft-dirty) on the source (missing)`;
   if (name === 'post-copy') return missing('lazyPages', 'CRIU lazy pages (userfaultfd)');
+  // Its frozen step is a lazy dump on the source (ferry reads the pages itself); the destination restores eagerly.
+  if (name === 'hash-pre-copy' && !inputs.source.lazyPages) return 'hash-pre-copy needs a lazy dump on the source (CRIU lazy pages, and a runtime that can dump lazily)';
   return undefined;
 }
 

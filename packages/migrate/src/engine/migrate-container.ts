@@ -152,6 +152,16 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     });
   }
   await adapter.preflight(container);
+  if (adapter.features?.preDump === false && request.strategy === 'pre-copy') {
+    throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', `${adapter.name} containers cannot be moved with pre-copy: ${adapter.name} cannot pre-dump`, {
+      hint: 'Use --strategy hash-pre-copy or post-copy (auto picks one that works).',
+    });
+  }
+  if (adapter.features?.lazyPages === false && request.strategy === 'post-copy') {
+    throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', `${adapter.name} containers cannot be moved with post-copy: ${adapter.name} cannot restore with lazy pages`, {
+      hint: 'Use --strategy stop-and-copy (auto picks it).',
+    });
+  }
   const name = container.ref.id;
   const clone = request.clone;
   if (clone) await checkClonable(adapter, name, clone, request.strategy);
@@ -171,7 +181,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       const choice = chooseStrategy({
         // A clone leaves the source running: only a dump that leaves it running fits (post-copy ends the source).
         requested: clone ? 'stop-and-copy' : request.strategy,
-        source: { memTrack: local.criu.memTrack, lazyPages: local.criu.lazyPages },
+        source: { memTrack: local.criu.memTrack && adapter.features?.preDump !== false, lazyPages: local.criu.lazyPages && adapter.features?.lazyPages !== false },
         destination: { memTrack: remote.criu.memTrack, lazyPages: remote.criu.lazyPages },
         implemented: IMPLEMENTED_STRATEGIES,
       });
@@ -186,6 +196,22 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       return choice;
     });
     emit({ type: 'plan', strategy, reason, container: name, destination: request.destination.name });
+
+    // Runtimes that make containers from an image (Docker): the destination gets it before the freeze if it lacks it.
+    const runtimeImages = adapter.images;
+    if (runtimeImages) {
+      const image = await runtimeImages.imageOf(container);
+      const sent = await phase(
+        'copy-image',
+        async () => {
+          const { present } = await peer.request<{ present: boolean }>('image-has', { migrationId, image });
+          if (present) return { bytes: 0 };
+          return peer.request<UploadResult>('image-load', { migrationId, image }, (sink) => runtimeImages.save(image, sink));
+        },
+        (r) => r,
+      );
+      bytesSent += sent.bytes;
+    }
 
     const bundle = container.bundle;
     let before = undefined as Awaited<ReturnType<typeof snapshotDir>> | undefined;
@@ -535,6 +561,7 @@ function byHand(runtime: RuntimeName, name: string): { thaw: string; remove: str
     // lxc-unfreeze does not thaw the v1 freezer on hybrid cgroup hosts (measured); writing it through liblxc does.
     return { thaw: `lxc-cgroup -n ${name} freezer.state THAWED`, remove: `lxc-destroy -f -n ${name}` };
   }
+  if (runtime === 'docker') return { thaw: `docker unpause ${name}`, remove: `docker rm -f ${name}` };
   return { thaw: `${runtime} resume ${name}`, remove: `${runtime} delete -f ${name}` };
 }
 

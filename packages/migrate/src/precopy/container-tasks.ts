@@ -2,7 +2,8 @@
  * The processes of a running container, as hash-based pre-copy reads them: every descendant of its init, with the
  * pid CRIU will name its images by (the pid inside the container's PID namespace), and the memory worth reading.
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { readProcessTree } from '@ferry/core';
 import { findPresentRanges, listMemoryRegions, type MemoryRange, type MemoryRegion } from '@ferry/native';
 
 export interface ContainerTask {
@@ -10,16 +11,6 @@ export interface ContainerTask {
   pid: number;
   /** Pid in the container's PID namespace: CRIU's pagemap-VPID.img. */
   vpid: number;
-}
-
-async function children(pid: number): Promise<number[]> {
-  const tids = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  const out: number[] = [];
-  for (const tid of tids) {
-    const text = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
-    for (const word of text.split(' ')) if (word.trim()) out.push(Number(word));
-  }
-  return out;
 }
 
 /** The innermost pid from /proc/PID/status's NSpid line; undefined when the process is gone. */
@@ -33,16 +24,9 @@ export async function namespacePid(pid: number): Promise<number | undefined> {
 /** Init and all its descendants (threads are not separate: they share their process's memory). */
 export async function containerTasks(initPid: number): Promise<ContainerTask[]> {
   const tasks: ContainerTask[] = [];
-  const queue = [initPid];
-  const seen = new Set<number>();
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    if (seen.has(pid)) continue;
-    seen.add(pid);
+  for (const { pid } of readProcessTree(initPid)) {
     const vpid = await namespacePid(pid);
-    if (vpid === undefined) continue; // exited meanwhile: nothing to copy
-    tasks.push({ pid, vpid });
-    queue.push(...(await children(pid)));
+    if (vpid !== undefined) tasks.push({ pid, vpid }); // else it exited meanwhile: nothing to copy
   }
   return tasks;
 }

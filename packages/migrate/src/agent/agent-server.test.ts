@@ -1,0 +1,153 @@
+/**
+ * The agent's undo when its connection goes while a restore runs (Docker's takes seconds; runc and dockerd carry on
+ * without the agent): the restore is waited for, and what it made is removed. Also the image a migration loaded.
+ */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { FerryError, type ContainerInfo, type CriuClient, type RestoreResult, type RuntimeAdapter } from '@ferry/core';
+import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
+import type { HostSummary } from './agent-messages';
+import { cleanupMigration, serveAgent } from './agent-server';
+
+const HOST: HostSummary = {
+  hostId: 'dest',
+  hostname: 'dest',
+  kernel: '6',
+  arch: 'x64',
+  pageSizeBytes: 4096,
+  ferryVersion: '0',
+  criu: { versionOk: true, checkOk: true, memTrack: false, lazyPages: false },
+  runtimes: [],
+  freeDiskBytes: 1,
+};
+
+/** A runtime whose restore finishes when the test says so; every remove is noted. */
+function slowRuntime() {
+  let finish!: (ok: boolean) => void;
+  const calls: string[] = [];
+  const images = new Set<string>();
+  const restoring = new Promise<boolean>((resolve) => (finish = resolve));
+  const notFound = () => new FerryError('ERR_RUNTIME_NOT_FOUND', 'none');
+  const runtime: RuntimeAdapter = {
+    name: 'docker',
+    images: {
+      imageOf: async () => 'img',
+      has: async (image) => images.has(image),
+      save: async () => undefined,
+      load: async (tar: Readable) => {
+        for await (const _chunk of tar) void _chunk;
+        images.add('sha256:abc');
+        calls.push('load');
+      },
+      remove: async (image) => {
+        images.delete(image);
+        calls.push(`remove-image ${image}`);
+      },
+    },
+    availability: async () => ({ usable: true }),
+    list: async () => [],
+    inspect: async (): Promise<ContainerInfo> => {
+      throw notFound();
+    },
+    preflight: async () => undefined,
+    checkpoint: async () => {
+      throw new Error('not here');
+    },
+    restore: async (): Promise<RestoreResult> => {
+      calls.push('restore');
+      if (!(await restoring)) throw new FerryError('ERR_CRIU_RESTORE_FAILED', 'no');
+      calls.push('restored');
+      return { container: { ref: { runtime: 'docker', id: 'ct' }, state: 'running', pid: 7 }, restoreMs: 1 };
+    },
+    remove: async (id) => void calls.push(`remove ${id}`),
+    pause: async () => undefined,
+    resume: async () => undefined,
+    fenceNetwork: async () => ({ unfence: async () => undefined }),
+    networkTies: async () => ({ addresses: [], establishedTcp: 0 }),
+  };
+  return { runtime, calls, finish, images };
+}
+
+let stateDir: string;
+beforeEach(() => {
+  stateDir = mkdtempSync(join(tmpdir(), 'ferry-agent-test-'));
+});
+afterEach(() => rmSync(stateDir, { recursive: true, force: true }));
+
+function start(runtime: RuntimeAdapter): { source: AgentPeer; toAgent: Writable; served: Promise<void> } {
+  const toAgent = new PassThrough();
+  const fromAgent = new PassThrough();
+  const served = serveAgent(toAgent, fromAgent, {
+    runtime: () => runtime,
+    criu: {} as CriuClient,
+    hostSummary: async () => HOST,
+    stateDir,
+    cgroupRoots: [],
+    log: () => undefined,
+  });
+  return { source: new AgentPeer(fromAgent, toAgent, 'agent'), toAgent, served };
+}
+
+async function prepared(source: AgentPeer, id: string): Promise<void> {
+  await source.request('hello', { protocol: PROTOCOL_VERSION, ferryVersion: '0', source: { hostId: 'src', hostname: 'src' } });
+  await source.request('prepare', { migrationId: id, runtime: 'docker', name: 'ct' });
+}
+
+const ID = '0123456789abcdef';
+
+test('the connection goes while the restore runs: the agent waits for it and removes the restored container', async () => {
+  const { runtime, calls, finish } = slowRuntime();
+  const { source, toAgent, served } = start(runtime);
+  await prepared(source, ID);
+  const restore = source.request('restore', { migrationId: ID, tcpEstablished: false, fileLocks: false, extUnixSk: false });
+  restore.catch(() => undefined);
+  while (!calls.includes('restore')) await new Promise((r) => setTimeout(r, 5));
+  toAgent.end(); // the SSH session is gone
+  await new Promise((r) => setTimeout(r, 50));
+  expect(calls).toEqual(['restore']); // nothing removed before the restore is over
+  finish(true);
+  await served;
+  expect(calls).toEqual(['restore', 'restored', 'remove ct']);
+  expect(readdirSync(join(stateDir, 'migrations'))).toEqual([]);
+});
+
+test('a restore that fails after the connection went leaves nothing to remove (not a container of that name it did not make)', async () => {
+  const { runtime, calls, finish } = slowRuntime();
+  const { source, toAgent, served } = start(runtime);
+  await prepared(source, ID);
+  source.request('restore', { migrationId: ID, tcpEstablished: false, fileLocks: false, extUnixSk: false }).catch(() => undefined);
+  while (!calls.includes('restore')) await new Promise((r) => setTimeout(r, 5));
+  toAgent.end();
+  finish(false);
+  await served;
+  expect(calls).toEqual(['restore']);
+});
+
+test('cleanup by a new agent after the old one died mid-restore removes the container; an image it loaded goes too', async () => {
+  const { runtime, calls } = slowRuntime();
+  const dir = join(stateDir, 'migrations', ID);
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'migration.json'), JSON.stringify({ id: ID, runtime: 'docker', name: 'ct', restored: false, restoring: true, committed: false, loadedImage: 'sha256:abc' }));
+  const result = await cleanupMigration(ID, { runtime: () => runtime, log: () => undefined, stateDir });
+  expect(result).toEqual({ cleaned: true, committed: false });
+  expect(calls).toEqual(['remove ct', 'remove-image sha256:abc']);
+});
+
+test('an image loaded for a migration that is then aborted is removed again', async () => {
+  const { runtime, calls, images } = slowRuntime();
+  const { source, toAgent, served } = start(runtime);
+  await prepared(source, ID);
+  expect(await source.request('image-has', { migrationId: ID, image: 'sha256:abc' })).toEqual({ present: false });
+  const loaded = await source.request<{ bytes: number }>('image-load', { migrationId: ID, image: 'sha256:abc' }, async (sink) => {
+    sink.write(Buffer.alloc(1000, 1));
+  });
+  expect(loaded.bytes).toBe(1000);
+  expect(images.has('sha256:abc')).toBe(true);
+  await source.request('abort', { migrationId: ID });
+  expect(calls).toEqual(['load', 'remove-image sha256:abc']);
+  toAgent.end();
+  await served;
+});

@@ -11,6 +11,12 @@ say() { echo "ferry-install: $*"; }
 die() { echo "ferry-install: ERROR: $1${2:+; hint: $2}" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || die "must run as root" "sudo $0 $SRC"
 
+need=()
+for t in curl:curl rsync:rsync xz:xz-utils; do command -v "${t%%:*}" >/dev/null || need+=("${t#*:}"); done
+if (( ${#need[@]} )); then
+  DEBIAN_FRONTEND=noninteractive apt-get -q -y -o DPkg::Lock::Timeout=300 --no-install-recommends install "${need[@]}" >/dev/null
+fi
+
 node_ok() { command -v node >/dev/null && [[ $(node -p 'process.versions.node.split(".")[0]') -ge 20 ]]; }
 if ! node_ok; then
   arch=$(dpkg --print-architecture); case $arch in amd64) arch=x64 ;; arm64) ;; *) die "no Node.js build for $arch" "install Node.js >= 20 by hand" ;; esac

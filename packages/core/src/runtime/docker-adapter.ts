@@ -46,9 +46,7 @@ import { readLogExcerpt } from '../criu/criu-log';
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
 import { findExecutable } from '../host/find-executable';
 import { createImageDir } from '../image/image-dir';
-import { readStats } from '../image/image-records';
-import { imageDirBytes } from '../image/image-set';
-import type { CheckpointStats, ContainerInfo, ContainerRef } from '../model/container';
+import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { configProblems, containerStateOf, createOptionsOf, DOCKER_NAME, nameOf, namesContainer, rootfsChangesToCarry, type DockerInspect } from './docker-config';
 import { translateDockerError, type TranslateContext } from './docker-errors';
@@ -66,6 +64,7 @@ import type {
   RuntimeAvailability,
   RuntimeImages,
 } from './runtime-adapter';
+import { checkpointStats, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -727,22 +726,6 @@ function execRootOfShim(pid: number): string | undefined {
   }
 }
 
-async function checkpointStats(imagesDir: string, workDir: string, totalMs: number): Promise<CheckpointStats> {
-  const stats: CheckpointStats = { imageBytes: await imageDirBytes(imagesDir), totalMs };
-  try {
-    const dump = (await readStats(join(workDir, 'stats-dump'))).dump;
-    if (dump) {
-      stats.frozenMs = dump.frozenMs;
-      stats.memdumpMs = dump.memdumpMs;
-      stats.memwriteMs = dump.memwriteMs;
-      stats.pagesWritten = dump.pagesWritten;
-      stats.pagesSkippedParent = dump.pagesSkippedParent;
-    }
-  } catch {
-    /* no stats-dump: the measured fields stay */
-  }
-  return stats;
-}
 
 function criuFailure(id: string, outcome: RuncOutcome, logPath: string, started: number, preDump: boolean): FerryError {
   let criuRan = false;
@@ -797,6 +780,3 @@ function assertName(id: string): void {
   }
 }
 
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new FerryError('ERR_ABORTED', `${what} interrupted`, { hint: 'Run the command again when ready.' });
-}

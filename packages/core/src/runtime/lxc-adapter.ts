@@ -42,9 +42,7 @@ import { Freezer } from '../freezer/freezer';
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
 import { findExecutable } from '../host/find-executable';
 import { createImageDir } from '../image/image-dir';
-import { readStats } from '../image/image-records';
-import { imageDirBytes } from '../image/image-set';
-import type { CheckpointStats, ContainerInfo, ContainerRef, ContainerState } from '../model/container';
+import type { ContainerInfo, ContainerRef, ContainerState } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { LxcCli, type LxcOutcome } from './lxc-cli';
 import { lxcConfigProblems, readLxcConfig, rootfsPathOf } from './lxc-config';
@@ -53,6 +51,7 @@ import { readLxcRecord, writeLxcRecord, type LxcCheckpointRecord } from './lxc-r
 import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { freezerPathOf } from './runc-state';
 import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
+import { checkpointStats, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -779,22 +778,6 @@ function watchListening(port: number, onReady: () => void): { stop(): void } {
   return { stop: () => clearInterval(timer) };
 }
 
-async function checkpointStats(imagesDir: string, workDir: string, totalMs: number): Promise<CheckpointStats> {
-  const stats: CheckpointStats = { imageBytes: await imageDirBytes(imagesDir), totalMs };
-  try {
-    const dump = (await readStats(join(workDir, 'stats-dump'))).dump;
-    if (dump) {
-      stats.frozenMs = dump.frozenMs;
-      stats.memdumpMs = dump.memdumpMs;
-      stats.memwriteMs = dump.memwriteMs;
-      stats.pagesWritten = dump.pagesWritten;
-      stats.pagesSkippedParent = dump.pagesSkippedParent;
-    }
-  } catch {
-    /* no stats-dump: the measured fields stay */
-  }
-  return stats;
-}
 
 function assertLxc(ref: ContainerRef): void {
   if (ref.runtime !== 'lxc') throw new FerryError('ERR_PRECHECK_BAD_INPUT', `the LXC adapter was asked about a ${ref.runtime} container (${ref.id})`);
@@ -816,9 +799,6 @@ function nameTaken(name: string, dir: string): FerryError {
   });
 }
 
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new FerryError('ERR_ABORTED', `${what} interrupted`, { hint: 'Run the command again when ready.' });
-}
 
 function runtimeFailure(what: string, outcome: LxcOutcome): FerryError {
   const reason = outcome.timedOut ? 'timed out' : outcome.errorText || `exit code ${outcome.exitCode}`;

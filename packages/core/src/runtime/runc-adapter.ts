@@ -47,9 +47,7 @@ import { excerptCriuLog, readLogExcerpt, type LogExcerpt } from '../criu/criu-lo
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
 import { findExecutable } from '../host/find-executable';
 import { createImageDir } from '../image/image-dir';
-import { readStats } from '../image/image-records';
-import { imageDirBytes } from '../image/image-set';
-import type { CheckpointStats, ContainerInfo, ContainerRef, NetworkAddress } from '../model/container';
+import type { ContainerInfo, ContainerRef, NetworkAddress } from '../model/container';
 import type { ErrorCode } from '../model/error-codes';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import type {
@@ -76,6 +74,7 @@ import {
   type OciConfig,
   type RuncStateJson,
 } from './runc-state';
+import { checkpointStats, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -826,22 +825,6 @@ export class RuncAdapter implements RuntimeAdapter {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-async function checkpointStats(imagesDir: string, workDir: string, totalMs: number): Promise<CheckpointStats> {
-  const stats: CheckpointStats = { imageBytes: await imageDirBytes(imagesDir), totalMs };
-  try {
-    const dump = (await readStats(join(workDir, 'stats-dump'))).dump;
-    if (dump) {
-      stats.frozenMs = dump.frozenMs;
-      stats.memdumpMs = dump.memdumpMs;
-      stats.memwriteMs = dump.memwriteMs;
-      stats.pagesWritten = dump.pagesWritten;
-      stats.pagesSkippedParent = dump.pagesSkippedParent;
-    }
-  } catch {
-    /* no stats-dump (old CRIU, pre-dump without stats): the measured fields stay */
-  }
-  return stats;
-}
 
 function assertRunc(ref: ContainerRef): void {
   if (ref.runtime !== 'runc') {
@@ -858,9 +841,6 @@ function assertId(id: string): void {
   }
 }
 
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new FerryError('ERR_ABORTED', `${what} interrupted`, { hint: 'Run the command again when ready.' });
-}
 
 function runtimeFailure(what: string, outcome: RuncOutcome): FerryError {
   const reason = outcome.timedOut ? 'timed out' : outcome.errorText || outcome.stderr.trim() || `exit code ${outcome.exitCode}`;

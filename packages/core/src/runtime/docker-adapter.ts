@@ -53,7 +53,7 @@ import { translateDockerError, type TranslateContext } from './docker-errors';
 import { writeParentLinkedCheckpoint } from './docker-checkpoint-dir';
 import { readDockerRecord, writeDockerRecord, type DockerCheckpointRecord } from './docker-record';
 import { RuncCli, type RuncOutcome } from './runc-cli';
-import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
+import { netnsTies, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { freezerPathOf } from './runc-state';
 import type {
   CheckpointOptions,
@@ -627,13 +627,7 @@ export class DockerAdapter implements RuntimeAdapter {
     const pid = inspect.State.Pid;
     if (!pid) return { addresses: [], establishedTcp: 0 };
     if (inspect.HostConfig?.NetworkMode === 'host') return { addresses: [], establishedTcp: 0 };
-    const nsPath = `/proc/${pid}/ns/net`;
-    const interfaces = await readNetnsInterfaces(this.tools, nsPath);
-    const { stdout } = await run(this.options.nsenterPath, [`--net=${nsPath}`, 'ss', '-Htn', 'state', 'established']);
-    return {
-      addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
-      establishedTcp: stdout.split('\n').filter((l) => l.trim()).length,
-    };
+    return netnsTies(this.tools, `/proc/${pid}/ns/net`);
   }
 
   private async ipIn(nsPath: string, args: string[]): Promise<void> {

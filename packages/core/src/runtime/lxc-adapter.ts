@@ -48,7 +48,7 @@ import { LxcCli, type LxcOutcome } from './lxc-cli';
 import { lxcConfigProblems, readLxcConfig, rootfsPathOf } from './lxc-config';
 import { writeLxcCriuConfig, type LxcCriuExtras } from './lxc-criu-config';
 import { readLxcRecord, writeLxcRecord, type LxcCheckpointRecord } from './lxc-record';
-import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
+import { netnsTies, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { freezerPathOf } from './runc-state';
 import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
 import { checkpointStats, throwIfAborted } from './adapter-common';
@@ -466,13 +466,7 @@ export class LxcAdapter implements RuntimeAdapter {
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
     const info = await this.inspect(id);
     if (info.pid === undefined) return { addresses: [], establishedTcp: 0 };
-    const nsPath = `/proc/${info.pid}/ns/net`;
-    const interfaces = await readNetnsInterfaces(this.tools, nsPath);
-    const { stdout } = await run(this.tools.nsenterPath, [`--net=${nsPath}`, 'ss', '-Htn', 'state', 'established']);
-    return {
-      addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
-      establishedTcp: stdout.split('\n').filter((l) => l.trim()).length,
-    };
+    return netnsTies(this.tools, `/proc/${info.pid}/ns/net`);
   }
 
   /**

@@ -59,7 +59,7 @@ import type {
   RuntimeAvailability,
 } from './runtime-adapter';
 import { RuncCli, type RuncOutcome } from './runc-cli';
-import { createNetns, deleteNetns, netnsPath, raiseUplink, readNetnsInterfaces, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { createNetns, deleteNetns, netnsPath, netnsTies, raiseUplink, readNetnsInterfaces, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './runc-record';
 import { execFile } from 'node:child_process';
 import {
@@ -548,13 +548,7 @@ export class RuncAdapter implements RuntimeAdapter {
     const info = await this.inspect(id);
     const ns = networkNamespaceOf(this.readBundleConfig(info));
     if (!ns) return { addresses: [], establishedTcp: 0 };
-    const nsPath = ns.path ?? `/proc/${info.pid}/ns/net`;
-    const interfaces = await readNetnsInterfaces(this.tools, nsPath);
-    const { stdout } = await run(this.options.nsenterPath, [`--net=${nsPath}`, 'ss', '-Htn', 'state', 'established']);
-    return {
-      addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
-      establishedTcp: stdout.split('\n').filter((l) => l.trim()).length,
-    };
+    return netnsTies(this.tools, ns.path ?? `/proc/${info.pid}/ns/net`);
   }
 
   private async ipIn(nsPath: string, args: string[]): Promise<void> {

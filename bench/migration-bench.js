@@ -687,7 +687,7 @@ function observations(summary) {
   for (const s of summary) {
     if (isNaive(s.method) || !s.succeeded) continue;
     const naive = summary.find((n) => n.method === naiveFor(s.method) && n.link === s.link && n.sizeMib === s.sizeMib && n.succeeded);
-    const frozen = ['freeze', 'checkpoint', 'resync-bundle', 'final-round', 'delta', 'transfer-images', 'restore'].filter((p) => s.phasesMs[p] !== undefined);
+    const frozen = ['freeze', 'checkpoint', 'resync-bundle', 'final-round', 'mark-held', 'transfer-images', 'restore'].filter((p) => s.phasesMs[p] !== undefined);
     const frozenTotal = frozen.reduce((a, p) => a + s.phasesMs[p], 0);
     const biggest = [...frozen].sort((a, b) => s.phasesMs[b] - s.phasesMs[a])[0];
     let text =

@@ -45,7 +45,7 @@ test.each(['stop-and-copy', 'hash-pre-copy', 'post-copy'])('%s: memory, counter 
   }
   if (strategy === 'hash-pre-copy') {
     // Rounds while running, then a frozen step that sends only what changed since the last one.
-    expect(phases).toEqual(expect.arrayContaining(['precopy', 'delta']));
+    expect(phases).toEqual(expect.arrayContaining(['precopy', 'final-round', 'mark-held']));
     const precopy = run.report!.precopy as { rounds: { pages: number }[]; finalPages: number; finalPagesHeld: number };
     expect(precopy.rounds.length).toBeGreaterThanOrEqual(2);
     expect(precopy.finalPagesHeld).toBeGreaterThan(precopy.finalPages / 2);

@@ -19,7 +19,7 @@ export * from './model/events';
 export * from './runtime/registry';
 export { RuncAdapter, type RuncAdapterOptions } from './runtime/runc-adapter';
 export { LxcAdapter, DEFAULT_LXC_PATH, type LxcAdapterOptions } from './runtime/lxc-adapter';
-export { recordedRuntime } from './runtime/lxc-record';
+export { recordedRuntime } from './runtime/checkpoint-record';
 export { DockerAdapter, DEFAULT_DOCKER_HOST, type DockerAdapterOptions } from './runtime/docker-adapter';
 export { parseNetnsUplink, type NetnsUplink } from './runtime/runc-netns';
 export * from './criu/lazy-pages-daemon';

@@ -10,7 +10,7 @@ export type Phase =
   | 'checkpoint'
   | 'resync-bundle'
   | 'final-round'
-  | 'delta'
+  | 'mark-held'
   | 'transfer-images'
   | 'transfer-pages'
   | 'restore'

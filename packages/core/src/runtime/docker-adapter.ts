@@ -46,16 +46,14 @@ import { readLogExcerpt } from '../criu/criu-log';
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
 import { findExecutable } from '../host/find-executable';
 import { createImageDir } from '../image/image-dir';
-import { readStats } from '../image/image-records';
-import { imageDirBytes } from '../image/image-set';
-import type { CheckpointStats, ContainerInfo, ContainerRef } from '../model/container';
+import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { configProblems, containerStateOf, createOptionsOf, DOCKER_NAME, nameOf, namesContainer, rootfsChangesToCarry, type DockerInspect } from './docker-config';
 import { translateDockerError, type TranslateContext } from './docker-errors';
 import { writeParentLinkedCheckpoint } from './docker-checkpoint-dir';
 import { readDockerRecord, writeDockerRecord, type DockerCheckpointRecord } from './docker-record';
 import { RuncCli, type RuncOutcome } from './runc-cli';
-import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
+import { netnsTies, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { freezerPathOf } from './runc-state';
 import type {
   CheckpointOptions,
@@ -66,6 +64,7 @@ import type {
   RuntimeAvailability,
   RuntimeImages,
 } from './runtime-adapter';
+import { checkpointStats, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -628,13 +627,7 @@ export class DockerAdapter implements RuntimeAdapter {
     const pid = inspect.State.Pid;
     if (!pid) return { addresses: [], establishedTcp: 0 };
     if (inspect.HostConfig?.NetworkMode === 'host') return { addresses: [], establishedTcp: 0 };
-    const nsPath = `/proc/${pid}/ns/net`;
-    const interfaces = await readNetnsInterfaces(this.tools, nsPath);
-    const { stdout } = await run(this.options.nsenterPath, [`--net=${nsPath}`, 'ss', '-Htn', 'state', 'established']);
-    return {
-      addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
-      establishedTcp: stdout.split('\n').filter((l) => l.trim()).length,
-    };
+    return netnsTies(this.tools, `/proc/${pid}/ns/net`);
   }
 
   private async ipIn(nsPath: string, args: string[]): Promise<void> {
@@ -727,22 +720,6 @@ function execRootOfShim(pid: number): string | undefined {
   }
 }
 
-async function checkpointStats(imagesDir: string, workDir: string, totalMs: number): Promise<CheckpointStats> {
-  const stats: CheckpointStats = { imageBytes: await imageDirBytes(imagesDir), totalMs };
-  try {
-    const dump = (await readStats(join(workDir, 'stats-dump'))).dump;
-    if (dump) {
-      stats.frozenMs = dump.frozenMs;
-      stats.memdumpMs = dump.memdumpMs;
-      stats.memwriteMs = dump.memwriteMs;
-      stats.pagesWritten = dump.pagesWritten;
-      stats.pagesSkippedParent = dump.pagesSkippedParent;
-    }
-  } catch {
-    /* no stats-dump: the measured fields stay */
-  }
-  return stats;
-}
 
 function criuFailure(id: string, outcome: RuncOutcome, logPath: string, started: number, preDump: boolean): FerryError {
   let criuRan = false;
@@ -797,6 +774,3 @@ function assertName(id: string): void {
   }
 }
 
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new FerryError('ERR_ABORTED', `${what} interrupted`, { hint: 'Run the command again when ready.' });
-}

@@ -5,11 +5,9 @@
  *
  * The create options hold the environment: the file is 0600 inside the 0700 image directory, like runc's record.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { FerryError } from '../model/ferry-error';
-import { RECORD_FILE, RECORD_FORMAT } from './runc-record';
+import { readRecordFile, RECORD_FILE, RECORD_FORMAT, writeRecordFile } from './checkpoint-record';
 
 export interface DockerCheckpointRecord {
   format: typeof RECORD_FORMAT;
@@ -35,33 +33,25 @@ export interface DockerCheckpointRecord {
 }
 
 export function writeDockerRecord(imagesDir: string, record: DockerCheckpointRecord): void {
-  writeFileSync(join(imagesDir, RECORD_FILE), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  writeRecordFile(imagesDir, record);
 }
 
 /** The record in `imagesDir`; ERR_IMAGE_NOT_FOUND when there is none, ERR_IMAGE_CORRUPT when it is not Docker's. */
 export function readDockerRecord(imagesDir: string): DockerCheckpointRecord {
-  const path = join(imagesDir, RECORD_FILE);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
+  const found = readRecordFile(imagesDir);
+  if (!found) {
     throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} has no ${RECORD_FILE}: ferry cannot tell which Docker container to make`, {
       hint: 'Restore a directory written by `ferry checkpoint` of a Docker container.',
-      cause: err,
-      details: { path },
+      details: { path: `${imagesDir}/${RECORD_FILE}` },
     });
   }
-  let value: DockerCheckpointRecord;
-  try {
-    value = JSON.parse(text) as DockerCheckpointRecord;
-  } catch (err) {
-    throw new FerryError('ERR_IMAGE_CORRUPT', `${path} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
+  const value = found.value as Partial<DockerCheckpointRecord> | null;
+  const runtime = (found.value as { runtime?: unknown } | null)?.runtime;
   if (value?.format !== RECORD_FORMAT || value.runtime !== 'docker' || typeof value.id !== 'string' || !value.docker?.create || !value.docker.imageId) {
-    throw new FerryError('ERR_IMAGE_CORRUPT', `${path} is not a ${RECORD_FORMAT} record of a Docker container`, {
-      hint: (value as { runtime?: string } | undefined)?.runtime ? `It was written for ${(value as { runtime: string }).runtime}: restore it with --runtime ${(value as { runtime: string }).runtime}.` : 'Restore images checkpointed by the same ferry version.',
-      details: { path, format: value?.format, runtime: (value as { runtime?: string } | undefined)?.runtime },
+    throw new FerryError('ERR_IMAGE_CORRUPT', `${found.path} is not a ${RECORD_FORMAT} record of a Docker container`, {
+      hint: typeof runtime === 'string' ? `It was written for ${runtime}: restore it with --runtime ${runtime}.` : 'Restore images checkpointed by the same ferry version.',
+      details: { path: found.path, format: value?.format, runtime },
     });
   }
-  return value;
+  return value as DockerCheckpointRecord;
 }

@@ -42,17 +42,16 @@ import { Freezer } from '../freezer/freezer';
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
 import { findExecutable } from '../host/find-executable';
 import { createImageDir } from '../image/image-dir';
-import { readStats } from '../image/image-records';
-import { imageDirBytes } from '../image/image-set';
-import type { CheckpointStats, ContainerInfo, ContainerRef, ContainerState } from '../model/container';
+import type { ContainerInfo, ContainerRef, ContainerState } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { LxcCli, type LxcOutcome } from './lxc-cli';
 import { lxcConfigProblems, readLxcConfig, rootfsPathOf } from './lxc-config';
 import { writeLxcCriuConfig, type LxcCriuExtras } from './lxc-criu-config';
 import { readLxcRecord, writeLxcRecord, type LxcCheckpointRecord } from './lxc-record';
-import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
+import { netnsTies, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { freezerPathOf } from './runc-state';
 import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
+import { checkpointStats, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -469,13 +468,7 @@ export class LxcAdapter implements RuntimeAdapter {
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
     const info = await this.inspect(id);
     if (info.pid === undefined) return { addresses: [], establishedTcp: 0 };
-    const nsPath = `/proc/${info.pid}/ns/net`;
-    const interfaces = await readNetnsInterfaces(this.tools, nsPath);
-    const { stdout } = await run(this.tools.nsenterPath, [`--net=${nsPath}`, 'ss', '-Htn', 'state', 'established']);
-    return {
-      addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
-      establishedTcp: stdout.split('\n').filter((l) => l.trim()).length,
-    };
+    return netnsTies(this.tools, `/proc/${info.pid}/ns/net`);
   }
 
   /**
@@ -781,22 +774,6 @@ function watchListening(port: number, onReady: () => void): { stop(): void } {
   return { stop: () => clearInterval(timer) };
 }
 
-async function checkpointStats(imagesDir: string, workDir: string, totalMs: number): Promise<CheckpointStats> {
-  const stats: CheckpointStats = { imageBytes: await imageDirBytes(imagesDir), totalMs };
-  try {
-    const dump = (await readStats(join(workDir, 'stats-dump'))).dump;
-    if (dump) {
-      stats.frozenMs = dump.frozenMs;
-      stats.memdumpMs = dump.memdumpMs;
-      stats.memwriteMs = dump.memwriteMs;
-      stats.pagesWritten = dump.pagesWritten;
-      stats.pagesSkippedParent = dump.pagesSkippedParent;
-    }
-  } catch {
-    /* no stats-dump: the measured fields stay */
-  }
-  return stats;
-}
 
 function assertLxc(ref: ContainerRef): void {
   if (ref.runtime !== 'lxc') throw new FerryError('ERR_PRECHECK_BAD_INPUT', `the LXC adapter was asked about a ${ref.runtime} container (${ref.id})`);
@@ -818,9 +795,6 @@ function nameTaken(name: string, dir: string): FerryError {
   });
 }
 
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new FerryError('ERR_ABORTED', `${what} interrupted`, { hint: 'Run the command again when ready.' });
-}
 
 function runtimeFailure(what: string, outcome: LxcOutcome): FerryError {
   const reason = outcome.timedOut ? 'timed out' : outcome.errorText || `exit code ${outcome.exitCode}`;

@@ -5,10 +5,8 @@
  * Same file name and format tag as the runc record (runc-record.ts); `runtime` tells them apart.
  * Written 0600 into the 0700 image directory (the config may hold environment values).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { FerryError } from '../model/ferry-error';
-import { RECORD_FILE, RECORD_FORMAT } from './runc-record';
+import { readRecordFile, RECORD_FORMAT, writeRecordFile } from './checkpoint-record';
 
 export interface LxcCheckpointRecord {
   format: typeof RECORD_FORMAT;
@@ -27,42 +25,19 @@ export interface LxcCheckpointRecord {
 }
 
 export function writeLxcRecord(imagesDir: string, record: LxcCheckpointRecord): string {
-  const path = join(imagesDir, RECORD_FILE);
-  writeFileSync(path, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  return path;
+  return writeRecordFile(imagesDir, record);
 }
 
 /** The record in `imagesDir`; undefined when there is none; ERR_IMAGE_CORRUPT when it is not an LXC record. */
 export function readLxcRecord(imagesDir: string): LxcCheckpointRecord | undefined {
-  const path = join(imagesDir, RECORD_FILE);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new FerryError('ERR_IMAGE_NOT_FOUND', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  let value: LxcCheckpointRecord;
-  try {
-    value = JSON.parse(text) as LxcCheckpointRecord;
-  } catch (err) {
-    throw new FerryError('ERR_IMAGE_CORRUPT', `${path} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
+  const found = readRecordFile(imagesDir);
+  if (!found) return undefined;
+  const value = found.value as Partial<LxcCheckpointRecord> | null;
   if (value?.format !== RECORD_FORMAT || value.runtime !== 'lxc' || typeof value.id !== 'string' || typeof value.lxcpath !== 'string') {
-    throw new FerryError('ERR_IMAGE_CORRUPT', `${path} is not a ${RECORD_FORMAT} record of an LXC container`, {
+    throw new FerryError('ERR_IMAGE_CORRUPT', `${found.path} is not a ${RECORD_FORMAT} record of an LXC container`, {
       hint: 'Restore it with the runtime that checkpointed it (`ferry restore DIR --runtime runc`).',
-      details: { path, format: value?.format, runtime: value?.runtime },
+      details: { path: found.path, format: value?.format, runtime: value?.runtime },
     });
   }
-  return value;
-}
-
-/** Which runtime wrote the images in `imagesDir`, if ferry did. For the CLI's `restore` default. */
-export function recordedRuntime(imagesDir: string): 'runc' | 'lxc' | undefined {
-  try {
-    const value = JSON.parse(readFileSync(join(imagesDir, RECORD_FILE), 'utf8')) as { runtime?: unknown };
-    return value.runtime === 'lxc' || value.runtime === 'runc' ? value.runtime : undefined;
-  } catch {
-    return undefined;
-  }
+  return value as LxcCheckpointRecord;
 }

@@ -47,9 +47,7 @@ import { excerptCriuLog, readLogExcerpt, type LogExcerpt } from '../criu/criu-lo
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
 import { findExecutable } from '../host/find-executable';
 import { createImageDir } from '../image/image-dir';
-import { readStats } from '../image/image-records';
-import { imageDirBytes } from '../image/image-set';
-import type { CheckpointStats, ContainerInfo, ContainerRef, NetworkAddress } from '../model/container';
+import type { ContainerInfo, ContainerRef, NetworkAddress } from '../model/container';
 import type { ErrorCode } from '../model/error-codes';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import type {
@@ -61,7 +59,7 @@ import type {
   RuntimeAvailability,
 } from './runtime-adapter';
 import { RuncCli, type RuncOutcome } from './runc-cli';
-import { createNetns, deleteNetns, netnsPath, raiseUplink, readNetnsInterfaces, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { createNetns, deleteNetns, netnsPath, netnsTies, raiseUplink, readNetnsInterfaces, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './runc-record';
 import { execFile } from 'node:child_process';
 import {
@@ -76,6 +74,7 @@ import {
   type OciConfig,
   type RuncStateJson,
 } from './runc-state';
+import { checkpointStats, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -549,13 +548,7 @@ export class RuncAdapter implements RuntimeAdapter {
     const info = await this.inspect(id);
     const ns = networkNamespaceOf(this.readBundleConfig(info));
     if (!ns) return { addresses: [], establishedTcp: 0 };
-    const nsPath = ns.path ?? `/proc/${info.pid}/ns/net`;
-    const interfaces = await readNetnsInterfaces(this.tools, nsPath);
-    const { stdout } = await run(this.options.nsenterPath, [`--net=${nsPath}`, 'ss', '-Htn', 'state', 'established']);
-    return {
-      addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
-      establishedTcp: stdout.split('\n').filter((l) => l.trim()).length,
-    };
+    return netnsTies(this.tools, ns.path ?? `/proc/${info.pid}/ns/net`);
   }
 
   private async ipIn(nsPath: string, args: string[]): Promise<void> {
@@ -826,22 +819,6 @@ export class RuncAdapter implements RuntimeAdapter {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-async function checkpointStats(imagesDir: string, workDir: string, totalMs: number): Promise<CheckpointStats> {
-  const stats: CheckpointStats = { imageBytes: await imageDirBytes(imagesDir), totalMs };
-  try {
-    const dump = (await readStats(join(workDir, 'stats-dump'))).dump;
-    if (dump) {
-      stats.frozenMs = dump.frozenMs;
-      stats.memdumpMs = dump.memdumpMs;
-      stats.memwriteMs = dump.memwriteMs;
-      stats.pagesWritten = dump.pagesWritten;
-      stats.pagesSkippedParent = dump.pagesSkippedParent;
-    }
-  } catch {
-    /* no stats-dump (old CRIU, pre-dump without stats): the measured fields stay */
-  }
-  return stats;
-}
 
 function assertRunc(ref: ContainerRef): void {
   if (ref.runtime !== 'runc') {
@@ -858,9 +835,6 @@ function assertId(id: string): void {
   }
 }
 
-function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new FerryError('ERR_ABORTED', `${what} interrupted`, { hint: 'Run the command again when ready.' });
-}
 
 function runtimeFailure(what: string, outcome: RuncOutcome): FerryError {
   const reason = outcome.timedOut ? 'timed out' : outcome.errorText || outcome.stderr.trim() || `exit code ${outcome.exitCode}`;

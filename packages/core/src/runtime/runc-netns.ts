@@ -35,6 +35,16 @@ export interface NetnsTools {
   nsenterPath: string;
 }
 
+/** The addresses in a network namespace and how many established TCP connections it holds (clone checks). */
+export async function netnsTies(tools: NetnsTools, nsPath: string): Promise<{ addresses: string[]; establishedTcp: number }> {
+  const interfaces = await readNetnsInterfaces(tools, nsPath);
+  const { stdout } = await run(tools.nsenterPath, [`--net=${nsPath}`, 'ss', '-Htn', 'state', 'established']);
+  return {
+    addresses: interfaces.flatMap((i) => i.addresses.map((a) => a.address)),
+    establishedTcp: stdout.split('\n').filter((l) => l.trim()).length,
+  };
+}
+
 /**
  * Where re-created interfaces plug in on this host: a bridge in another network namespace (the host's LAN). Each
  * interface becomes a veth whose peer joins the bridge, so the container is reachable at its old address and MAC.

@@ -7,14 +7,12 @@
  * The file holds config.json, environment included: it is written 0600 into the image directory, which is 0700 and
  * already holds the container's whole memory.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { FerryError } from '../model/ferry-error';
+import { readRecordFile, RECORD_FORMAT, writeRecordFile } from './checkpoint-record';
 import type { NetnsInterface } from './runc-netns';
 import type { OciConfig } from './runc-state';
 
-export const RECORD_FILE = 'ferry-container.json';
-export const RECORD_FORMAT = 'ferry-container/1';
+export { RECORD_FILE, RECORD_FORMAT } from './checkpoint-record';
 
 export interface CheckpointRecord {
   format: typeof RECORD_FORMAT;
@@ -30,32 +28,19 @@ export interface CheckpointRecord {
 }
 
 export function writeCheckpointRecord(imagesDir: string, record: CheckpointRecord): string {
-  const path = join(imagesDir, RECORD_FILE);
-  writeFileSync(path, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
-  return path;
+  return writeRecordFile(imagesDir, record);
 }
 
 /** The record in `imagesDir`, or undefined when there is none (images not made by the runc adapter). */
 export function readCheckpointRecord(imagesDir: string): CheckpointRecord | undefined {
-  const path = join(imagesDir, RECORD_FILE);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new FerryError('ERR_IMAGE_NOT_FOUND', `cannot read ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  let value: CheckpointRecord;
-  try {
-    value = JSON.parse(text) as CheckpointRecord;
-  } catch (err) {
-    throw new FerryError('ERR_IMAGE_CORRUPT', `${path} is not JSON: ${(err as Error).message}`, { cause: err });
-  }
+  const found = readRecordFile(imagesDir);
+  if (!found) return undefined;
+  const value = found.value as Partial<CheckpointRecord> | null;
   if (value?.format !== RECORD_FORMAT || value.runtime !== 'runc' || typeof value.id !== 'string' || !value.config) {
-    throw new FerryError('ERR_IMAGE_CORRUPT', `${path} is not a ${RECORD_FORMAT} record of a runc container`, {
+    throw new FerryError('ERR_IMAGE_CORRUPT', `${found.path} is not a ${RECORD_FORMAT} record of a runc container`, {
       hint: 'Restore images checkpointed by the same ferry version, or pass the bundle explicitly.',
-      details: { path, format: value?.format },
+      details: { path: found.path, format: value?.format },
     });
   }
-  return value;
+  return value as CheckpointRecord;
 }

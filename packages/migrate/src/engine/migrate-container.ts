@@ -4,8 +4,8 @@
  *   connect → negotiate → copy bundle (container running) → [pre-copy rounds: criu-precopy.ts] → freeze → checkpoint (leave running, stays frozen)
  *   → re-sync bundle → send images → restore on the destination → commit ── point of no return ── remove source
  *
- * hash-pre-copy adds rounds of changed pages before the freeze, and rewrites the local dump against
- * what the destination holds (delta) before sending it; post-copy restores first and pulls pages afterwards.
+ * hash-pre-copy adds rounds of changed pages before the freeze, then dumps lazily while ferry reads the frozen memory
+ * itself (precopy/); post-copy restores first and pulls pages afterwards.
  *
  * Contract: when this throws, the source container runs again (thawed) and the destination holds nothing of it,
  * except in the one case the error says otherwise (ERR_ROLLBACK_FAILED: the commit's answer was lost, so ferry cannot
@@ -367,7 +367,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         const final = await phase('final-round', () => finalRound!, (r) => ({ bytes: r.bytes }));
         bytesSent += final.bytes;
         bytesSentFrozen += final.bytes;
-        await phase('delta', () => lazyToParent(imagesDir));
+        await phase('mark-held', () => lazyToParent(imagesDir));
         precopyReport.finalPages = final.lazyPages;
         precopyReport.finalPagesHeld = Math.max(0, final.lazyPages - final.pages);
         precopyReport.finalRound = { pages: final.pages, bytes: final.bytes, readMs: final.readMs, cpuMs: final.cpuMs, latePages: final.latePages, overlappedDump: final.early };

@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { FerryError } from '../model/ferry-error';
-import { descendantsOf } from './runc-cli';
+import { guardChild } from './child-deadline';
 
 export interface LxcCallOptions {
   /** Logged mode: stdio on /dev/null, liblxc's log in this file (the caller adds nothing to argv). */
@@ -42,7 +42,6 @@ export interface LxcOutcome {
   ok: boolean;
 }
 
-const DEFAULT_KILL_GRACE_MS = 10_000;
 
 export class LxcCli {
   constructor(
@@ -97,40 +96,9 @@ export class LxcCli {
       let stderr = '';
       child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
       child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      let timedOut = false;
-      let aborted = false;
-      let graceTimer: NodeJS.Timeout | undefined;
-      const stop = (why: 'timeout' | 'abort') => {
-        if (timedOut || aborted) return;
-        if (why === 'timeout') timedOut = true;
-        else aborted = true;
-        if (child.pid !== undefined) {
-          for (const pid of descendantsOf(child.pid)) {
-            try {
-              process.kill(pid, 'SIGKILL');
-            } catch {
-              /* gone meanwhile */
-            }
-          }
-        }
-        graceTimer = setTimeout(() => {
-          try {
-            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-          } catch {
-            /* already gone */
-          }
-        }, call.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
-      };
-      const timer = call.timeoutMs !== undefined ? setTimeout(() => stop('timeout'), call.timeoutMs) : undefined;
-      const onAbort = () => stop('abort');
-      call.signal?.addEventListener('abort', onAbort, { once: true });
-      const finish = () => {
-        if (timer) clearTimeout(timer);
-        if (graceTimer) clearTimeout(graceTimer);
-        call.signal?.removeEventListener('abort', onAbort);
-      };
+      const guard = guardChild(child, call);
       child.on('error', (err: NodeJS.ErrnoException) => {
-        finish();
+        guard.finish();
         reject(
           new FerryError('ERR_RUNTIME_UNAVAILABLE', `cannot run ${path}: ${err.message}`, {
             hint: 'Install LXC (Debian: `apt-get install lxc`) or pass the tools\' directory in the LXC adapter options.',
@@ -141,8 +109,8 @@ export class LxcCli {
       });
       // Logged mode: 'exit', since a daemonised monitor may keep inherited descriptors open; captured: 'close'.
       child.on(logged ? 'exit' : 'close', (code: number | null) => {
-        finish();
-        done(code, stdout, stderr, timedOut, aborted);
+        guard.finish();
+        done(code, stdout, stderr, guard.timedOut, guard.aborted);
       });
     });
   }

@@ -16,8 +16,9 @@
  * it does not exit within `killGraceMs` after that.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { FerryError } from '../model/ferry-error';
+import { guardChild } from './child-deadline';
 
 export interface RuncCliOptions {
   runcPath: string;
@@ -50,7 +51,6 @@ export interface RuncOutcome {
   ok: boolean;
 }
 
-const DEFAULT_KILL_GRACE_MS = 10_000;
 
 export class RuncCli {
   constructor(readonly options: RuncCliOptions) {}
@@ -81,32 +81,9 @@ export class RuncCli {
       let stderr = '';
       child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
       child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      let timedOut = false;
-      let aborted = false;
-      let graceTimer: NodeJS.Timeout | undefined;
-      const stop = (why: 'timeout' | 'abort') => {
-        if (timedOut || aborted) return;
-        if (why === 'timeout') timedOut = true;
-        else aborted = true;
-        if (child.pid !== undefined) killDescendants(child.pid);
-        graceTimer = setTimeout(() => {
-          try {
-            if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-          } catch {
-            /* already gone */
-          }
-        }, call.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
-      };
-      const timer = call.timeoutMs !== undefined ? setTimeout(() => stop('timeout'), call.timeoutMs) : undefined;
-      const onAbort = () => stop('abort');
-      call.signal?.addEventListener('abort', onAbort, { once: true });
-      const finish = () => {
-        if (timer) clearTimeout(timer);
-        if (graceTimer) clearTimeout(graceTimer);
-        call.signal?.removeEventListener('abort', onAbort);
-      };
+      const guard = guardChild(child, call);
       child.on('error', (err: NodeJS.ErrnoException) => {
-        finish();
+        guard.finish();
         reject(
           new FerryError('ERR_RUNTIME_UNAVAILABLE', `cannot run ${this.options.runcPath}: ${err.message}`, {
             hint: 'Install runc (Debian: `apt-get install runc`) or pass its path in the runc adapter options.',
@@ -116,8 +93,8 @@ export class RuncCli {
         );
       });
       child.on('close', (code, signal) => {
-        finish();
-        resolve(outcome(args, code, signal, stdout, stderr, timedOut, aborted, started, call.logFile));
+        guard.finish();
+        resolve(outcome(args, code, signal, stdout, stderr, guard.timedOut, guard.aborted, started, call.logFile));
       });
     });
   }
@@ -192,45 +169,5 @@ function unquote(msg: string): string {
     return JSON.parse(`"${msg}"`) as string;
   } catch {
     return msg;
-  }
-}
-
-/** Every live descendant of `pid` (children of all its threads, recursively), deepest last. */
-export function descendantsOf(pid: number): number[] {
-  const found: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    const current = queue.shift()!;
-    let tasks: string[];
-    try {
-      tasks = readdirSync(`/proc/${current}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tasks) {
-      let children = '';
-      try {
-        children = readFileSync(`/proc/${current}/task/${tid}/children`, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const child of children.trim().split(/\s+/).filter(Boolean).map(Number)) {
-        if (child > 0 && !found.includes(child)) {
-          found.push(child);
-          queue.push(child);
-        }
-      }
-    }
-  }
-  return found;
-}
-
-function killDescendants(pid: number): void {
-  for (const child of descendantsOf(pid)) {
-    try {
-      process.kill(child, 'SIGKILL');
-    } catch {
-      /* gone meanwhile */
-    }
   }
 }

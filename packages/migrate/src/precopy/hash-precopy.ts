@@ -29,7 +29,6 @@ export interface HashPrecopyOptions {
   pid: number;
   policy?: ConvergencePolicy;
   emit?: EventSink;
-  signal?: AbortSignal;
   /** Called between rounds (the engine's abort check). */
   checkpoint?: () => void;
 }

@@ -19,12 +19,6 @@ export class SentPages {
     if (!pages) this.tasks.set(task, (pages = new Map()));
     return pages;
   }
-
-  get pageCount(): number {
-    let n = 0;
-    for (const pages of this.tasks.values()) n += pages.size;
-    return n;
-  }
 }
 
 export interface RoundStats {

@@ -52,7 +52,7 @@ import { configProblems, containerStateOf, createOptionsOf, DOCKER_NAME, nameOf,
 import { translateDockerError, type TranslateContext } from './docker-errors';
 import { writeParentLinkedCheckpoint } from './docker-checkpoint-dir';
 import { readDockerRecord, writeDockerRecord, type DockerCheckpointRecord } from './docker-record';
-import { RuncCli, type RuncOutcome } from './runc-cli';
+import { RuncCli, runcCheckpointArgs, type RuncOutcome } from './runc-cli';
 import { netnsTies, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { freezerPathOf } from './runc-state';
 import type {
@@ -288,15 +288,8 @@ export class DockerAdapter implements RuntimeAdapter {
     const workDir = resolve(options.workDir ?? imagesDir);
     mkdirSync(workDir, { recursive: true, mode: 0o700 });
     const leaveRunning = options.leaveRunning === true || options.preDump === true;
-    const args = ['checkpoint', '--image-path', imagesDir, '--work-path', workDir];
-    if (options.preDump) args.push('--pre-dump');
-    if (options.parentImage) args.push('--parent-path', options.parentImage);
-    if (options.leaveRunning && !options.preDump) args.push('--leave-running');
-    if (options.tcpEstablished) args.push('--tcp-established');
-    if (options.fileLocks) args.push('--file-locks');
-    if (options.extUnixSk) args.push('--ext-unix-sk');
-    if (options.pageServer) args.push('--page-server', `${options.pageServer.address}:${options.pageServer.port}`);
-    args.push(inspect.Id);
+    // options.lazyPages was refused above: the same dump as the runc adapter's, against Docker's container id.
+    const args = runcCheckpointArgs(imagesDir, workDir, options, inspect.Id);
 
     const cli = new RuncCli({ runcPath: this.options.runcPath, runcRoot });
     // Frozen from here to the end of the dump, so that the writable layer saved below is the one CRIU's images

@@ -58,7 +58,7 @@ import type {
   RuntimeAdapter,
   RuntimeAvailability,
 } from './runtime-adapter';
-import { RuncCli, type RuncOutcome } from './runc-cli';
+import { RuncCli, runcCheckpointArgs, type RuncOutcome } from './runc-cli';
 import { createNetns, deleteNetns, netnsPath, netnsTies, raiseUplink, readNetnsInterfaces, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { readCheckpointRecord, writeCheckpointRecord, type CheckpointRecord } from './runc-record';
 import { execFile } from 'node:child_process';
@@ -327,17 +327,8 @@ export class RuncAdapter implements RuntimeAdapter {
     const workDir = resolve(options.workDir ?? imagesDir);
     mkdirSync(workDir, { recursive: true, mode: 0o700 });
     const leaveRunning = options.leaveRunning === true || options.preDump === true;
-    const args = ['checkpoint', '--image-path', imagesDir, '--work-path', workDir];
-    if (options.preDump) args.push('--pre-dump');
-    if (options.parentImage) args.push('--parent-path', options.parentImage);
-    if (options.leaveRunning && !options.preDump) args.push('--leave-running');
-    if (options.tcpEstablished) args.push('--tcp-established');
-    if (options.fileLocks) args.push('--file-locks');
-    if (options.extUnixSk) args.push('--ext-unix-sk');
     const lazy = options.lazyPages;
-    if (lazy) args.push('--lazy-pages', '--page-server', `${lazy.address}:${lazy.port}`, '--status-fd', '3');
-    else if (options.pageServer) args.push('--page-server', `${options.pageServer.address}:${options.pageServer.port}`);
-    args.push(ref.id);
+    const args = runcCheckpointArgs(imagesDir, workDir, options, ref.id);
 
     const record: CheckpointRecord = {
       format: 'ferry-container/1',

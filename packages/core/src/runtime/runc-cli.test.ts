@@ -1,7 +1,7 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RuncCli, runcErrorMessages } from './runc-cli';
+import { RuncCli, runcCheckpointArgs, runcErrorMessages } from './runc-cli';
 
 let dir: string;
 beforeEach(() => {
@@ -87,4 +87,34 @@ test('an abort works like the deadline; an already aborted signal does not start
 
 test('runc that does not exist is ERR_RUNTIME_UNAVAILABLE', async () => {
   await expect(new RuncCli({ runcPath: join(dir, 'nope') }).run(['list'])).rejects.toMatchObject({ code: 'ERR_RUNTIME_UNAVAILABLE' });
+});
+
+describe('runcCheckpointArgs', () => {
+  const base = ['checkpoint', '--image-path', '/i', '--work-path', '/w'];
+  it('a held dump with CRIU flags and a page server', () => {
+    expect(
+      runcCheckpointArgs('/i', '/w', { imagesDir: '/i', leaveRunning: true, tcpEstablished: true, fileLocks: true, extUnixSk: true, pageServer: { address: '127.0.0.1', port: 7 } }, 'web'),
+    ).toEqual([...base, '--leave-running', '--tcp-established', '--file-locks', '--ext-unix-sk', '--page-server', '127.0.0.1:7', 'web']);
+  });
+  it('a pre-dump on a parent never asks to leave running (a pre-dump always does)', () => {
+    expect(runcCheckpointArgs('/i', '/w', { imagesDir: '/i', preDump: true, parentImage: '../1', leaveRunning: true }, 'web')).toEqual([
+      ...base,
+      '--pre-dump',
+      '--parent-path',
+      '../1',
+      'web',
+    ]);
+  });
+  it('a lazy dump serves its pages itself and reports readiness on fd 3', () => {
+    const lazyPages = { address: '127.0.0.1', port: 9, onReady: () => undefined };
+    expect(runcCheckpointArgs('/i', '/w', { imagesDir: '/i', lazyPages, pageServer: { address: '10.0.0.1', port: 1 } }, 'web')).toEqual([
+      ...base,
+      '--lazy-pages',
+      '--page-server',
+      '127.0.0.1:9',
+      '--status-fd',
+      '3',
+      'web',
+    ]);
+  });
 });

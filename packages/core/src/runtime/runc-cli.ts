@@ -19,6 +19,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { FerryError } from '../model/ferry-error';
 import { guardChild } from './child-deadline';
+import type { CheckpointOptions } from './runtime-adapter';
 
 export interface RuncCliOptions {
   runcPath: string;
@@ -138,6 +139,25 @@ function outcome(
  * runc's error messages from its stderr (logrus text: `time="..." level=error msg="..."`, sometimes also a plain
  * copy of the message) or from its `--log-format json` file. Warnings are left out.
  */
+/**
+ * `runc checkpoint` arguments for a checkpoint request: the runc adapter and the Docker adapter (which drives runc
+ * against Docker's own container) dump the same way. A lazy dump reports readiness on fd 3.
+ */
+export function runcCheckpointArgs(imagesDir: string, workDir: string, options: CheckpointOptions, containerId: string): string[] {
+  const args = ['checkpoint', '--image-path', imagesDir, '--work-path', workDir];
+  if (options.preDump) args.push('--pre-dump');
+  if (options.parentImage) args.push('--parent-path', options.parentImage);
+  if (options.leaveRunning && !options.preDump) args.push('--leave-running');
+  if (options.tcpEstablished) args.push('--tcp-established');
+  if (options.fileLocks) args.push('--file-locks');
+  if (options.extUnixSk) args.push('--ext-unix-sk');
+  const lazy = options.lazyPages;
+  if (lazy) args.push('--lazy-pages', '--page-server', `${lazy.address}:${lazy.port}`, '--status-fd', '3');
+  else if (options.pageServer) args.push('--page-server', `${options.pageServer.address}:${options.pageServer.port}`);
+  args.push(containerId);
+  return args;
+}
+
 export function runcErrorMessages(text: string): string[] {
   const messages: string[] = [];
   for (const raw of text.split('\n')) {

@@ -64,7 +64,7 @@ import type {
   RuntimeAvailability,
   RuntimeImages,
 } from './runtime-adapter';
-import { checkpointStats, throwIfAborted } from './adapter-common';
+import { assertImagesDir, checkpointStats, stoppedAfterDump, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -338,8 +338,7 @@ export class DockerAdapter implements RuntimeAdapter {
     } else {
       // CRIU ended the container's tasks; Docker sees an exited container. Removed like runc's: the images are it now.
       await this.remove(inspect.Id).catch(() => undefined);
-      const { pid: _pid, freezerPath: _freezer, ...rest } = before;
-      container = { ...rest, state: 'stopped' };
+      container = stoppedAfterDump(before);
     }
     return { container, imagesDir, stats };
   }
@@ -354,12 +353,7 @@ export class DockerAdapter implements RuntimeAdapter {
   async restore(options: RestoreOptions): Promise<RestoreResult> {
     throwIfAborted(options.signal, 'restore');
     const imagesDir = resolve(options.imagesDir);
-    if (!existsSync(join(imagesDir, 'inventory.img'))) {
-      throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} holds no CRIU images (no inventory.img)`, {
-        hint: 'Pass the directory a checkpoint wrote.',
-        details: { imagesDir },
-      });
-    }
+    assertImagesDir(imagesDir);
     if (options.lazyPages) {
       throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', 'Docker containers cannot be restored with lazy pages', {
         hint: 'Use --strategy stop-and-copy.',

@@ -51,7 +51,7 @@ import { readLxcRecord, writeLxcRecord, type LxcCheckpointRecord } from './lxc-r
 import { netnsTies, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { freezerPathOf } from './runc-state';
 import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
-import { checkpointStats, throwIfAborted } from './adapter-common';
+import { assertImagesDir, checkpointStats, stoppedAfterDump, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -296,8 +296,7 @@ export class LxcAdapter implements RuntimeAdapter {
     if (leaveRunning && !lazy) {
       container = await this.inspect(ref.id).catch(() => before);
     } else {
-      const { pid: _pid, freezerPath: _freezer, ...rest } = before;
-      container = { ...rest, state: 'stopped' };
+      container = stoppedAfterDump(before);
     }
     return { container, imagesDir, stats };
   }
@@ -313,12 +312,7 @@ export class LxcAdapter implements RuntimeAdapter {
   async restore(options: RestoreOptions): Promise<RestoreResult> {
     throwIfAborted(options.signal, 'restore');
     const imagesDir = resolve(options.imagesDir);
-    if (!existsSync(join(imagesDir, 'inventory.img'))) {
-      throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} holds no CRIU images (no inventory.img)`, {
-        hint: 'Pass the directory a checkpoint wrote.',
-        details: { imagesDir },
-      });
-    }
+    assertImagesDir(imagesDir);
     if (options.readdress && Object.keys(options.readdress).length > 0) {
       throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', 'the LXC adapter cannot give a restored container new addresses', {
         hint: 'Clone LXC containers without --address, or give them addresses inside the container after the restore.',

@@ -74,7 +74,7 @@ import {
   type OciConfig,
   type RuncStateJson,
 } from './runc-state';
-import { checkpointStats, throwIfAborted } from './adapter-common';
+import { assertImagesDir, checkpointStats, stoppedAfterDump, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
 
@@ -375,8 +375,7 @@ export class RuncAdapter implements RuntimeAdapter {
     if (leaveRunning) {
       container = await this.inspect(ref.id).catch(() => before);
     } else {
-      const { pid: _pid, freezerPath: _freezer, ...rest } = before;
-      container = { ...rest, state: 'stopped' };
+      container = stoppedAfterDump(before);
     }
     return { container, imagesDir, stats };
   }
@@ -394,12 +393,7 @@ export class RuncAdapter implements RuntimeAdapter {
     // Network steps that must wait until the restored sockets exist (see createNetns).
     const afterRestore: (() => Promise<void>)[] = [];
     const imagesDir = resolve(options.imagesDir);
-    if (!existsSync(join(imagesDir, 'inventory.img'))) {
-      throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} holds no CRIU images (no inventory.img)`, {
-        hint: 'Pass the directory a checkpoint wrote.',
-        details: { imagesDir },
-      });
-    }
+    assertImagesDir(imagesDir);
     const record = readCheckpointRecord(imagesDir);
     const name = options.name ?? record?.id;
     if (name === undefined) {

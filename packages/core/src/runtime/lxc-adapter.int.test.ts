@@ -12,7 +12,7 @@ import { startLxcContainer, type LxcContainerOptions, type LxcTestContainer } fr
 import { readWorkloadState, verifyWorkloadMemory, waitForCounter } from '../testing/workload';
 import { LxcAdapter } from './lxc-adapter';
 import { createRuntimeRegistry } from './registry';
-import { RECORD_FILE } from './runc-record';
+import { RECORD_FILE } from './checkpoint-record';
 
 jest.setTimeout(90_000);
 

@@ -12,7 +12,7 @@ import { isAlive, readWorkloadState, verifyWorkloadMemory, waitForCounter } from
 import { startNetnsTcpClient, startRuncContainer, type NetnsTcpClient, type RuncContainer } from '../testing/runc-container';
 import { createRuntimeRegistry } from './registry';
 import { RuncAdapter } from './runc-adapter';
-import { RECORD_FILE } from './runc-record';
+import { RECORD_FILE } from './checkpoint-record';
 
 jest.setTimeout(60_000);
 

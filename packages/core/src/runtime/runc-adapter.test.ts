@@ -7,8 +7,9 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FerryError } from '../model/ferry-error';
-import { DEFAULT_RESTORE_TIMEOUT_MS, RuncAdapter, resolveRuncAdapterOptions } from './runc-adapter';
-import { RECORD_FORMAT, writeCheckpointRecord } from './runc-record';
+import { DEFAULT_RESTORE_TIMEOUT_MS } from './adapter-options';
+import { RuncAdapter, resolveRuncAdapterOptions } from './runc-adapter';
+import { RECORD_FORMAT, writeCheckpointRecord } from './checkpoint-record';
 
 let dir: string;
 let sleeper: ChildProcess | undefined;
@@ -110,7 +111,7 @@ checkpoint) cp ${join(dir, 'dump.log')} "$work/dump.log"; echo 'time="t" level=e
   expect(err.details.logPath).toBe(join(dir, 'work', 'dump.log'));
   expect(err.message).toContain("Can't lookup mount=27");
   expect(err.message).not.toContain('RLIMIT_NOFILE');
-  expect(err.details.runcError).toBe('criu failed: type NOTIFY errno 0');
+  expect(err.details.toolError).toBe('criu failed: type NOTIFY errno 0');
 });
 
 test('a restore under a taken name is refused before anything is created', async () => {

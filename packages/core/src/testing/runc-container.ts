@@ -29,7 +29,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findExecutable } from '../host/find-executable';
-import { DEFAULT_SEARCH_PATH } from '../runtime/runc-adapter';
+import { DEFAULT_SEARCH_PATH } from '../runtime/adapter-options';
 import { createNetns, deleteNetns, netnsPath, type NetnsTools, type NetnsUplink } from '../runtime/runc-netns';
 import type { OciConfig } from '../runtime/runc-state';
 import { buildFixture } from './fixtures';

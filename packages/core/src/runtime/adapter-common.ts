@@ -65,6 +65,16 @@ export function nameRule(runtime: RuntimeName, label: string, pattern: RegExp, h
   };
 }
 
+/** ERR_RUNTIME_NOT_RUNNING unless the container is running or paused (frozen): only those can be checkpointed. */
+export function assertCheckpointable(container: ContainerInfo, label: string, startCommand: string): void {
+  if (container.state === 'running' || container.state === 'paused') return;
+  const { id } = container.ref;
+  throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `${label} container ${id} is ${container.state}`, {
+    hint: `Start it first (\`${startCommand}\`); only running or paused containers can be checkpointed.`,
+    details: { id, state: container.state },
+  });
+}
+
 /** `path` when it names a network namespace (the dump tool will run inside it); ERR_PRECHECK_BAD_INPUT otherwise. */
 export function checkedNetnsPath(path: string): string {
   if (!isAbsolute(path) || netnsInode(path) === undefined) {

@@ -11,20 +11,17 @@
  * --experimental to start from a checkpoint; no post-copy and no established TCP connections (Docker's restore passes
  * neither --lazy-pages nor --tcp-established to CRIU), both refused up front.
  */
-import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type Dockerode from 'dockerode';
 import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
-import { freezerPathOfPid, throwIfAborted } from './adapter-common';
+import { assertCheckpointable } from './adapter-common';
 import { DEFAULT_AVAILABILITY_TIMEOUT_MS, DEFAULT_CHECKPOINT_TIMEOUT_MS, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_RESTORE_TIMEOUT_MS, DEFAULT_SEARCH_PATH, resolveAdapterOptions, tool } from './adapter-options';
 import { checkpointContainer, type DumpHooks } from './checkpoint-pipeline';
-import { readCheckpointRecord, RECORD_FILE, type CheckpointRecord } from './checkpoint-record';
-import { writeParentLinkedCheckpoint } from './docker-checkpoint-dir';
-import { DockerClient, dockerNames, NOT_EXPERIMENTAL, notExperimental } from './docker-client';
-import { configProblems, containerStateOf, createOptionsOf, nameOf, type DockerInspect } from './docker-config';
+import { containerInfoOf, DockerClient, dockerNames, NOT_EXPERIMENTAL, notExperimental } from './docker-client';
+import { configProblems, containerStateOf, nameOf, recordedContainer, type DockerInspect } from './docker-config';
 import { translateDockerError } from './docker-errors';
+import { createForRestore, readDockerRecord, refuseRestoreOptions, startFromCheckpoint, type DockerRestorePrep } from './docker-restore';
 import { runcRootOf, saveRootfsChanges } from './docker-runc';
 import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './network-fence';
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
@@ -119,26 +116,20 @@ export class DockerAdapter implements RuntimeAdapter {
     await this.docker.call('ping', (d) => d.ping(), undefined, this.options.availabilityTimeoutMs);
     const summaries = await this.docker.call('list containers', (d) => d.listContainers({ all: true }));
     const client = this.docker.client();
-    const infos = await Promise.all(summaries.map((s) => client.getContainer(s.Id).inspect().then((i) => describe(i), () => undefined))); // removed meanwhile
+    const infos = await Promise.all(summaries.map((s) => client.getContainer(s.Id).inspect().then((i) => containerInfoOf(i), () => undefined))); // removed meanwhile
     return infos.filter((i): i is ContainerInfo => i !== undefined);
   }
 
   async inspect(id: string): Promise<ContainerInfo> {
-    return describe(await this.docker.inspect(id));
+    return containerInfoOf(await this.docker.inspect(id));
   }
 
   /** Refuses a stopped container, a terminal, host mounts, shared namespaces and established TCP connections. */
   async preflight(container: ContainerInfo): Promise<void> {
     dockerNames.ref(container.ref);
     const inspect = await this.docker.inspect(container.ref.id);
-    const state = containerStateOf(inspect.State);
     const name = nameOf(inspect);
-    if (state !== 'running' && state !== 'paused') {
-      throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `docker container ${name} is ${state}`, {
-        hint: `Start it first (\`docker start ${name}\`); only running or paused containers can be checkpointed.`,
-        details: { id: name, state },
-      });
-    }
+    assertCheckpointable({ ...container, state: containerStateOf(inspect.State) }, 'docker', `docker start ${name}`);
     const problems = configProblems(inspect);
     if (problems.length > 0) {
       const reasons = problems.map((p) => p.reason);
@@ -181,7 +172,7 @@ export class DockerAdapter implements RuntimeAdapter {
       },
       find: async (ref) => {
         const inspect = await this.docker.inspect(ref.id);
-        return { before: describe(inspect), target: { inspect } };
+        return { before: containerInfoOf(inspect), target: { inspect } };
       },
       preflight: async ({ before, target }, options) => {
         await this.preflight(before);
@@ -190,10 +181,7 @@ export class DockerAdapter implements RuntimeAdapter {
         // The dump ends the container; a daemon without --experimental could not start it again from the images.
         if (!(options.leaveRunning || options.preDump) && !(await this.docker.daemonInfo()).experimental) throw notExperimental(`checkpoint of ${before.ref.id} without --leave-running`);
       },
-      recordExtras: ({ target: { inspect } }) => {
-        const imageName = inspect.Config.Image && !inspect.Config.Image.startsWith('sha256:') ? { imageName: inspect.Config.Image } : {};
-        return { docker: { containerId: inspect.Id, imageId: inspect.Image, ...imageName, create: createOptionsOf(inspect) } };
-      },
+      recordExtras: ({ target }) => ({ docker: recordedContainer(target.inspect) }),
       dump: async (found, plan, record) => {
         const { before, target } = found;
         if (before.state === 'running') await this.docker.call(`pause ${before.ref.id}`, (d) => d.getContainer(target.inspect.Id).pause(), before.ref.id);
@@ -213,26 +201,14 @@ export class DockerAdapter implements RuntimeAdapter {
     };
   }
 
-  private restoreHooks(): RestoreHooks<'docker', { id: string; checkpoint: string; checkpointDir: string; root: string }> {
+  private restoreHooks(): RestoreHooks<'docker', DockerRestorePrep> {
     return {
       runtime: 'docker',
       label: 'docker',
       restoreTimeoutMs: this.options.restoreTimeoutMs,
       toolHint: TOOL_HINT,
-      refuse: (options) => {
-        if (options.lazyPages) throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', 'Docker containers cannot be restored with lazy pages', { hint: 'Use --strategy stop-and-copy.' });
-        if (options.readdress && Object.keys(options.readdress).length > 0) {
-          throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', 'Docker containers cannot be restored with new addresses', { hint: 'Docker assigns addresses itself; restore without --address.' });
-        }
-      },
-      readRecord: (imagesDir) => {
-        const record = readCheckpointRecord(imagesDir, 'docker');
-        if (record) return record;
-        throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} has no ${RECORD_FILE}: ferry cannot tell which Docker container to make`, {
-          hint: 'Restore a directory written by `ferry checkpoint` of a Docker container.',
-          details: { path: join(imagesDir, RECORD_FILE) },
-        });
-      },
+      refuse: refuseRestoreOptions,
+      readRecord: readDockerRecord,
       assertName: (name) => dockerNames.name(name),
       checkName: async ({ name }) => {
         if (!(await this.docker.exists(name))) return;
@@ -241,34 +217,8 @@ export class DockerAdapter implements RuntimeAdapter {
           details: { name },
         });
       },
-      // Create the container with the recorded options, its writable layer, and a checkpoint directory of links.
-      prepare: async ({ name, record, imagesDir }, revert) => {
-        const daemon = await this.docker.daemonInfo();
-        if (!daemon.experimental) throw notExperimental(`restore of ${name}`);
-        const image = await this.imageToCreateFrom(record!);
-        const created = await this.docker.call(`create ${name}`, (d) => d.createContainer({ ...record!.docker.create, Image: image, name }), name);
-        const checkpoint = `ferry-${randomBytes(6).toString('hex')}`;
-        const checkpointDir = join(daemon.root, 'containers', created.id, 'checkpoints', checkpoint);
-        revert.add(async () => {
-          await this.docker.call(`remove ${name}`, (d) => d.getContainer(created.id).remove({ force: true }), name).catch(() => undefined);
-          rmSync(checkpointDir, { recursive: true, force: true });
-        });
-        const changes = record!.docker.rootfsChanges;
-        if (changes && changes.files > 0) {
-          // Into the created container's filesystem through Docker (it knows where and how its rootfs is mounted).
-          const tar = createReadStream(join(imagesDir, changes.tar));
-          await this.docker.call(`copy the writable layer into ${name}`, (d) => d.getContainer(created.id).putArchive(tar, { path: '/' }), name, this.options.restoreTimeoutMs);
-        }
-        await writeParentLinkedCheckpoint(imagesDir, checkpointDir);
-        return { id: created.id, checkpoint, checkpointDir, root: daemon.root };
-      },
-      // Docker reports a failed start as an API error (docker-errors.ts quotes CRIU from it): no outcome to read.
-      run: async ({ id, checkpoint }, { name, options }) => {
-        throwIfAborted(options.signal, `restore of ${name}`);
-        const started = Date.now();
-        await this.docker.call(`start ${name} from its checkpoint`, (d) => d.getContainer(id).start(startFromCheckpoint(checkpoint)), name, this.options.restoreTimeoutMs);
-        return { args: ['start', id, checkpoint], exitCode: 0, stdout: '', stderr: '', errorText: '', timedOut: false, aborted: false, durationMs: Date.now() - started, ok: true };
-      },
+      prepare: (plan, revert) => createForRestore(this.docker, plan, revert, this.options.restoreTimeoutMs),
+      run: (prep, plan) => startFromCheckpoint(this.docker, prep, plan, this.options.restoreTimeoutMs),
       restoreLog: ({ root }) => join(root, 'containerd'),
       finish: async ({ id, checkpointDir, root }, { name }) => {
         rmSync(checkpointDir, { recursive: true, force: true }); // restored: Docker keeps no use for it
@@ -324,38 +274,4 @@ export class DockerAdapter implements RuntimeAdapter {
     if (!pid || inspect.HostConfig?.NetworkMode === 'host') return { addresses: [], establishedTcp: 0 };
     return netnsTies(this.tools, `/proc/${pid}/ns/net`);
   }
-
-  /** The recorded image by name when the name still points at it (so `docker ps` shows it), else by id. */
-  private async imageToCreateFrom(record: CheckpointRecord<'docker'>): Promise<string> {
-    const { imageId, imageName } = record.docker;
-    if (!(await this.docker.hasImage(imageId))) {
-      throw new FerryError('ERR_IMAGE_NOT_FOUND', `docker has no image ${imageName ?? imageId} (${imageId}) to restore ${record.id} from`, {
-        hint: `Load it first (\`docker save ${imageName ?? imageId}\` on the source, \`docker load\` here); \`ferry migrate\` does this by itself.`,
-        details: { imageId, imageName },
-      });
-    }
-    if (!imageName) return imageId;
-    const named = await this.docker.call(`inspect image ${imageName}`, (d) => d.getImage(imageName).inspect(), imageName).catch(() => undefined);
-    return named?.Id === imageId ? imageName : imageId;
-  }
-}
-
-function describe(inspect: DockerInspect): ContainerInfo {
-  const state = containerStateOf(inspect.State);
-  const info: ContainerInfo = { ref: { runtime: 'docker', id: nameOf(inspect) }, state, createdAt: inspect.Created };
-  const pid = inspect.State.Pid;
-  if (pid > 0 && (state === 'running' || state === 'paused')) {
-    info.pid = pid;
-    const freezerPath = freezerPathOfPid(pid);
-    if (freezerPath) info.freezerPath = freezerPath;
-  }
-  return info;
-}
-
-/**
- * POST /containers/ID/start?checkpoint=NAME with an empty body: docker-modem sends a POST's options as the body too
- * unless they are split into _query and _body, and Docker >= 1.24 refuses a start with a body.
- */
-function startFromCheckpoint(checkpoint: string): Dockerode.ContainerStartOptions {
-  return { _query: { checkpoint }, _body: {} } as Dockerode.ContainerStartOptions;
 }

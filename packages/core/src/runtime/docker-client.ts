@@ -6,8 +6,9 @@
 import type { Readable, Writable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { FerryError, isFerryError } from '../model/ferry-error';
-import { nameRule } from './adapter-common';
-import { DOCKER_NAME, namesContainer, type DockerInspect } from './docker-config';
+import type { ContainerInfo } from '../model/container';
+import { freezerPathOfPid, nameRule } from './adapter-common';
+import { containerStateOf, DOCKER_NAME, nameOf, namesContainer, type DockerInspect } from './docker-config';
 import { translateDockerError, type TranslateContext } from './docker-errors';
 import type { RuntimeImages } from './runtime-adapter';
 
@@ -167,4 +168,17 @@ export class DockerClient {
       throw err;
     }
   }
+}
+
+/** ContainerInfo from `docker inspect` and /proc (the freezer of a live container). */
+export function containerInfoOf(inspect: DockerInspect): ContainerInfo {
+  const state = containerStateOf(inspect.State);
+  const info: ContainerInfo = { ref: { runtime: 'docker', id: nameOf(inspect) }, state, createdAt: inspect.Created };
+  const pid = inspect.State.Pid;
+  if (pid > 0 && (state === 'running' || state === 'paused')) {
+    info.pid = pid;
+    const freezerPath = freezerPathOfPid(pid);
+    if (freezerPath) info.freezerPath = freezerPath;
+  }
+  return info;
 }

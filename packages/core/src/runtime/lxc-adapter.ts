@@ -10,24 +10,23 @@
  * back frozen: the restore thaws it. pause()/resume() write the freezer directly: `lxc-unfreeze` does not thaw a
  * container liblxc restored frozen on hybrid cgroup hosts. No incremental dumps (no pre-dump in lxc-checkpoint).
  */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Freezer } from '../freezer/freezer';
 import { findExecutable } from '../host/find-executable';
 import type { ContainerInfo, ContainerRef } from '../model/container';
-import { FerryError, isFerryError } from '../model/ferry-error';
+import { FerryError } from '../model/ferry-error';
+import { assertCheckpointable } from './adapter-common';
 import { DEFAULT_CHECKPOINT_TIMEOUT_MS, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_RESTORE_TIMEOUT_MS, DEFAULT_SEARCH_PATH, resolveAdapterOptions } from './adapter-options';
 import { checkpointContainer, type DumpHooks } from './checkpoint-pipeline';
-import { watchListening } from './lazy-ready';
-import { LxcCli } from './lxc-cli';
-import { lxcConfigProblems, readLxcConfig } from './lxc-config';
-import { LXC_TOOL_HINT, LxcContainers, lxcNames, type Located } from './lxc-containers';
-import { writeLxcCriuConfig } from './lxc-criu-config';
+import { LxcCli, lxcCheckpoint, lxcRestore } from './lxc-cli';
+import { hostHasAppArmor, lxcConfigProblems, readLxcConfig } from './lxc-config';
+import { LXC_TOOL_HINT, LxcContainers, lxcNames, thawQuietly, type Located } from './lxc-containers';
 import { placeContainerDir } from './lxc-restore';
 import { lxcFence } from './lxc-fence';
 import { asFence, liftFence, type Fence, type FenceRecord } from './network-fence';
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
-import { ipIn, netnsTies, type NetnsTools } from './runc-netns';
+import { netnsTies, type NetnsTools } from './runc-netns';
 import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
 
 export interface LxcAdapterOptions {
@@ -43,8 +42,6 @@ export interface LxcAdapterOptions {
 }
 
 export const DEFAULT_LXC_PATH = '/var/lib/lxc';
-/** ferry's CRIU options for liblxc's CRIU, in the work dir. */
-const CRIU_CONF = 'ferry-criu.conf';
 
 /** The LXC adapter's options: defaults filled in, lxcpaths resolved and de-duplicated, frozen. */
 export function resolveLxcAdapterOptions(input: Partial<LxcAdapterOptions> = {}): Readonly<LxcAdapterOptions> {
@@ -103,15 +100,10 @@ export class LxcAdapter implements RuntimeAdapter {
   async preflight(container: ContainerInfo): Promise<void> {
     lxcNames.ref(container.ref);
     const { id } = container.ref;
-    if (container.state !== 'running' && container.state !== 'paused') {
-      throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `LXC container ${id} is ${container.state}`, {
-        hint: `Start it first (\`lxc-start -n ${id}\`); only running or frozen containers can be checkpointed.`,
-        details: { id, state: container.state },
-      });
-    }
+    assertCheckpointable(container, 'LXC', `lxc-start -n ${id}`);
     const dir = container.bundle ?? this.containers.locate(id).dir;
     const entries = readLxcConfig(join(dir, 'config'), undefined, (p) => readdirSync(p));
-    const problems = lxcConfigProblems(entries, { apparmor: this.apparmor(), containerDir: dir });
+    const problems = lxcConfigProblems(entries, { apparmor: this.options.apparmor ?? hostHasAppArmor(), containerDir: dir });
     const unsupported = (reason: string, hint: string, details: Record<string, unknown>) =>
       new FerryError('ERR_PRECHECK_UNSUPPORTED_CONFIG', `LXC container ${id} cannot be checkpointed: ${reason}`, { hint, details: { id, config: join(dir, 'config'), ...details } });
     if (problems.length > 0) {
@@ -158,30 +150,7 @@ export class LxcAdapter implements RuntimeAdapter {
         const configText = readFileSync(join(target.dir, 'config'), 'utf8');
         return { lxcpath: target.lxcpath, containerDir: target.dir, configText, ...(fenced?.length ? { raiseLinks: fenced } : {}) };
       },
-      dump: async ({ target }, { options, imagesDir, workDir, leaveRunning, netnsPath }) => {
-        // liblxc names CRIU's log by absolute path in the images dir; the work dir gets CRIU's stats and this file.
-        const lazy = options.lazyPages;
-        const server = lazy ? { lazyPages: { address: lazy.address, port: lazy.port } } : options.pageServer ? { pageServer: options.pageServer } : {};
-        const { tcpEstablished, fileLocks, extUnixSk } = options;
-        const confPath = writeLxcCriuConfig(join(workDir, CRIU_CONF), { tcpEstablished, fileLocks, extUnixSk, workDir, ...server });
-        // CRIU kills the tree itself at the end of a lazy dump: liblxc must not stop it (-s) as well.
-        const args = ['-P', target.lxcpath, '-n', target.name, '-D', imagesDir, ...(leaveRunning || lazy ? [] : ['-s'])];
-        // A lazy dump is ready when its page server listens (liblxc gives CRIU no status fd): watch the socket in the
-        // tool's network namespace.
-        let toolPid: number | undefined;
-        const watch = lazy ? watchListening(lazy.port, () => toolPid, lazy.onReady) : undefined;
-        try {
-          return await this.cli.run('lxc-checkpoint', args, {
-            timeoutMs: this.options.checkpointTimeoutMs,
-            signal: options.signal,
-            env: confPath ? { CRIU_CONFIG_FILE: confPath } : {},
-            ...(netnsPath ? { netnsPath } : {}),
-            onSpawn: (pid) => (toolPid = pid),
-          });
-        } finally {
-          watch?.stop();
-        }
-      },
+      dump: ({ target }, plan) => lxcCheckpoint(this.cli, target, plan, this.options.checkpointTimeoutMs),
       dumpLog: (plan) => join(plan.imagesDir, 'dump.log'),
       // A CRIU killed at the deadline may leave the cgroup frozen; a container that was running runs again.
       recover: async ({ before }, outcome) => {
@@ -209,29 +178,16 @@ export class LxcAdapter implements RuntimeAdapter {
       prepare: async ({ name, record, options }, revert) => {
         const placement = { name, record, bundle: options.bundle, lxcPaths: this.options.lxcPaths, stateOf: async (w: Located) => (await this.containers.lxcInfo(w)).state };
         const where = await placeContainerDir(placement, revert);
-        revert.add(() => this.stopQuietly(where));
+        revert.add(() => this.containers.stop(where).catch(() => undefined));
         return where;
       },
-      run: (where, { imagesDir, workDir, criu, options }) => {
-        const confPath = writeLxcCriuConfig(join(workDir, CRIU_CONF), { ...criu, workDir, lazyPages: options.lazyPages === true });
-        const logFile = join(workDir, 'lxc-restore.log');
-        rmSync(logFile, { force: true });
-        return this.cli.run('lxc-checkpoint', ['-r', '-P', where.lxcpath, '-n', where.name, '-D', imagesDir], {
-          logFile,
-          timeoutMs: this.options.restoreTimeoutMs,
-          signal: options.signal,
-          env: confPath ? { CRIU_CONFIG_FILE: confPath } : {},
-        });
-      },
+      run: (where, plan) => lxcRestore(this.cli, where, plan, this.options.restoreTimeoutMs),
       restoreLog: (_, plan) => join(plan.imagesDir, 'restore.log'),
       criuNamed: (outcome) => /criu/i.test(outcome.errorText),
       finish: async (where, { record, imagesDir, workDir }) => {
         // CRIU restores the links as they were dumped: a move fenced them. They come up now that the restored
         // sockets exist, and before the container is thawed.
-        if (record?.raiseLinks?.length) {
-          const { pid } = await this.containers.lxcInfo(where);
-          for (const ifname of record.raiseLinks) await ipIn(this.tools, `/proc/${pid}/ns/net`, ['link', 'set', ifname, 'up']);
-        }
+        if (record?.raiseLinks?.length) await this.containers.raiseLinks(where, record.raiseLinks);
         const restored = await this.containers.describe(where, { thaw: true });
         if (restored.state === 'running') return restored;
         throw new FerryError('ERR_CRIU_RESTORE_FAILED', `LXC restored ${where.name} but it is ${restored.state}`, {
@@ -268,13 +224,7 @@ export class LxcAdapter implements RuntimeAdapter {
 
   manualCommands(name: string): { thaw: string; remove: string } {
     // lxc-unfreeze does not thaw the v1 freezer on hybrid cgroup hosts (measured); writing it through liblxc does.
-    const where = (() => {
-      try {
-        return this.containers.locate(name);
-      } catch {
-        return undefined;
-      }
-    })();
+    const where = this.containers.find(name);
     const p = where && where.lxcpath !== DEFAULT_LXC_PATH ? `-P ${where.lxcpath} ` : '';
     return { thaw: `lxc-cgroup ${p}-n ${name} freezer.state THAWED`, remove: `lxc-destroy ${p}-f -n ${name}` };
   }
@@ -287,30 +237,15 @@ export class LxcAdapter implements RuntimeAdapter {
 
   /** Stops the container (thawed first: a frozen task cannot die) and destroys it; a missing one is no error. */
   async remove(id: string): Promise<void> {
-    lxcNames.name(id);
-    let where: Located;
-    try {
-      where = this.containers.locate(id);
-    } catch (err) {
-      if (isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) return;
-      throw err;
-    }
-    await this.stop(id);
+    const where = this.containers.find(id);
+    if (!where) return;
+    await this.containers.stop(where);
     await this.containers.lxc('lxc-destroy', ['-P', where.lxcpath, '-n', where.name], `destroy ${where.name}`);
   }
 
   /** Stops a running container (`lxc-stop -k`) and leaves it defined; for tests and tools. */
-  async stop(id: string): Promise<void> {
-    const where = this.containers.locate(id);
-    const info = await this.containers.describe(where).catch(() => undefined);
-    if (!info || info.state === 'stopped') return;
-    if (info.freezerPath) thawQuietly(info.freezerPath);
-    await this.containers.lxc('lxc-stop', ['-P', where.lxcpath, '-n', id, '-k'], `stop ${id}`);
-  }
-
-  /** Stops what a failed restore may have started. */
-  private async stopQuietly(where: Located): Promise<void> {
-    await this.stop(where.name).catch(() => undefined);
+  stop(id: string): Promise<void> {
+    return this.containers.stop(this.containers.locate(id));
   }
 
   private freezerOf(info: ContainerInfo): Freezer {
@@ -318,22 +253,5 @@ export class LxcAdapter implements RuntimeAdapter {
     throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `LXC container ${info.ref.id} is ${info.state}: nothing to freeze or thaw`, {
       hint: `Start it first (\`lxc-start -n ${info.ref.id}\`).`,
     });
-  }
-
-  private apparmor(): boolean {
-    if (this.options.apparmor !== undefined) return this.options.apparmor;
-    try {
-      return readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').trim() === 'Y';
-    } catch {
-      return false;
-    }
-  }
-}
-
-function thawQuietly(freezerPath: string): void {
-  try {
-    Freezer.at(freezerPath).thaw();
-  } catch {
-    /* gone */
   }
 }

@@ -13,9 +13,18 @@
  * them) and rejects only when the tool cannot be started. On timeout or abort the tool's descendants (criu, the
  * tasks it restores) are killed first, so liblxc sees CRIU fail and cleans up; the tool itself after a grace period.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { FerryError } from '../model/ferry-error';
+import type { DumpPlan } from './checkpoint-pipeline';
+import { watchListening } from './lazy-ready';
+import type { Located } from './lxc-containers';
+import { writeLxcCriuConfig } from './lxc-criu-config';
+import type { RestorePlan } from './restore-pipeline';
 import { runTool, type ToolOutcome } from './run-tool';
+
+/** ferry's CRIU options for liblxc's CRIU, in the work dir. */
+const CRIU_CONF = 'ferry-criu.conf';
 
 export interface LxcCallOptions {
   /** Logged mode: stdio on /dev/null, liblxc's log in this file (the caller adds nothing to argv). */
@@ -79,4 +88,46 @@ export class LxcCli {
     }
     return { ...ran, tool, args: argv, errorText, ok: ran.exitCode === 0 && !ran.timedOut && !ran.aborted };
   }
+}
+
+/**
+ * `lxc-checkpoint -D IMAGES` as `plan` says, with ferry's CRIU options in CRIU_CONFIG_FILE (liblxc names CRIU's log by
+ * absolute path in the images dir; the work dir gets CRIU's stats and the config file). A lazy dump is ready when its
+ * page server listens (liblxc gives CRIU no status fd): the socket is watched in the tool's network namespace.
+ */
+export async function lxcCheckpoint(cli: LxcCli, where: Located, plan: DumpPlan, timeoutMs: number): Promise<LxcOutcome> {
+  const { options, imagesDir, workDir } = plan;
+  const lazy = options.lazyPages;
+  const server = lazy ? { lazyPages: { address: lazy.address, port: lazy.port } } : options.pageServer ? { pageServer: options.pageServer } : {};
+  const { tcpEstablished, fileLocks, extUnixSk } = options;
+  const confPath = writeLxcCriuConfig(join(workDir, CRIU_CONF), { tcpEstablished, fileLocks, extUnixSk, workDir, ...server });
+  // CRIU kills the tree itself at the end of a lazy dump: liblxc must not stop it (-s) as well.
+  const args = ['-P', where.lxcpath, '-n', where.name, '-D', imagesDir, ...(plan.leaveRunning || lazy ? [] : ['-s'])];
+  let toolPid: number | undefined;
+  const watch = lazy ? watchListening(lazy.port, () => toolPid, lazy.onReady) : undefined;
+  try {
+    return await cli.run('lxc-checkpoint', args, {
+      timeoutMs,
+      signal: options.signal,
+      env: confPath ? { CRIU_CONFIG_FILE: confPath } : {},
+      ...(plan.netnsPath ? { netnsPath: plan.netnsPath } : {}),
+      onSpawn: (pid) => (toolPid = pid),
+    });
+  } finally {
+    watch?.stop();
+  }
+}
+
+/** `lxc-checkpoint -r` into `where`, CRIU's flags as the plan settled them, liblxc's log in the work dir. */
+export function lxcRestore(cli: LxcCli, where: Located, plan: RestorePlan<'lxc'>, timeoutMs: number): Promise<LxcOutcome> {
+  const { imagesDir, workDir, criu, options } = plan;
+  const confPath = writeLxcCriuConfig(join(workDir, CRIU_CONF), { ...criu, workDir, lazyPages: options.lazyPages === true });
+  const logFile = join(workDir, 'lxc-restore.log');
+  rmSync(logFile, { force: true });
+  return cli.run('lxc-checkpoint', ['-r', '-P', where.lxcpath, '-n', where.name, '-D', imagesDir], {
+    logFile,
+    timeoutMs,
+    signal: options.signal,
+    env: confPath ? { CRIU_CONFIG_FILE: confPath } : {},
+  });
 }

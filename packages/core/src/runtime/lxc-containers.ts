@@ -7,12 +7,12 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Freezer } from '../freezer/freezer';
 import type { ContainerInfo, ContainerState } from '../model/container';
-import { FerryError } from '../model/ferry-error';
+import { FerryError, isFerryError } from '../model/ferry-error';
 import { freezerPathOfPid, nameRule } from './adapter-common';
 import type { LxcCli, LxcOutcome } from './lxc-cli';
 import { readLxcConfig, rootfsPathOf } from './lxc-config';
 import { LINK_NAME } from './network-fence';
-import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
+import { ipIn, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { toolFailure } from './tool-failure';
 
 /** LXC names: no '/', and ferry refuses a leading '-' or '.' so a name never reads as a flag or a dot dir. */
@@ -46,6 +46,24 @@ export class LxcContainers {
       hint: 'Run `ferry ps` to see the containers ferry can find; containers in another lxcpath need `-P PATH` (FERRY_LXC_PATH).',
       details: { id, lxcPaths: this.lxcPaths },
     });
+  }
+
+  /** The container's place, or undefined when no lxcpath holds it. */
+  find(id: string): Located | undefined {
+    try {
+      return this.locate(id);
+    } catch (err) {
+      if (isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) return undefined;
+      throw err;
+    }
+  }
+
+  /** Stops a running container (`lxc-stop -k`, thawed first: a frozen task cannot die); it stays defined. */
+  async stop(where: Located): Promise<void> {
+    const info = await this.describe(where).catch(() => undefined);
+    if (!info || info.state === 'stopped') return;
+    if (info.freezerPath) thawQuietly(info.freezerPath);
+    await this.lxc('lxc-stop', ['-P', where.lxcpath, '-n', where.name, '-k'], `stop ${where.name}`);
   }
 
   async list(): Promise<ContainerInfo[]> {
@@ -103,6 +121,12 @@ export class LxcContainers {
     return container;
   }
 
+  /** Brings the named links of a running container up (the ones a move fenced, after its restore). */
+  async raiseLinks(where: Located, ifnames: readonly string[]): Promise<void> {
+    const { pid } = await this.lxcInfo(where);
+    for (const ifname of ifnames) await ipIn(this.tools, `/proc/${pid}/ns/net`, ['link', 'set', ifname, 'up']);
+  }
+
   /** The host-side ends of the container's veth links (lxc-info's "Link:" lines). */
   async hostLinks(where: Located): Promise<string[]> {
     const outcome = await this.lxc('lxc-info', ['-P', where.lxcpath, '-n', where.name], `lxc-info of ${where.name}`);
@@ -144,6 +168,15 @@ export class LxcContainers {
     const outcome = await this.cli.run(tool, args, { timeoutMs: this.commandTimeoutMs });
     if (!outcome.ok) throw toolFailure('LXC', what, outcome, LXC_TOOL_HINT);
     return outcome;
+  }
+}
+
+/** Thaws the freezer cgroup at `freezerPath`; one that is gone is passed over. */
+export function thawQuietly(freezerPath: string): void {
+  try {
+    Freezer.at(freezerPath).thaw();
+  } catch {
+    /* gone */
   }
 }
 

@@ -15,22 +15,15 @@ import { readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError } from '../model/ferry-error';
-import { nameRule } from './adapter-common';
-import {
-  DEFAULT_CHECKPOINT_TIMEOUT_MS,
-  DEFAULT_COMMAND_TIMEOUT_MS,
-  DEFAULT_RESTORE_TIMEOUT_MS,
-  DEFAULT_SEARCH_PATH,
-  resolveAdapterOptions,
-  tool,
-} from './adapter-options';
+import { assertCheckpointable, nameRule } from './adapter-common';
+import { DEFAULT_CHECKPOINT_TIMEOUT_MS, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_RESTORE_TIMEOUT_MS, DEFAULT_SEARCH_PATH, resolveAdapterOptions, tool } from './adapter-options';
 import { checkpointContainer, type DumpHooks } from './checkpoint-pipeline';
 import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './network-fence';
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
-import { RuncCli, runcCheckpoint, type RuncOutcome } from './runc-cli';
-import { netnsTies, readNetnsInterfaces, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { RuncCli, runcCheckpoint, runcRestoreArgs, type RuncOutcome } from './runc-cli';
+import { netnsTies, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { RUNC_TOOL_HINT, RuncContainers } from './runc-containers';
-import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, removeEmptyRuncDir, type RuncRestorePrep } from './runc-restore';
+import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, type RuncRestoreDeps, type RuncRestorePrep } from './runc-restore';
 import { networkNamespaceOf, stdioProblem } from './runc-state';
 import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
 
@@ -86,6 +79,7 @@ export class RuncAdapter implements RuntimeAdapter {
   private readonly tools: NetnsTools;
   private readonly owned: OwnedStore;
   private readonly containers: RuncContainers;
+  private readonly restoreDeps: RuncRestoreDeps;
 
   constructor(options: Partial<RuncAdapterOptions> = {}) {
     this.options = resolveRuncAdapterOptions(options);
@@ -94,6 +88,8 @@ export class RuncAdapter implements RuntimeAdapter {
     this.tools = { ipPath, nsenterPath };
     this.owned = new OwnedStore(this.options.stateDir, this.tools);
     this.containers = new RuncContainers(this.cli, this.tools, this.options.commandTimeoutMs, names.name);
+    const { netnsPrefix, netnsUplink: uplink, umountPath } = this.options;
+    this.restoreDeps = { tools: this.tools, store: this.owned, containers: this.containers, netnsPrefix, uplink, runcRoot, umountPath };
   }
 
   async availability(): Promise<RuntimeAvailability> {
@@ -121,12 +117,7 @@ export class RuncAdapter implements RuntimeAdapter {
   async preflight(container: ContainerInfo): Promise<void> {
     names.ref(container.ref);
     const { id } = container.ref;
-    if (container.state !== 'running' && container.state !== 'paused') {
-      throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `runc container ${id} is ${container.state}`, {
-        hint: `Start it first (\`runc start ${id}\`); only running or paused containers can be checkpointed.`,
-        details: { id, state: container.state },
-      });
-    }
+    assertCheckpointable(container, 'runc', `runc start ${id}`);
     const unsupported = (reason: string, hint: string) =>
       new FerryError('ERR_PRECHECK_UNSUPPORTED_CONFIG', `runc container ${id} cannot be checkpointed: ${reason}`, { hint, details: { id, bundle: container.bundle } });
     if (this.containers.bundleConfig(container).process?.terminal === true) {
@@ -161,15 +152,7 @@ export class RuncAdapter implements RuntimeAdapter {
       find: async (ref) => ({ before: await this.containers.describe(await this.containers.state(ref.id), { netns: false }), target: undefined }),
       preflight: ({ before }) => this.preflight(before),
       // What runc does not dump: config.json and a joined network namespace. Read now; after the dump it may be gone.
-      recordExtras: async ({ before }) => {
-        const config = this.containers.bundleConfig(before);
-        const ns = networkNamespaceOf(config);
-        if (!ns) return { bundle: before.bundle ?? '', config };
-        const interfaces = await readNetnsInterfaces(this.tools, ns.path ?? `/proc/${before.pid}/ns/net`);
-        const addresses = interfaces.flatMap((i) => i.addresses);
-        before.netns = ns.path ? { path: ns.path, addresses } : { addresses };
-        return { bundle: before.bundle ?? '', config, netns: ns.path ? { path: ns.path, interfaces } : { interfaces } };
-      },
+      recordExtras: ({ before }) => this.containers.recordOf(before),
       dump: ({ before }, plan) => runcCheckpoint(this.cli, plan, before.ref.id, this.options.checkpointTimeoutMs),
       dumpLog: (plan) => join(plan.workDir, 'dump.log'),
       // runc resumes the container after a CRIU failure; a CRIU killed at the deadline may leave it frozen.
@@ -196,39 +179,17 @@ export class RuncAdapter implements RuntimeAdapter {
           details: { name },
         });
       },
-      prepare: (plan, revert) =>
-        prepareRuncRestore(
-          {
-            ...plan,
-            tools: this.tools,
-            store: this.owned,
-            netnsPrefix: this.options.netnsPrefix,
-            uplink: this.options.netnsUplink,
-            usesNetns: (id, path) => this.containers.usesNetns(id, path),
-            undo: async (owned) => {
-              if (await this.containers.exists(plan.name).catch(() => false)) await this.cli.run(['delete', '--force', plan.name], { timeoutMs: this.options.commandTimeoutMs });
-              await this.owned.release(plan.name, owned);
-            },
-          },
-          revert,
-        ),
-      run: ({ bundle }, { name, imagesDir, workDir, criu, options }) => {
-        const args = ['restore', '--detach', '--image-path', imagesDir, '--work-path', workDir, '--bundle', bundle];
-        if (criu.tcpEstablished) args.push('--tcp-established');
-        if (options.lazyPages) args.push('--lazy-pages');
-        if (criu.fileLocks) args.push('--file-locks');
-        if (criu.extUnixSk) args.push('--ext-unix-sk');
+      prepare: (plan, revert) => prepareRuncRestore(plan, this.restoreDeps, revert),
+      run: ({ bundle }, plan) => {
         // runc's own messages during `restore -d` (its stdio are /dev/null then).
-        const logFile = join(workDir, 'runc-restore.log');
+        const logFile = join(plan.workDir, 'runc-restore.log');
         rmSync(logFile, { force: true });
-        return this.cli.run([...args, name], { logFile, timeoutMs: this.options.restoreTimeoutMs, signal: options.signal });
+        return this.cli.run(runcRestoreArgs(plan, bundle), { logFile, timeoutMs: this.options.restoreTimeoutMs, signal: plan.options.signal });
       },
       restoreLog: (_, plan) => join(plan.workDir, 'restore.log'),
-      recover: async (prep, { name, workDir }, outcome) => {
-        if (!(outcome.timedOut || outcome.aborted)) return; // runc cleaned up after CRIU itself
-        const runcDir = join(this.options.runcRoot ?? '/run/runc', name);
-        await cleanupKilledRestore(runcDir, workDir, prep.config, this.options.umountPath);
-        if (!(await this.containers.exists(name).catch(() => false))) removeEmptyRuncDir(runcDir);
+      // runc cleans up after a CRIU failure by itself, not after a CRIU killed at the deadline.
+      recover: async (prep, plan, outcome) => {
+        if (outcome.timedOut || outcome.aborted) await cleanupKilledRestore(plan, prep, this.restoreDeps);
       },
       finish: async ({ afterRestore }, { name }) => {
         for (const step of afterRestore) await step();
@@ -272,12 +233,6 @@ export class RuncAdapter implements RuntimeAdapter {
     const ns = networkNamespaceOf(this.containers.bundleConfig(info));
     if (!ns) return { addresses: [], establishedTcp: 0 };
     return netnsTies(this.tools, ns.path ?? `/proc/${info.pid}/ns/net`);
-  }
-
-  /** Sends a signal to the container's init (`runc kill`). */
-  async kill(id: string, signal: NodeJS.Signals | 'KILL' | 'TERM' = 'KILL'): Promise<void> {
-    await this.containers.state(id);
-    await this.containers.runc(['kill', id, signal], `kill ${id}`);
   }
 
   /** `runc delete --force` (also of a paused container) and what the adapter made for it; a missing one is no error. */

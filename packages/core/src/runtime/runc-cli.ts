@@ -19,6 +19,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError } from '../model/ferry-error';
 import type { DumpPlan } from './checkpoint-pipeline';
+import type { RestorePlan } from './restore-pipeline';
 import { watchStatusFile } from './lazy-ready';
 import { runTool, type ToolOutcome } from './run-tool';
 import type { CheckpointOptions } from './runtime-adapter';
@@ -102,6 +103,16 @@ export function runcCheckpointArgs(imagesDir: string, workDir: string, options: 
   else if (options.pageServer) args.push('--page-server', `${options.pageServer.address}:${options.pageServer.port}`);
   args.push(containerId);
   return args;
+}
+
+/** `runc restore -d` arguments: CRIU's flags as the plan settled them (the caller's, else the dump's). */
+export function runcRestoreArgs(plan: Pick<RestorePlan<'runc'>, 'name' | 'imagesDir' | 'workDir' | 'criu' | 'options'>, bundle: string): string[] {
+  const args = ['restore', '--detach', '--image-path', plan.imagesDir, '--work-path', plan.workDir, '--bundle', bundle];
+  if (plan.criu.tcpEstablished) args.push('--tcp-established');
+  if (plan.options.lazyPages) args.push('--lazy-pages');
+  if (plan.criu.fileLocks) args.push('--file-locks');
+  if (plan.criu.extUnixSk) args.push('--ext-unix-sk');
+  return [...args, plan.name];
 }
 
 /**

@@ -2,13 +2,14 @@
  * Reading runc containers: `runc state` / `runc list` with ferry's errors, and the ContainerInfo built from runc's
  * state, the bundle's config.json, /proc/PID/cgroup and the container's network namespace. Only reads.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerInfo, NetworkAddress } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { freezerPathOfPid } from './adapter-common';
+import type { RecordExtras } from './checkpoint-record';
 import type { RuncCli, RuncOutcome } from './runc-cli';
 import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
-import { tryReadConfig } from './runc-restore';
 import { containerStateOf, networkNamespaceOf, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
 import { toolFailure } from './tool-failure';
 
@@ -87,6 +88,17 @@ export class RuncContainers {
     return info;
   }
 
+  /** The record's runc part: config.json and the joined network namespace's interfaces (also noted in `before`). */
+  async recordOf(before: ContainerInfo): Promise<RecordExtras['runc']> {
+    const config = this.bundleConfig(before);
+    const ns = networkNamespaceOf(config);
+    if (!ns) return { bundle: before.bundle ?? '', config };
+    const interfaces = await readNetnsInterfaces(this.tools, ns.path ?? `/proc/${before.pid}/ns/net`);
+    const addresses = interfaces.flatMap((i) => i.addresses);
+    before.netns = ns.path ? { path: ns.path, addresses } : { addresses };
+    return { bundle: before.bundle ?? '', config, netns: ns.path ? { path: ns.path, interfaces } : { interfaces } };
+  }
+
   /** The bundle's config.json; ERR_RUNTIME_FAILED when the bundle was moved or deleted. */
   bundleConfig(container: ContainerInfo): OciConfig {
     const path = join(container.bundle ?? '', 'config.json');
@@ -96,5 +108,14 @@ export class RuncContainers {
       hint: 'ferry needs the bundle the container was started from; check it was not moved or deleted.',
       details: { id: container.ref.id, bundle: container.bundle },
     });
+  }
+}
+
+/** config.json at `path`, or undefined when it cannot be read. */
+export function tryReadConfig(path: string): OciConfig | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as OciConfig;
+  } catch {
+    return undefined;
   }
 }

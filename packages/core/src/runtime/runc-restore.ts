@@ -14,10 +14,10 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { FerryError } from '../model/ferry-error';
 import { hostCgroups, type Reverter } from './adapter-common';
-import type { CheckpointRecord } from './checkpoint-record';
 import { createNetns, deleteNetns, ipIn, netnsPath, raiseUplink, readdressed, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { networkNamespaceOf, rewriteConfigForRestore, type OciConfig } from './runc-state';
-import type { RestoreOptions } from './runtime-adapter';
+import type { RestorePlan } from './restore-pipeline';
+import { tryReadConfig, type RuncContainers } from './runc-containers';
 
 const run = promisify(execFile);
 
@@ -75,44 +75,44 @@ export interface RuncRestorePrep {
   afterRestore: (() => Promise<void>)[];
 }
 
-export interface RuncRestoreContext {
-  name: string;
-  record: CheckpointRecord<'runc'> | undefined;
-  options: RestoreOptions;
-  imagesDir: string;
+export interface RuncRestoreDeps {
   tools: NetnsTools;
   store: OwnedStore;
+  containers: RuncContainers;
   netnsPrefix: string;
   uplink: NetnsUplink | undefined;
-  /** Whether container `id` still exists and joined the namespace at `path`. */
-  usesNetns(id: string, path: string): Promise<boolean>;
-  /** Undoes the container runc may have made and what `owned` lists. */
-  undo(owned: OwnedResources): Promise<void>;
+  /** runc's state root (`--root`), or undefined for runc's default. */
+  runcRoot: string | undefined;
+  umountPath: string;
 }
 
 /** Settles the network namespace and the bundle; every side effect noted in owned.json first and undone on failure. */
-export async function prepareRuncRestore(ctx: RuncRestoreContext, revert: Reverter): Promise<RuncRestorePrep> {
-  const { name, record, options } = ctx;
+export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRestoreDeps, revert: Reverter): Promise<RuncRestorePrep> {
+  const { name, record, options } = plan;
   // The name is free in runc: whatever an earlier container of that name left behind is stale.
-  await ctx.store.release(name);
+  await deps.store.release(name);
   const sourceBundle = resolve(options.bundle ?? record?.bundle ?? '.');
   const bundleConfig = tryReadConfig(join(sourceBundle, 'config.json'));
   const config = bundleConfig ?? record?.config;
   if (!config) {
-    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no config.json in ${sourceBundle} and none recorded in ${ctx.imagesDir}`, {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no config.json in ${sourceBundle} and none recorded in ${plan.imagesDir}`, {
       hint: 'Pass the bundle to restore into.',
     });
   }
   const owned: OwnedResources = {};
-  revert.add(() => ctx.undo(owned));
+  // The container runc may have made, then what the adapter made (owned.json).
+  revert.add(async () => {
+    if (await deps.containers.exists(name).catch(() => false)) await deps.containers.runc(['delete', '--force', name], `delete ${name}`).catch(() => undefined);
+    await deps.store.release(name, owned);
+  });
   const afterRestore: (() => Promise<void>)[] = [];
 
   let newNetnsPath: string | undefined;
   const ns = networkNamespaceOf(config);
   const nsMissing = ns?.path !== undefined && !existsSync(ns.path);
-  const nsHeldByOriginal = ns?.path !== undefined && !nsMissing && record !== undefined && record.id !== name && (await ctx.usesNetns(record.id, ns.path));
+  const nsHeldByOriginal = ns?.path !== undefined && !nsMissing && record !== undefined && record.id !== name && (await deps.containers.usesNetns(record.id, ns.path));
   if (ns?.path !== undefined && (nsMissing || nsHeldByOriginal)) {
-    const nsName = `${ctx.netnsPrefix}${name}`;
+    const nsName = `${deps.netnsPrefix}${name}`;
     if (existsSync(netnsPath(nsName))) {
       throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `network namespace ${nsName} exists already`, {
         hint: `Remove it (\`ip netns delete ${nsName}\`) if no container uses it, or restore under another name.`,
@@ -120,14 +120,14 @@ export async function prepareRuncRestore(ctx: RuncRestoreContext, revert: Revert
       });
     }
     owned.netns = nsName;
-    ctx.store.write(name, owned);
-    const uplink = ctx.uplink;
+    deps.store.write(name, owned);
+    const uplink = deps.uplink;
     const interfaces = readdressed(record?.netns?.interfaces ?? [], options.readdress);
-    newNetnsPath = await createNetns(ctx.tools, nsName, interfaces, uplink, (peers) => afterRestore.push(() => raiseUplink(ctx.tools, uplink!, peers)));
+    newNetnsPath = await createNetns(deps.tools, nsName, interfaces, uplink, (peers) => afterRestore.push(() => raiseUplink(deps.tools, uplink!, peers)));
   } else if (ns?.path !== undefined) {
     // The namespace is still here (the container comes back to a host it left): a migration fenced its links when it
     // moved away. They must be up before the restore: CRIU reconnects the TCP sockets through them.
-    for (const iface of record?.netns?.interfaces ?? []) await ipIn(ctx.tools, ns.path, ['link', 'set', iface.ifname, 'up']);
+    for (const iface of record?.netns?.interfaces ?? []) await ipIn(deps.tools, ns.path, ['link', 'set', iface.ifname, 'up']);
   }
 
   const rewritten = rewriteConfigForRestore(config, {
@@ -138,9 +138,9 @@ export async function prepareRuncRestore(ctx: RuncRestoreContext, revert: Revert
   });
   let bundle = sourceBundle;
   if (bundleConfig === undefined || JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux)) {
-    bundle = ctx.store.bundleDir(name);
+    bundle = deps.store.bundleDir(name);
     owned.bundleCopy = bundle;
-    ctx.store.write(name, owned);
+    deps.store.write(name, owned);
     mkdirSync(bundle, { recursive: true, mode: 0o700 });
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(rewritten, null, 2), { mode: 0o600 });
   }
@@ -151,9 +151,19 @@ export async function prepareRuncRestore(ctx: RuncRestoreContext, revert: Revert
  * After `runc restore` was killed at its deadline. runc cleans up after a CRIU failure by itself, but a killed CRIU
  * leaves its cgroup yard mounted in the work dir, and runc may leave the cgroups and its state dir: unmount, kill
  * what is left in the container's cgroups, and remove the (then empty) directories. Never a recursive delete: runc's
- * state dir holds the rootfs bind mount (criu-root) while a restore runs. runc's own `delete` is the caller's.
+ * state dir holds the rootfs bind mount (criu-root) while a restore runs. A container runc still knows is deleted by
+ * the undo step prepareRuncRestore registered.
  */
-export async function cleanupKilledRestore(runcDir: string, workDir: string, config: OciConfig, umountPath: string): Promise<void> {
+export async function cleanupKilledRestore(plan: RestorePlan<'runc'>, prep: RuncRestorePrep, deps: RuncRestoreDeps): Promise<void> {
+  const runcDir = join(deps.runcRoot ?? '/run/runc', plan.name);
+  await cleanupMountsAndCgroups(runcDir, plan.workDir, prep.config, deps.umountPath);
+  if (!(await deps.containers.exists(plan.name).catch(() => false)) && existsSync(runcDir) && !existsSync(join(runcDir, 'state.json'))) {
+    tryRmdir(join(runcDir, 'criu-root'));
+    tryRmdir(runcDir);
+  }
+}
+
+async function cleanupMountsAndCgroups(runcDir: string, workDir: string, config: OciConfig, umountPath: string): Promise<void> {
   const criuRoot = join(runcDir, 'criu-root');
   const yardPrefix = `${workDir}/.criu.cgyard.`;
   const mountpoints = readFileSync('/proc/self/mountinfo', 'utf8')
@@ -177,23 +187,6 @@ export async function cleanupKilledRestore(runcDir: string, workDir: string, con
     for (const root of roots) killCgroupProcs(join(root, cgroupsPath));
     await new Promise((r) => setTimeout(r, 200));
     for (const root of roots) tryRmdir(join(root, cgroupsPath));
-  }
-}
-
-/** runc's state dir of a container that never got a state.json (a killed restore), once its mounts are gone. */
-export function removeEmptyRuncDir(runcDir: string): void {
-  if (existsSync(runcDir) && !existsSync(join(runcDir, 'state.json'))) {
-    tryRmdir(join(runcDir, 'criu-root'));
-    tryRmdir(runcDir);
-  }
-}
-
-/** config.json at `path`, or undefined when it cannot be read. */
-export function tryReadConfig(path: string): OciConfig | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as OciConfig;
-  } catch {
-    return undefined;
   }
 }
 

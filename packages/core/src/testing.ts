@@ -8,3 +8,7 @@ export * from './testing/slow-start';
 export * from './testing/cleanups';
 export * from './testing/lxc-container';
 export * from './testing/docker-daemon';
+// For tools/record-swrk.ts: CRIU's socket pair as production uses it, the request decoder, the recording format.
+export { nativeSocketPair } from './criu/native-socket';
+export { decodeRequest } from './criu/rpc-codec';
+export * from './criu/rpc-recording';

@@ -18,16 +18,17 @@ export function watchStatusFile(path: string, onReady: () => void): { stop(): vo
 }
 
 /**
- * Calls onReady once something listens on TCP `port` in the network namespace of process `pid()` (its
- * /proc/PID/net; this process's namespace while pid() is undefined).
+ * Calls onReady once something listens on TCP `port` in the network namespace of process `pid()` (its /proc/PID/net);
+ * while pid() is undefined, nothing counts as ready.
  */
 export function watchListening(port: number, pid: () => number | undefined, onReady: () => void): { stop(): void } {
   const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
   return poll(() => {
-    const proc = pid() === undefined ? '/proc' : `/proc/${pid()}`;
+    const inNamespaceOf = pid();
+    if (inNamespaceOf === undefined) return false;
     return ['tcp', 'tcp6'].some((file) => {
       try {
-        return readFileSync(`${proc}/net/${file}`, 'utf8')
+        return readFileSync(`/proc/${inNamespaceOf}/net/${file}`, 'utf8')
           .split('\n')
           .some((line) => {
             const fields = line.trim().split(/\s+/);

@@ -150,7 +150,7 @@ export class LxcAdapter implements RuntimeAdapter {
         const configText = readFileSync(join(target.dir, 'config'), 'utf8');
         return { lxcpath: target.lxcpath, containerDir: target.dir, configText, ...(fenced?.length ? { raiseLinks: fenced } : {}) };
       },
-      dump: ({ target }, plan) => lxcCheckpoint(this.cli, target, plan, this.options.checkpointTimeoutMs),
+      dump: ({ target }, plan) => lxcCheckpoint(this.cli, target, plan, this.options.checkpointTimeoutMs, { searchPath: this.options.searchPath, nsenterPath: this.tools.nsenterPath }),
       dumpLog: (plan) => join(plan.imagesDir, 'dump.log'),
       // A CRIU killed at the deadline may leave the cgroup frozen; a container that was running runs again.
       recover: async ({ before }, outcome) => {

@@ -8,8 +8,9 @@
  * A fence names its network namespace by path and by inode: a /proc/PID/ns/net path may name another namespace once
  * that pid is reused, and lifting must never touch a namespace that is not the fenced one.
  */
-import { closeSync, existsSync, openSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import type { RuntimeName } from '../model/container';
+import { unescapeMountPath } from '../host/mountinfo';
 import { FerryError } from '../model/ferry-error';
 import { ipHere, ipIn, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 
@@ -33,7 +34,11 @@ export function asFence(record: FenceRecord, lift: (record: FenceRecord) => Prom
   return Object.defineProperty({ ...record }, 'unfence', { value: () => lift(record), enumerable: false }) as Fence;
 }
 
-/** The inode of the network namespace at `path`, or undefined when it is not one (or is gone). */
+/**
+ * The inode of the network namespace at `path` (/proc/PID/ns/net, or a bind mount such as /run/netns/NAME), or
+ * undefined when it is no network namespace (or is gone). A namespace file lives on nsfs; its type shows in the magic
+ * link an open fd reads back as (`net:[INODE]`), or for a bind mount in the mount's root in /proc/self/mountinfo.
+ */
 export function netnsInode(path: string): number | undefined {
   let fd: number;
   try {
@@ -42,8 +47,18 @@ export function netnsInode(path: string): number | undefined {
     return undefined;
   }
   try {
-    const inode = /^net:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1];
-    return inode === undefined ? undefined : Number(inode);
+    const { dev, ino } = fstatSync(fd);
+    if (dev !== statSync('/proc/self/ns/net').dev) return undefined;
+    const link = readlinkSync(`/proc/self/fd/${fd}`);
+    if (link === `net:[${ino}]`) return ino;
+    const root = `net:[${ino}]`;
+    const mounted = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((line) => {
+        const fields = line.split(' ');
+        return fields[3] === root && unescapeMountPath(fields[4] ?? '') === link;
+      });
+    return mounted ? ino : undefined;
   } catch {
     return undefined;
   } finally {

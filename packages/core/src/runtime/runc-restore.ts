@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSy
 import { execFile } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { unescapeMountPath } from '../host/mountinfo';
 import { FerryError } from '../model/ferry-error';
 import { hostCgroups, type Reverter } from './adapter-common';
 import { createNetns, deleteNetns, ipIn, netnsPath, raiseUplink, readdressed, type NetnsTools, type NetnsUplink } from './runc-netns';
@@ -222,9 +223,4 @@ function rmIfExists(path: string): void {
   } catch {
     /* gone */
   }
-}
-
-/** mountinfo escapes space, tab, newline and backslash as octal. */
-function unescapeMountPath(path: string): string {
-  return path.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }

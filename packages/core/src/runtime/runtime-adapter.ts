@@ -38,7 +38,9 @@ export interface CheckpointOptions {
   /**
    * Runs the dump tool (runc checkpoint, lxc-checkpoint, Docker's runc) inside this network namespace
    * (`nsenter --net=PATH`): whatever CRIU listens on (a lazy dump's page server) or connects to is reachable only
-   * from there. Must name a network namespace (ERR_PRECHECK_BAD_INPUT otherwise).
+   * from there. Must name a network namespace (ERR_PRECHECK_BAD_INPUT otherwise) with lo up: CRIU probes TCP repair
+   * over loopback where it runs (without it: "kerndat_tcp_repair failed ... Network is unreachable", measured). LXC
+   * runs only CRIU there (lxc-checkpoint reaches its container's monitor over an abstract socket of this namespace).
    */
   netnsPath?: string;
   onNotify?: NotifyHandler;

@@ -8,6 +8,7 @@ export * from './testing/slow-start';
 export * from './testing/cleanups';
 export * from './testing/lxc-container';
 export * from './testing/docker-daemon';
+export { FakeRuntime, type FakeCall } from './testing/fake-runtime';
 // For tools/record-swrk.ts: CRIU's socket pair as production uses it, the request decoder, the recording format.
 export { nativeSocketPair } from './criu/native-socket';
 export { decodeRequest } from './criu/rpc-codec';

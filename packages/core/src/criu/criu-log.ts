@@ -17,10 +17,12 @@ export interface LogExcerpt {
   errorCount: number;
 }
 
+/** Whether a line CRIU marks as an error is one of the known-harmless ones (the RLIMIT_NOFILE line). */
 export function isHarmlessLogLine(line: string): boolean {
   return HARMLESS_ERRORS.some((re) => re.test(line));
 }
 
+/** The log's real Error lines with a little context, harmless ones left out, the last `maxLines` kept. */
 export function excerptCriuLog(text: string, options: { contextLines?: number; maxLines?: number } = {}): LogExcerpt {
   const context = options.contextLines ?? 2;
   const maxLines = options.maxLines ?? 30;

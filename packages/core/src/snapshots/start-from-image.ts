@@ -54,6 +54,7 @@ export interface NetnsChoice {
   reason: string;
 }
 
+/** Whether a copy joins, re-creates or gets its own network namespace, with the reason (pure). */
 export function chooseNetns(input: { recordedPath: string | undefined; pathExists: boolean; holders: readonly string[] }): NetnsChoice {
   const { recordedPath, pathExists } = input;
   const holders = [...input.holders].sort();
@@ -239,6 +240,7 @@ export async function executeStartPlan(adapter: RuntimeAdapter, plan: StartPlan,
   return { container: result.container, imagesDir: plan.imagesDir, restoreMs: result.restoreMs, netns: plan.netns, ...(criu ? { criu } : {}) };
 }
 
+/** Starts one container from a checkpoint image, which stays untouched; when it throws, nothing of the copy runs. */
 export async function startFromImage(adapter: RuntimeAdapter, options: StartFromImageOptions): Promise<StartedContainer> {
   const plan = await planStartFromImage(adapter, options);
   return executeStartPlan(adapter, plan, options.signal);

@@ -6,6 +6,8 @@ export { scriptedCriu, type CriuScript, type FakeCriuPeer } from './testing/scri
 export * from './testing/runc-container';
 export * from './testing/slow-start';
 export * from './testing/cleanups';
+export { rejection } from './testing/rejection';
+export { sampleSessionManifest } from './testing/session-fixtures';
 export * from './testing/lxc-container';
 export * from './testing/docker-daemon';
 export { FakeRuntime, type FakeCall } from './testing/fake-runtime';

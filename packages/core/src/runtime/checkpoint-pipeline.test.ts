@@ -7,10 +7,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ContainerInfo } from '../model/container';
-import { isFerryError, type FerryError } from '../model/ferry-error';
 import { checkpointContainer, type DumpHooks } from './checkpoint-pipeline';
 import { RECORD_FILE } from './checkpoint-record';
 import type { ToolOutcome } from './run-tool';
+import { rejection } from '../testing/rejection';
 
 let dir: string;
 beforeEach(() => {
@@ -30,7 +30,7 @@ function fakeHooks(dump: (imagesDir: string) => ToolOutcome | Promise<ToolOutcom
     steps,
     runtime: 'runc',
     label: 'fake',
-    checkpointTimeoutMs: 1234,
+    timeouts: { checkpointTimeoutMs: 1234, restoreTimeoutMs: 1 },
     toolHint: 'check the fake',
     check: () => void steps.push('check'),
     find: async (ref) => {
@@ -57,14 +57,6 @@ function fakeHooks(dump: (imagesDir: string) => ToolOutcome | Promise<ToolOutcom
   };
 }
 
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isFerryError(err)) throw new Error(`expected a FerryError, got ${String(err)}`);
-  return err;
-}
 
 test('runs check, find, preflight, record, dump, afterDump, then writes the record and reports the stopped container', async () => {
   const hooks = fakeHooks(() => outcome());

@@ -21,6 +21,17 @@ import type { ToolOutcome } from './run-tool';
 import type { CheckpointOptions, CheckpointResult } from './runtime-adapter';
 import { criuFailure } from './tool-failure';
 
+/** Who runs a pipeline: what both hook sets (DumpHooks, RestoreHooks) share. */
+export interface PipelineRuntime<R extends RuntimeName> {
+  readonly runtime: R;
+  /** How messages name the runtime ("runc", "LXC", "docker"). */
+  readonly label: string;
+  /** Hint of an ERR_RUNTIME_FAILED (the tool failed before CRIU ran). */
+  readonly toolHint: string;
+  /** The tools' deadlines (the adapter's options). */
+  readonly timeouts: { readonly checkpointTimeoutMs: number; readonly restoreTimeoutMs: number };
+}
+
 /** One dump, as the pipeline settled it. */
 export interface DumpPlan {
   readonly options: CheckpointOptions;
@@ -43,13 +54,7 @@ export interface Found<T> {
 /**
  * What a runtime plugs into the pipeline. Each hook states what it may assume and leave behind; most are a few lines.
  */
-export interface DumpHooks<R extends RuntimeName, T> {
-  readonly runtime: R;
-  /** How messages name the runtime ("runc", "LXC", "docker"). */
-  readonly label: string;
-  readonly checkpointTimeoutMs: number;
-  /** Hint of an ERR_RUNTIME_FAILED (the tool failed before CRIU ran). */
-  readonly toolHint: string;
+export interface DumpHooks<R extends RuntimeName, T> extends PipelineRuntime<R> {
   /** Bad input (ERR_PRECHECK_*) before anything is read: the name, options the runtime cannot honour. */
   check(ref: ContainerRef, options: CheckpointOptions): void;
   /** Reads the container; changes nothing. ERR_RUNTIME_NOT_FOUND when it does not exist. */
@@ -128,7 +133,7 @@ export async function checkpointContainer<R extends RuntimeName, T>(hooks: DumpH
       outcome,
       logPath: hooks.dumpLog(plan),
       startedAt,
-      timeoutMs: hooks.checkpointTimeoutMs,
+      timeoutMs: hooks.timeouts.checkpointTimeoutMs,
       criuNamed: hooks.criuNamed?.(outcome) ?? false,
       toolHint: hooks.toolHint,
     });

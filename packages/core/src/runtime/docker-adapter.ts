@@ -17,7 +17,7 @@ import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { assertCheckpointable } from './adapter-common';
 import { DEFAULT_AVAILABILITY_TIMEOUT_MS, DEFAULT_CHECKPOINT_TIMEOUT_MS, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_RESTORE_TIMEOUT_MS, DEFAULT_SEARCH_PATH, resolveAdapterOptions, tool } from './adapter-options';
-import { checkpointContainer, type DumpHooks } from './checkpoint-pipeline';
+import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './checkpoint-pipeline';
 import { containerInfoOf, DockerClient, dockerNames, NOT_EXPERIMENTAL, notExperimental } from './docker-client';
 import { configProblems, containerStateOf, nameOf, recordedContainer, type DockerInspect } from './docker-config';
 import { translateDockerError } from './docker-errors';
@@ -69,8 +69,6 @@ export function resolveDockerAdapterOptions(input: Partial<DockerAdapterOptions>
   return resolveAdapterOptions('docker', input, defaults, (o) => ({ ...o, dockerHost: o.dockerHost || DEFAULT_DOCKER_HOST }));
 }
 
-const TOOL_HINT = 'Check the container with `docker ps -a`; `ferry doctor` checks the host.';
-
 /** What a dump needs of the container: Docker's view of it, and the runc that runs it. */
 interface DockerTarget {
   inspect: DockerInspect;
@@ -85,12 +83,14 @@ export class DockerAdapter implements RuntimeAdapter {
   readonly images: RuntimeImages;
   private readonly docker: DockerClient;
   private readonly tools: NetnsTools;
+  private readonly pipeline: PipelineRuntime<'docker'>;
 
   constructor(options: Partial<DockerAdapterOptions> = {}) {
     this.options = resolveDockerAdapterOptions(options);
     this.docker = new DockerClient(this.options.dockerHost, this.options);
     this.tools = { ipPath: this.options.ipPath, nsenterPath: this.options.nsenterPath };
     this.images = this.docker.images();
+    this.pipeline = { runtime: 'docker', label: 'docker', toolHint: 'Check the container with `docker ps -a`; `ferry doctor` checks the host.', timeouts: this.options };
   }
 
   async availability(): Promise<RuntimeAvailability> {
@@ -159,10 +159,7 @@ export class DockerAdapter implements RuntimeAdapter {
       if (before.state === 'running') await this.docker.call(`unpause ${before.ref.id}`, (d) => d.getContainer(target.inspect.Id).unpause(), before.ref.id).catch(() => undefined);
     };
     return {
-      runtime: 'docker',
-      label: 'docker',
-      checkpointTimeoutMs: this.options.checkpointTimeoutMs,
-      toolHint: TOOL_HINT,
+      ...this.pipeline,
       check: (ref, options) => {
         dockerNames.ref(ref);
         if (!options.lazyPages) return;
@@ -203,20 +200,12 @@ export class DockerAdapter implements RuntimeAdapter {
 
   private restoreHooks(): RestoreHooks<'docker', DockerRestorePrep> {
     return {
-      runtime: 'docker',
-      label: 'docker',
-      restoreTimeoutMs: this.options.restoreTimeoutMs,
-      toolHint: TOOL_HINT,
+      ...this.pipeline,
+      manualCommands: (name) => this.manualCommands(name),
       refuse: refuseRestoreOptions,
       readRecord: readDockerRecord,
       assertName: (name) => dockerNames.name(name),
-      checkName: async ({ name }) => {
-        if (!(await this.docker.exists(name))) return;
-        throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `docker already has a container named ${name}`, {
-          hint: `Restore under another name, or remove it first (\`docker rm -f ${name}\`).`,
-          details: { name },
-        });
-      },
+      exists: (name) => this.docker.exists(name),
       prepare: (plan, revert) => createForRestore(this.docker, plan, revert, this.options.restoreTimeoutMs),
       run: (prep, plan) => startFromCheckpoint(this.docker, prep, plan, this.options.restoreTimeoutMs),
       restoreLog: ({ root }) => join(root, 'containerd'),

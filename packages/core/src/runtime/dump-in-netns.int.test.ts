@@ -8,7 +8,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isFerryError, type FerryError } from '../model/ferry-error';
 import { runCleanups } from '../testing/cleanups';
 import { startLxcContainer } from '../testing/lxc-container';
 import { startNetnsTcpClient, startRuncContainer } from '../testing/runc-container';
@@ -16,6 +15,9 @@ import { readWorkloadState, verifyWorkloadMemory, waitFor, waitForCounter } from
 import { LxcAdapter } from './lxc-adapter';
 import { netnsInode } from './network-fence';
 import { RuncAdapter } from './runc-adapter';
+import type { RuntimeAdapter } from './runtime-adapter';
+import type { ContainerRef } from '../model/container';
+import { rejection } from '../testing/rejection';
 
 jest.setTimeout(120_000);
 
@@ -77,18 +79,24 @@ setInterval(() => {}, 1000);`;
   return child;
 }
 
+/** A lazy dump of `ref` whose tool runs in a new private namespace; resolves once its page server is ready. */
+async function lazyDumpInNetns(adapter: RuntimeAdapter, ref: ContainerRef) {
+  const nsPath = privateNetns();
+  const port = await freePort();
+  const stop = new AbortController();
+  let ready!: () => void;
+  const isReady = new Promise<void>((r) => (ready = r));
+  const lazyPages = { address: '127.0.0.1', port, onReady: () => ready() };
+  const dump = adapter.checkpoint(ref, { imagesDir: join(dir, 'images'), workDir: join(dir, 'work'), lazyPages, netnsPath: nsPath, signal: stop.signal });
+  dump.catch(() => undefined);
+  await Promise.race([isReady, dump.then(() => Promise.reject(new Error('the lazy dump ended before it was ready')))]);
+  return { nsPath, port, stop, dump };
+}
+
 function listensInside(nsPath: string, port: number): boolean {
   return execFileSync('nsenter', [`--net=${nsPath}`, 'ss', '-Hltn', `sport = :${port}`], { encoding: 'utf8' }).includes(`:${port}`);
 }
 
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isFerryError(err)) throw new Error(`expected a FerryError, got ${String(err)}`);
-  return err;
-}
 
 test('a namespace made with `ip netns add` is recognised; other nsfs files and plain files are not', () => {
   const nsPath = privateNetns();
@@ -102,17 +110,7 @@ test('runc: a lazy dump run in a private namespace serves its pages there only; 
   const c = await startRuncContainer({ memMib: 16, port: 0 });
   cleanups.push(() => c.stop());
   await waitForCounter(c.stateFile, 2);
-  const nsPath = privateNetns();
-  const port = await freePort();
-  const stop = new AbortController();
-  let ready!: () => void;
-  const isReady = new Promise<void>((r) => (ready = r));
-  const dump = adapter.checkpoint(
-    { runtime: 'runc', id: c.name },
-    { imagesDir: join(dir, 'images'), workDir: join(dir, 'work'), lazyPages: { address: '127.0.0.1', port, onReady: ready }, netnsPath: nsPath, signal: stop.signal },
-  );
-  dump.catch(() => undefined);
-  await Promise.race([isReady, dump.then(() => Promise.reject(new Error('the lazy dump ended before it was ready')))]);
+  const { nsPath, port, stop, dump } = await lazyDumpInNetns(adapter, { runtime: 'runc', id: c.name });
 
   expect(listensInside(nsPath, port)).toBe(true);
   expect(await connectFromHere(port)).toBe('ECONNREFUSED');
@@ -160,17 +158,7 @@ describe('LXC', () => {
   test('a lazy dump whose CRIU runs in a private namespace is ready there (the listener is watched in CRIU\'s namespace) and not reachable from here', async () => {
     const c = await startLxcContainer({ name: `${PREFIX}l${process.pid % 10000}-${++seq}`, lxcpath, memMib: 16 });
     cleanups.push(() => c.stop());
-    const nsPath = privateNetns();
-    const port = await freePort();
-    const stop = new AbortController();
-    let ready!: () => void;
-    const isReady = new Promise<void>((r) => (ready = r));
-    const dump = adapter.checkpoint(
-      { runtime: 'lxc', id: c.name },
-      { imagesDir: join(dir, 'images'), workDir: join(dir, 'work'), lazyPages: { address: '127.0.0.1', port, onReady: ready }, netnsPath: nsPath, signal: stop.signal },
-    );
-    dump.catch(() => undefined);
-    await Promise.race([isReady, dump.then(() => Promise.reject(new Error('the lazy dump ended before it was ready')))]);
+    const { nsPath, port, stop, dump } = await lazyDumpInNetns(adapter, { runtime: 'lxc', id: c.name });
     expect(listensInside(nsPath, port)).toBe(true);
     expect(await connectFromHere(port)).toBe('ECONNREFUSED');
 

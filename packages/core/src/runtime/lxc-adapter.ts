@@ -18,7 +18,7 @@ import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError } from '../model/ferry-error';
 import { assertCheckpointable } from './adapter-common';
 import { DEFAULT_CHECKPOINT_TIMEOUT_MS, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_RESTORE_TIMEOUT_MS, DEFAULT_SEARCH_PATH, resolveAdapterOptions } from './adapter-options';
-import { checkpointContainer, type DumpHooks } from './checkpoint-pipeline';
+import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './checkpoint-pipeline';
 import { LxcCli, lxcCheckpoint, lxcRestore } from './lxc-cli';
 import { hostHasAppArmor, lxcConfigProblems, readLxcConfig } from './lxc-config';
 import { LXC_TOOL_HINT, LxcContainers, lxcNames, thawQuietly, type Located } from './lxc-containers';
@@ -68,6 +68,7 @@ export class LxcAdapter implements RuntimeAdapter {
   private readonly cli: LxcCli;
   private readonly tools: NetnsTools;
   private readonly containers: LxcContainers;
+  private readonly pipeline: PipelineRuntime<'lxc'>;
   /** Interfaces fenceNetwork() took down, by container: the checkpoint records them for the restore to raise. */
   private readonly fenced = new Map<string, string[]>();
 
@@ -76,6 +77,7 @@ export class LxcAdapter implements RuntimeAdapter {
     const find = (tool: string) => findExecutable(tool, this.options.searchPath) ?? tool;
     this.cli = new LxcCli(find, this.options.searchPath);
     this.tools = { ipPath: find('ip'), nsenterPath: find('nsenter') };
+    this.pipeline = { runtime: 'lxc', label: 'LXC', toolHint: LXC_TOOL_HINT, timeouts: this.options };
     this.containers = new LxcContainers(this.cli, this.tools, this.options.lxcPaths, this.options.commandTimeoutMs);
   }
 
@@ -130,10 +132,7 @@ export class LxcAdapter implements RuntimeAdapter {
 
   private dumpHooks(): DumpHooks<'lxc', Located> {
     return {
-      runtime: 'lxc',
-      label: 'LXC',
-      checkpointTimeoutMs: this.options.checkpointTimeoutMs,
-      toolHint: LXC_TOOL_HINT,
+      ...this.pipeline,
       check: (ref, options) => {
         lxcNames.ref(ref);
         if (options.preDump || options.parentImage) {
@@ -164,10 +163,8 @@ export class LxcAdapter implements RuntimeAdapter {
 
   private restoreHooks(): RestoreHooks<'lxc', Located> {
     return {
-      runtime: 'lxc',
-      label: 'LXC',
-      restoreTimeoutMs: this.options.restoreTimeoutMs,
-      toolHint: LXC_TOOL_HINT,
+      ...this.pipeline,
+      manualCommands: (name) => this.manualCommands(name),
       refuse: (options) => {
         if (!options.readdress || Object.keys(options.readdress).length === 0) return;
         throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', 'the LXC adapter cannot give a restored container new addresses', {

@@ -17,15 +17,8 @@ beforeEach(() => {
   images = join(dir, 'images');
   mkdirSync(images);
   writeFileSync(join(images, 'inventory.img'), '');
-  writeCheckpointRecord(images, {
-    format: RECORD_FORMAT,
-    runtime: 'runc',
-    id: 'web',
-    bundle: '/b',
-    config: {},
-    criu: { tcpEstablished: true, fileLocks: true, extUnixSk: false, leaveRunning: false },
-    checkpointedAt: 't',
-  });
+  const criu = { tcpEstablished: true, fileLocks: true, extUnixSk: false, leaveRunning: false };
+  writeCheckpointRecord(images, { format: RECORD_FORMAT, runtime: 'runc', id: 'web', bundle: '/b', config: {}, criu, checkpointedAt: 't' });
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -46,15 +39,16 @@ function fakeHooks(steps: string[], run: () => ToolOutcome = () => ok()): Restor
   return {
     runtime: 'runc',
     label: 'fake',
-    restoreTimeoutMs: 50,
+    timeouts: { checkpointTimeoutMs: 1, restoreTimeoutMs: 50 },
     toolHint: 'h',
     assertName: (name) => {
       if (name.startsWith('-')) throw new FerryError('ERR_PRECHECK_BAD_INPUT', 'bad name');
     },
-    checkName: async ({ name }) => {
-      steps.push(`checkName ${name}`);
-      if (name === 'taken') throw new FerryError('ERR_RUNTIME_NAME_TAKEN', 'taken');
+    exists: async (name) => {
+      steps.push(`exists ${name}`);
+      return name === 'taken';
     },
+    manualCommands: (name) => ({ thaw: `fake thaw ${name}`, remove: `fake rm ${name}` }),
     prepare: async (plan, revert) => {
       steps.push(`prepare tcp=${plan.criu.tcpEstablished} locks=${plan.criu.fileLocks}`);
       revert.add(() => void steps.push('undo 1'));
@@ -81,7 +75,7 @@ function fakeHooks(steps: string[], run: () => ToolOutcome = () => ok()): Restor
 test('a restore reads the record, repeats its CRIU flags unless told otherwise, and keeps what it made', async () => {
   const steps: string[] = [];
   const result = await restoreContainer(fakeHooks(steps), { imagesDir: images, name: 'copy', fileLocks: false });
-  expect(steps).toEqual(['checkName copy', 'prepare tcp=true locks=false', 'run P', 'finish']);
+  expect(steps).toEqual(['exists copy', 'prepare tcp=true locks=false', 'run P', 'finish']);
   expect(result).toEqual({ container: { ref: { runtime: 'runc', id: 'copy' }, state: 'running', pid: 7 }, restoreMs: 9 });
 });
 
@@ -95,8 +89,10 @@ test('bad input and a taken name are refused before anything is prepared', async
     const steps: string[] = [];
     const err = await restoreContainer(fakeHooks(steps), options).catch((e: unknown) => e);
     expect(isFerryError(err, code)).toBe(true);
-    expect(steps.filter((s) => !s.startsWith('checkName'))).toEqual([]);
+    expect(steps.filter((s) => !s.startsWith('exists'))).toEqual([]);
   }
+  const taken = (await restoreContainer(fakeHooks([]), { imagesDir: images, name: 'taken' }).catch((e: unknown) => e)) as FerryError;
+  expect(taken).toMatchObject({ code: 'ERR_RUNTIME_NAME_TAKEN', message: 'fake already has a container named taken', hint: 'Restore under another name, or remove it first (`fake rm taken`).' });
   // A record of another runtime names it in the hint.
   writeFileSync(join(images, 'ferry-container.json'), JSON.stringify({ format: RECORD_FORMAT, runtime: 'lxc', id: 'web', lxcpath: '/l', containerDir: '/l/web' }));
   const err = (await restoreContainer(fakeHooks([]), { imagesDir: images }).catch((e: unknown) => e)) as FerryError;

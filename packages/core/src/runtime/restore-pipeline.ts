@@ -14,6 +14,7 @@ import type { ContainerInfo, RuntimeName } from '../model/container';
 import { FerryError } from '../model/ferry-error';
 import { assertImagesDir, Reverter, throwIfAborted } from './adapter-common';
 import { readCheckpointRecord, RECORD_FILE, type CheckpointRecord, type RecordedCriuFlags } from './checkpoint-record';
+import type { PipelineRuntime } from './checkpoint-pipeline';
 import type { ToolOutcome } from './run-tool';
 import type { RestoreOptions, RestoreResult } from './runtime-adapter';
 import { criuFailure } from './tool-failure';
@@ -31,19 +32,17 @@ export interface RestorePlan<R extends RuntimeName> {
   readonly criu: Omit<RecordedCriuFlags, 'leaveRunning'>;
 }
 
-export interface RestoreHooks<R extends RuntimeName, P> {
-  readonly runtime: R;
-  readonly label: string;
-  readonly restoreTimeoutMs: number;
-  readonly toolHint: string;
+export interface RestoreHooks<R extends RuntimeName, P> extends PipelineRuntime<R> {
   /** Refuses options the runtime cannot honour (lazy pages, new addresses), before anything is read. */
   refuse?(options: RestoreOptions): void;
   /** The record in imagesDir; by default the runtime's (undefined when there is none). */
   readRecord?(imagesDir: string): CheckpointRecord<R> | undefined;
   /** ERR_PRECHECK_BAD_INPUT for a name the runtime cannot take. */
   assertName(name: string): void;
-  /** ERR_RUNTIME_NAME_TAKEN when the runtime holds a container of that name already; changes nothing. */
-  checkName?(plan: RestorePlan<R>): Promise<void>;
+  /** Whether the runtime holds a container of that name already (the restore is then ERR_RUNTIME_NAME_TAKEN). */
+  exists?(name: string): Promise<boolean>;
+  /** RuntimeAdapter.manualCommands: the taken name's hint says how to remove what holds it. */
+  manualCommands(name: string): { thaw: string; remove: string };
   /** Puts in place what the tool needs; registers the undo of each side effect with `revert` before making it. */
   prepare(plan: RestorePlan<R>, revert: Reverter): Promise<P>;
   /** Runs the restore; resolves with the tool's outcome (failures included). */
@@ -84,7 +83,12 @@ export async function restoreContainer<R extends RuntimeName, P>(hooks: RestoreH
       extUnixSk: options.extUnixSk ?? record?.criu.extUnixSk ?? false,
     },
   };
-  await hooks.checkName?.(plan);
+  if (await hooks.exists?.(name)) {
+    throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `${hooks.label} already has a container named ${name}`, {
+      hint: `Restore under another name, or remove it first (\`${hooks.manualCommands(name).remove}\`).`,
+      details: { name },
+    });
+  }
   mkdirSync(workDir, { recursive: true, mode: 0o700 });
 
   const revert = new Reverter();
@@ -102,7 +106,7 @@ export async function restoreContainer<R extends RuntimeName, P>(hooks: RestoreH
         outcome,
         logPath: hooks.restoreLog(prepared, plan),
         startedAt,
-        timeoutMs: hooks.restoreTimeoutMs,
+        timeoutMs: hooks.timeouts.restoreTimeoutMs,
         criuNamed: hooks.criuNamed?.(outcome) ?? false,
         toolHint: hooks.toolHint,
       });

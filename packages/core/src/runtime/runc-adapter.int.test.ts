@@ -7,12 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isFerryError, type FerryError } from '../model/ferry-error';
 import { isAlive, readWorkloadState, verifyWorkloadMemory, waitForCounter } from '../testing/workload';
 import { startNetnsTcpClient, startRuncContainer, type NetnsTcpClient, type RuncContainer } from '../testing/runc-container';
 import { createRuntimeRegistry } from './registry';
 import { RuncAdapter } from './runc-adapter';
 import { RECORD_FILE } from './checkpoint-record';
+import { rejection } from '../testing/rejection';
 
 jest.setTimeout(60_000);
 
@@ -54,15 +54,6 @@ function runcNames(): string[] {
   return ((JSON.parse(text) as { id: string }[] | null) ?? []).map((c) => c.id);
 }
 
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isFerryError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a FerryError, but the call succeeded');
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -6,10 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FerryError } from '../model/ferry-error';
 import { DEFAULT_RESTORE_TIMEOUT_MS } from './adapter-options';
 import { RuncAdapter, resolveRuncAdapterOptions } from './runc-adapter';
 import { RECORD_FORMAT, writeCheckpointRecord } from './checkpoint-record';
+import { rejection } from '../testing/rejection';
 
 let dir: string;
 let sleeper: ChildProcess | undefined;
@@ -43,14 +43,6 @@ esac
 
 const NOT_FOUND = `state) echo 'time="t" level=error msg="container does not exist"' >&2; exit 1 ;;`;
 
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (err: FerryError) => err,
-  );
-}
 
 describe('options', () => {
   test('are resolved once, frozen, with defaults', () => {

@@ -17,7 +17,7 @@ import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError } from '../model/ferry-error';
 import { assertCheckpointable, nameRule } from './adapter-common';
 import { DEFAULT_CHECKPOINT_TIMEOUT_MS, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_RESTORE_TIMEOUT_MS, DEFAULT_SEARCH_PATH, resolveAdapterOptions, tool } from './adapter-options';
-import { checkpointContainer, type DumpHooks } from './checkpoint-pipeline';
+import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './checkpoint-pipeline';
 import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './network-fence';
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
 import { RuncCli, runcCheckpoint, runcRestoreArgs, type RuncOutcome } from './runc-cli';
@@ -80,6 +80,7 @@ export class RuncAdapter implements RuntimeAdapter {
   private readonly owned: OwnedStore;
   private readonly containers: RuncContainers;
   private readonly restoreDeps: RuncRestoreDeps;
+  private readonly pipeline: PipelineRuntime<'runc'>;
 
   constructor(options: Partial<RuncAdapterOptions> = {}) {
     this.options = resolveRuncAdapterOptions(options);
@@ -89,6 +90,7 @@ export class RuncAdapter implements RuntimeAdapter {
     this.owned = new OwnedStore(this.options.stateDir, this.tools);
     this.containers = new RuncContainers(this.cli, this.tools, this.options.commandTimeoutMs, names.name);
     const { netnsPrefix, netnsUplink: uplink, umountPath } = this.options;
+    this.pipeline = { runtime: 'runc', label: 'runc', toolHint: RUNC_TOOL_HINT, timeouts: this.options };
     this.restoreDeps = { tools: this.tools, store: this.owned, containers: this.containers, netnsPrefix, uplink, runcRoot, umountPath };
   }
 
@@ -143,10 +145,7 @@ export class RuncAdapter implements RuntimeAdapter {
 
   private dumpHooks(): DumpHooks<'runc', undefined> {
     return {
-      runtime: 'runc',
-      label: 'runc',
-      checkpointTimeoutMs: this.options.checkpointTimeoutMs,
-      toolHint: RUNC_TOOL_HINT,
+      ...this.pipeline,
       check: (ref) => names.ref(ref),
       // The container may be frozen already (the migration's hold): its network is read once, for the record.
       find: async (ref) => ({ before: await this.containers.describe(await this.containers.state(ref.id), { netns: false }), target: undefined }),
@@ -167,18 +166,10 @@ export class RuncAdapter implements RuntimeAdapter {
 
   private restoreHooks(): RestoreHooks<'runc', RuncRestorePrep> {
     return {
-      runtime: 'runc',
-      label: 'runc',
-      restoreTimeoutMs: this.options.restoreTimeoutMs,
-      toolHint: RUNC_TOOL_HINT,
+      ...this.pipeline,
+      manualCommands: (name) => this.manualCommands(name),
       assertName: (name) => names.name(name),
-      checkName: async ({ name }) => {
-        if (!(await this.containers.exists(name))) return;
-        throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `runc already has a container named ${name}`, {
-          hint: `Restore under another name, or remove it first (\`runc delete -f ${name}\`).`,
-          details: { name },
-        });
-      },
+      exists: (name) => this.containers.exists(name),
       prepare: (plan, revert) => prepareRuncRestore(plan, this.restoreDeps, revert),
       run: ({ bundle }, plan) => {
         // runc's own messages during `restore -d` (its stdio are /dev/null then).

@@ -1,27 +1,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sampleSessionManifest } from '../testing/session-fixtures';
 import { readSessionManifest, SESSION_MANIFEST_FILE, validateSessionManifest, writeSessionManifest, type SessionManifest } from './session-manifest';
 
 describe('ferry-session.json', () => {
-  const manifest: SessionManifest = {
-    version: 1,
-    kind: 'tmux',
-    rootPid: 100,
-    pids: [100, 101],
-    ownPidNamespace: false,
-    shellJob: false,
-    terminal: 'none',
-    ptys: [0],
-    tcpEstablished: false,
-    fileLocks: true,
-    leaveRunning: false,
-    tmux: { path: '/tmp/tmux-0/w', dir: { path: '/tmp/tmux-0', mode: 0o700, uid: 0, gid: 0 }, sessions: ['w'] },
-    listeningSockets: [{ path: '/tmp/tmux-0/w', dir: { path: '/tmp/tmux-0', mode: 0o700, uid: 0, gid: 0 } }],
-    hostname: 'h1',
-    createdAt: '2026-11-27T00:00:00.000Z',
-    reason: 'r',
-  };
+  const manifest: SessionManifest = sampleSessionManifest({
+    listeningSockets: [{ path: '/tmp/tmux-0/work', dir: { path: '/tmp/tmux-0', mode: 0o700, uid: 0, gid: 0 } }],
+  });
 
   test('round trip', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ferry-session-manifest-'));

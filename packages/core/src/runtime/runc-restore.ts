@@ -21,6 +21,8 @@ import type { RestorePlan } from './restore-pipeline';
 import { tryReadConfig, type RuncContainers } from './runc-containers';
 
 const run = promisify(execFile);
+/** How long killed tasks get to leave their cgroups before the (then empty) directories are removed. */
+const CGROUP_DRAIN_MS = 200;
 
 /** What the adapter created for one restored container. */
 export interface OwnedResources {
@@ -186,7 +188,7 @@ async function cleanupMountsAndCgroups(runcDir: string, workDir: string, config:
     const layout = hostCgroups();
     const roots = new Set([...Object.values(layout.v1Controllers), ...(layout.v2Mountpoint ? [layout.v2Mountpoint] : [])]);
     for (const root of roots) killCgroupProcs(join(root, cgroupsPath));
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, CGROUP_DRAIN_MS));
     for (const root of roots) tryRmdir(join(root, cgroupsPath));
   }
 }

@@ -11,16 +11,15 @@
  * --experimental to start from a checkpoint; no post-copy and no established TCP connections (Docker's restore passes
  * neither --lazy-pages nor --tcp-established to CRIU), both refused up front.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { assertCheckpointable } from './adapter-common';
 import { DEFAULT_AVAILABILITY_TIMEOUT_MS, DEFAULT_CHECKPOINT_TIMEOUT_MS, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_RESTORE_TIMEOUT_MS, DEFAULT_SEARCH_PATH, resolveAdapterOptions, tool } from './adapter-options';
 import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './checkpoint-pipeline';
-import { containerInfoOf, DockerClient, dockerNames, NOT_EXPERIMENTAL, notExperimental } from './docker-client';
+import { containerInfoOf, DockerClient, dockerNames, notExperimental } from './docker-client';
 import { configProblems, containerStateOf, nameOf, recordedContainer, type DockerInspect } from './docker-config';
-import { translateDockerError } from './docker-errors';
 import { createForRestore, readDockerRecord, refuseRestoreOptions, startFromCheckpoint, type DockerRestorePrep } from './docker-restore';
 import { runcRootOf, saveRootfsChanges } from './docker-runc';
 import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './network-fence';
@@ -93,31 +92,12 @@ export class DockerAdapter implements RuntimeAdapter {
     this.pipeline = { runtime: 'docker', label: 'docker', toolHint: 'Check the container with `docker ps -a`; `ferry doctor` checks the host.', timeouts: this.options };
   }
 
-  async availability(): Promise<RuntimeAvailability> {
-    const { socket } = this.docker;
-    if ('unusable' in socket) return { usable: false, reason: socket.unusable };
-    if (!existsSync(socket.socketPath)) return { usable: false, reason: `no dockerd socket at ${socket.socketPath}` };
-    let version: string | undefined;
-    try {
-      version = ((await this.docker.client(this.options.availabilityTimeoutMs).version()) as { Version?: string }).Version;
-    } catch (err) {
-      return { usable: false, reason: translateDockerError(err, this.docker.ctx('version')).message };
-    }
-    const known = version ? { version } : {};
-    if (process.getuid?.() !== 0) return { usable: false, reason: 'checkpointing Docker containers needs root', ...known };
-    const daemon = await this.docker.daemonInfo().catch(() => undefined);
-    if (daemon && !daemon.experimental) return { usable: false, reason: NOT_EXPERIMENTAL, ...known };
-    return { usable: true, ...known };
+  availability(): Promise<RuntimeAvailability> {
+    return this.docker.availability();
   }
 
-  async list(): Promise<ContainerInfo[]> {
-    this.docker.requireSocket();
-    // A quick ping first: `ferry ps` must not wait out a stuck daemon's full command timeout.
-    await this.docker.call('ping', (d) => d.ping(), undefined, this.options.availabilityTimeoutMs);
-    const summaries = await this.docker.call('list containers', (d) => d.listContainers({ all: true }));
-    const client = this.docker.client();
-    const infos = await Promise.all(summaries.map((s) => client.getContainer(s.Id).inspect().then((i) => containerInfoOf(i), () => undefined))); // removed meanwhile
-    return infos.filter((i): i is ContainerInfo => i !== undefined);
+  list(): Promise<ContainerInfo[]> {
+    return this.docker.list();
   }
 
   async inspect(id: string): Promise<ContainerInfo> {

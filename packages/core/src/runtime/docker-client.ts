@@ -3,6 +3,7 @@
  * per deadline, every error translated into ferry's codes (docker-errors.ts), names checked before the daemon sees
  * them, and the image operations a migration needs (RuntimeImages).
  */
+import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { FerryError, isFerryError } from '../model/ferry-error';
@@ -10,7 +11,7 @@ import type { ContainerInfo } from '../model/container';
 import { freezerPathOfPid, nameRule } from './adapter-common';
 import { containerStateOf, DOCKER_NAME, nameOf, namesContainer, type DockerInspect } from './docker-config';
 import { translateDockerError, type TranslateContext } from './docker-errors';
-import type { RuntimeImages } from './runtime-adapter';
+import type { RuntimeAvailability, RuntimeImages } from './runtime-adapter';
 
 export const dockerNames = nameRule('docker', 'Docker', DOCKER_NAME, 'Docker names use letters, digits and _ . - and start with a letter or digit.');
 export const NOT_EXPERIMENTAL = 'dockerd runs without --experimental: it cannot start a container from a checkpoint';
@@ -45,6 +46,33 @@ export class DockerClient {
     private readonly timeouts: { commandTimeoutMs: number; availabilityTimeoutMs: number; restoreTimeoutMs: number },
   ) {
     this.socket = dockerSocketOf(dockerHost);
+  }
+
+  /** Whether ferry can checkpoint containers of this daemon, quickly (the availability timeout), with the reason. */
+  async availability(): Promise<RuntimeAvailability> {
+    if ('unusable' in this.socket) return { usable: false, reason: this.socket.unusable };
+    if (!existsSync(this.socket.socketPath)) return { usable: false, reason: `no dockerd socket at ${this.socket.socketPath}` };
+    let version: string | undefined;
+    try {
+      version = ((await this.client(this.timeouts.availabilityTimeoutMs).version()) as { Version?: string }).Version;
+    } catch (err) {
+      return { usable: false, reason: translateDockerError(err, this.ctx('version')).message };
+    }
+    const known = version ? { version } : {};
+    if (process.getuid?.() !== 0) return { usable: false, reason: 'checkpointing Docker containers needs root', ...known };
+    const daemon = await this.daemonInfo().catch(() => undefined);
+    if (daemon && !daemon.experimental) return { usable: false, reason: NOT_EXPERIMENTAL, ...known };
+    return { usable: true, ...known };
+  }
+
+  /** Every container of the daemon (a quick ping first: `ferry ps` must not wait out a stuck daemon). */
+  async list(): Promise<ContainerInfo[]> {
+    this.requireSocket();
+    await this.call('ping', (d) => d.ping(), undefined, this.timeouts.availabilityTimeoutMs);
+    const summaries = await this.call('list containers', (d) => d.listContainers({ all: true }));
+    const client = this.client();
+    const infos = await Promise.all(summaries.map((s) => client.getContainer(s.Id).inspect().then(containerInfoOf, () => undefined))); // removed meanwhile
+    return infos.filter((i): i is ContainerInfo => i !== undefined);
   }
 
   /** One API call with ferry's errors, under `timeoutMs` (the command timeout by default). */

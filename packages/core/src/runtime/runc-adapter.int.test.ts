@@ -170,6 +170,24 @@ test('remove() of a paused container (the migration\'s commit) stops it and its 
   await adapter.remove(c.name); // a second time: nothing to do, no error
 });
 
+test('a fence is plain JSON that another adapter (another process) lifts, twice without harm; manualCommands name runc', async () => {
+  const c = await container({ memMib: 8, port: 0 });
+  const linkState = () => execFileSync('ip', ['-n', c.netnsName, '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' });
+  expect(linkState()).toMatch(/state UP|,UP[,>]/);
+  const fence = await adapter.fenceNetwork(c.name);
+  const journaled = JSON.stringify(fence);
+  expect(JSON.parse(journaled)).toMatchObject({ runtime: 'runc', id: c.name, kind: 'links-down', netns: { path: c.netnsPath }, interfaces: ['eth0'] });
+  expect(linkState()).not.toMatch(/,UP[,>]/);
+
+  const recovery = new RuncAdapter({ stateDir });
+  await recovery.unfenceNetwork(JSON.parse(journaled));
+  expect(linkState()).toMatch(/,UP[,>]/);
+  await recovery.unfenceNetwork(JSON.parse(journaled)); // idempotent
+  await fence.unfence(); // the old shape still works
+  expect(linkState()).toMatch(/,UP[,>]/);
+  expect(adapter.manualCommands(c.name)).toEqual({ thaw: `runc resume ${c.name}`, remove: `runc delete -f ${c.name}` });
+});
+
 test('checkpoint of a missing container is ERR_RUNTIME_NOT_FOUND with a hint', async () => {
   const err = await rejection(adapter.checkpoint({ runtime: 'runc', id: 'ferry-no-such-container' }, { imagesDir: join(dir, 'i') }));
   expect(err.code).toBe('ERR_RUNTIME_NOT_FOUND');

@@ -109,6 +109,15 @@ export interface HostFacts {
   containerDir: string;
 }
 
+/** Whether this kernel has AppArmor enabled. */
+export function hostHasAppArmor(): boolean {
+  try {
+    return readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').trim() === 'Y';
+  } catch {
+    return false;
+  }
+}
+
 /** Every setting CRIU cannot checkpoint and restore (see the header), in config order; empty when all is well. */
 export function lxcConfigProblems(entries: readonly LxcConfigEntry[], host: HostFacts): ConfigProblem[] {
   const problems: ConfigProblem[] = [];

@@ -42,6 +42,7 @@ export interface RuntimeRegistry {
 
 const RUNTIME_NAMES: readonly RuntimeName[] = ['runc', 'lxc', 'docker'];
 
+/** The registry of the runtimes `options` enables (runc and Docker by default, LXC when its options are given). */
 export function createRuntimeRegistry(options: RuntimeRegistryOptions = {}): RuntimeRegistry {
   const byName = new Map<RuntimeName, RuntimeAdapter>();
   if (options.runc !== false) byName.set('runc', new RuncAdapter(options.runc ?? {}));

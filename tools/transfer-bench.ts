@@ -1,6 +1,6 @@
 // Throughput of packDir -> PassThrough -> unpackDir on one machine, for the two shapes ferry copies:
 // a CRIU image directory (a few big files) and a runc bundle (many small files).
-//   node packages/migrate/dist/transfer/transfer-bench.js [--big-mib 1024] [--big-files 4] [--small-files 20000]
+//   npm run bench:transfer -- (node tools/dist/transfer-bench.js) [--big-mib 1024] [--big-files 4] [--small-files 20000]
 //                                                         [--small-max-kib 16] [--dir /tmp] [--runs 3] [--gnu-tar] [--json]
 // Data stays in the page cache (nothing is synced or dropped): this measures our pipeline, not the disk; with
 // --dir /dev/shm not even the file system's own costs (creating a file on ext4 can cost more than copying it).
@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { packDir, unpackDir } from './index';
+import { packDir, unpackDir } from '@ferry/migrate';
 
 const MiB = 1 << 20;
 

@@ -3,8 +3,8 @@
  * pid CRIU will name its images by (the pid inside the container's PID namespace), and the memory worth reading.
  */
 import { readFile } from 'node:fs/promises';
-import { readProcessTree } from '@ferry/core';
 import { findPresentRanges, listMemoryRegions, type MemoryRange, type MemoryRegion } from '@ferry/native';
+import { readProcessTree } from '../session/proc-tree';
 
 export interface ContainerTask {
   /** Pid on this host. */

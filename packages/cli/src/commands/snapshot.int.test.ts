@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuncAdapter } from '@ferry/core';
-import { ferry, ferryOk, jsonOutput, type Run } from './testing/run-ferry';
+import { ferry, ferryOk, jsonOutput, type Run } from '../testing/run-ferry';
 import {
   runCleanups,
   queryService,

@@ -1,12 +1,12 @@
 // Throughput of the memory primitives on another process's memory, against the memcpy ceiling, in one run:
-//   node packages/native/dist/bench/native-bench.js [--size-mib 1024] [--zero-mib 256] [--runs 3] [--json]
+//   npm run bench:native -- (node tools/dist/native-bench.js) [--size-mib 1024] [--zero-mib 256] [--runs 3] [--json]
 // The pattern child holds --size-mib of non-repeating, non-zero data and --zero-mib of written zeros. Every figure is
 // the best of --runs, into buffers that are already faulted in, so that page faults on our side are not measured.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { allocPageAligned, findZeroPages, hashPages, readMemory, readPagemap } from '../index';
-import { memcpyBench, spawnPatternChild } from '../testing';
+import { allocPageAligned, findZeroPages, hashPages, readMemory, readPagemap } from '@ferry/native';
+import { memcpyBench, spawnPatternChild } from '@ferry/native/testing';
 
 const GOAL_READ_VS_MEMCPY = 0.5;
 const GOAL_HASH_GIB_PER_CORE = 4;

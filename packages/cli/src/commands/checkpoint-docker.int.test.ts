@@ -17,7 +17,7 @@ import {
   type Cleanup,
   type TestDockerd,
 } from '@ferry/core/testing';
-import { ferry, ferryOk, jsonOutput } from './testing/run-ferry';
+import { ferry, ferryOk, jsonOutput } from '../testing/run-ferry';
 
 jest.setTimeout(120_000);
 

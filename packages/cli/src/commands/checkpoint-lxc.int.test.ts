@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readWorkloadState, runCleanups, startLxcContainer, verifyWorkloadMemory, waitForCounter, type LxcTestContainer } from '@ferry/core/testing';
-import { ferry, ferryOk, jsonOutput } from './testing/run-ferry';
+import { ferry, ferryOk, jsonOutput } from '../testing/run-ferry';
 
 jest.setTimeout(60_000);
 

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuncAdapter } from '@ferry/core';
-import { ferry, ferryOk, jsonOutput, type Run } from './testing/run-ferry';
+import { ferry, ferryOk, jsonOutput, type Run } from '../testing/run-ferry';
 import {
   runCleanups,
   isAlive,

@@ -33,7 +33,7 @@
  * Files and fds: every tool is a child process with argv (never a shell) and the adapter's PATH; `lxc-checkpoint
  * -r` runs with stdio on /dev/null (the container's monitor inherits it) and liblxc's log in the work dir.
  */
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,7 +45,7 @@ import { createImageDir } from '../image/image-dir';
 import type { ContainerInfo, ContainerRef, ContainerState } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { LxcCli, type LxcOutcome } from './lxc-cli';
-import { lxcConfigProblems, readLxcConfig, rootfsPathOf } from './lxc-config';
+import { lxcConfigProblems, readLxcConfig, rewriteConfigPaths, rootfsPathOf } from './lxc-config';
 import { writeLxcCriuConfig, type LxcCriuExtras } from './lxc-criu-config';
 import { readLxcRecord, writeLxcRecord, type LxcCheckpointRecord } from './lxc-record';
 import { netnsTies, readNetnsInterfaces, type NetnsTools } from './runc-netns';
@@ -731,16 +731,6 @@ function moveDir(from: string, to: string): void {
     cpSync(from, to, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     rmSync(from, { recursive: true, force: true });
   }
-}
-
-/** Points config values that named the old container directory (rootfs, mount entries, logs) at the new one. */
-function rewriteConfigPaths(configPath: string, oldDir: string, newDir: string): void {
-  const text = readFileSync(configPath, 'utf8');
-  const rewritten = text
-    .split('\n')
-    .map((line) => (/^\s*#/.test(line) ? line : line.split(`${oldDir}/`).join(`${newDir}/`)))
-    .join('\n');
-  if (rewritten !== text) writeFileSync(configPath, rewritten);
 }
 
 /** Calls onReady once something listens on TCP `port` in this network namespace (polled from /proc/net). */

@@ -49,6 +49,7 @@ import { findExecutable } from '../host/find-executable';
 import { createImageDir } from '../image/image-dir';
 import type { ContainerInfo, ContainerRef, NetworkAddress } from '../model/container';
 import type { ErrorCode } from '../model/error-codes';
+import { readFileNoFollow } from '../host/safe-files';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import type {
   CheckpointOptions,
@@ -412,7 +413,9 @@ export class RuncAdapter implements RuntimeAdapter {
     await this.releaseOwned(name);
 
     const sourceBundle = resolve(options.bundle ?? record?.bundle ?? '.');
-    const bundleConfig = tryReadConfig(join(sourceBundle, 'config.json'));
+    // The bundle may have come from another host: its config.json is never followed through a symlink (runc would
+    // read whatever it points at), and a symlinked one is refused.
+    const bundleConfig = parseConfig(readFileNoFollow(join(sourceBundle, 'config.json')));
     const config = bundleConfig ?? record?.config;
     if (!config) {
       throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no config.json in ${sourceBundle} and none recorded in ${imagesDir}`, {
@@ -831,6 +834,14 @@ function runtimeFailure(what: string, outcome: RuncOutcome): FerryError {
 
 function excerpt(text: string, max = 2000): string {
   return text.length > max ? `...${text.slice(-max)}` : text;
+}
+
+function parseConfig(text: string | undefined): OciConfig | undefined {
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as OciConfig);
+  } catch {
+    return undefined;
+  }
 }
 
 function tryReadConfig(path: string): OciConfig | undefined {

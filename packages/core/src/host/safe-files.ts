@@ -1,0 +1,80 @@
+/**
+ * Reading and rewriting files that arrived from elsewhere (a migrated bundle, a replica) without following a
+ * symlink planted in their place: a bundle whose config.json points at another container's config must not make
+ * root rewrite that one. Reads open with O_NOFOLLOW; rewrites go to a temporary file in the same directory and are
+ * renamed over the old name, which replaces a link instead of writing through it.
+ */
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { FerryError } from '../model/ferry-error';
+
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+function unsafe(path: string, why: string): FerryError {
+  return new FerryError('ERR_PRECHECK_UNSAFE_PATH', `${path} ${why}; ferry does not follow it`, {
+    hint: 'Something replaced a file ferry wrote or received with a link or a special file. Find out what did, remove it, and retry.',
+    details: { path },
+  });
+}
+
+/** The text of a regular file; undefined when it does not exist; ERR_PRECHECK_UNSAFE_PATH for a symlink or special file. */
+export function readFileNoFollow(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, READ_FLAGS);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw unsafe(path, 'is a symlink');
+    throw err;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw unsafe(path, 'is not a regular file');
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Throws ERR_PRECHECK_UNSAFE_PATH unless `dir` is a directory itself (not a link to one). */
+export function assertRealDirectory(dir: string): void {
+  const stat = lstatSync(dir);
+  if (stat.isSymbolicLink()) throw unsafe(dir, 'is a symlink');
+  if (!stat.isDirectory()) throw unsafe(dir, 'is not a directory');
+}
+
+/**
+ * Replaces `path` with `text` atomically: a new file next to it (same directory, so the rename cannot cross
+ * filesystems or leave it), then rename. The new file takes the old one's mode, or `mode` when there was none.
+ * The directory must be a real directory and the old file, if any, a regular file.
+ */
+export function replaceFileNoFollow(path: string, text: string, mode = 0o600): void {
+  const dir = dirname(path);
+  assertRealDirectory(dir);
+  let keepMode = mode;
+  try {
+    const old = lstatSync(path);
+    if (old.isSymbolicLink()) throw unsafe(path, 'is a symlink');
+    if (!old.isFile()) throw unsafe(path, 'is not a regular file');
+    keepMode = old.mode & 0o7777;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const temp = join(dir, `.${basename(path)}.ferry-${randomBytes(6).toString('hex')}`);
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, keepMode);
+  let open = true;
+  try {
+    fchmodSync(fd, keepMode); // exactly, whatever the umask
+    const data = Buffer.from(text, 'utf8');
+    for (let offset = 0; offset < data.length; ) offset += writeSync(fd, data, offset);
+    fsyncSync(fd);
+    open = false;
+    closeSync(fd);
+    renameSync(temp, path);
+  } catch (err) {
+    if (open) closeSync(fd);
+    rmSync(temp, { force: true });
+    throw err;
+  }
+}

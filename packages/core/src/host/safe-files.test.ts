@@ -2,7 +2,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { readFileNoFollow, replaceFileNoFollow } from './safe-files';
+import { checkNewDirectory, readFileNoFollow, replaceFileNoFollow } from './safe-files';
+import { createImageDir } from '../image/image-dir';
 
 let work: string;
 beforeEach(() => (work = mkdtempSync(join(tmpdir(), 'ferry-safe-files-'))));
@@ -41,4 +42,37 @@ test('replace refuses a symlink in the file\'s place or the directory\'s', () =>
   expect(() => replaceFileNoFollow(join(work, 'dir-link', 'f'), 'x')).toThrow(expect.objectContaining({ code: 'ERR_PRECHECK_UNSAFE_PATH' }));
   expect(readFileSync(join(work, 'victim'), 'utf8')).toBe('untouched');
   expect(readdirSync(join(work, 'real'))).toEqual([]);
+});
+
+describe('directories for images', () => {
+  test('createImageDir refuses a symlink instead of chmod-ing where it points', () => {
+    mkdirSync(join(work, 'victim'), { mode: 0o755 });
+    symlinkSync(join(work, 'victim'), join(work, 'images'));
+    expect(() => createImageDir(join(work, 'images'))).toThrow(expect.objectContaining({ code: 'ERR_PRECHECK_UNSAFE_PATH' }));
+    expect(statSync(join(work, 'victim')).mode & 0o777).toBe(0o755);
+  });
+
+  test('createImageDir makes new and existing directories 0700', () => {
+    expect(statSync(createImageDir(join(work, 'a/b'))).mode & 0o777).toBe(0o700);
+    mkdirSync(join(work, 'loose'), { mode: 0o755 });
+    expect(statSync(createImageDir(join(work, 'loose'))).mode & 0o777).toBe(0o700);
+  });
+
+  test('checkNewDirectory: empty text, a file, a non-empty directory and a symlink are refused; the flag allows the last two', () => {
+    const check = (p: string, allow = false) => checkNewDirectory(p, '--dir', '--allow-existing-dir', allow);
+    expect(() => check('')).toThrow(expect.objectContaining({ code: 'ERR_PRECHECK_BAD_INPUT' }));
+    expect(() => check('  ')).toThrow(expect.objectContaining({ code: 'ERR_PRECHECK_BAD_INPUT' }));
+    writeFileSync(join(work, 'file'), '');
+    expect(() => check(join(work, 'file'))).toThrow(expect.objectContaining({ code: 'ERR_PRECHECK_BAD_INPUT' }));
+    mkdirSync(join(work, 'full'));
+    writeFileSync(join(work, 'full', 'pages-1.img'), 'earlier checkpoint');
+    expect(() => check(join(work, 'full'))).toThrow(expect.objectContaining({ code: 'ERR_PRECHECK_UNSAFE_PATH', hint: expect.stringContaining('--allow-existing-dir') }));
+    expect(check(join(work, 'full'), true)).toBe(join(work, 'full'));
+    symlinkSync(join(work, 'full'), join(work, 'link'));
+    expect(() => check(join(work, 'link'))).toThrow(expect.objectContaining({ code: 'ERR_PRECHECK_UNSAFE_PATH' }));
+    expect(check(join(work, 'link'), true)).toBe(join(work, 'full'));
+    expect(check(join(work, 'new'))).toBe(join(work, 'new'));
+    mkdirSync(join(work, 'empty'));
+    expect(check(join(work, 'empty'))).toBe(join(work, 'empty'));
+  });
 });

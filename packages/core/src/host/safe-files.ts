@@ -4,9 +4,9 @@
  * root rewrite that one. Reads open with O_NOFOLLOW; rewrites go to a temporary file in the same directory and are
  * renamed over the old name, which replaces a link instead of writing through it.
  */
-import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { FerryError } from '../model/ferry-error';
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY;
@@ -77,4 +77,67 @@ export function replaceFileNoFollow(path: string, text: string, mode = 0o600): v
     rmSync(temp, { force: true });
     throw err;
   }
+}
+
+/**
+ * Creates `dir` (and missing parents) and makes it 0700 through a descriptor opened with O_NOFOLLOW: a directory
+ * that is a symlink is refused (ERR_PRECHECK_UNSAFE_PATH), never chmod'ed or written through. Returns `dir`.
+ */
+export function ensurePrivateDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let fd: number;
+  try {
+    fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw unsafe(dir, 'is a symlink');
+    if (code === 'ENOTDIR') throw unsafe(dir, 'is not a directory');
+    throw err;
+  }
+  try {
+    fchmodSync(fd, 0o700);
+  } finally {
+    closeSync(fd);
+  }
+  return dir;
+}
+
+/**
+ * Checks a directory the user named for new files (checkpoint --dir): not empty text, and, when it exists, a real
+ * directory with nothing in it, so that an earlier checkpoint is never mixed with or overwritten by a new one and a
+ * link planted where the directory should be is not followed. `allowExisting` (the command's flag, named in the
+ * hint) accepts a non-empty directory and resolves a symlink to where it points. Returns the absolute path to use.
+ */
+export function checkNewDirectory(path: string, option: string, allowFlag: string, allowExisting = false): string {
+  if (path.trim() === '') {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `${option} is empty`, { hint: `Name a new directory, e.g. ${option} /var/lib/ferry/checkpoints/web-1.` });
+  }
+  let abs = resolve(path);
+  let stat;
+  try {
+    stat = lstatSync(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return abs;
+    throw err;
+  }
+  if (stat.isSymbolicLink()) {
+    if (!allowExisting) {
+      throw new FerryError('ERR_PRECHECK_UNSAFE_PATH', `${option} ${abs} is a symlink; ferry does not follow it`, {
+        hint: `Name the real directory, or pass ${allowFlag} to use the directory the link points at.`,
+        details: { path: abs },
+      });
+    }
+    abs = realpathSync(abs);
+    stat = lstatSync(abs);
+  }
+  if (!stat.isDirectory()) {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `${option} ${abs} exists and is not a directory`, { hint: 'Name a new directory.' });
+  }
+  if (!allowExisting && readdirSync(abs).length > 0) {
+    throw new FerryError('ERR_PRECHECK_UNSAFE_PATH', `${option} ${abs} is not empty; ferry would mix its files with what is there`, {
+      hint: `Name a new or empty directory, or pass ${allowFlag} to write into it anyway (files of the same name are replaced).`,
+      details: { path: abs },
+    });
+  }
+  return abs;
 }

@@ -95,7 +95,18 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       if (!isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) throw err;
     }
     const dir = join(deps.stateDir, 'migrations', params.migrationId);
-    for (const sub of ['bundle', 'images', 'work', 'cpuinfo', 'pre']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    // A new directory or nothing: reusing one would make this migration's undo delete what another one left there
+    // (a committed container's bundle).
+    mkdirSync(join(deps.stateDir, 'migrations'), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      throw new FerryError('ERR_AGENT_PROTOCOL', `migration ${params.migrationId} already exists on this host`, {
+        hint: 'Every migration needs a new ID; a source that reuses one is not ferry, or is broken.',
+      });
+    }
+    for (const sub of ['bundle', 'images', 'work', 'cpuinfo', 'pre']) mkdirSync(join(dir, sub), { mode: 0o700 });
     const m: Incoming = { id: params.migrationId, dir, runtime: params.runtime, name: params.name, restored: false, committed: false };
     migrations.set(m.id, m);
     record(m);

@@ -42,7 +42,14 @@ export class ReplicaStore {
   /** Creates incoming-ROUND with bundle/ and images/ (0700) and returns it. */
   beginRound(name: string, roundId: string): string {
     const dir = join(this.containerDir(name), `incoming-${roundId}`);
-    for (const sub of ['bundle', 'images', 'work']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    mkdirSync(this.containerDir(name), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { mode: 0o700 }); // new or nothing: an abort of this round deletes it
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      throw new FerryError('ERR_AGENT_PROTOCOL', `replica round ${roundId} of ${name} already exists on this host`, { hint: 'Every round needs a new ID.' });
+    }
+    for (const sub of ['bundle', 'images', 'work']) mkdirSync(join(dir, sub), { mode: 0o700 });
     return dir;
   }
 

@@ -10,7 +10,7 @@ export * from './host/strategies';
 export * from './host/cgroup-layout';
 export * from './host/probe-host';
 export { findExecutable } from './host/find-executable';
-export { assertRealDirectory, checkNewDirectory, ensurePrivateDir, readFileNoFollow, replaceFileNoFollow } from './host/safe-files';
+export { assertRealDirectory, checkNewDirectory, ensurePrivateDir, ensureStateDir, readFileNoFollow, replaceFileNoFollow } from './host/safe-files';
 export * from './image';
 export * from './model/container';
 export * from './runtime/runtime-adapter';

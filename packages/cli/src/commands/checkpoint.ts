@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { checkNewDirectory } from '@ferry/core';
-import { runtimeRegistry } from '../host-context';
+import { runtimeRegistry, stateDir } from '../host-context';
 import { checkpointJson, createProgress, renderCheckpoint } from '../render-checkpoint';
 import { withInterrupt } from './interrupt';
 
@@ -32,7 +32,7 @@ export const checkpointCommand: CommandModule<object, CheckpointArgs> = {
     const chosen = args.dir === undefined ? undefined : checkNewDirectory(args.dir, '--dir', '--allow-existing-dir', args['allow-existing-dir']);
     const registry = runtimeRegistry();
     const { adapter, container } = await registry.findContainer(args.container);
-    const dir = chosen ?? resolve(`/var/lib/ferry/checkpoints/${container.ref.id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    const dir = chosen ?? resolve(stateDir(), `checkpoints/${container.ref.id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     const progress = createProgress({ enabled: !args.json && process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
     progress.start(`checkpointing ${container.ref.runtime}:${container.ref.id} into ${dir}`);
     let ok = false;

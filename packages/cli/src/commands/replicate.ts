@@ -8,15 +8,15 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { FERRY_STATE_DIR, FerryError, isFerryError, parseCgroupLayout } from '@ferry/core';
+import { FerryError, isFerryError, parseCgroupLayout } from '@ferry/core';
 import { ReplicaStore, ensureFreeCgroupsPath, replicateOnce, resolveDestination, writeReplicationStatus, type ReplicationStatus } from '@ferry/migrate';
-import { runtimeRegistry } from '../host-context';
+import { runtimeRegistry, stateDir } from '../host-context';
 import { migrationDeps } from '../migration-deps';
 import { formatBytes } from '../render-events';
 import { withInterrupt } from './interrupt';
 
-const STATUS_DIR = join(FERRY_STATE_DIR, 'replication');
-const store = () => new ReplicaStore(join(FERRY_STATE_DIR, 'replicas'));
+const statusDir = () => join(stateDir(), 'replication');
+const store = () => new ReplicaStore(join(stateDir(), 'replicas'));
 
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
@@ -72,7 +72,7 @@ export const replicateCommand: CommandModule<object, ReplicateArgs> = {
         const done = args.rounds !== undefined && n >= args.rounds;
         status.nextDueAt = done ? undefined : new Date(Date.now() + everyMs).toISOString();
         status.updatedAt = new Date().toISOString();
-        writeReplicationStatus(STATUS_DIR, status);
+        writeReplicationStatus(statusDir(), status);
         if (done) break;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, everyMs);
@@ -93,10 +93,10 @@ export const replicasCommand: CommandModule<object, { json: boolean }> = {
   describe: 'Replication jobs running from this host, and the replicas stored here (with their age)',
   builder: (y) => y.option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
-    const jobs = existsSync(STATUS_DIR)
-      ? readdirSync(STATUS_DIR)
+    const jobs = existsSync(statusDir())
+      ? readdirSync(statusDir())
           .filter((f) => f.endsWith('.json'))
-          .map((f) => JSON.parse(readFileSync(join(STATUS_DIR, f), 'utf8')) as ReplicationStatus)
+          .map((f) => JSON.parse(readFileSync(join(statusDir(), f), 'utf8')) as ReplicationStatus)
       : [];
     const stored = await store().list();
     if (args.json) {
@@ -134,7 +134,7 @@ export const failoverCommand: CommandModule<object, { container: string; json: b
     const result = await withInterrupt((signal) =>
       adapter.restore({
         imagesDir: join(replica.dir, 'images'),
-        workDir: mkdtempSync(join(FERRY_STATE_DIR, 'failover-')),
+        workDir: mkdtempSync(join(stateDir(), 'failover-')),
         bundle: join(replica.dir, 'bundle'),
         name: args.container,
         fileLocks: true,

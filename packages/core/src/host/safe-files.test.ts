@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, sy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { checkNewDirectory, readFileNoFollow, replaceFileNoFollow } from './safe-files';
-import { createImageDir } from '../image/image-dir';
+import { checkNewDirectory, ensureStateDir, readFileNoFollow, replaceFileNoFollow } from './safe-files';
+import { createImageDir, privateImageFiles } from '../image/image-dir';
 
 let work: string;
 beforeEach(() => (work = mkdtempSync(join(tmpdir(), 'ferry-safe-files-'))));
@@ -75,4 +75,26 @@ describe('directories for images', () => {
     mkdirSync(join(work, 'empty'));
     expect(check(join(work, 'empty'))).toBe(join(work, 'empty'));
   });
+});
+
+test('privateImageFiles: files 0600, directories 0700, symlinks not followed', () => {
+  mkdirSync(join(work, 'images', 'sub'), { recursive: true, mode: 0o755 });
+  writeFileSync(join(work, 'images', 'pages-1.img'), 'x', { mode: 0o644 });
+  writeFileSync(join(work, 'images', 'sub', 'core-1.img'), 'x', { mode: 0o644 });
+  writeFileSync(join(work, 'elsewhere'), 'x', { mode: 0o644 });
+  symlinkSync(join(work, 'elsewhere'), join(work, 'images', 'parent'));
+  privateImageFiles(join(work, 'images'));
+  const mode = (p: string) => statSync(join(work, p)).mode & 0o777;
+  expect([mode('images'), mode('images/sub'), mode('images/pages-1.img'), mode('images/sub/core-1.img')]).toEqual([0o700, 0o700, 0o600, 0o600]);
+  expect(mode('elsewhere')).toBe(0o644);
+});
+
+test('ensureStateDir: an existing 0755 state directory becomes 0700; a link to it is followed', () => {
+  mkdirSync(join(work, 'var-lib-ferry'), { mode: 0o755 });
+  ensureStateDir(join(work, 'var-lib-ferry'));
+  expect(statSync(join(work, 'var-lib-ferry')).mode & 0o777).toBe(0o700);
+  mkdirSync(join(work, 'other-disk'), { mode: 0o755 });
+  symlinkSync(join(work, 'other-disk'), join(work, 'linked'));
+  ensureStateDir(join(work, 'linked'));
+  expect(statSync(join(work, 'other-disk')).mode & 0o777).toBe(0o700);
 });

@@ -141,3 +141,23 @@ export function checkNewDirectory(path: string, option: string, allowFlag: strin
   }
   return abs;
 }
+
+/**
+ * ferry's state directory (/var/lib/ferry): 0700 whatever it was before, and owned by the user ferry runs as. A
+ * symlink to it is followed (an administrator may keep it on another disk; only root can place one there), but the
+ * directory it reaches must be ours.
+ */
+export function ensureStateDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const real = realpathSync(dir);
+  const stat = lstatSync(real);
+  const uid = process.geteuid?.() ?? stat.uid;
+  if (stat.uid !== uid) {
+    throw new FerryError('ERR_PRECHECK_UNSAFE_PATH', `the state directory ${real} belongs to uid ${stat.uid}, not to ferry's user (uid ${uid})`, {
+      hint: `Another user could read or plant files there. Give it to uid ${uid} (chown) or point FERRY_STATE_DIR elsewhere.`,
+      details: { path: real },
+    });
+  }
+  ensurePrivateDir(real);
+  return dir;
+}

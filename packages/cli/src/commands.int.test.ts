@@ -4,7 +4,7 @@
  * Every container a test makes is removed afterwards, also when the test fails: restored ones through the runc
  * adapter (their netns and bundle copy go too), the originals through the harness (runc delete -f, netns, bundle).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuncAdapter } from '@ferry/core';
@@ -86,6 +86,9 @@ test('checkpoint --leave-running --tcp-established --json: stats, a 0700 image d
   expect(out.stats.imageBytes).toBeGreaterThan(16 * 1024 * 1024); // 16 MiB of workload memory
   expect(statSync(images).mode & 0o777).toBe(0o700);
   expect(existsSync(join(images, 'inventory.img'))).toBe(true);
+  // CRIU writes its images 0644; they hold the process's memory (#14): every file is 0600.
+  const loose = readdirSync(images).filter((f) => lstatSync(join(images, f)).isFile() && (lstatSync(join(images, f)).mode & 0o077) !== 0);
+  expect(loose).toEqual([]);
   // The flag reached CRIU's side of the record (restore repeats it by default).
   expect(JSON.parse(readFileSync(join(images, 'ferry-container.json'), 'utf8')).criu).toMatchObject({ tcpEstablished: true, leaveRunning: true });
 

@@ -1,4 +1,5 @@
 /** Small pieces every runtime adapter needs in the same form. */
+import { privateImageFiles } from '../image/image-dir';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CheckpointStats, ContainerInfo } from '../model/container';
@@ -8,6 +9,7 @@ import { readStats } from '../image/image-records';
 
 /** What a checkpoint cost: CRIU's own dump stats (when it wrote them to the work dir) and the images' size. */
 export async function checkpointStats(imagesDir: string, workDir: string, totalMs: number): Promise<CheckpointStats> {
+  privateImageFiles(imagesDir); // every dump ends here; CRIU wrote its images 0644
   const stats: CheckpointStats = { imageBytes: await imageDirBytes(imagesDir), totalMs };
   try {
     const dump = (await readStats(join(workDir, 'stats-dump'))).dump;

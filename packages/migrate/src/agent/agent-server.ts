@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError, isFerryError, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, isFerryError, privateImageFiles, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { freeLocalPort } from '../transport/free-port';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
@@ -139,7 +139,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     if (!['bundle', 'images', 'cpuinfo'].includes(params.part) && !PRE_COPY_PART.test(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
     // Images are 0700 throughout; a bundle keeps its directories' own modes (CRIU checks them: an LXC rootfs that
     // became 0700 fails to restore with "File . has bad mode"). The migration dir above it is 0700.
-    const result = await unpackDir(stream, join(m.dir, params.part), params.part === 'bundle' ? {} : { dirMode: 0o700 });
+    const result = await unpackDir(stream, join(m.dir, params.part), params.part === 'bundle' ? {} : { dirMode: 0o700, fileMode: 0o600 });
     return { files: result.files, bytes: result.bytes };
   });
 
@@ -213,7 +213,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'cpuinfo-check without data');
     const dir = join(m.dir, 'cpuinfo');
-    await unpackDir(stream, dir, { dirMode: 0o700 });
+    await unpackDir(stream, dir, { dirMode: 0o700, fileMode: 0o600 });
     const result = await deps.criu.cpuinfoCheck(dir);
     return { compatible: result.compatible, detail: result.compatible ? undefined : `see ${result.logPath}` };
   });
@@ -233,6 +233,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     }
     const started = Date.now();
     const imagesDir = join(m.dir, 'images');
+    privateImageFiles(imagesDir); // the page server's CRIU wrote its pages 0644
     const workDir = join(m.dir, 'work');
     // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
     const top = m.pages?.levels;

@@ -1,6 +1,7 @@
 export * from './host-spec';
 export * from './hosts/resolve-host';
 export * from './hosts/hosts-file';
+export { checkResolvable } from './hosts/check-resolvable';
 export * from './hosts/ssh-config';
 export * from './transport/known-hosts';
 export * from './transport/shell-quote';

@@ -55,6 +55,8 @@ export const ERROR_CODES = [
   'ERR_ROLLBACK_FAILED',
   // Host drains: some containers moved, some did not (each one's error is reported).
   'ERR_DRAIN_INCOMPLETE',
+  // A record ferry keeps on this host (drain history, replication status, a replica's metadata) cannot be read.
+  'ERR_STATE_CORRUPT',
   // Native primitives surfaced as ferry errors.
   'ERR_NATIVE_FAILED',
   // The user interrupted.

@@ -15,6 +15,8 @@ export const ERROR_CODES = [
   /** A container configuration CRIU cannot dump (a terminal, stdio on host files). */
   'ERR_PRECHECK_UNSUPPORTED_CONFIG',
   'ERR_PRECHECK_CLONE_CONFLICT',
+  /** The destination has less free disk than the move will write there. */
+  'ERR_PRECHECK_DISK_SPACE',
   /** A path ferry reads or writes is a symlink, a special file or a non-empty directory it did not expect. */
   'ERR_PRECHECK_UNSAFE_PATH',
   // CRIU itself.

@@ -38,6 +38,7 @@ import { endLazyDump } from '../precopy/end-lazy-dump';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import { finalDumpReport, processCpuMs, runCriuPreCopy, type CriuPreCopyResult } from './criu-precopy';
 import { UndoStack } from './undo-stack';
+import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from './disk-space';
 
 export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'];
 
@@ -185,7 +186,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         destination: { memTrack: remote.criu.memTrack, lazyPages: remote.criu.lazyPages },
         implemented: IMPLEMENTED_STRATEGIES,
       });
-      await peer.request('prepare', { migrationId, runtime: adapter.name, name: targetName });
+      const prepared = await peer.request<{ dir: string; freeDiskBytes: number }>('prepare', { migrationId, runtime: adapter.name, name: targetName });
       undo.push('clean the destination', async () => {
         // The agent undoes everything itself when its connection drops; when it is gone, ask a new one to.
         if (!peer.closed) await peer.request('abort', { migrationId }).catch(() => undefined);
@@ -193,6 +194,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         connection.finishTunnels('reset');
       });
       await checkCpu(deps.criu, peer, migrationId, outgoing);
+      await checkDestinationDisk(prepared, container, request, choice.strategy);
       return choice;
     });
     emit({ type: 'plan', strategy, reason, container: name, destination: request.destination.name });
@@ -553,6 +555,16 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     }
     throw err;
   }
+}
+
+/** Refuses the move before anything is frozen when the destination lacks the disk it will write (disk-space.ts). */
+async function checkDestinationDisk(prepared: { dir?: string; freeDiskBytes?: number } | null, container: ContainerInfo, request: MigrateRequest, strategy: StrategyName): Promise<void> {
+  if (typeof prepared?.freeDiskBytes !== 'number') return;
+  const estimate = {
+    bundleBytes: request.sharedStorage || !container.bundle ? 0 : await treeBytes(container.bundle),
+    memoryBytes: container.pid ? await anonymousMemoryBytes(container.pid).catch(() => 0) : 0,
+  };
+  checkDiskSpace(prepared.freeDiskBytes, neededBytes(estimate, { pagesOnDisk: strategy !== 'post-copy' }), request.destination.name, prepared.dir ?? 'its state directory');
 }
 
 /** The runtime's own commands for what a hint asks the user to do by hand. */

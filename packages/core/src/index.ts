@@ -1,5 +1,6 @@
 export * from './model/error-codes';
 export * from './model/ferry-error';
+export { printable } from './model/printable';
 export * from './criu/criu-client';
 export * from './criu/criu-options';
 export * from './criu/criu-log';

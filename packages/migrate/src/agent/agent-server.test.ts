@@ -167,3 +167,17 @@ test('prepare refuses a migration ID that already has a directory: a committed c
   expect(JSON.parse(readFileSync(join(dir, 'migration.json'), 'utf8'))).toMatchObject({ committed: true });
   expect(calls).toEqual([]);
 });
+
+test("the source's hostname cannot inject log lines (#14)", async () => {
+  const { runtime } = slowRuntime();
+  const lines: string[] = [];
+  const toAgent = new PassThrough();
+  const fromAgent = new PassThrough();
+  const served = serveAgent(toAgent, fromAgent, { runtime: () => runtime, criu: {} as CriuClient, hostSummary: async () => HOST, stateDir, cgroupRoots: [], log: (l) => lines.push(l) });
+  const source = new AgentPeer(fromAgent, toAgent, 'agent');
+  await source.request('hello', { protocol: PROTOCOL_VERSION, ferryVersion: '0\nferry agent: restored web', source: { hostId: 'src', hostname: 'evil\nferry agent: committed web' } });
+  toAgent.end();
+  await served;
+  expect(lines.join('\n').split('\n')).toHaveLength(lines.length);
+  expect(lines[0]).toContain('evil\\x0aferry agent: committed web');
+});

@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError, isFerryError, privateImageFiles, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, isFerryError, printable, privateImageFiles, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { freeLocalPort } from '../transport/free-port';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
@@ -78,7 +78,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       });
     }
     greeted = true;
-    deps.log(`hello from ${params.source.hostname} (ferry ${params.ferryVersion})`);
+    deps.log(`hello from ${printable(params.source?.hostname, 64)} (ferry ${printable(params.ferryVersion, 32)})`);
     return { protocol: PROTOCOL_VERSION, host: await deps.hostSummary() };
   });
 

@@ -38,7 +38,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
       if (!m) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `--address ${spec} is not IFNAME=CIDR`, { hint: 'For example --address eth0=10.0.0.9/24.' });
       readdress[m[1]!] = m[2]!;
     }
-    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'] });
+    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const base = args.container.includes(':') ? args.container.split(':')[1]! : args.container;
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
     await withInterrupt(async (signal) => {

@@ -55,7 +55,7 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     if (args.return) return drainReturn(args, out);
     const destinations = (args.to ?? '').split(',').map((d) => d.trim()).filter(Boolean);
     // Every destination is resolved before the plan is shown: a typo is an error, not a plan (nor half a drain).
-    for (const name of destinations) await checkResolvable(resolveDestination(name, { home: homedir(), hostsFiles: args['hosts-file'] }));
+    for (const name of destinations) await checkResolvable(resolveDestination(name, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined }));
     const registry = runtimeRegistry();
     const containers = (await Promise.all(registry.adapters.map((a) => a.list().catch(() => [])))).flat();
     const plan = planDrain(containers, destinations);
@@ -84,7 +84,7 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     const results = await withInterrupt((signal) =>
       boundedAll(plan.moves, args.concurrency, async (move) => {
         const index = plan.moves.indexOf(move);
-        const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'] });
+        const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
         let report;
         try {
           report = await migrateContainer(
@@ -140,7 +140,7 @@ async function drainReturn(args: DrainArgs, out: (line: string, json?: Record<st
 }
 
 async function drainElsewhere(args: DrainArgs): Promise<void> {
-  const destination = resolveDestination(args.host!, { home: homedir(), hostsFiles: args['hosts-file'] });
+  const destination = resolveDestination(args.host!, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
   const argv = ['drain', ...(args.return ? ['--return'] : ['--to', args.to!]), '--concurrency', String(args.concurrency), '--strategy', args.strategy, '--as', args.as ?? args.host!];
   if (args['dry-run']) argv.push('--dry-run');
   if (args.json) argv.push('--json');

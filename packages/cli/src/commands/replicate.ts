@@ -52,7 +52,7 @@ export const replicateCommand: CommandModule<object, ReplicateArgs> = {
       .option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
     const everyMs = parseDuration(args.every);
-    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'] });
+    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const deps = migrationDeps(args);
     const status: ReplicationStatus = { container: args.container, destination: args.to, everyMs, rounds: 0, failures: 0, pid: process.pid, updatedAt: new Date().toISOString() };
     const say = (line: string, json: Record<string, unknown>) => process.stdout.write(args.json ? `${JSON.stringify(json)}\n` : `${line}\n`);

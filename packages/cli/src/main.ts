@@ -20,7 +20,29 @@ import { renderError } from './render-error';
 
 const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, agentCommand];
 
-export function buildParser(argv: string[], scriptName: string): Argv {
+/**
+ * Options that take a value: a value that starts with one "-" (`--every -5m`, `--to -oProxyCommand=x`) is that
+ * option's value, to be checked and refused as such, not a cluster of short flags ("Unknown arguments: 5, m").
+ */
+const VALUE_OPTIONS = new Set(['to', 'every', 'rounds', 'name', 'dir', 'store', 'as', 'hosts-file', 'address', 'concurrency', 'criu', 'state-dir', 'cleanup', 'bundle', 'older-than', 'strategy']);
+
+export function joinDashValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (arg.startsWith('--') && VALUE_OPTIONS.has(arg.slice(2)) && next !== undefined && /^-[^-]/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+export function buildParser(rawArgv: string[], scriptName: string): Argv {
+  const argv = joinDashValues(rawArgv);
   let parser = yargs(argv)
     .scriptName(scriptName)
     .usage('$0 <command> [options]')

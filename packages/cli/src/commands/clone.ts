@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
-import { FerryError } from '@ferry/core';
+import { FerryError, assertContainerName } from '@ferry/core';
 import { migrateContainer, resolveDestination } from '@ferry/migrate';
 import { migrationDeps } from '../migration-deps';
 import { createEventRenderer } from '../render-events';
@@ -32,6 +32,8 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
       .option('agent-command', { type: 'string', hidden: true })
       .option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
+    // Checked before connecting anywhere: the name ends up in paths on the destination.
+    if (args.name !== undefined) assertContainerName(args.name, 'name for the clone');
     const readdress: Record<string, string> = {};
     for (const spec of args.address ?? []) {
       const m = /^([A-Za-z0-9_.-]+)=([0-9A-Fa-f:.]+\/\d{1,3})$/.exec(spec);

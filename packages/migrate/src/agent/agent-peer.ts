@@ -81,6 +81,11 @@ export class AgentPeer {
     return this.closedError !== undefined;
   }
 
+  /** Why the conversation ended (a protocol error, or ERR_TRANSPORT_CLOSED for a plain end of the input). */
+  get closeReason(): Error | undefined {
+    return this.closedError;
+  }
+
   /** Calls `method`; with `upload`, the function writes the request's byte stream into the given sink. */
   async request<T>(method: string, params: unknown, upload?: (sink: Writable) => Promise<void>): Promise<T> {
     if (this.closedError) throw this.closedError;

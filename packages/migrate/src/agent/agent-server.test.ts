@@ -181,3 +181,11 @@ test("the source's hostname cannot inject log lines (#14)", async () => {
   expect(lines.join('\n').split('\n')).toHaveLength(lines.length);
   expect(lines[0]).toContain('evil\\x0aferry agent: committed web');
 });
+
+test('input that is not the protocol ends the agent with ERR_AGENT_PROTOCOL, not a quiet success (#14)', async () => {
+  const { runtime } = slowRuntime();
+  const toAgent = new PassThrough();
+  const served = serveAgent(toAgent, new PassThrough(), { runtime: () => runtime, criu: {} as CriuClient, hostSummary: async () => HOST, stateDir, cgroupRoots: [], log: () => undefined });
+  toAgent.end('garbage\n');
+  await expect(served).rejects.toMatchObject({ code: 'ERR_AGENT_PROTOCOL' });
+});

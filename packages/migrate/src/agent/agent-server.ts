@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError, isFerryError, printable, privateImageFiles, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, assertContainerName, isFerryError, printable, privateImageFiles, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { freeLocalPort } from '../transport/free-port';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
@@ -85,6 +85,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
   peer.handle('prepare', async (params: PrepareParams) => {
     requireHello();
     if (!ID.test(params.migrationId)) throw new FerryError('ERR_AGENT_PROTOCOL', 'bad migration id');
+    assertContainerName(String(params.name));
     const adapter = deps.runtime(params.runtime);
     try {
       await adapter.inspect(params.name);
@@ -317,7 +318,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     await undoMigration(m, deps);
   }
 
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     // 'end' and 'close' both arrive: the second must wait for the first's undo, not resolve at once (the caller
     // exits then, and an undo still waiting for a restore would never remove what it made).
     let finishing: Promise<void> | undefined;
@@ -325,7 +326,8 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       finishing ??= (async () => {
         for (const m of [...migrations.values()]) await undo(m);
       })();
-      void finishing.then(resolve);
+      // Input that was not the protocol (garbage, a truncated frame) is a failure of this agent run, not a clean end.
+      void finishing.then(() => (isFerryError(peer.closeReason, 'ERR_AGENT_PROTOCOL') ? reject(peer.closeReason) : resolve()));
     };
     input.once('close', finish);
     input.once('end', finish);

@@ -78,8 +78,22 @@ export class ReplicaStore {
     } catch {
       return undefined;
     }
+    const corrupt = (why: string) =>
+      new FerryError('ERR_STATE_CORRUPT', `the replica of ${name} in ${this.containerDir(name)} cannot be used: ${why}`, {
+        hint: 'Move that directory aside; the next replication round writes a new replica.',
+        details: { dir: this.containerDir(name) },
+      });
+    if (!/^\d{6}-[A-Za-z0-9-]+$/.test(target)) throw corrupt(`'current' points at ${JSON.stringify(target)}, not at a round`);
     const dir = join(this.containerDir(name), target);
-    const meta = JSON.parse(readFileSync(join(dir, 'replica.json'), 'utf8')) as ReplicaMeta;
+    let meta: ReplicaMeta;
+    try {
+      meta = JSON.parse(readFileSync(join(dir, 'replica.json'), 'utf8')) as ReplicaMeta;
+    } catch (err) {
+      throw corrupt(`replica.json: ${(err as Error).message}`);
+    }
+    if (typeof meta !== 'object' || meta === null || typeof meta.takenAt !== 'string' || typeof meta.runtime !== 'string' || typeof meta.roundId !== 'string') {
+      throw corrupt('replica.json lacks takenAt, runtime or roundId');
+    }
     return { dir, meta, diskBytes: 0 };
   }
 

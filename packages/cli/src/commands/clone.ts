@@ -42,7 +42,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
     }
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const base = args.container.includes(':') ? args.container.split(':')[1]! : args.container;
-    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
+    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s), verb: 'cloning' });
     await withInterrupt(async (signal) => {
       const report = await migrateContainer(
         {
@@ -59,7 +59,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
         },
         migrationDeps(args),
       );
-      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report).replace(/^migrated/, 'cloned'));
+      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report, { clone: true }));
     });
   },
 };

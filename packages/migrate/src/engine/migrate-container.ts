@@ -197,7 +197,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       await checkDestinationDisk(prepared, container, request, choice.strategy);
       return choice;
     });
-    emit({ type: 'plan', strategy, reason, container: name, destination: request.destination.name });
+    emit({ type: 'plan', strategy, reason: clone ? 'a clone is a stop-and-copy: the original runs on' : reason, container: name, destination: request.destination.name });
 
     // Runtimes that make containers from an image (Docker): the destination gets it before the freeze if it lacks it.
     const runtimeImages = adapter.images;
@@ -545,7 +545,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     const failures = await undo.run();
     rmSync(outgoing, { recursive: true, force: true });
     const reason = err instanceof Error ? err.message : String(err);
-    emit({ type: 'rolled-back', reason });
+    emit({ type: 'rolled-back', reason, sourceFrozen: frozenAt !== undefined });
     const thawFailed = failures.find((f) => f.what === 'thaw the source');
     if (thawFailed) {
       throw new FerryError('ERR_ROLLBACK_FAILED', `migration failed (${reason}) and the source could not be thawed: ${(thawFailed.error as Error).message}`, {

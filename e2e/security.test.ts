@@ -3,7 +3,7 @@
  * with their own sshd, PID and mount namespaces), real runc, CRIU and SSH.
  */
 import { HOSTS_FILE, ferryOn, onHost, sandbox } from './lib/sandbox';
-import { expectRolledBack, removeTestContainers, startContainer } from './lib/containers';
+import { expectRolledBack, migrationsOf, removeTestContainers, startContainer, state } from './lib/containers';
 
 jest.setTimeout(180_000);
 
@@ -36,4 +36,19 @@ describe('a destination without the disk space for the move', () => {
     await expectRolledBack(c.name);
     expect(onHost('h2', ['ls', '-A', `${SMALL}/migrations`]).stdout.trim()).toBe('');
   });
+});
+
+test('a container that arrived and leaves again takes its migration directory with it (cleanup at commit)', async () => {
+  const c = startContainer(32);
+  const there = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--strategy', 'stop-and-copy', '--hosts-file', HOSTS_FILE]);
+  expect(there.error).toBeUndefined();
+  expect(migrationsOf('h2', c.name)).toHaveLength(1); // its bundle lives there while it runs on h2
+  const back = await ferryOn('h2', ['migrate', c.name, '--to', 'h1', '--strategy', 'stop-and-copy', '--hosts-file', HOSTS_FILE]);
+  expect(back.error).toBeUndefined();
+  expect(state('h1', c.name)).toMatchObject({ exists: true, state: 'running' });
+  expect(migrationsOf('h2', c.name)).toEqual([]);
+  // ferry gc on h1 keeps the directory the container now runs from.
+  const gc = await ferryOn('h1', ['gc', '--older-than', '1s']);
+  expect(gc.status).toBe(0);
+  expect(migrationsOf('h1', c.name).length).toBeGreaterThanOrEqual(1);
 });

@@ -9,6 +9,7 @@ export * from './transport/ssh-connection';
 export * from './agent/agent-peer';
 export * from './agent/agent-messages';
 export * from './agent/agent-server';
+export { collectGarbage, removeArrivedMigration, DEFAULT_RETENTION_MS, type GarbageItem } from './agent/garbage';
 export * from './engine/choose-strategy';
 export * from './engine/migrate-container';
 export * from './engine/undo-stack';

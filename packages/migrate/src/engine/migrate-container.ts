@@ -38,6 +38,7 @@ import { endLazyDump } from '../precopy/end-lazy-dump';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import { finalDumpReport, processCpuMs, runCriuPreCopy, type CriuPreCopyResult } from './criu-precopy';
 import { UndoStack } from './undo-stack';
+import { removeArrivedMigration } from '../agent/garbage';
 import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from './disk-space';
 
 export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'];
@@ -512,7 +513,11 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
 
     await phase('cleanup', async () => {
       try {
-        if (!clone) await adapter.remove(name);
+        if (!clone) {
+          await adapter.remove(name);
+          // It had arrived here in an earlier move: that move's directory (its bundle) goes with it.
+          removeArrivedMigration(deps.stateDir, container.bundle);
+        }
       } catch (err) {
         warnings.push(`could not remove the source container ${name}: ${(err as Error).message}`);
       }

@@ -5,6 +5,7 @@ import yargs, { type Argv } from 'yargs';
 import { FerryError } from '@ferry/core';
 import { agentCommand } from './commands/agent';
 import { doctorCommand } from './commands/doctor';
+import { gcCommand } from './commands/gc';
 import { drainCommand } from './commands/drain';
 import { checkpointCommand } from './commands/checkpoint';
 import { cloneCommand } from './commands/clone';
@@ -18,13 +19,26 @@ import { startCommand } from './commands/start';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, agentCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, gcCommand, agentCommand];
 
 /**
  * Options that take a value: a value that starts with one "-" (`--every -5m`, `--to -oProxyCommand=x`) is that
  * option's value, to be checked and refused as such, not a cluster of short flags ("Unknown arguments: 5, m").
  */
-const VALUE_OPTIONS = new Set(['to', 'every', 'rounds', 'name', 'dir', 'store', 'as', 'hosts-file', 'address', 'concurrency', 'criu', 'state-dir', 'cleanup', 'bundle', 'older-than', 'strategy']);
+const VALUE_OPTIONS = new Set([
+  'to', 'every', 'rounds', 'name', 'dir', 'store', 'as', 'hosts-file', 'address', 'concurrency', 'criu', 'state-dir', 'cleanup', 'bundle',
+  'older-than', 'strategy', 'lxcpath', 'from', 'count', 'name-prefix', 'runtime', 'agent-command',
+]);
+
+/** `--name` at the end or before another option: yargs would take "" and go on; it is a usage error. */
+export function missingValue(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    if (arg.startsWith('--') && VALUE_OPTIONS.has(arg.slice(2)) && (next === undefined || next.startsWith('--'))) return `${arg} needs a value`;
+  }
+  return undefined;
+}
 
 export function joinDashValues(argv: readonly string[]): string[] {
   const out: string[] = [];
@@ -64,7 +78,7 @@ export function buildParser(rawArgv: string[], scriptName: string): Argv {
   // Before the command's own checks: one value per single-valued option (`--to a --to b` is a mistake, not a list),
   // and numbers that are numbers.
   const check = (args: Record<string, unknown>, y: unknown) => {
-    const problem = valueProblem(args, (y as { getOptions(): ParserOptions }).getOptions());
+    const problem = missingValue(argv) ?? valueProblem(args, (y as { getOptions(): ParserOptions }).getOptions());
     if (problem) throw usageError(problem, argv, scriptName);
   };
   return parser.middleware(check as never, true);

@@ -366,7 +366,7 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
  * removes the container it restored unless the migration was committed, then its files. Idempotent.
  */
 export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtime' | 'log' | 'stateDir'>): Promise<{ cleaned: boolean; committed: boolean }> {
-  if (!ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${id}`);
+  if (!ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${printable(id, 80)}`, { hint: 'Migration ids are 8-64 letters, digits and dashes, as the source printed them.' })
   const dir = join(deps.stateDir, 'migrations', id);
   let m: Incoming;
   try {

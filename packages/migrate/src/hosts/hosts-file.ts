@@ -30,7 +30,7 @@ export function parseHostsFile(text: string, path: string): Record<string, Hosts
   }
   if (doc === undefined || doc === null) return Object.create(null) as Record<string, HostsFileEntry>;
   const hosts = (doc as { hosts?: unknown }).hosts;
-  if (typeof doc !== 'object' || (hosts !== undefined && (typeof hosts !== 'object' || hosts === null))) throw bad('expected a "hosts:" map');
+  if (typeof doc !== 'object' || Array.isArray(doc) || (hosts !== undefined && (typeof hosts !== 'object' || hosts === null || Array.isArray(hosts)))) throw bad('expected a "hosts:" map');
   // No prototype: a host named "constructor" or "__proto__" is just a name.
   const out: Record<string, HostsFileEntry> = Object.create(null) as Record<string, HostsFileEntry>;
   for (const [name, value] of Object.entries((hosts ?? {}) as Record<string, unknown>)) {

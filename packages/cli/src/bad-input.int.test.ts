@@ -171,7 +171,7 @@ const CASES: Case[] = [
 ];
 
 /** Cases whose --json variant must be one JSON error line too (usage errors and a few others). */
-const JSON_TOO = CASES.filter((c) => c.exit === 2 && c.args.length > 0 && c.args[0] !== 'frobnicate' && !c.args.includes('--no-such-flag')).slice(0, 30);
+const JSON_TOO = CASES.filter((c) => c.exit === 2 && c.args.length > 0 && c.args[0] !== 'frobnicate' && !c.args.includes('--no-such-flag')).slice(0, 15);
 
 beforeAll(() => {
   home = mkdtempSync(join(tmpdir(), 'ferry-bad-home-'));

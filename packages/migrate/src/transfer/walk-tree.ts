@@ -50,18 +50,23 @@ export function fdPath(fd: number): string {
   return `/proc/self/fd/${fd}`;
 }
 
+/** Opens `path` as a directory without following a link; undefined when it is gone or not a real directory. */
+function openDirectory(path: string, reportAs: string): number | undefined {
+  try {
+    return openSync(path, DIR_FLAGS);
+  } catch (err) {
+    if (isErrno(err, ...VANISHED_ERRNOS, 'ELOOP')) return undefined;
+    throw sourceError(reportAs, err);
+  }
+}
+
 /**
  * Opens `name` (a path through an open directory, or the root) as a directory, only if it is still the directory
  * `expected` describes; undefined when it vanished or was replaced (by a symlink, a file, another directory).
  */
 export function openDirectoryAsListed(name: string, expected: BigIntStats): number | undefined {
-  let fd: number;
-  try {
-    fd = openSync(name, DIR_FLAGS);
-  } catch (err) {
-    if (isErrno(err, ...VANISHED_ERRNOS, 'ELOOP')) return undefined;
-    throw sourceError(name, err);
-  }
+  const fd = openDirectory(name, name);
+  if (fd === undefined) return undefined;
   const stat = fstatSync(fd, { bigint: true });
   if (stat.dev !== expected.dev || stat.ino !== expected.ino) {
     closeSync(fd);
@@ -75,24 +80,16 @@ export function openDirectoryAsListed(name: string, expected: BigIntStats): numb
  * each with O_NOFOLLOW through the one before: undefined when a component is missing or not a real directory.
  */
 export function openDirectoryBeneath(root: string, dir: string): number | undefined {
-  let fd: number;
-  try {
-    fd = openSync(root, DIR_FLAGS);
-  } catch (err) {
-    if (isErrno(err, ...VANISHED_ERRNOS, 'ELOOP')) return undefined;
-    throw sourceError(root, err);
-  }
-  if (dir === ROOT_PATH) return fd;
+  let fd = openDirectory(root, root);
+  if (fd === undefined || dir === ROOT_PATH) return fd;
   for (const part of dir.split('/')) {
-    let next: number;
+    let next: number | undefined;
     try {
-      next = openSync(`${fdPath(fd)}/${part}`, DIR_FLAGS);
-    } catch (err) {
+      next = openDirectory(`${fdPath(fd)}/${part}`, absolutePath(root, dir));
+    } finally {
       closeSync(fd);
-      if (isErrno(err, ...VANISHED_ERRNOS, 'ELOOP')) return undefined;
-      throw sourceError(absolutePath(root, dir), err);
     }
-    closeSync(fd);
+    if (next === undefined) return undefined;
     fd = next;
   }
   return fd;

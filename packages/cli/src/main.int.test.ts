@@ -12,12 +12,12 @@ function ferry(...args: string[]) {
 }
 
 describe('bad input', () => {
-  it.each([[['frobnicate']], [['doctor', '--no-such-flag']], [[]]])('%j: one line, usage, exit 2, no stack', (args) => {
+  it.each([[['frobnicate']], [['doctor', '--no-such-flag']], [[]]])('%j: one line, a hint, exit 2, no stack', (args) => {
     const r = ferry(...args);
     expect(r.status).toBe(2);
-    const first = r.stderr.split('\n')[0] ?? '';
-    expect(first).toMatch(/^ferry: /);
-    expect(r.stderr).toMatch(/Commands:|Options:/);
+    const [first, second] = r.stderr.split('\n');
+    expect(first).toMatch(/^error ERR_PRECHECK_BAD_INPUT: /);
+    expect(second).toMatch(/^  hint: .*(Commands: .*doctor|ferry doctor --help)/);
     expect(r.stderr).not.toMatch(/\n\s+at .*\(.*:\d+:\d+\)/);
   });
 

@@ -1,14 +1,14 @@
 import type { MigrationEvent } from '@ferry/core';
 
 /** Renders events: one JSON line each with --json, otherwise a line per phase (a TTY gets them as they happen). */
-export function createEventRenderer(options: { json: boolean; tty: boolean; write: (s: string) => void }): (e: MigrationEvent) => void {
+export function createEventRenderer(options: { json: boolean; tty: boolean; write: (s: string) => void; verb?: string }): (e: MigrationEvent) => void {
   // A TTY's phase line stays open ("  precopy ...") until the phase ends; lines in between close it first.
   let open = false;
   return (event) => {
     if (options.json) return options.write(`${JSON.stringify({ event: event.type, ...event, type: undefined })}\n`);
     switch (event.type) {
       case 'plan':
-        return options.write(`ferry: migrating ${event.container} to ${event.destination} with ${event.strategy} (${event.reason})\n`);
+        return options.write(`ferry: ${options.verb ?? 'migrating'} ${event.container} to ${event.destination} with ${event.strategy} (${event.reason})\n`);
       case 'phase-start':
         if (!options.tty) return undefined;
         open = true;
@@ -32,7 +32,8 @@ export function createEventRenderer(options: { json: boolean; tty: boolean; writ
       case 'committed':
         return options.write(`  committed: the destination runs the container (downtime ${event.downtimeMs} ms)\n`);
       case 'rolled-back':
-        return options.write(`\n  rolled back: the source container runs again\n`);
+        // Only a source that was frozen "runs again"; stopped earlier, it never stopped running.
+        return options.write(event.sourceFrozen === false ? `\n  stopped before anything was frozen: the source container ran throughout\n` : `\n  rolled back: the source container runs again\n`);
       default:
         return undefined;
     }

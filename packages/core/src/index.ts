@@ -1,5 +1,6 @@
 export * from './model/error-codes';
 export * from './model/ferry-error';
+export { printable } from './model/printable';
 export * from './criu/criu-client';
 export * from './criu/criu-options';
 export * from './criu/criu-log';
@@ -10,6 +11,7 @@ export * from './host/strategies';
 export * from './host/cgroup-layout';
 export * from './host/probe-host';
 export { findExecutable } from './host/find-executable';
+export { assertRealDirectory, checkNewDirectory, ensurePrivateDir, ensureStateDir, readFileNoFollow, replaceFileNoFollow } from './host/safe-files';
 export * from './image';
 export * from './model/container';
 export * from './runtime/runtime-adapter';

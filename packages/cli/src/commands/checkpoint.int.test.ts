@@ -4,7 +4,7 @@
  * Every container a test makes is removed afterwards, also when the test fails: restored ones through the runc
  * adapter (their netns and bundle copy go too), the originals through the harness (runc delete -f, netns, bundle).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RuncAdapter } from '@ferry/core';
@@ -86,6 +86,9 @@ test('checkpoint --leave-running --tcp-established --json: stats, a 0700 image d
   expect(out.stats.imageBytes).toBeGreaterThan(16 * 1024 * 1024); // 16 MiB of workload memory
   expect(statSync(images).mode & 0o777).toBe(0o700);
   expect(existsSync(join(images, 'inventory.img'))).toBe(true);
+  // CRIU writes its images 0644; they hold the process's memory (#14): every file is 0600.
+  const loose = readdirSync(images).filter((f) => lstatSync(join(images, f)).isFile() && (lstatSync(join(images, f)).mode & 0o077) !== 0);
+  expect(loose).toEqual([]);
   // The flag reached CRIU's side of the record (restore repeats it by default).
   expect(JSON.parse(readFileSync(join(images, 'ferry-container.json'), 'utf8')).criu).toMatchObject({ tcpEstablished: true, leaveRunning: true });
 
@@ -180,4 +183,32 @@ test('restore of an empty directory: ERR_IMAGE_NOT_FOUND, exit 4', async () => {
   const asJson = await ferry('restore', empty, '--json');
   expect(asJson.status).toBe(4);
   expect(JSON.parse(asJson.stderr.trim())).toMatchObject({ event: 'error', error: { code: 'ERR_IMAGE_NOT_FOUND' } });
+});
+
+test('checkpoint --dir: a planted symlink, an earlier checkpoint and empty text are refused before the freeze (#14)', async () => {
+  const c = await container();
+  const victim = join(dir, 'victim');
+  mkdirSync(victim, { mode: 0o755 });
+  symlinkSync(victim, join(dir, 'planted'));
+  const viaLink = await ferry('checkpoint', c.name, '--dir', join(dir, 'planted'), '--leave-running');
+  expect(viaLink.status).toBe(3);
+  expect(viaLink.stderr).toMatch(/^error ERR_PRECHECK_UNSAFE_PATH: .*is a symlink/);
+  expect(statSync(victim).mode & 0o777).toBe(0o755);
+  expect(readdirSync(victim)).toEqual([]);
+
+  const earlier = join(dir, 'earlier');
+  await ferryOk('checkpoint', c.name, '--dir', earlier, '--leave-running');
+  const before = readdirSync(earlier).sort();
+  const again = await ferry('checkpoint', c.name, '--dir', earlier, '--leave-running');
+  expect(again.status).toBe(3);
+  expect(again.stderr).toMatch(/is not empty/);
+  expect(again.stderr).toMatch(/hint: .*--allow-existing-dir/);
+  expect(readdirSync(earlier).sort()).toEqual(before);
+
+  const empty = await ferry('checkpoint', c.name, '--dir', '', '--leave-running');
+  expect(empty.status).toBe(2);
+  expect(empty.stderr).toMatch(/--dir is empty/);
+  expect((await psJson()).find((e) => e.ref.id === c.name)?.state).toBe('running');
+
+  await ferryOk('checkpoint', c.name, '--dir', earlier, '--leave-running', '--allow-existing-dir');
 });

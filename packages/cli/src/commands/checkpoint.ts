@@ -1,12 +1,14 @@
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { runtimeRegistry } from '../host-context';
+import { checkNewDirectory } from '@ferry/core';
+import { runtimeRegistry, stateDir } from '../host-context';
 import { checkpointJson, createProgress, renderCheckpoint } from '../render-checkpoint';
 import { withInterrupt } from './interrupt';
 
 export interface CheckpointArgs {
   container: string;
   dir?: string;
+  'allow-existing-dir': boolean;
   'leave-running': boolean;
   'tcp-established': boolean;
   'file-locks': boolean;
@@ -19,15 +21,18 @@ export const checkpointCommand: CommandModule<object, CheckpointArgs> = {
   builder: (y) =>
     y
       .positional('container', { type: 'string', demandOption: true, describe: 'Container name, or RUNTIME:NAME' })
-      .option('dir', { type: 'string', describe: 'Image directory (default /var/lib/ferry/checkpoints/NAME-TIME)' })
+      .option('dir', { type: 'string', describe: 'Image directory, new or empty (default /var/lib/ferry/checkpoints/NAME-TIME)' })
+      .option('allow-existing-dir', { type: 'boolean', default: false, describe: 'Write into a --dir that is not empty or is a symlink' })
       .option('leave-running', { type: 'boolean', default: false, describe: 'Keep the container running after the checkpoint' })
       .option('tcp-established', { type: 'boolean', default: false, describe: 'Checkpoint established TCP connections' })
       .option('file-locks', { type: 'boolean', default: true })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the result and its stats' }),
   handler: async (args) => {
+    // Checked before anything else: a planted link or an earlier checkpoint in the way is refused, not written into.
+    const chosen = args.dir === undefined ? undefined : checkNewDirectory(args.dir, '--dir', '--allow-existing-dir', args['allow-existing-dir']);
     const registry = runtimeRegistry();
     const { adapter, container } = await registry.findContainer(args.container);
-    const dir = resolve(args.dir ?? `/var/lib/ferry/checkpoints/${container.ref.id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    const dir = chosen ?? resolve(stateDir(), `checkpoints/${container.ref.id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     const progress = createProgress({ enabled: !args.json && process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
     progress.start(`checkpointing ${container.ref.runtime}:${container.ref.id} into ${dir}`);
     let ok = false;

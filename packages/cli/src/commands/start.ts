@@ -37,7 +37,11 @@ export const startCommand: CommandModule<object, StartArgs> = {
       .option('tcp-established', { type: 'boolean', describe: 'Restore established TCP connections (default: as checkpointed)' })
       .option('file-locks', { type: 'boolean', describe: 'Restore file locks (default: as checkpointed)' })
       .option('work-root', { type: 'string', hidden: true, describe: 'Parent of the per-start work directories (tests)' })
-      .option('json', { type: 'boolean', default: false, describe: 'One JSON object with every started container' }),
+      .option('json', { type: 'boolean', default: false, describe: 'One JSON object with every started container' })
+      .check((a) => {
+        if (!Number.isInteger(a.count) || a.count < 1) throw new Error('--count must be a whole number >= 1');
+        return true;
+      }),
   handler: async (args) => {
     const adapter = runtimeRegistry().get(args.runtime);
     const imagesDir = resolve(args.from);

@@ -39,6 +39,7 @@ export type MigrationEvent =
     }
   | { type: 'warning'; message: string }
   | { type: 'committed'; downtimeMs: number }
-  | { type: 'rolled-back'; reason: string };
+  /** `sourceFrozen`: whether the source had been frozen (false: it ran throughout, nothing needed undoing there). */
+  | { type: 'rolled-back'; reason: string; sourceFrozen?: boolean };
 
 export type EventSink = (event: MigrationEvent) => void;

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
+import { privateImageFiles } from '../image/image-dir';
 import { imageDirBytes } from '../image/image-set';
 import { readStats } from '../image/image-records';
 import type { CheckpointStats, ContainerInfo, ContainerRef, RuntimeName } from '../model/container';
@@ -11,6 +12,7 @@ import { freezerPathOf } from './runc-state';
 
 /** What a checkpoint cost: CRIU's own dump stats (when it wrote them to the work dir) and the images' size. */
 export async function checkpointStats(imagesDir: string, workDir: string, totalMs: number): Promise<CheckpointStats> {
+  privateImageFiles(imagesDir); // every dump ends here; CRIU wrote its images 0644
   const stats: CheckpointStats = { imageBytes: await imageDirBytes(imagesDir), totalMs };
   try {
     const dump = (await readStats(join(workDir, 'stats-dump'))).dump;

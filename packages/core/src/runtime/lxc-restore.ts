@@ -11,6 +11,7 @@ import { FerryError } from '../model/ferry-error';
 import type { Reverter } from './adapter-common';
 import type { CheckpointRecord } from './checkpoint-record';
 import type { Located } from './lxc-containers';
+import { rewriteConfigPaths } from './lxc-config';
 
 export interface LxcPlacement {
   name: string;
@@ -76,14 +77,4 @@ function moveDir(from: string, to: string): void {
     cpSync(from, to, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
     rmSync(from, { recursive: true, force: true });
   }
-}
-
-/** Points config values that named the old container directory (rootfs, mount entries, logs) at the new one. */
-function rewriteConfigPaths(configPath: string, oldDir: string, newDir: string): void {
-  const text = readFileSync(configPath, 'utf8');
-  const rewritten = text
-    .split('\n')
-    .map((line) => (/^\s*#/.test(line) ? line : line.split(`${oldDir}/`).join(`${newDir}/`)))
-    .join('\n');
-  if (rewritten !== text) writeFileSync(configPath, rewritten);
 }

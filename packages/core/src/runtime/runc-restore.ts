@@ -18,7 +18,8 @@ import { hostCgroups, type Reverter } from './adapter-common';
 import { createNetns, deleteNetns, ipIn, netnsPath, raiseUplink, readdressed, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { networkNamespaceOf, rewriteConfigForRestore, type OciConfig } from './runc-state';
 import type { RestorePlan } from './restore-pipeline';
-import { tryReadConfig, type RuncContainers } from './runc-containers';
+import type { RuncContainers } from './runc-containers';
+import { readFileNoFollow } from '../host/safe-files';
 
 const run = promisify(execFile);
 /** How long killed tasks get to leave their cgroups before the (then empty) directories are removed. */
@@ -95,7 +96,9 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
   // The name is free in runc: whatever an earlier container of that name left behind is stale.
   await deps.store.release(name);
   const sourceBundle = resolve(options.bundle ?? record?.bundle ?? '.');
-  const bundleConfig = tryReadConfig(join(sourceBundle, 'config.json'));
+  // The bundle may have come from another host: its config.json is never followed through a symlink (runc would
+  // read whatever it points at), and a symlinked one is refused.
+  const bundleConfig = parseConfig(readFileNoFollow(join(sourceBundle, 'config.json')));
   const config = bundleConfig ?? record?.config;
   if (!config) {
     throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no config.json in ${sourceBundle} and none recorded in ${plan.imagesDir}`, {
@@ -224,5 +227,13 @@ function rmIfExists(path: string): void {
     unlinkSync(path);
   } catch {
     /* gone */
+  }
+}
+
+function parseConfig(text: string | undefined): OciConfig | undefined {
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as OciConfig);
+  } catch {
+    return undefined;
   }
 }

@@ -12,6 +12,7 @@ import {
   snapshotTakenJson,
 } from '../render-snapshot';
 import { withInterrupt } from './interrupt';
+import { snapshotExportCommand } from './snapshot-export';
 
 interface CommonArgs {
   store: string;
@@ -123,13 +124,14 @@ export const snapshotCommand: CommandModule<object, CommonArgs> = {
   describe: 'Snapshots of a running container on this host: take one, list them, revert to one, remove one',
   builder: (y) =>
     y
-      .usage('$0 snapshot <container> | take <container> | ls <container> | revert <container> <snapshot> | rm <container> <snapshot>')
+      .usage('$0 snapshot <container> | take <container> | ls <container> | revert <container> <snapshot> | rm <container> <snapshot> | export <container> <snapshot> <file>')
       .option('store', { type: 'string', default: DEFAULT_SNAPSHOT_ROOT, describe: 'Where snapshots are kept (0700)' })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the result' })
       .command(takeCommand as CommandModule<CommonArgs, TakeArgs>)
       .command(listCommand)
       .command(revertCommand)
       .command(removeCommand)
+      .command(snapshotExportCommand as unknown as CommandModule<CommonArgs, object>)
       .demandCommand(1, 'Name a container, or a snapshot command (ls, revert, rm).') as unknown as Argv<CommonArgs>,
   handler: () => undefined,
 };

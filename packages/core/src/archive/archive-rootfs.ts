@@ -21,11 +21,13 @@ export interface RootfsTools {
   cpPath: string;
   /** Absent when Podman is not installed here. */
   podmanPath?: string;
+  /** Environment of the podman commands (default: inherited), e.g. CONTAINERS_STORAGE_CONF for a private storage. */
+  podmanEnv?: NodeJS.ProcessEnv;
 }
 
-async function tool(path: string, args: string[], what: string, hint: string): Promise<string> {
+async function tool(path: string, args: string[], what: string, hint: string, env?: NodeJS.ProcessEnv): Promise<string> {
   try {
-    const { stdout } = await run(path, args, { maxBuffer: MAX_BUFFER });
+    const { stdout } = await run(path, args, { maxBuffer: MAX_BUFFER, ...(env ? { env } : {}) });
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; code?: string | number };
@@ -72,7 +74,7 @@ export async function withPodmanImage<T>(tools: RootfsTools, image: string, use:
     });
   }
   const mounted = (
-    await tool(tools.podmanPath, ['image', 'mount', '--', image], `podman image mount ${image}`, `Pull or load the image first (\`podman pull ${image}\`), or pass --rootfs DIR.`)
+    await tool(tools.podmanPath, ['image', 'mount', '--', image], `podman image mount ${image}`, `Pull or load the image first (\`podman pull ${image}\`), or pass --rootfs DIR.`, tools.podmanEnv)
   ).trim();
   if (!mounted.startsWith('/')) {
     throw new FerryError('ERR_RUNTIME_FAILED', `podman image mount ${image} printed no path: ${JSON.stringify(mounted.slice(0, 200))}`);
@@ -80,7 +82,7 @@ export async function withPodmanImage<T>(tools: RootfsTools, image: string, use:
   try {
     return await use(mounted);
   } finally {
-    await tool(tools.podmanPath, ['image', 'unmount', '--', image], `podman image unmount ${image}`, '').catch(() => undefined);
+    await tool(tools.podmanPath, ['image', 'unmount', '--', image], `podman image unmount ${image}`, '', tools.podmanEnv).catch(() => undefined);
   }
 }
 

@@ -167,7 +167,7 @@ export async function prepareArchiveImport(options: ImportArchiveOptions): Promi
     checkpointedAt: typeof config.checkpointedTime === 'string' ? config.checkpointedTime : new Date().toISOString(),
   };
   writeCheckpointRecord(imagesDir, record);
-  if (ns && !ns.path) notCarried.push('nothing of the network namespace besides what CRIU dumped (runc made it; CRIU restores it from the images)');
+  if (ns && !ns.path) notCarried.push("Podman's network settings (the namespace runc made is restored from CRIU's images as it was)");
   return {
     dir,
     imagesDir,

@@ -152,7 +152,7 @@ export async function prepareArchiveImport(options: ImportArchiveOptions): Promi
 
   // 3. config.json and the runc adapter's record.
   const interfaces = interfacesFromNetworkStatus(readJson(dir, NETWORK_STATUS, (v) => v, false));
-  const runcConfig = configForImport(spec, { rootfs, name, sources: mountPlan.sources, missingNetnsPath: join(dir, 'netns-is-made-at-restore') });
+  const runcConfig = configForImport(spec, { rootfs, name, sources: mountPlan.sources, missingNetnsPath: join(dir, 'netns-is-made-at-restore'), netnsExists: existsSync });
   writeFileSync(join(bundle, 'config.json'), `${JSON.stringify(runcConfig, null, 2)}\n`, { mode: 0o600 });
   const ns = networkNamespaceOf(runcConfig);
   const record: CheckpointRecord = {
@@ -181,7 +181,7 @@ export async function prepareArchiveImport(options: ImportArchiveOptions): Promi
 }
 
 /** spec.dump as runc's config.json for this import; see import-mounts.ts for the mounts. */
-export function configForImport(spec: OciConfig, change: { rootfs: string; name: string; sources: MountSources; missingNetnsPath: string }): OciConfig {
+export function configForImport(spec: OciConfig, change: { rootfs: string; name: string; sources: MountSources; missingNetnsPath: string; netnsExists: (path: string) => boolean }): OciConfig {
   const config = structuredClone(spec);
   config.root = { path: change.rootfs, readonly: spec.root?.readonly === true };
   for (const mount of config.mounts ?? []) {
@@ -189,10 +189,11 @@ export function configForImport(spec: OciConfig, change: { rootfs: string; name:
     if (source) mount.source = source.path;
   }
   if (config.linux) config.linux.cgroupsPath = `/ferry/${change.name}`;
-  // A namespace path from the exporting host means CRIU dumped the namespace as external: the runc adapter makes a
-  // new one with the recorded addresses when the path does not exist here, so point it where nothing is.
+  // A namespace path means CRIU dumped the namespace as external. When the path exists on this host (the archive
+  // comes back to where it was made) the container joins it, as `ferry restore DIR` does; otherwise the runc adapter
+  // makes a new one with the recorded addresses, so the path is pointed where nothing is.
   const ns = config.linux?.namespaces?.find((n) => n.type === 'network');
-  if (ns?.path) ns.path = change.missingNetnsPath;
+  if (ns?.path && !change.netnsExists(ns.path)) ns.path = change.missingNetnsPath;
   return config;
 }
 

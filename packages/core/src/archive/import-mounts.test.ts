@@ -58,13 +58,15 @@ it('configForImport points root, mounts, cgroup and network namespace at this im
     archiveDir: '/imp',
     hostResolvConf: '',
   });
-  const config = configForImport(podmanSpec, { rootfs: '/imp/bundle/rootfs', name: 'web2', sources: plan.sources, missingNetnsPath: '/imp/none' });
+  const config = configForImport(podmanSpec, { rootfs: '/imp/bundle/rootfs', name: 'web2', sources: plan.sources, missingNetnsPath: '/imp/none', netnsExists: () => false });
   expect(config.root).toEqual({ path: '/imp/bundle/rootfs', readonly: false });
   expect(config.mounts!.find((m) => m.destination === '/etc/hosts')!.source).toBe('/imp/userdata/hosts');
   expect(config.mounts!.find((m) => m.destination === '/state')!.source).toBe('/srv/state');
   expect(config.linux!.cgroupsPath).toBe('/ferry/web2');
   expect(config.linux!.namespaces).toEqual([{ type: 'pid' }, { type: 'network', path: '/imp/none' }]);
   expect(podmanSpec.linux.namespaces[1]!.path).toBe('/run/netns/netns-1234');
+  const back = configForImport(podmanSpec, { rootfs: '/r', name: 'web', sources: plan.sources, missingNetnsPath: '/imp/none', netnsExists: () => true });
+  expect(back.linux!.namespaces![1]).toEqual({ type: 'network', path: '/run/netns/netns-1234' });
 });
 
 describe('removeDeletedFiles', () => {

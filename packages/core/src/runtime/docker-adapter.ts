@@ -21,8 +21,9 @@
  *   new container before its restore: a process holding a file of its layer open restores only if the file is there.
  * - Consequences: ferry must run on the Docker host itself (it reads /proc and runc's state; DOCKER_HOST must be a
  *   unix socket); the daemon needs --experimental (Docker 20.10 starts from a checkpoint only then); post-copy is not
- *   offered (Docker's restore cannot pass --lazy-pages to CRIU); neither can it pass --tcp-established, so a
- *   container holding established TCP connections is refused up front.
+ *   offered (Docker's restore cannot pass --lazy-pages to CRIU); neither can it pass --tcp-established: runc's CRIU
+ *   configuration file (/etc/criu/runc.conf with `tcp-established`) does it instead, and without that line a
+ *   container holding established TCP connections is refused up front (criu-runc-config.ts).
  *
  * The contract (RuntimeAdapter), as Docker meets it:
  * - checkpoint(): with leaveRunning the container keeps running (or stays paused: the migration's hold); without,
@@ -51,6 +52,7 @@ import { FerryError, isFerryError } from '../model/ferry-error';
 import { configProblems, containerStateOf, createOptionsOf, DOCKER_NAME, nameOf, namesContainer, rootfsChangesToCarry, type DockerInspect } from './docker-config';
 import { translateDockerError, type TranslateContext } from './docker-errors';
 import { writeParentLinkedCheckpoint } from './docker-checkpoint-dir';
+import { RUNC_CRIU_CONFIG, runcCriuConfigHasTcpEstablished } from './criu-runc-config';
 import { readDockerRecord, writeDockerRecord, type DockerCheckpointRecord } from './docker-record';
 import { RuncCli, runcCheckpointArgs, type RuncOutcome } from './runc-cli';
 import { netnsTies, readNetnsInterfaces, type NetnsTools } from './runc-netns';
@@ -221,7 +223,7 @@ export class DockerAdapter implements RuntimeAdapter {
   /**
    * Refuses what CRIU or a restore elsewhere cannot handle, before anything is frozen: a stopped container, a
    * terminal, host bind mounts and volumes, namespaces shared with the host or another container, and established TCP
-   * connections (Docker's restore cannot pass --tcp-established to CRIU).
+   * connections unless runc's CRIU configuration turns on tcp-established (Docker's restore cannot pass the flag).
    */
   async preflight(container: ContainerInfo): Promise<void> {
     assertDocker(container.ref);
@@ -243,13 +245,14 @@ export class DockerAdapter implements RuntimeAdapter {
       );
     }
     const ties = await this.tiesOf(inspect).catch(() => ({ addresses: [], establishedTcp: 0 }));
-    if (ties.establishedTcp > 0) {
+    // Docker's restore cannot ask CRIU for --tcp-established; runc's CRIU configuration file can (criu-runc-config.ts).
+    if (ties.establishedTcp > 0 && !runcCriuConfigHasTcpEstablished()) {
       throw new FerryError(
         'ERR_PRECHECK_UNSUPPORTED_CONFIG',
-        `docker container ${name} holds ${ties.establishedTcp} established TCP connection(s), which Docker cannot restore`,
+        `docker container ${name} holds ${ties.establishedTcp} established TCP connection(s), which Docker cannot restore without tcp-established in ${RUNC_CRIU_CONFIG}`,
         {
-          hint: "Docker's restore does not pass --tcp-established to CRIU: close the connections first (listening sockets are fine).",
-          details: { id: name, establishedTcp: ties.establishedTcp },
+          hint: `Docker's restore does not pass --tcp-established to CRIU: add the line \`tcp-established\` to ${RUNC_CRIU_CONFIG} on both hosts (docs/docker.md), or close the connections first (listening sockets are fine).`,
+          details: { id: name, establishedTcp: ties.establishedTcp, criuConfig: RUNC_CRIU_CONFIG },
         },
       );
     }
@@ -392,7 +395,17 @@ export class DockerAdapter implements RuntimeAdapter {
       await writeParentLinkedCheckpoint(imagesDir, checkpointDir);
       throwIfAborted(options.signal, `restore of ${name}`);
       const started = Date.now();
-      await this.call(`start ${name} from its checkpoint`, (d) => d.getContainer(created.id).start(startFromCheckpoint(checkpointName)), name, this.options.restoreTimeoutMs);
+      await this.call(`start ${name} from its checkpoint`, (d) => d.getContainer(created.id).start(startFromCheckpoint(checkpointName)), name, this.options.restoreTimeoutMs).catch((err: unknown) => {
+        // containerd deletes CRIU's restore log with the failed task: say the likely cause where it applies.
+        if (record.criu.tcpEstablished && !runcCriuConfigHasTcpEstablished() && err instanceof FerryError) {
+          throw new FerryError(err.code, err.message, {
+            hint: `If ${name} held established TCP connections: add \`tcp-established\` to ${RUNC_CRIU_CONFIG} on this host (docs/docker.md). ${err.hint ?? ''}`.trim(),
+            cause: err,
+            ...(err.details ? { details: err.details } : {}),
+          });
+        }
+        throw err;
+      });
       const restoreMs = Date.now() - started;
       rmSync(checkpointDir, { recursive: true, force: true }); // restored: Docker keeps no use for it
       const container = await this.inspect(created.id);

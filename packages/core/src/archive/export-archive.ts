@@ -55,7 +55,7 @@ export interface ExportArchiveResult {
 const WHY_NOT: Record<string, string> = {
   lxc: 'an LXC checkpoint is made by lxc-checkpoint against LXC\'s own config and mount tree; the archive carries an OCI runtime spec (spec.dump) that must describe the mounts CRIU dumped, and an LXC container has none',
   docker:
-    'Docker\'s checkpoint is taken by containerd\'s runc from a config.json that containerd keeps and Docker\'s API does not expose, so ferry cannot write a spec.dump that matches the dumped mounts',
+    "ferry's Docker checkpoints record Docker's create options, not the OCI spec containerd's runc ran the container with, and spec.dump must be that spec (it describes the mounts CRIU dumped)",
 };
 
 /** The archive's members (and the staging files they come from) for a runc image directory. */

@@ -103,7 +103,7 @@ it('refuses LXC and Docker checkpoints with the reason, before anything is froze
       err = e;
     }
     expect(isFerryError(err) && err.code).toBe('ERR_PRECHECK_UNSUPPORTED_CONFIG');
-    expect((err as Error).message).toMatch(runtime === 'lxc' ? /OCI runtime spec/ : /containerd/);
+    expect((err as Error).message).toMatch(runtime === 'lxc' ? /OCI runtime spec/ : /create options, not the OCI spec/);
   }
   expect(() => assertExportable('runc')).not.toThrow();
 });

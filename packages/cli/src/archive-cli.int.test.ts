@@ -72,6 +72,13 @@ it('refuses what it cannot read, leaving no import directory', async () => {
   expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
   expect(existsSync(join(importRoot, 'x'))).toBe(false);
 
+  // An export that cannot be written is refused before the checkpoint: the container keeps running.
+  const c = await container();
+  const bad = await ferry('checkpoint', c.name, '--export', join(dir, 'no-such-dir', 'ct.tar'));
+  expect(bad.status).toBe(2);
+  expect(bad.stderr).toMatch(/ERR_PRECHECK_BAD_INPUT/);
+  expect((await adapter.inspect(c.name)).state).toBe('running');
+
   const missing = await ferry('restore');
   expect(missing.status).toBe(2);
   expect(missing.stderr).toMatch(/--import FILE/);

@@ -4,7 +4,7 @@
  * stays whatever was asked: after a checkpoint without --leave-running it is the only copy of the container.
  */
 import { rmSync } from 'node:fs';
-import { archiveTools, writeCheckpointArchive } from '@ferry/core';
+import { archiveTools, FerryError, writeCheckpointArchive } from '@ferry/core';
 import { exportJson, renderExport } from '../render-archive';
 import { checkpointJson, renderCheckpoint, type CheckpointSummary } from '../render-checkpoint';
 
@@ -21,6 +21,11 @@ export async function exportAfterCheckpoint(input: {
     file: input.file,
     ...(input.rootfsImage === undefined ? {} : { rootfsImage: input.rootfsImage }),
     tools: archiveTools(process.env.PATH ?? ''),
+  }).catch((err: unknown) => {
+    // The checkpoint itself succeeded: say where it is (without --leave-running it is the container now).
+    const where = `The checkpoint is kept in ${summary.imagesDir}: \`ferry restore ${summary.imagesDir}\` brings the container back.`;
+    if (err instanceof FerryError) throw new FerryError(err.code, err.message, { hint: `${err.hint ?? ''} ${where}`.trim(), cause: err, ...(err.details ? { details: err.details } : {}) });
+    throw err;
   });
   if (!input.keepDir) rmSync(summary.imagesDir, { recursive: true, force: true });
   if (input.json) {

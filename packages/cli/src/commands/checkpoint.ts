@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { assertExportable } from '@ferry/core';
+import { assertExportable, assertExportTarget } from '@ferry/core';
 import { runtimeRegistry } from '../host-context';
 import { checkpointJson, createProgress, renderCheckpoint } from '../render-checkpoint';
 import { exportAfterCheckpoint } from './checkpoint-export';
@@ -33,7 +33,10 @@ export const checkpointCommand: CommandModule<object, CheckpointArgs> = {
   handler: async (args) => {
     const registry = runtimeRegistry();
     const { adapter, container } = await registry.findContainer(args.container);
-    if (args.export !== undefined) assertExportable(container.ref.runtime);
+    if (args.export !== undefined) {
+      assertExportable(container.ref.runtime);
+      assertExportTarget(args.export);
+    }
     const dir = resolve(args.dir ?? `/var/lib/ferry/checkpoints/${container.ref.id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     const progress = createProgress({ enabled: !args.json && process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
     progress.start(`checkpointing ${container.ref.runtime}:${container.ref.id} into ${dir}`);

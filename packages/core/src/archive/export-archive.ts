@@ -8,7 +8,7 @@
  * images the format cannot carry (LXC, Docker, an incremental image with a parent), ERR_IMAGE_NOT_FOUND when there is
  * no record or rootfs.
  */
-import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, lstatSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { FerryError } from '../model/ferry-error';
 import { readRecordFile, RECORD_FILE } from '../runtime/checkpoint-record';
@@ -58,10 +58,32 @@ const WHY_NOT: Record<string, string> = {
     "ferry's Docker checkpoints record Docker's create options, not the OCI spec containerd's runc ran the container with, and spec.dump must be that spec (it describes the mounts CRIU dumped)",
 };
 
+/**
+ * Refuses (ERR_PRECHECK_BAD_INPUT) an archive path that cannot be written: its directory missing or not writable, or
+ * the path itself a directory. Checked before the checkpoint, so nothing is frozen for an export that cannot happen.
+ */
+export function assertExportTarget(file: string): void {
+  const path = resolve(file);
+  const bad = (why: string) =>
+    new FerryError('ERR_PRECHECK_BAD_INPUT', `cannot write the checkpoint archive ${path}: ${why}`, { hint: 'Name a file in an existing, writable directory.' });
+  try {
+    if (statSync(path).isDirectory()) throw bad('it is a directory');
+  } catch (err) {
+    if (err instanceof FerryError) throw err;
+  }
+  try {
+    accessSync(dirname(path), constants.W_OK);
+    if (!statSync(dirname(path)).isDirectory()) throw new Error('not a directory');
+  } catch (err) {
+    throw bad(`${dirname(path)}: ${(err as Error).message}`);
+  }
+}
+
 /** The archive's members (and the staging files they come from) for a runc image directory. */
 export async function writeCheckpointArchive(options: ExportArchiveOptions): Promise<ExportArchiveResult> {
   const imagesDir = resolve(options.imagesDir);
   const file = resolve(options.file);
+  assertExportTarget(file);
   const record = runcRecordOf(imagesDir);
   const rootfs = record.rootfs ?? rootfsOf(record.config, record.bundle);
   if (!rootfs || !existsSync(rootfs) || !statSync(rootfs).isDirectory()) {

@@ -9,6 +9,6 @@ export {
   type NetworkStatus,
 } from './archive-layout';
 export { detectCompression, readArchive, writeArchive, type Compression } from './archive-tar';
-export { assertExportable, writeCheckpointArchive, type ExportArchiveOptions, type ExportArchiveResult } from './export-archive';
+export { assertExportable, assertExportTarget, writeCheckpointArchive, type ExportArchiveOptions, type ExportArchiveResult } from './export-archive';
 export { prepareArchiveImport, type ImportArchiveOptions, type PreparedImport } from './import-archive';
 export { archiveTools, isCheckpointArchive, type ArchiveTools } from './archive-file';

@@ -16,10 +16,11 @@ import { restoreCommand } from './commands/restore';
 import { sessionCommand } from './commands/session';
 import { snapshotCommand } from './commands/snapshot';
 import { startCommand } from './commands/start';
+import { versionCommand } from './commands/version';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, gcCommand, agentCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, gcCommand, agentCommand, versionCommand];
 
 /**
  * Options that take a value: a value that starts with one "-" (`--every -5m`, `--to -oProxyCommand=x`) is that
@@ -66,6 +67,9 @@ export function buildParser(rawArgv: string[], scriptName: string): Argv {
     .help()
     .alias('h', 'help')
     .version(false)
+    // `ferry completion` prints a bash/zsh script that completes commands and options (yargs asks the CLI itself).
+    .completion('completion', 'Print a shell completion script (bash, zsh): `ferry completion >> ~/.bashrc`')
+    .epilogue('ferry --version shows the versions of ferry, CRIU and the agent protocol.')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((message, err) => {
       // A command's own failure (its handler threw): main() renders it.
@@ -121,6 +125,8 @@ export async function main(argv: string[], scriptName = 'ferry'): Promise<void> 
     process.exitCode = EXIT.bug;
   };
   process.once('beforeExit', stalled);
+  // `ferry --version [--json]` is `ferry version`: yargs' own --version would print only ferry's.
+  if (argv[0] === '--version' || argv[0] === '-V') argv = ['version', ...argv.slice(1)];
   try {
     await buildParser(argv, scriptName).parseAsync();
     settled = true;

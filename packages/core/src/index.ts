@@ -29,3 +29,4 @@ export * from './snapshots';
 export * from './session';
 export * from './criu/page-server-process';
 export * from './memory';
+export * from './archive';

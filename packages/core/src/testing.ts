@@ -15,3 +15,4 @@ export { FakeRuntime, type FakeCall } from './testing/fake-runtime';
 export { nativeSocketPair } from './criu/native-socket';
 export { decodeRequest } from './criu/rpc-codec';
 export * from './criu/rpc-recording';
+export * from './testing/podman';

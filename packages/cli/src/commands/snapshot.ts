@@ -13,6 +13,7 @@ import {
   snapshotTakenJson,
 } from '../render-snapshot';
 import { withInterrupt } from './interrupt';
+import { snapshotExportCommand } from './snapshot-export';
 
 interface CommonArgs {
   store: string;
@@ -131,7 +132,7 @@ export const snapshotCommand: CommandModule<object, CommonArgs> = {
   describe: 'Snapshots of a running container on this host: take one, list them, revert to one, remove one',
   builder: (y) =>
     y
-      .usage('$0 snapshot <container> | take <container> | ls <container> | revert <container> <snapshot> | rm <container> <snapshot>')
+      .usage('$0 snapshot <container> | take <container> | ls <container> | revert <container> <snapshot> | rm <container> <snapshot> | export <container> <snapshot> <file>')
       .option('store', { type: 'string', default: DEFAULT_SNAPSHOT_ROOT, describe: 'Where snapshots are kept (0700; new, empty, or a store)' })
       .option('adopt-store', { type: 'boolean', default: false, describe: 'Use a --store that is not empty (or is a symlink) as a snapshot store' })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the result' })
@@ -139,6 +140,7 @@ export const snapshotCommand: CommandModule<object, CommonArgs> = {
       .command(listCommand)
       .command(revertCommand)
       .command(removeCommand)
+      .command(snapshotExportCommand as unknown as CommandModule<CommonArgs, object>)
       .demandCommand(1, 'Name a container, or a snapshot command (ls, revert, rm).') as unknown as Argv<CommonArgs>,
   handler: () => undefined,
 };

@@ -8,14 +8,16 @@
  * as a tar next to the images.
  *
  * Consequences: ferry runs on the Docker host itself (DOCKER_HOST must be a unix socket); the daemon needs
- * --experimental to start from a checkpoint; no post-copy and no established TCP connections (Docker's restore passes
- * neither --lazy-pages nor --tcp-established to CRIU), both refused up front.
+ * --experimental to start from a checkpoint; no post-copy (Docker's restore cannot pass --lazy-pages to CRIU, refused
+ * up front); established TCP connections only where runc's CRIU configuration file turns on tcp-established, since
+ * Docker's restore cannot pass that flag either (criu-runc-config.ts, docs/docker.md).
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { assertCheckpointable } from './adapter-common';
+import { RUNC_CRIU_CONFIG, runcCriuConfigHasTcpEstablished } from './criu-runc-config';
 import { DEFAULT_AVAILABILITY_TIMEOUT_MS, DEFAULT_CHECKPOINT_TIMEOUT_MS, DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_RESTORE_TIMEOUT_MS, DEFAULT_SEARCH_PATH, resolveAdapterOptions, tool } from './adapter-options';
 import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './checkpoint-pipeline';
 import { containerInfoOf, DockerClient, dockerNames, notExperimental } from './docker-client';
@@ -116,10 +118,10 @@ export class DockerAdapter implements RuntimeAdapter {
       throw new FerryError('ERR_PRECHECK_UNSUPPORTED_CONFIG', `docker container ${name} cannot be checkpointed: ${reasons.join('; ')}`, { hint: problems[0]!.hint, details: { id: name, reasons } });
     }
     const { establishedTcp } = await this.tiesOf(inspect).catch(() => ({ establishedTcp: 0 }));
-    if (establishedTcp > 0) {
-      throw new FerryError('ERR_PRECHECK_UNSUPPORTED_CONFIG', `docker container ${name} holds ${establishedTcp} established TCP connection(s), which Docker cannot restore`, {
-        hint: "Docker's restore does not pass --tcp-established to CRIU: close the connections first (listening sockets are fine).",
-        details: { id: name, establishedTcp },
+    if (establishedTcp > 0 && !runcCriuConfigHasTcpEstablished()) {
+      throw new FerryError('ERR_PRECHECK_UNSUPPORTED_CONFIG', `docker container ${name} holds ${establishedTcp} established TCP connection(s), which Docker cannot restore without tcp-established in ${RUNC_CRIU_CONFIG}`, {
+        hint: `Docker's restore does not pass --tcp-established to CRIU: add the line \`tcp-established\` to ${RUNC_CRIU_CONFIG} on both hosts (docs/docker.md), or close the connections first (listening sockets are fine).`,
+        details: { id: name, establishedTcp, criuConfig: RUNC_CRIU_CONFIG },
       });
     }
   }

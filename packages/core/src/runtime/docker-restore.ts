@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
+import { RUNC_CRIU_CONFIG, runcCriuConfigHasTcpEstablished } from './criu-runc-config';
 import { FerryError } from '../model/ferry-error';
 import { throwIfAborted, type Reverter } from './adapter-common';
 import { readCheckpointRecord, RECORD_FILE, type CheckpointRecord } from './checkpoint-record';
@@ -78,7 +79,17 @@ export async function startFromCheckpoint(docker: DockerClient, prep: DockerRest
   // POST /containers/ID/start?checkpoint=NAME with an empty body: docker-modem sends a POST's options as the body too
   // unless they are split into _query and _body, and Docker >= 1.24 refuses a start with a body.
   const options = { _query: { checkpoint: prep.checkpoint }, _body: {} } as Dockerode.ContainerStartOptions;
-  await docker.call(`start ${plan.name} from its checkpoint`, (d) => d.getContainer(prep.id).start(options), plan.name, timeoutMs);
+  await docker.call(`start ${plan.name} from its checkpoint`, (d) => d.getContainer(prep.id).start(options), plan.name, timeoutMs).catch((err: unknown) => {
+    // containerd deletes CRIU's restore log with the failed task: say the likely cause where it applies.
+    if (plan.record?.criu.tcpEstablished && !runcCriuConfigHasTcpEstablished() && err instanceof FerryError) {
+      throw new FerryError(err.code, err.message, {
+        hint: `If ${plan.name} held established TCP connections: add \`tcp-established\` to ${RUNC_CRIU_CONFIG} on this host (docs/docker.md). ${err.hint ?? ''}`.trim(),
+        cause: err,
+        ...(err.details ? { details: err.details } : {}),
+      });
+    }
+    throw err;
+  });
   return { args: ['start', prep.id, prep.checkpoint], exitCode: 0, stdout: '', stderr: '', errorText: '', timedOut: false, aborted: false, durationMs: Date.now() - started, ok: true };
 }
 

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import {
   FerryError,
   createImageDir,
+  imageDirBytes,
   isFerryError,
   lazyToParent,
   type ContainerInfo,
@@ -29,7 +30,7 @@ import {
 import { PROTOCOL_VERSION, type AgentPeer } from '../agent/agent-peer';
 import type { HelloResult, HostSummary, RestoreResultMessage, UploadResult } from '../agent/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
-import { diffSnapshots, packDir, snapshotDir } from '../transfer';
+import { diffSnapshots, fileBytes, packDir, snapshotDir, transferProgress } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
 import { runRounds, type HashPrecopyResult } from '../precopy/hash-precopy';
@@ -222,7 +223,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       before = await snapshotDir(bundle);
       const sent = await phase(
         'copy-bundle',
-        () => peer.request<UploadResult>('upload', { migrationId, part: 'bundle' }, (sink) => packDir(bundle, sink).then(() => undefined)),
+        () => {
+          const progress = transferProgress('copy-bundle', emit, fileBytes(before!));
+          return peer.request<UploadResult>('upload', { migrationId, part: 'bundle' }, (sink) => packDir(bundle, sink, { onProgress: progress.onProgress }).then(progress.flush));
+        },
         (r) => r,
       );
       bytesSent += sent.bytes;
@@ -418,7 +422,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
 
     const images = await phase(
       'transfer-images',
-      () => peer.request<UploadResult>('upload', { migrationId, part: 'images' }, (sink) => packDir(imagesDir, sink).then(() => undefined)),
+      async () => {
+        const progress = transferProgress('transfer-images', emit, await imageDirBytes(imagesDir).catch(() => undefined));
+        return peer.request<UploadResult>('upload', { migrationId, part: 'images' }, (sink) => packDir(imagesDir, sink, { onProgress: progress.onProgress }).then(progress.flush));
+      },
       (r) => r,
     );
     bytesSent += images.bytes;

@@ -35,7 +35,6 @@ import {
   openSync,
   readFileSync,
   readSync,
-  readlinkSync,
   rmdirSync,
   statSync,
   unlinkSync,
@@ -70,10 +69,10 @@ import {
   parseRuncState,
   rewriteConfigForRestore,
   rootfsOf,
-  stdioProblem,
   type OciConfig,
   type RuncStateJson,
 } from './runc-state';
+import { readStdioProblem } from './stdio-targets';
 import { assertImagesDir, checkpointStats, stoppedAfterDump, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
@@ -281,14 +280,7 @@ export class RuncAdapter implements RuntimeAdapter {
       );
     }
     if (container.pid !== undefined) {
-      const links = [0, 1, 2].map((fd) => {
-        try {
-          return readlinkSync(`/proc/${container.pid}/fd/${fd}`);
-        } catch {
-          return undefined;
-        }
-      });
-      const problem = stdioProblem(links);
+      const problem = readStdioProblem(container.pid);
       if (problem) {
         throw unsupported(problem, 'Start the container with stdio on /dev/null or pipes; CRIU cannot dump files outside the container.');
       }

@@ -1,0 +1,103 @@
+'use strict';
+/**
+ * One application move, end to end, as a row of the compatibility matrix: a runc container of the application
+ * (bundle.js) on h1, its own load tool driving it from the LAN, `ferry migrate NAME --to h2 --strategy auto` through
+ * the CLI, the load stopped a little after the move, then the application's own checks (catalog/*.js).
+ *
+ *   const { moveApp } = require('../e2e/apps/trial');
+ *   const row = await moveApp(sandboxNamed('ferrybench'), 'redis', { address: '10.77.0.200/24' });
+ *   // row.frozenMs, row.gapMs (the longest request the load tool saw), row.dataIntact, row.result
+ *
+ * The sandbox must be up (scripts/sandbox-hosts.sh up). The container and its bundle are removed at the end, on
+ * both hosts, whatever happened. The benchmark (bench/) reuses this function for its application rows.
+ */
+const { join } = require('node:path');
+const { APPS } = require('./catalog');
+const { debianRootfs } = require('./rootfs');
+const { writeAppBundle, removeAppBundle } = require('./bundle');
+const { onHost, mustOnHost, ferryOnHost } = require('./sandbox-access');
+const { sleep } = require('./app-kit');
+
+const CONTAINER_CTL = join(__dirname, '..', 'bin', 'container-ctl.js');
+/** Load before the move (connections warm, steady rate) and after it (the clients must get answers again). */
+const LOAD_BEFORE_MS = 3000;
+const LOAD_AFTER_MS = 3000;
+
+/** container-ctl.js on a host; its last line is JSON. */
+function ctl(sb, host, ...args) {
+  const out = mustOnHost(sb, host, ['node', CONTAINER_CTL, ...args]);
+  return JSON.parse(out.trim().split('\n').at(-1) || '{}');
+}
+
+/**
+ * @typedef {object} MatrixRow
+ * @property {string} app @property {string} version @property {string} kind @property {string} runtime
+ * @property {string} [strategy] what auto chose @property {number} [frozenMs] ferry's downtime (frozen until running)
+ * @property {number} [gapMs] the longest request the load tool saw during the run
+ * @property {string} load the tool and its rate @property {boolean} dataIntact @property {string} result "ok" or why not
+ * @property {string} detail what the checks found
+ */
+
+/**
+ * @param {import('./sandbox-access').Sandbox} sb
+ * @param {string} appName a key of catalog.APPS
+ * @param {{ address: string, strategy?: string, name?: string, log?: (line: string) => void }} options
+ * @returns {Promise<MatrixRow>}
+ */
+async function moveApp(sb, appName, options) {
+  const app = APPS[appName];
+  if (!app) throw new Error(`no application ${appName}; known: ${Object.keys(APPS).join(', ')}`);
+  const log = options.log ?? (() => undefined);
+  const name = options.name ?? `app-${appName}-${process.pid}`;
+  const built = debianRootfs(app.name, app.packages);
+  if (built.buildMs > 0) log(`built the ${app.name} rootfs in ${Math.round(built.buildMs / 1000)} s`);
+  const version = built.versions[app.versionOf] ?? '?';
+  const ctx = { sb, name, address: options.address.split('/')[0], rootfs: built.dir, host: 'h1' };
+  const row = { app: app.name, version, kind: app.kind, runtime: 'runc', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
+  writeAppBundle(app, name, built.dir);
+  try {
+    ctl(sb, 'h1', 'run', name, '--bundle', join(require('./bundle').BUNDLES, name), '--address', options.address);
+    await app.ready(ctx);
+    if (app.seed) await app.seed(ctx);
+    const load = app.startLoad(ctx);
+    let run;
+    try {
+      await sleep(LOAD_BEFORE_MS);
+      log(`${name}: migrating under load (${app.loadLabel})`);
+      run = await ferryOnHost(sb, 'h1', ['migrate', name, '--to', 'h2', '--strategy', options.strategy ?? 'auto', '--hosts-file', sb.hostsFile]);
+      if (run.status === 0) {
+        ctx.host = 'h2';
+        await sleep(LOAD_AFTER_MS);
+      }
+    } finally {
+      row.loadResult = await load.stop();
+    }
+    Object.assign(row, { gapMs: Math.round(row.loadResult.maxLatencyMs), load: `${app.loadLabel}: ${row.loadResult.opsPerSec} ops/s` });
+    if (run.status !== 0) {
+      row.result = `ferry failed: ${run.error?.code ?? `exit ${run.status}`}: ${run.error?.message ?? run.stderr.slice(-500)}`;
+      row.error = run.error;
+      return row;
+    }
+    Object.assign(row, { strategy: run.report.strategy, frozenMs: run.report.downtimeMs, report: run.report });
+    const verdict = await app.verify(ctx, row.loadResult);
+    row.dataIntact = verdict.ok;
+    row.detail = verdict.detail;
+    const problems = [
+      ...(row.loadResult.ok ? [] : [`load tool: ${row.loadResult.errors.join('; ')}`]),
+      ...(verdict.ok ? [] : [`data: ${verdict.detail}`]),
+    ];
+    const source = ctl(sb, 'h1', 'state', name);
+    const destination = ctl(sb, 'h2', 'state', name);
+    if (source.exists) problems.push('the container is still on h1');
+    if (destination.state !== 'running') problems.push(`on h2 the container is ${destination.exists ? destination.state : 'missing'}`);
+    row.result = problems.length === 0 ? 'ok' : problems.join('; ');
+    return row;
+  } finally {
+    for (const host of ['h1', 'h2']) onHost(sb, host, ['node', CONTAINER_CTL, 'remove', name]);
+    // The committed migration's directory on h2 holds the container's bundle (its rootfs copy): ours, remove it.
+    onHost(sb, 'h2', ['sh', '-c', 'grep -l -s "\\"name\\":\\"$1\\"" -r /var/lib/ferry/migrations --include migration.json | xargs -r -n1 dirname | xargs -r rm -rf', 'sh', name]);
+    removeAppBundle(name);
+  }
+}
+
+module.exports = { moveApp, LOAD_BEFORE_MS, LOAD_AFTER_MS };

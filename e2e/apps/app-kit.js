@@ -84,4 +84,29 @@ function lanNodeLoad(sb, script, args) {
   };
 }
 
-module.exports = { sleep, waitUntil, lanNode, tcpOpen, stoppable, lanTool, lanNodeLoad, runOnLan };
+/**
+ * A load of back-to-back rounds of a tool that runs a fixed amount (pgbench -T, redis-benchmark -n), for tools
+ * that print no report when interrupted: stop() lets the round under way finish, then hands over every round's
+ * run. A failed round ends the load.
+ * @param {() => { done: Promise<{ status: number|null }> }} startRound
+ */
+function rounds(startRound) {
+  let stopping = false;
+  const runs = [];
+  const loop = (async () => {
+    while (!stopping) {
+      const r = await startRound().done;
+      runs.push(r);
+      if (r.status !== 0) break;
+    }
+  })();
+  return {
+    stop: async () => {
+      stopping = true;
+      await loop;
+      return runs;
+    },
+  };
+}
+
+module.exports = { sleep, rounds, waitUntil, lanNode, tcpOpen, stoppable, lanTool, lanNodeLoad, runOnLan };

@@ -19,12 +19,21 @@ const CAPS = [
 const BUNDLES = join(APPS_CACHE, 'run');
 const USERNS = process.env.FERRY_APPS_USERNS === '1';
 
-/** uid and gid of `user` in the rootfs's /etc/passwd. @param {string} rootfs @param {string} user */
+/**
+ * uid, gid and supplementary groups of `user` in the rootfs's /etc/passwd and /etc/group (as a login would get
+ * them: postgres reads its TLS key through the ssl-cert group).
+ * @param {string} rootfs @param {string} user
+ */
 function idsOf(rootfs, user) {
   const line = readFileSync(join(rootfs, 'etc', 'passwd'), 'utf8').split('\n').find((l) => l.split(':')[0] === user);
   if (!line) throw new Error(`no user ${user} in ${rootfs}/etc/passwd`);
   const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
+  const additionalGids = readFileSync(join(rootfs, 'etc', 'group'), 'utf8')
+    .split('\n')
+    .map((l) => l.split(':'))
+    .filter((f) => f.length >= 4 && f[3].split(',').includes(user))
+    .map((f) => Number(f[2]));
+  return { uid: Number(uid), gid: Number(gid), additionalGids };
 }
 
 /**
@@ -32,12 +41,12 @@ function idsOf(rootfs, user) {
  * @param {{ name: string, rootfs: string, netnsPath: string, args: string[], user?: string, env?: string[], cwd?: string }} input
  */
 function appConfig(input) {
-  const { uid, gid } = idsOf(input.rootfs, input.user ?? 'root');
+  const { uid, gid, additionalGids } = idsOf(input.rootfs, input.user ?? 'root');
   return {
     ociVersion: '1.0.2-dev',
     process: {
       terminal: false,
-      user: { uid, gid },
+      user: { uid, gid, ...(additionalGids.length ? { additionalGids } : {}) },
       args: input.args,
       env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=C.UTF-8', ...(input.env ?? [])],
       cwd: input.cwd ?? '/',

@@ -8,7 +8,7 @@ const { appendFileSync, readFileSync } = require('node:fs');
 function recordRow(row, file = process.env.FERRY_APPS_RESULTS) {
   if (!file) return;
   const { loadResult, report, error, ...kept } = row;
-  appendFileSync(file, `${JSON.stringify({ ...kept, at: new Date().toISOString(), requests: loadResult?.requests ?? loadResult?.transactions })}\n`);
+  appendFileSync(file, `${JSON.stringify({ ...kept, at: new Date().toISOString(), requests: loadResult?.requests ?? loadResult?.transactions, phasesMs: report?.phasesMs, bytesSentFrozen: report?.bytesSentFrozen })}\n`);
 }
 
 const COLUMNS = ['application', 'version', 'kind', 'runtime', 'strategy (auto)', 'frozen', 'client-seen gap', 'load during the move', 'result'];

@@ -80,6 +80,8 @@ function debianRootfs(name, packages) {
     ...EXCLUDES.map((p) => `--dpkgopt=path-exclude=${p}`),
     '--skip=download/empty',
     '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
+    // With manual pages excluded, a JRE's postinst (update-alternatives for java.1.gz) needs the directory itself.
+    '--setup-hook=mkdir -p "$1"/usr/share/man/man1',
     `--setup-hook=sync-in ${debs} /var/cache/apt/archives/`,
     `--customize-hook=sync-out /var/cache/apt/archives ${debs}`,
     '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb',

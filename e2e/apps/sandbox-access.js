@@ -68,20 +68,31 @@ function ferryOnHost(sb, host, args) {
     const child = spawn('bash', hostArgv(sb, host, ['ferry', ...args, '--json']), { env: scriptEnv(sb) });
     let stdout = '';
     let stderr = '';
+    let pending = '';
+    /** When each event line arrived here (ms since the epoch): the trial lines the load up against the freeze. */
+    const arrivals = [];
     child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
+    child.stderr.setEncoding('utf8').on('data', (c) => {
+      stderr += c;
+      pending += c;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) if (line.startsWith('{')) arrivals.push(Date.now());
+    });
     child.on('close', (status) => {
-      const objects = `${stdout}\n${stderr}`.split('\n').flatMap((line) => {
-        if (!line.startsWith('{')) return [];
-        try {
-          return [JSON.parse(line)];
-        } catch {
-          return [];
-        }
-      });
+      const parse = (text, stamps) =>
+        text.split('\n').filter((line) => line.startsWith('{')).flatMap((line, i) => {
+          try {
+            return [{ ...JSON.parse(line), ...(stamps ? { receivedAt: stamps[i] } : {}) }];
+          } catch {
+            return [];
+          }
+        });
+      const events = parse(stderr, arrivals);
+      const objects = [...parse(stdout), ...events];
       const report = objects.find((o) => o.event === 'report')?.report;
       const error = objects.find((o) => o.event === 'error')?.error;
-      done({ status, stdout, stderr, events: objects.filter((o) => o.event !== 'report'), report, error });
+      done({ status, stdout, stderr, events, report, error });
     });
   });
 }
@@ -95,7 +106,8 @@ function ferryOnHost(sb, host, args) {
  */
 function lanArgv(sb, rootfs, argv) {
   const script = 'mount --rbind /dev "$1/dev" && mount -t proc proc "$1/proc" && mount -t tmpfs tmpfs "$1/tmp" && exec chroot "$@"';
-  return ['nsenter', `--net=${sb.lanNetns}`, 'unshare', '--mount', '--propagation', 'private', '--fork', 'sh', '-c', script, 'lan-client', rootfs, ...argv];
+  // No --fork: nsenter, unshare, sh and chroot exec one another, so a signal to the child reaches the tool itself.
+  return ['nsenter', `--net=${sb.lanNetns}`, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', script, 'lan-client', rootfs, ...argv];
 }
 
 /** Starts a LAN client; the caller collects its output and ends it. */

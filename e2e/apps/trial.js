@@ -41,7 +41,9 @@ function ctl(sb, host, ...args) {
 /**
  * @param {import('./sandbox-access').Sandbox} sb
  * @param {string} appName a key of catalog.APPS
- * @param {{ address: string, strategy?: string, name?: string, log?: (line: string) => void }} options
+ * @param {{ address: string, strategy?: string, name?: string, copyRootfs?: boolean, log?: (line: string) => void }} options
+ *   copyRootfs: ferry copies the bundle (rootfs and data) to h2 instead of treating it as shared storage (the bundle
+ *   lies on a filesystem both sandbox hosts see): slower, and the rootfs is re-sent while frozen where it changed
  * @returns {Promise<MatrixRow>}
  */
 async function moveApp(sb, appName, options) {
@@ -53,24 +55,28 @@ async function moveApp(sb, appName, options) {
   if (built.buildMs > 0) log(`built the ${app.name} rootfs in ${Math.round(built.buildMs / 1000)} s`);
   const version = built.versions[app.versionOf] ?? '?';
   const ctx = { sb, name, address: options.address.split('/')[0], rootfs: built.dir, host: 'h1' };
-  const row = { app: app.name, version, kind: app.kind, runtime: 'runc', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
+  const row = { app: app.name, version, kind: app.kind, runtime: 'runc', storage: options.copyRootfs ? 'copied' : 'shared', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
   writeAppBundle(app, name, built.dir);
   try {
     ctl(sb, 'h1', 'run', name, '--bundle', join(require('./bundle').BUNDLES, name), '--address', options.address);
     await app.ready(ctx);
     if (app.seed) await app.seed(ctx);
+    const loadStartedAt = Date.now();
     const load = app.startLoad(ctx);
     let run;
+    let loadEndedAt;
     try {
       await sleep(LOAD_BEFORE_MS);
       log(`${name}: migrating under load (${app.loadLabel})`);
-      run = await ferryOnHost(sb, 'h1', ['migrate', name, '--to', 'h2', '--strategy', options.strategy ?? 'auto', '--hosts-file', sb.hostsFile]);
+      const shared = options.copyRootfs ? [] : ['--shared-storage'];
+      run = await ferryOnHost(sb, 'h1', ['migrate', name, '--to', 'h2', '--strategy', options.strategy ?? 'auto', ...shared, '--hosts-file', sb.hostsFile]);
       if (run.status === 0) {
         ctx.host = 'h2';
         await sleep(LOAD_AFTER_MS);
       }
     } finally {
       row.loadResult = await load.stop();
+      loadEndedAt = Date.now();
     }
     Object.assign(row, { gapMs: Math.round(row.loadResult.maxLatencyMs), load: `${app.loadLabel}: ${row.loadResult.opsPerSec} ops/s` });
     if (run.status !== 0) {
@@ -82,7 +88,13 @@ async function moveApp(sb, appName, options) {
     const verdict = await app.verify(ctx, row.loadResult);
     row.dataIntact = verdict.ok;
     row.detail = verdict.detail;
+    // The load must have run across the whole freeze, or its longest request says nothing about the move.
+    const at = (type, phase) => run.events.find((e) => e.event === type && e.phase === phase)?.receivedAt;
+    const frozenFrom = at('phase-start', 'freeze');
+    const runningFrom = at('phase-end', 'restore') ?? at('phase-start', 'commit');
+    const covered = frozenFrom !== undefined && runningFrom !== undefined && loadStartedAt < frozenFrom && loadEndedAt > runningFrom;
     const problems = [
+      ...(covered ? [] : [`the load did not span the freeze (load ${loadStartedAt}-${loadEndedAt}, frozen ${frozenFrom}-${runningFrom})`]),
       ...(row.loadResult.ok ? [] : [`load tool: ${row.loadResult.errors.join('; ')}`]),
       ...(verdict.ok ? [] : [`data: ${verdict.detail}`]),
     ];

@@ -7,7 +7,7 @@
  * key and LPUSH of the one list key add exactly one per request, so the counter and the list length must equal the
  * requests the finished rounds made; redis counts, not the test.
  */
-const { lanTool, runOnLan, tcpOpen, waitUntil } = require('../app-kit');
+const { lanTool, rounds, runOnLan, tcpOpen, waitUntil } = require('../app-kit');
 const { mkdirSync, chownSync } = require('node:fs');
 const { join } = require('node:path');
 const { idsOf } = require('../bundle');
@@ -61,30 +61,22 @@ module.exports = {
   },
   loadLabel: `redis-benchmark -c ${CLIENTS} -t incr,lpush, rounds of ${ROUND_REQUESTS}`,
   startLoad(ctx) {
-    let stopping = false;
-    let current;
-    const rounds = [];
-    const loop = (async () => {
-      while (!stopping) {
-        current = lanTool(ctx.sb, ctx.rootfs, ['redis-benchmark', '-h', ctx.address, '-p', String(PORT), '-c', String(CLIENTS), '-n', String(ROUND_REQUESTS), '-t', 'incr,lpush', '--csv']);
-        const r = await current.done;
-        rounds.push({ status: r.status, rows: parseCsv(r.stdout), stderr: r.stderr.trim() });
-        if (r.status !== 0) break;
-      }
-    })();
+    const load = rounds(() =>
+      lanTool(ctx.sb, ctx.rootfs, ['redis-benchmark', '-h', ctx.address, '-p', String(PORT), '-c', String(CLIENTS), '-n', String(ROUND_REQUESTS), '-t', 'incr,lpush', '--csv']),
+    );
     return {
       stop: async () => {
-        stopping = true; // the round under way finishes: its writes are counted like the others
-        await loop;
-        const failed = rounds.filter((r) => r.status !== 0 || r.rows.length !== 2);
-        const rows = rounds.flatMap((r) => r.rows);
+        // The round under way finishes: its writes are counted like the others.
+        const runs = (await load.stop()).map((r) => ({ status: r.status, rows: parseCsv(r.stdout), stderr: r.stderr.trim() }));
+        const failed = runs.filter((r) => r.status !== 0 || r.rows.length !== 2);
+        const rows = runs.flatMap((r) => r.rows);
         return {
-          ok: failed.length === 0 && rounds.length > 0,
+          ok: failed.length === 0 && runs.length > 0,
           errors: failed.map((r) => `redis-benchmark exited ${r.status}: ${r.stderr.slice(-300)}`),
           maxLatencyMs: Math.max(0, ...rows.map((r) => r.maxMs)),
-          opsPerSec: Math.round(rows.reduce((s, r) => s + r.rps, 0) / Math.max(1, rounds.length)),
-          requests: rounds.filter((r) => r.status === 0).length * ROUND_REQUESTS,
-          rounds: rounds.length,
+          opsPerSec: Math.round(rows.reduce((sum, r) => sum + r.rps, 0) / Math.max(1, runs.length)),
+          requests: runs.filter((r) => r.status === 0).length * ROUND_REQUESTS,
+          rounds: runs.length,
         };
       },
     };

@@ -30,4 +30,33 @@ function wrkResult(run, seconds) {
   };
 }
 
-module.exports = { wrkResult, durationMs };
+
+/**
+ * The load and checks of a web server on PORT: wrk over CONNECTIONS kept-alive connections until stopped (SIGINT:
+ * wrk prints its report then), and the default page, byte for byte, before and after the move.
+ */
+function webServerChecks(port, connections) {
+  const { lanNode, lanTool, tcpOpen, waitUntil } = require('../app-kit');
+  const upperBoundSeconds = 600;
+  const page = (ctx) => lanNode(ctx.sb, 'http-get.js', [`http://${ctx.address}:${port}/`]);
+  return {
+    loadLabel: `wrk -t2 -c${connections} (keep-alive)`,
+    async ready(ctx, timeoutMs = 60_000) {
+      await waitUntil('the server to serve its default page', () => tcpOpen(ctx.sb, ctx.address, port) && page(ctx).status === 200, timeoutMs, 500);
+      ctx.before = page(ctx);
+    },
+    startLoad(ctx) {
+      const load = lanTool(ctx.sb, ctx.rootfs, ['wrk', '-t2', `-c${connections}`, `-d${upperBoundSeconds}s`, '--timeout', '60s', `http://${ctx.address}:${port}/`]);
+      return { stop: async () => wrkResult(await load.stop(), upperBoundSeconds) };
+    },
+    async verify(ctx, load) {
+      const after = page(ctx);
+      const problems = [];
+      if (after.status !== 200 || after.sha256 !== ctx.before.sha256) problems.push(`default page: ${after.status}, sha256 ${after.sha256} (before: ${ctx.before.sha256})`);
+      if (load.requests === 0) problems.push('wrk completed no request');
+      return { ok: problems.length === 0, detail: problems.join('; ') || `${load.requests} requests answered 2xx over ${connections} kept-alive connections, default page unchanged` };
+    },
+  };
+}
+
+module.exports = { wrkResult, durationMs, webServerChecks };

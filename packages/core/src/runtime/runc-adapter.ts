@@ -73,6 +73,7 @@ import {
   type RuncStateJson,
 } from './runc-state';
 import { readStdioProblem } from './stdio-targets';
+import { removeCriuNetworkLock } from './criu-network-lock';
 import { assertImagesDir, checkpointStats, stoppedAfterDump, throwIfAborted } from './adapter-common';
 
 const run = promisify(execFile);
@@ -518,7 +519,12 @@ export class RuncAdapter implements RuntimeAdapter {
       }
     };
     await setLinks('down');
-    return { unfence: () => setLinks('up') };
+    return {
+      unfence: async () => {
+        await removeCriuNetworkLock((argv) => this.runInNetns(nsPath, argv));
+        await setLinks('up');
+      },
+    };
   }
 
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
@@ -526,6 +532,10 @@ export class RuncAdapter implements RuntimeAdapter {
     const ns = networkNamespaceOf(this.readBundleConfig(info));
     if (!ns) return { addresses: [], establishedTcp: 0 };
     return netnsTies(this.tools, ns.path ?? `/proc/${info.pid}/ns/net`);
+  }
+
+  private async runInNetns(nsPath: string, argv: string[]): Promise<boolean> {
+    return run(this.options.nsenterPath, [`--net=${nsPath}`, ...argv]).then(() => true, () => false);
   }
 
   private async ipIn(nsPath: string, args: string[]): Promise<void> {

@@ -87,15 +87,18 @@ function lanNodeLoad(sb, script, args) {
 /**
  * A load of back-to-back rounds of a tool that runs a fixed amount (pgbench -T, redis-benchmark -n), for tools
  * that print no report when interrupted: stop() lets the round under way finish, then hands over every round's
- * run. A failed round ends the load.
- * @param {() => { done: Promise<{ status: number|null }> }} startRound
+ * run. A failed round ends the load; so does a round that outlives `roundTimeoutMs` (a server that stopped
+ * answering: the tool would wait for ever), killed and reported as failed.
+ * @param {() => { done: Promise<{ status: number|null }>, stop: (signal?: string) => Promise<unknown> }} startRound
  */
-function rounds(startRound) {
+function rounds(startRound, roundTimeoutMs = 120_000) {
   let stopping = false;
   const runs = [];
   const loop = (async () => {
     while (!stopping) {
-      const r = await startRound().done;
+      const round = startRound();
+      const timer = setTimeout(() => round.stop('SIGKILL'), roundTimeoutMs);
+      const r = await round.done.finally(() => clearTimeout(timer));
       runs.push(r);
       if (r.status !== 0) break;
     }

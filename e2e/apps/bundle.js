@@ -90,6 +90,9 @@ function writeAppBundle(app, name, cachedRootfs) {
   if (cp.status !== 0) throw new Error(`cp -a ${cachedRootfs} ${rootfs} failed: ${cp.stderr}`);
   app.prepare?.(rootfs);
   const config = appConfig({ name, rootfs, netnsPath: `/run/netns/ferry-ct-${name}`, ...app.run });
+  // Absolute: with --shared-storage the destination restores from a copy of config.json in its migration
+  // directory, where a relative "rootfs" would not resolve (ferry resolves it against that copy's directory).
+  config.root.path = rootfs;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return { dir, rootfs, config };
 }

@@ -11,23 +11,15 @@
  * The sandbox must be up (scripts/sandbox-hosts.sh up). The container and its bundle are removed at the end, on
  * both hosts, whatever happened. The benchmark (bench/) reuses this function for its application rows.
  */
-const { join } = require('node:path');
 const { APPS } = require('./catalog');
 const { debianRootfs } = require('./rootfs');
-const { writeAppBundle, removeAppBundle } = require('./bundle');
-const { onHost, mustOnHost, ferryOnHost } = require('./sandbox-access');
+const { RUNTIMES } = require('./runtimes');
+const { onHost, ferryOnHost } = require('./sandbox-access');
 const { sleep } = require('./app-kit');
 
-const CONTAINER_CTL = join(__dirname, '..', 'bin', 'container-ctl.js');
 /** Load before the move (connections warm, steady rate) and after it (the clients must get answers again). */
 const LOAD_BEFORE_MS = 3000;
 const LOAD_AFTER_MS = 3000;
-
-/** container-ctl.js on a host; its last line is JSON. */
-function ctl(sb, host, ...args) {
-  const out = mustOnHost(sb, host, ['node', CONTAINER_CTL, ...args]);
-  return JSON.parse(out.trim().split('\n').at(-1) || '{}');
-}
 
 /**
  * @typedef {object} MatrixRow
@@ -41,7 +33,7 @@ function ctl(sb, host, ...args) {
 /**
  * @param {import('./sandbox-access').Sandbox} sb
  * @param {string} appName a key of catalog.APPS
- * @param {{ address: string, strategy?: string, name?: string, copyRootfs?: boolean, log?: (line: string) => void }} options
+ * @param {{ address: string, runtime?: 'runc'|'lxc', strategy?: string, name?: string, copyRootfs?: boolean, log?: (line: string) => void }} options
  *   copyRootfs: ferry copies the bundle (rootfs and data) to h2 instead of treating it as shared storage (the bundle
  *   lies on a filesystem both sandbox hosts see): slower, and the rootfs is re-sent while frozen where it changed
  * @returns {Promise<MatrixRow>}
@@ -55,10 +47,12 @@ async function moveApp(sb, appName, options) {
   if (built.buildMs > 0) log(`built the ${app.name} rootfs in ${Math.round(built.buildMs / 1000)} s`);
   const version = built.versions[app.versionOf] ?? '?';
   const ctx = { sb, name, address: options.address.split('/')[0], rootfs: built.dir, host: 'h1' };
-  const row = { app: app.name, version, kind: app.kind, runtime: 'runc', storage: options.copyRootfs ? 'copied' : 'shared', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
-  writeAppBundle(app, name, built.dir);
+  const runtime = RUNTIMES[options.runtime ?? 'runc'];
+  // LXC containers live in each host's own lxcpath: ferry always copies their directory.
+  const copyRootfs = options.copyRootfs || options.runtime === 'lxc';
+  const row = { app: app.name, version, kind: app.kind, runtime: options.runtime ?? 'runc', storage: copyRootfs ? 'copied' : 'shared', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
   try {
-    ctl(sb, 'h1', 'run', name, '--bundle', join(require('./bundle').BUNDLES, name), '--address', options.address);
+    runtime.start(sb, app, name, options.address, built.dir);
     await app.ready(ctx);
     if (app.seed) await app.seed(ctx);
     const loadStartedAt = Date.now();
@@ -68,7 +62,7 @@ async function moveApp(sb, appName, options) {
     try {
       await sleep(LOAD_BEFORE_MS);
       log(`${name}: migrating under load (${app.loadLabel})`);
-      const shared = options.copyRootfs ? [] : ['--shared-storage'];
+      const shared = copyRootfs ? [] : ['--shared-storage'];
       run = await ferryOnHost(sb, 'h1', ['migrate', name, '--to', 'h2', '--strategy', options.strategy ?? 'auto', ...shared, '--hosts-file', sb.hostsFile]);
       if (run.status === 0) {
         ctx.host = 'h2';
@@ -98,17 +92,16 @@ async function moveApp(sb, appName, options) {
       ...(row.loadResult.ok ? [] : [`load tool: ${row.loadResult.errors.join('; ')}`]),
       ...(verdict.ok ? [] : [`data: ${verdict.detail}`]),
     ];
-    const source = ctl(sb, 'h1', 'state', name);
-    const destination = ctl(sb, 'h2', 'state', name);
+    const source = runtime.state(sb, 'h1', name);
+    const destination = runtime.state(sb, 'h2', name);
     if (source.exists) problems.push('the container is still on h1');
     if (destination.state !== 'running') problems.push(`on h2 the container is ${destination.exists ? destination.state : 'missing'}`);
     row.result = problems.length === 0 ? 'ok' : problems.join('; ');
     return row;
   } finally {
-    for (const host of ['h1', 'h2']) onHost(sb, host, ['node', CONTAINER_CTL, 'remove', name]);
+    runtime.remove(sb, name);
     // The committed migration's directory on h2 holds the container's bundle (its rootfs copy): ours, remove it.
     onHost(sb, 'h2', ['sh', '-c', 'grep -l -s "\\"name\\":\\"$1\\"" -r /var/lib/ferry/migrations --include migration.json | xargs -r -n1 dirname | xargs -r rm -rf', 'sh', name]);
-    removeAppBundle(name);
   }
 }
 

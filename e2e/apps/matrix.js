@@ -18,7 +18,8 @@ function renderMatrix(rows) {
   const lines = [`| ${COLUMNS.join(' | ')} |`, `|${COLUMNS.map(() => '---').join('|')}|`];
   for (const r of rows) {
     const result = r.result === 'ok' ? `ok: ${r.detail}` : `**FAILED**: ${r.result}`;
-    const cells = [r.app, r.version, r.kind, r.runtime, r.strategy ?? '-', ms(r.frozenMs), ms(r.gapMs), r.load, result];
+    const gap = r.gapCapped ? `≥ ${ms(r.gapMs)} (the tool's histogram ends there)` : ms(r.gapMs);
+    const cells = [r.app, r.version, r.kind, r.runtime, r.strategy ?? '-', ms(r.frozenMs), gap, r.load, result];
     lines.push(`| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`);
   }
   return `${lines.join('\n')}\n`;

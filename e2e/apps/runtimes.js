@@ -5,6 +5,7 @@
  * - lxc: the same prepared rootfs in LXC's default lxcpath of h1 (/var/lib/lxc/NAME, private to the host), a veth on
  *   the host's lxcbr0 (which the sandbox plugs into the LAN), the server as lxc.init.cmd with its user's ids.
  */
+const { writeFileSync } = require('node:fs');
 const { join } = require('node:path');
 const { BUNDLES, idsOf, writeAppBundle, removeAppBundle } = require('./bundle');
 const { mustOnHost, onHost } = require('./sandbox-access');
@@ -20,9 +21,18 @@ function macFor(address) {
   return ['02', 'fe', ...address.split('/')[0].split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
 }
 
-/** lxc.init.cmd splits on blanks and honours quotes: quote what has a blank. */
-function lxcCommand(args) {
-  return args.map((a) => (/[\s'"]/.test(a) ? `'${a.replace(/'/g, '')}'` : a)).join(' ');
+/** A shell word for argv element `a` (single quotes, inner ones closed and escaped). */
+function shellWord(a) {
+  return /^[\w./=:,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * lxc.init.cmd is split on blanks without quoting (nginx's `-g "daemon off;"` would fall apart), so the command goes
+ * into a two-line script in the rootfs that execs it: the server is still the container's init.
+ */
+const LXC_INIT = '/usr/local/sbin/ferry-app-init';
+function lxcInitScript(args) {
+  return `#!/bin/sh\n# written by ferry's e2e/apps (runtimes.js): the server's command, exec'd\nexec ${args.map(shellWord).join(' ')}\n`;
 }
 
 /** The LXC config of an application: what CRIU can restore (docs/lxc.md) plus the app's command, user and env. */
@@ -50,7 +60,7 @@ function lxcConfig(app, name, rootfs, address, dir) {
     'lxc.environment = PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     'lxc.environment = LANG=C.UTF-8',
     ...(app.run.env ?? []).map((e) => `lxc.environment = ${e}`),
-    `lxc.init.cmd = ${lxcCommand(app.run.args)}`,
+    `lxc.init.cmd = ${LXC_INIT}`,
     '',
   ].join('\n');
 }
@@ -72,6 +82,7 @@ const RUNTIMES = {
     start(sb, app, name, address, cachedRootfs) {
       // Prepared outside (the recipe edits files), then copied into h1's private /var/lib/lxc.
       const staged = writeAppBundle(app, name, cachedRootfs);
+      writeFileSync(join(staged.rootfs, LXC_INIT), lxcInitScript(app.run.args), { mode: 0o755 });
       const dir = `/var/lib/lxc/${name}`;
       const config = lxcConfig(app, name, staged.rootfs, address, dir);
       mustOnHost(sb, 'h1', ['sh', '-c', 'mkdir -m 0770 "$1" && cp -a "$2" "$1/rootfs" && cat > "$1/config"', 'sh', dir, staged.rootfs], { input: config });
@@ -89,4 +100,4 @@ const RUNTIMES = {
   },
 };
 
-module.exports = { RUNTIMES, lxcConfig, lxcCommand };
+module.exports = { RUNTIMES, lxcConfig, lxcInitScript };

@@ -72,7 +72,7 @@ async function moveApp(sb, appName, options) {
       row.loadResult = await load.stop();
       loadEndedAt = Date.now();
     }
-    Object.assign(row, { gapMs: Math.round(row.loadResult.maxLatencyMs), load: `${app.loadLabel}: ${row.loadResult.opsPerSec} ops/s` });
+    Object.assign(row, { gapMs: Math.round(row.loadResult.maxLatencyMs), gapCapped: row.loadResult.maxLatencyCapped === true, load: `${app.loadLabel}: ${row.loadResult.opsPerSec} ops/s` });
     if (run.status !== 0) {
       row.result = `ferry failed: ${run.error?.code ?? `exit ${run.status}`}: ${run.error?.message ?? run.stderr.slice(-500)}`;
       row.error = run.error;

@@ -20,7 +20,7 @@ function renderMatrix(rows) {
     const result = r.result === 'ok' ? `ok: ${r.detail}` : `**FAILED**: ${r.result}`;
     const gap = r.gapCapped ? `≥ ${ms(r.gapMs)} (the tool's histogram ends there)` : ms(r.gapMs);
     const cells = [r.app, r.version, r.kind, r.runtime, r.strategy ?? '-', ms(r.frozenMs), gap, r.load, result];
-    lines.push(`| ${cells.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`);
+    lines.push(`| ${cells.map((c) => String(c).replace(/\s*\n\s*/g, ' ').replace(/\|/g, '\\|')).join(' | ')} |`);
   }
   return `${lines.join('\n')}\n`;
 }

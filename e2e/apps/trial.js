@@ -52,9 +52,14 @@ async function moveApp(sb, appName, options) {
   const copyRootfs = options.copyRootfs || options.runtime === 'lxc';
   const row = { app: app.name, version, kind: app.kind, runtime: options.runtime ?? 'runc', storage: copyRootfs ? 'copied' : 'shared', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
   try {
-    runtime.start(sb, app, name, options.address, built.dir);
-    await app.ready(ctx);
-    if (app.seed) await app.seed(ctx);
+    try {
+      runtime.start(sb, app, name, options.address, built.dir);
+      await app.ready(ctx);
+      if (app.seed) await app.seed(ctx);
+    } catch (err) {
+      row.result = `did not start: ${err.message}`;
+      return row;
+    }
     const loadStartedAt = Date.now();
     const load = app.startLoad(ctx);
     let run;

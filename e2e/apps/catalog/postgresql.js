@@ -66,9 +66,10 @@ module.exports = {
   },
   loadLabel: `pgbench -c ${CLIENTS} TPC-B-like, scale ${SCALE}`,
   startLoad(ctx) {
-    // Rounds of ROUND_SECONDS (pgbench prints no report when interrupted). Each round's per-second log goes to a
-    // tmpfs of the client's own mount namespace, then to stdout after the report.
-    const script = `${BIN}/pgbench -h ${ctx.address} -U postgres -c ${CLIENTS} -j 2 -T ${ROUND_SECONDS} --log --aggregate-interval=1 --log-prefix=/tmp/pgb postgres; s=$?; echo '${LOG_MARK}'; cat /tmp/pgb*; rm -f /tmp/pgb*; exit $s`;
+    // Rounds of ROUND_SECONDS (pgbench prints no report when interrupted), with -n: by default each run would
+    // vacuum and TRUNCATE pgbench_history first, and the history would hold the last round only. Each round's
+    // per-second log goes to a tmpfs of the client's own mount namespace, then to stdout after the report.
+    const script = `${BIN}/pgbench -h ${ctx.address} -U postgres -n -c ${CLIENTS} -j 2 -T ${ROUND_SECONDS} --log --aggregate-interval=1 --log-prefix=/tmp/pgb postgres; s=$?; echo '${LOG_MARK}'; cat /tmp/pgb*; rm -f /tmp/pgb*; exit $s`;
     const load = rounds(() => lanTool(ctx.sb, ctx.rootfs, ['sh', '-c', script]));
     return {
       stop: async () => {

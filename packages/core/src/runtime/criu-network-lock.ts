@@ -7,6 +7,11 @@
  * the destination, the source back, every client stuck retransmitting). removeCriuNetworkLock() takes the chain out
  * again; a namespace without it is left alone.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
 export const CRIU_LOCK_CHAIN = 'CRIU';
 
 /** The commands that remove the lock, for iptables and ip6tables alike, in order (jumps first, then the chain). */
@@ -21,6 +26,11 @@ export function unlockCommands(tool: string): string[][] {
 
 /** Runs argv inside the network namespace; resolves whether it exited 0 (never throws for a non-zero exit). */
 export type RunInNetns = (argv: string[]) => Promise<boolean>;
+
+/** A RunInNetns through nsenter into the namespace at `nsPath` (argv, never a shell). */
+export function nsenterRunner(nsenterPath: string, nsPath: string): RunInNetns {
+  return (argv) => run(nsenterPath, [`--net=${nsPath}`, ...argv]).then(() => true, () => false);
+}
 
 /**
  * Removes CRIU's lock chain where one is present (`-S CRIU` succeeds). Returns the tools it was removed from.

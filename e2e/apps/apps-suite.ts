@@ -22,6 +22,9 @@ export function appsSuite(runtime: 'runc' | 'lxc', names: string[], firstAddress
   beforeAll(() => {
     sandbox('up');
     shim = installCriuShim(sb);
+    // ferry's preflight refuses a task of another user when root lacks CAP_SYS_RESOURCE (rlimit-access.ts); the
+    // shimmed CRIU reads those rlimits from /proc, which this variable tells it (the CLI on h1 inherits it).
+    if (shim.installed) process.env.FERRY_CRIU_READS_PROC_LIMITS = '1';
     process.stderr.write(`CRIU rlimit shim: ${shim.installed ? 'installed' : 'not needed'} (${shim.reason})\n`);
   });
   afterAll(() => {

@@ -49,7 +49,8 @@ async function moveApp(sb, appName, options) {
   const ctx = { sb, name, address: options.address.split('/')[0], rootfs: built.dir, host: 'h1' };
   const runtime = RUNTIMES[options.runtime ?? 'runc'];
   // LXC containers live in each host's own lxcpath: ferry always copies their directory.
-  const copyRootfs = options.copyRootfs || options.runtime === 'lxc';
+  // An application that holds file locks in its data (app.copyRootfs) cannot move with --shared-storage: ferry refuses.
+  const copyRootfs = options.copyRootfs || options.runtime === 'lxc' || app.copyRootfs === true;
   const row = { app: app.name, version, kind: app.kind, runtime: options.runtime ?? 'runc', storage: copyRootfs ? 'copied' : 'shared', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
   try {
     try {

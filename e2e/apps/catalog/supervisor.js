@@ -35,6 +35,9 @@ module.exports = {
   versionOf: 'supervisor',
   port: PORT,
   run: { args: ['/usr/bin/supervisord', '-n', '-c', '/etc/supervisor/supervisord.conf'] },
+  // beanstalkd holds a POSIX lock on /var/lib/beanstalkd/lock: with --shared-storage the destination's restore would
+  // wait for the lock the frozen source holds, and ferry refuses that move (shared-storage-locks.ts). Copied, it moves.
+  copyRootfs: true,
   deviations: 'a conf.d program entry for beanstalkd (Debian\'s defaults with -b, listening on the LAN)',
   prepare(rootfs) {
     writeFileSync(join(rootfs, 'etc', 'supervisor', 'conf.d', 'beanstalkd.conf'), PROGRAM);

@@ -4,7 +4,7 @@
 # "apps: N passed, N failed, N skipped". Root; after scripts/setup.sh. A first run builds each application's
 # rootfs with mmdebstrap (minutes each; cached in /var/cache/ferry/apps, keyed by the package list).
 #   --ci                       CI's subset (.ci/run, npm run test:apps:ci): redis, nginx, mosquitto on runc and
-#                              redis on LXC: a key-value store, a web server with workers, a broker, and a second
+#                              nginx on LXC: a key-value store, a web server with workers, a broker, and a second
 #                              runtime, in a fraction of the full matrix's time (docs/compatibility.md has both)
 #   FERRY_APPS=redis,nginx     a subset (default: all of e2e/apps/catalog)
 #   FERRY_LXC_APPS=redis       the LXC rows (default: redis,nginx)
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 export FERRY_E2E_PREFIX=${FERRY_E2E_PREFIX:-apps}
 if [[ ${1:-} == --ci ]]; then
   shift
-  export FERRY_APPS=${FERRY_APPS:-redis,nginx,mosquitto} FERRY_LXC_APPS=${FERRY_LXC_APPS:-redis}
+  export FERRY_APPS=${FERRY_APPS:-redis,nginx,mosquitto} FERRY_LXC_APPS=${FERRY_LXC_APPS:-nginx}
 fi
 if ! command -v mmdebstrap >/dev/null; then
   echo "test-apps: installing mmdebstrap (Debian's rootfs builder)"

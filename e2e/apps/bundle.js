@@ -79,8 +79,9 @@ function appConfig(input) {
  * A fresh bundle for container `name` of `app` (catalog.js) from its cached rootfs: BUNDLES/NAME/{rootfs,config.json}.
  * @param {{ run: { args: string[], user?: string, env?: string[], cwd?: string }, prepare?: (rootfs: string) => void }} app
  * @param {string} name @param {string} cachedRootfs
+ * @param {{ copied?: boolean }} [options] copied: ferry copies the bundle (no --shared-storage)
  */
-function writeAppBundle(app, name, cachedRootfs) {
+function writeAppBundle(app, name, cachedRootfs, options = {}) {
   if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`bad container name ${name}`);
   const dir = join(BUNDLES, name);
   removeAppBundle(name);
@@ -90,9 +91,11 @@ function writeAppBundle(app, name, cachedRootfs) {
   if (cp.status !== 0) throw new Error(`cp -a ${cachedRootfs} ${rootfs} failed: ${cp.stderr}`);
   app.prepare?.(rootfs);
   const config = appConfig({ name, rootfs, netnsPath: `/run/netns/ferry-ct-${name}`, ...app.run });
-  // Absolute: with --shared-storage the destination restores from a copy of config.json in its migration
-  // directory, where a relative "rootfs" would not resolve (ferry resolves it against that copy's directory).
-  config.root.path = rootfs;
+  // Absolute for --shared-storage: the destination restores from a copy of config.json in its migration directory,
+  // where a relative "rootfs" would not resolve (ferry resolves it against that copy's directory). Relative when
+  // ferry copies the bundle: an absolute path would send the destination back to the source's rootfs (both sandbox
+  // hosts see it), not to its copy.
+  if (!options.copied) config.root.path = rootfs;
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return { dir, rootfs, config };
 }

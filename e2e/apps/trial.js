@@ -85,7 +85,8 @@ async function moveApp(sb, appName, options) {
       return row;
     }
     Object.assign(row, { strategy: run.report.strategy, frozenMs: run.report.downtimeMs, report: run.report });
-    const verdict = await app.verify(ctx, row.loadResult);
+    // A check that cannot even ask the application is a failed row of the matrix, not a lost one.
+    const verdict = await app.verify(ctx, row.loadResult).catch((err) => ({ ok: false, detail: `check failed: ${err.message}` }));
     row.dataIntact = verdict.ok;
     row.detail = verdict.detail;
     // The load must have run across the whole freeze, or its longest request says nothing about the move.

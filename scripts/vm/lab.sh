@@ -4,6 +4,7 @@
 #   lab.sh up            build or reuse the image (build-image.sh), make ferry's app disk (app-disk.sh), boot g1, g2
 #   lab.sh exec gN -- ARGV   run ARGV as root in guest N over SSH (each argument quoted for the remote shell)
 #   lab.sh ssh-config    path of an ssh_config with Host g1 and g2 (ssh -F FILE g1)
+#   lab.sh guests        the guests' names (as ferry's hosts.yaml in the guests knows them)
 #   lab.sh down          stop both guests and delete their overlays
 # Environment: FERRY_VM_NAME (default ferryvm; names the run directory /run/NAME and the guests' processes),
 # FERRY_VM_PORT_BASE (default 22700: g1 ssh BASE+1, g2 ssh BASE+2, the private link BASE+3),
@@ -130,5 +131,6 @@ case ${1:-} in
   down) down ;;
   exec) shift; guest_exec "$@" ;;
   ssh-config) echo "$RUN/ssh_config" ;;
-  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+  guests) echo "g1 g2" ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac

@@ -27,6 +27,7 @@ BOOT_TIMEOUT=${FERRY_VM_BOOT_TIMEOUT:-900}
 
 say() { echo "ferry-vagrant: $*" >&2; }
 die() { echo "ferry-vagrant: ERROR: $1${2:+; hint: $2}" >&2; exit 1; }
+stamp() { local l; while IFS= read -r l; do printf '%(%T)T %s\n' -1 "$l"; done; }  # where Vagrant's time goes
 in_ns() { nsenter --net="/run/netns/$NS" -- "$@"; }
 virsh_() { virsh -q -c "$URI" "$@"; }
 
@@ -164,7 +165,7 @@ up() {
   clean_libvirt
   t=$SECONDS
   say "vagrant up ferry1 ferry2 (TCG: several minutes; log: $RUN/up.log)"
-  if ! timeout "$BOOT_TIMEOUT" bash "$0" vagrant up --provider libvirt >"$RUN/up.log" 2>&1; then
+  if ! timeout "$BOOT_TIMEOUT" bash "$0" vagrant up --provider libvirt 2>&1 | stamp >"$RUN/up.log"; then
     tail -40 "$RUN/up.log" >&2
     die "vagrant up failed" "see $RUN/up.log; $0 down ends the lab"
   fi
@@ -176,7 +177,7 @@ up() {
 down() {
   local t0=$SECONDS
   if [[ -n $(daemon_pid libvirtd) && -f $RUN/box ]]; then
-    timeout 300 bash "$0" vagrant destroy -f --parallel >"$RUN/destroy.log" 2>&1 \
+    timeout 300 bash "$0" vagrant destroy -f --parallel 2>&1 | stamp >"$RUN/destroy.log" \
       || { say "vagrant destroy failed (see below); removing the domains with virsh"; tail -20 "$RUN/destroy.log" >&2; }
     clean_libvirt
   fi

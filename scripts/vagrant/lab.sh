@@ -7,7 +7,7 @@
 #   lab.sh ssh-config       path of an ssh_config with Host ferry1 and ferry2 (run ssh in the namespace: see exec)
 #   lab.sh down             `vagrant destroy -f`, stop the daemons, end whatever still runs in the namespace, delete it
 # Environment: FERRY_VAGRANT_CACHE (default /var/cache/ferry/vagrant: the box, Vagrant's home, libvirt's state),
-# FERRY_VAGRANT_CPUS / FERRY_VAGRANT_MEMORY_MIB (per VM, default 1 / 1536 here), FERRY_VM_BOOT_TIMEOUT (s, default 900).
+# FERRY_VAGRANT_CPUS / FERRY_VAGRANT_MEMORY_MIB (per VM, default 1 / 1536 here), FERRY_VM_BOOT_TIMEOUT (s, default 2100).
 #
 # Network: every packet of the VMs stays in the network namespace ferryvagrant: libvirtd runs in it (with a private
 # mount namespace for its state, so the machine's /etc/libvirt and /run/libvirt are untouched), and so do its
@@ -23,7 +23,7 @@ CACHE=${FERRY_VAGRANT_CACHE:-/var/cache/ferry/vagrant}
 STATE=$CACHE/libvirt
 URI="qemu:///system?socket=$RUN/libvirt/libvirt-sock"
 GUESTS=(ferry1 ferry2)
-BOOT_TIMEOUT=${FERRY_VM_BOOT_TIMEOUT:-900}
+BOOT_TIMEOUT=${FERRY_VM_BOOT_TIMEOUT:-2100}  # a loaded 2-core machine took over 15 min (900 s ran out)
 
 say() { echo "ferry-vagrant: $*" >&2; }
 die() { echo "ferry-vagrant: ERROR: $1${2:+; hint: $2}" >&2; exit 1; }

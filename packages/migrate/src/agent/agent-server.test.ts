@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { FerryError, type ContainerInfo, type CriuClient, type RestoreResult, type RuntimeAdapter } from '@ferry/core';
-import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
-import type { HostSummary } from './agent-messages';
+import { AgentPeer, PROTOCOL_VERSION } from '../protocol/agent-peer';
+import type { HostSummary } from '../protocol/agent-messages';
 import { cleanupMigration, serveAgent } from './agent-server';
 
 const HOST: HostSummary = {

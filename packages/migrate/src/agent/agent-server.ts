@@ -5,16 +5,17 @@
  * reason (source crash, SSH drop, Ctrl-C on the source): the restored container is removed and its files deleted.
  * That is what keeps "exactly one copy" when the source resumes after a failure.
  */
-import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError, isFerryError, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, isFerryError, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { freeLocalPort } from '../transport/free-port';
 import { unpackDir } from '../transfer';
-import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
-import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from './agent-messages';
+import { AgentPeer, PROTOCOL_VERSION } from '../protocol/agent-peer';
+import type { HelloParams, HelloResult, HostSummary, PrepareParams, RestoreParams, RestoreResultMessage, UploadParams, UploadResult } from '../protocol/agent-messages';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
-import { ReplicaStore, type ReplicaMeta } from '../replication/replica-store';
+import { serveReplicaRounds } from './replica-service';
+import { MIGRATION_ID, freeBytes, type Incoming } from './incoming';
 import { PageLevels } from '../precopy/page-levels';
 import { PageRecordDecoder, type PageRecord } from '../precopy/page-records';
 
@@ -28,37 +29,11 @@ export interface AgentDeps {
   log(line: string): void;
 }
 
-interface Incoming {
-  id: string;
-  dir: string;
-  runtime: RuntimeName;
-  name: string;
-  restored: boolean;
-  /**
-   * Set (and recorded) before the runtime is asked to restore: a restore the connection outlives may still finish
-   * (dockerd or runc carry on without the agent), so an undo must then remove what it made.
-   */
-  restoring?: boolean;
-  /** The restore in flight, true once it succeeded; an undo waits for it. Not serialised. */
-  restoreSettled?: Promise<boolean>;
-  committed: boolean;
-  /** Post-copy only; not serialised. */
-  lazy?: LazyPagesDaemon;
-  /** An image this migration loaded into the runtime (Docker): removed again when the migration is undone. */
-  loadedImage?: string;
-  /** Streamed stop-and-copy: the page server receiving the dump's memory; not serialised. */
-  pageServer?: PageServerProcess;
-  /** Hash-based pre-copy: the chain of parent image sets the rounds write; not serialised (the files are). */
-  pages?: PageLevels;
-}
-
-const ID = /^[A-Za-z0-9-]{8,64}$/;
 /** CRIU pre-copy rounds land in pre/N, where the final images' relative `parent` links expect them. */
 const PRE_COPY_PART = /^pre\/[1-9][0-9]{0,2}$/;
 
 export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): Promise<void> {
   const peer = new AgentPeer(input, output, 'source');
-  const replicas = new ReplicaStore(join(deps.stateDir, 'replicas'));
   const migrations = new Map<string, Incoming>();
   let greeted = false;
 
@@ -84,7 +59,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
 
   peer.handle('prepare', async (params: PrepareParams) => {
     requireHello();
-    if (!ID.test(params.migrationId)) throw new FerryError('ERR_AGENT_PROTOCOL', 'bad migration id');
+    if (!MIGRATION_ID.test(params.migrationId)) throw new FerryError('ERR_AGENT_PROTOCOL', 'bad migration id');
     const adapter = deps.runtime(params.runtime);
     try {
       await adapter.inspect(params.name);
@@ -102,25 +77,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     return { dir, freeDiskBytes: freeBytes(dir) };
   });
 
-  // Replication: a round lands in the standby's replica store (replica-store.ts), not in a migration directory.
-  peer.handle('replica-prepare', async (params: PrepareParams) => {
-    requireHello();
-    if (!ID.test(params.migrationId)) throw new FerryError('ERR_AGENT_PROTOCOL', 'bad round id');
-    const dir = replicas.beginRound(params.name, params.migrationId);
-    const m: Incoming = { id: params.migrationId, dir, runtime: params.runtime, name: params.name, restored: false, committed: false };
-    migrations.set(m.id, m);
-    return { dir, freeDiskBytes: freeBytes(dir) };
-  });
-
-  peer.handle('replica-commit', async (params: { migrationId: string; meta: ReplicaMeta }) => {
-    const m = get(params.migrationId);
-    rmSync(join(m.dir, 'work'), { recursive: true, force: true });
-    const replica = replicas.completeRound(m.name, m.id, { ...params.meta, container: m.name, runtime: m.runtime, roundId: m.id });
-    m.committed = true;
-    migrations.delete(m.id);
-    deps.log(`replica of ${m.name} complete: ${replica.dir}`);
-    return { dir: replica.dir };
-  });
+  serveReplicaRounds(peer, { stateDir: deps.stateDir, migrations, get, requireHello, log: deps.log });
 
   peer.handle('upload', async (params: UploadParams, stream): Promise<UploadResult> => {
     const m = get(params.migrationId);
@@ -352,7 +309,7 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
  * removes the container it restored unless the migration was committed, then its files. Idempotent.
  */
 export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtime' | 'log' | 'stateDir'>): Promise<{ cleaned: boolean; committed: boolean }> {
-  if (!ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${id}`);
+  if (!MIGRATION_ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${id}`);
   const dir = join(deps.stateDir, 'migrations', id);
   let m: Incoming;
   try {
@@ -363,10 +320,4 @@ export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtim
   }
   await undoMigration({ ...m, dir }, deps);
   return { cleaned: !m.committed, committed: m.committed };
-}
-
-
-function freeBytes(dir: string): number {
-  const s = statfsSync(dir);
-  return s.bavail * s.bsize;
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { arch, hostname, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FERRY_STATE_DIR, MIN_CRIU_VERSION, hostId, kernelPageSizeBytes, type CriuClient, type RuntimeAdapter } from '@ferry/core';
-import type { HostSummary } from '../agent/agent-messages';
+import type { HostSummary } from '../protocol/agent-messages';
 
 export const FERRY_VERSION: string = (require('../../package.json') as { version: string }).version;
 

@@ -26,8 +26,8 @@ import {
   type RuntimeAdapter,
   type RuntimeName,
 } from '@ferry/core';
-import { PROTOCOL_VERSION, type AgentPeer } from '../agent/agent-peer';
-import type { HelloResult, HostSummary, RestoreResultMessage, UploadResult } from '../agent/agent-messages';
+import { PROTOCOL_VERSION, type AgentPeer } from '../protocol/agent-peer';
+import type { HelloResult, HostSummary, RestoreResultMessage, UploadResult } from '../protocol/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
 import { diffSnapshots, packDir, snapshotDir } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';

@@ -11,7 +11,7 @@
 import type { Writable } from 'node:stream';
 import { Freezer, FerryError, lazyRanges } from '@ferry/core';
 import { PAGE_SIZE, type MemoryRange } from '@ferry/native';
-import type { AgentPeer } from '../agent/agent-peer';
+import type { AgentPeer } from '../protocol/agent-peer';
 import { containerTasks, presentPrivateRanges } from './container-tasks';
 import { sendTaskRanges, type RoundStats, type SentPages } from './memory-rounds';
 import { subtract, union, type Interval } from './page-intervals';

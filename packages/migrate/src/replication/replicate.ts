@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError, createImageDir, type EventSink } from '@ferry/core';
-import type { UploadResult } from '../agent/agent-messages';
+import type { UploadResult } from '../protocol/agent-messages';
 import { greet, type MigrateDeps } from '../engine/migrate-container';
 import { UndoStack } from '../engine/undo-stack';
 import type { Destination } from '../hosts/resolve-host';

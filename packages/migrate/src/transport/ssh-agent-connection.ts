@@ -3,8 +3,8 @@
  */
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { FerryError } from '@ferry/core';
-import { AgentPeer } from '../agent/agent-peer';
-import type { AgentConnection } from '../engine/migrate-container';
+import { AgentPeer } from '../protocol/agent-peer';
+import type { AgentConnection } from '../protocol/agent-connection';
 import type { Destination } from '../hosts/resolve-host';
 import { SshConnection } from './ssh-connection';
 

@@ -1,0 +1,35 @@
+/** What the agent knows about one incoming migration (or replication round), shared by its services. */
+import { statfsSync } from 'node:fs';
+import type { LazyPagesDaemon, PageServerProcess, RuntimeName } from '@ferry/core';
+import type { PageLevels } from '../precopy/page-levels';
+
+export interface Incoming {
+  id: string;
+  dir: string;
+  runtime: RuntimeName;
+  name: string;
+  restored: boolean;
+  /**
+   * Set (and recorded) before the runtime is asked to restore: a restore the connection outlives may still finish
+   * (dockerd or runc carry on without the agent), so an undo must then remove what it made.
+   */
+  restoring?: boolean;
+  /** The restore in flight, true once it succeeded; an undo waits for it. Not serialised. */
+  restoreSettled?: Promise<boolean>;
+  committed: boolean;
+  /** Post-copy only; not serialised. */
+  lazy?: LazyPagesDaemon;
+  /** An image this migration loaded into the runtime (Docker): removed again when the migration is undone. */
+  loadedImage?: string;
+  /** Streamed stop-and-copy: the page server receiving the dump's memory; not serialised. */
+  pageServer?: PageServerProcess;
+  /** Hash-based pre-copy: the chain of parent image sets the rounds write; not serialised (the files are). */
+  pages?: PageLevels;
+}
+
+export const MIGRATION_ID = /^[A-Za-z0-9-]{8,64}$/;
+
+export function freeBytes(dir: string): number {
+  const s = statfsSync(dir);
+  return s.bavail * s.bsize;
+}

@@ -450,6 +450,13 @@ export class DockerAdapter implements RuntimeAdapter {
     return { unfence: () => setLinks('up') };
   }
 
+  async unfenceNetwork(id: string): Promise<void> {
+    const inspect = await this.inspectRaw(id);
+    if (!inspect.State.Pid) return;
+    const nsPath = `/proc/${inspect.State.Pid}/ns/net`;
+    for (const iface of await readNetnsInterfaces(this.tools, nsPath)) await this.ipIn(nsPath, ['link', 'set', iface.ifname, 'up']);
+  }
+
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
     return this.tiesOf(await this.inspectRaw(id));
   }

@@ -459,6 +459,27 @@ export class LxcAdapter implements RuntimeAdapter {
     };
   }
 
+  /**
+   * Host ends that left their bridge go back to the bridges the config names (lxc.net.N.link, in order), and the
+   * container's own links come up.
+   */
+  async unfenceNetwork(id: string): Promise<void> {
+    const info = await this.inspect(id);
+    if (info.pid === undefined) return;
+    const where = this.locate(id);
+    const bridges = readLxcConfig(join(where.dir, 'config'))
+      .filter((e) => /^lxc\.net\.\d+\.link$/.test(e.key))
+      .map((e) => e.value);
+    const links = await this.hostLinks(where);
+    for (const [i, link] of links.entries()) {
+      const bridge = bridges[i];
+      if (bridge && bridgeOf(link) === undefined) await this.ipHere(['link', 'set', link, 'master', bridge]);
+    }
+    const nsPath = `/proc/${info.pid}/ns/net`;
+    for (const iface of await readNetnsInterfaces(this.tools, nsPath)) await this.ipIn(nsPath, ['link', 'set', iface.ifname, 'up']);
+    this.fenced.delete(id);
+  }
+
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
     const info = await this.inspect(id);
     if (info.pid === undefined) return { addresses: [], establishedTcp: 0 };

@@ -214,6 +214,8 @@ const LOG_TAIL_LIMIT_BYTES = 8 << 20;
 interface OwnedResources {
   netns?: string;
   bundleCopy?: string;
+  /** Uplink ends a restore with holdNetwork left down, until releaseNetwork(). */
+  heldUplink?: string[];
 }
 
 export class RuncAdapter implements RuntimeAdapter {
@@ -443,9 +445,13 @@ export class RuncAdapter implements RuntimeAdapter {
         owned.netns = nsName;
         this.writeOwned(name, owned);
         const uplink = this.options.netnsUplink;
-        newNetnsPath = await createNetns(this.tools, nsName, readdressed(record?.netns?.interfaces ?? [], options.readdress), uplink, (peers) =>
-          afterRestore.push(() => raiseUplink(this.tools, uplink!, peers)),
-        );
+        newNetnsPath = await createNetns(this.tools, nsName, readdressed(record?.netns?.interfaces ?? [], options.readdress), uplink, (peers) => {
+          if (!options.holdNetwork) return afterRestore.push(() => raiseUplink(this.tools, uplink!, peers));
+          // Held until releaseNetwork(), perhaps by another process: noted where that one finds it.
+          owned.heldUplink = peers;
+          this.writeOwned(name, owned);
+          return undefined;
+        });
       } else if (ns?.path !== undefined) {
         // The namespace is still here (the container comes back to a host it left): a migration fenced its links
         // when it moved away. They must be up before the restore: CRIU reconnects the TCP sockets through them.
@@ -527,6 +533,30 @@ export class RuncAdapter implements RuntimeAdapter {
     };
     await setLinks('down');
     return { unfence: () => setLinks('up') };
+  }
+
+  async unfenceNetwork(id: string): Promise<void> {
+    const info = await this.inspect(id);
+    const ns = networkNamespaceOf(this.readBundleConfig(info));
+    if (!ns) return;
+    const nsPath = ns.path ?? `/proc/${info.pid}/ns/net`;
+    for (const iface of await readNetnsInterfaces(this.tools, nsPath)) await this.ipIn(nsPath, ['link', 'set', iface.ifname, 'up']);
+  }
+
+  /** Raises the uplink ends restore({ holdNetwork }) left down (owned.json names them). */
+  async releaseNetwork(name: string): Promise<void> {
+    assertId(name);
+    let owned: OwnedResources;
+    try {
+      owned = JSON.parse(readFileSync(this.ownedFile(name), 'utf8')) as OwnedResources;
+    } catch {
+      return;
+    }
+    const uplink = this.options.netnsUplink;
+    if (!owned.heldUplink?.length || !uplink) return;
+    await raiseUplink(this.tools, uplink, owned.heldUplink);
+    delete owned.heldUplink;
+    this.writeOwned(name, owned);
   }
 
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
@@ -620,6 +650,8 @@ export class RuncAdapter implements RuntimeAdapter {
     const config = tryReadConfig(join(state.bundle, 'config.json'));
     const rootfs = state.rootfs || (config ? rootfsOf(config, state.bundle) : undefined);
     if (rootfs) info.rootfs = rootfs;
+    const binds = (config?.mounts ?? []).filter((m) => m.source && (m.type === 'bind' || m.options?.some((o) => o === 'bind' || o === 'rbind')));
+    if (binds.length > 0) info.bindMounts = binds.map((m) => resolve(state.bundle, m.source!));
     if (live) {
       try {
         const freezerPath = freezerPathOf(readFileSync(`/proc/${state.pid}/cgroup`, 'utf8'), this.cgroups());

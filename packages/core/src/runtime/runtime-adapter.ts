@@ -52,6 +52,12 @@ export interface RestoreOptions {
    * answer for the original's addresses.
    */
   readdress?: Readonly<Record<string, string>>;
+  /**
+   * Keep the restored copy off the network (its re-created interfaces unplugged from the uplink) until
+   * releaseNetwork(): a migration's destination must not answer clients before it has committed. Runtimes that
+   * cannot hold it (their restore plugs the interfaces in) ignore this, and have no releaseNetwork().
+   */
+  holdNetwork?: boolean;
   signal?: AbortSignal;
 }
 
@@ -117,6 +123,13 @@ export interface RuntimeAdapter {
    * after the checkpoint; unfence() restores it (rollback).
    */
   fenceNetwork(id: string): Promise<{ unfence(): Promise<void> }>;
+  /**
+   * Lifts a fence that a process which died left behind (recovery): every interface of the container back up and
+   * plugged in, without the handle fenceNetwork() returned. Idempotent.
+   */
+  unfenceNetwork(id: string): Promise<void>;
+  /** Plugs in what restore({ holdNetwork }) held back. Idempotent; the hold survives the process that restored. */
+  releaseNetwork?(name: string): Promise<void>;
   /** What ties the container to its network identity: its addresses and its established TCP connections. */
   networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }>;
 }

@@ -134,6 +134,8 @@ export class FakeRuntime implements RuntimeAdapter {
     return { unfence: async () => undefined };
   }
 
+  async unfenceNetwork(): Promise<void> {}
+
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
     await this.inspect(id);
     return { addresses: [], establishedTcp: 0 };

@@ -220,6 +220,7 @@ interface OwnedResources {
 
 export class RuncAdapter implements RuntimeAdapter {
   readonly name = 'runc' as const;
+  readonly features = { lazyPages: true, preDump: true, relocatableRootfs: true } as const;
   readonly options: Readonly<RuncAdapterOptions>;
   private readonly cli: RuncCli;
   private readonly tools: NetnsTools;
@@ -464,8 +465,9 @@ export class RuncAdapter implements RuntimeAdapter {
         oldName: record?.id ?? name,
         newName: name,
       });
+      if (options.rootfs) rewritten.root = { ...rewritten.root, path: resolve(options.rootfs) };
       let bundle = sourceBundle;
-      const changed = JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux);
+      const changed = JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux) || (options.rootfs !== undefined && rewritten.root?.path !== config.root?.path);
       if (bundleConfig === undefined || changed) {
         bundle = join(this.options.stateDir, name, 'bundle');
         owned.bundleCopy = bundle;

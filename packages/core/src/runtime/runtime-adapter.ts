@@ -58,6 +58,11 @@ export interface RestoreOptions {
    * cannot hold it (their restore plugs the interfaces in) ignore this, and have no releaseNetwork().
    */
   holdNetwork?: boolean;
+  /**
+   * The root filesystem to restore onto instead of the one the configuration names (a migration copied a rootfs
+   * that lay outside the bundle). Only runtimes with features.relocatableRootfs honour it.
+   */
+  rootfs?: string;
   signal?: AbortSignal;
 }
 
@@ -103,6 +108,8 @@ export interface RuntimeAdapter {
     readonly lazyPages: boolean;
     /** Incremental checkpoints (`preDump`, `parentImage`) for CRIU pre-copy; absent means yes. */
     readonly preDump?: boolean;
+    /** restore() takes `rootfs`: a root filesystem copied to another place; absent means no. */
+    readonly relocatableRootfs?: boolean;
   };
   availability(): Promise<RuntimeAvailability>;
   list(): Promise<ContainerInfo[]>;

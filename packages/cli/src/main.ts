@@ -10,6 +10,8 @@ import { checkpointCommand } from './commands/checkpoint';
 import { cloneCommand } from './commands/clone';
 import { migrateCommand } from './commands/migrate';
 import { psCommand } from './commands/ps';
+import { guardianCommand } from './commands/guardian';
+import { recoverCommand } from './commands/recover';
 import { failoverCommand, replicasCommand, replicateCommand } from './commands/replicate';
 import { restoreCommand } from './commands/restore';
 import { sessionCommand } from './commands/session';
@@ -18,7 +20,7 @@ import { startCommand } from './commands/start';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, agentCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, recoverCommand, agentCommand, guardianCommand];
 
 export function buildParser(argv: string[], scriptName: string): Argv {
   let parser = yargs(argv)

@@ -29,6 +29,8 @@ export function createEventRenderer(options: { json: boolean; tty: boolean; writ
       }
       case 'warning':
         return options.write(`warning: ${event.message}\n`);
+      case 'guardian':
+        return options.write(`ferry: move ${event.id} runs in guardian ${event.pid}; it finishes or rolls back even if this command dies\n`);
       case 'committed':
         return options.write(`  committed: the destination runs the container (downtime ${event.downtimeMs} ms)\n`);
       case 'rolled-back':

@@ -14,6 +14,8 @@ export * from './image';
 export * from './model/container';
 export * from './runtime/runtime-adapter';
 export * from './freezer/freezer';
+export * from './freezer/tasks-running';
+export * from './criu/network-lock';
 export * from './host/host-id';
 export * from './model/events';
 export * from './runtime/registry';

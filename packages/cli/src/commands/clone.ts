@@ -1,11 +1,11 @@
 import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { FerryError } from '@ferry/core';
-import { migrateContainer, resolveDestination } from '@ferry/migrate';
-import { migrationDeps } from '../migration-deps';
+import { parseFaults, resolveDestination } from '@ferry/migrate';
+import { recoverInterrupted, runGuarded } from '../guarded-run';
+import { guardedSsh, migrationDeps } from '../migration-deps';
 import { createEventRenderer } from '../render-events';
 import { renderReport } from '../render-report';
-import { withInterrupt } from './interrupt';
 
 export interface CloneArgs {
   container: string;
@@ -41,9 +41,10 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'] });
     const base = args.container.includes(':') ? args.container.split(':')[1]! : args.container;
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
-    await withInterrupt(async (signal) => {
-      const report = await migrateContainer(
-        {
+    await recoverInterrupted(migrationDeps(args), (message) => render({ type: 'warning', message }));
+    const report = await runGuarded({
+      move: {
+        request: {
           container: args.container,
           destination,
           strategy: 'auto',
@@ -51,13 +52,14 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
           fileLocks: true,
           extUnixSk: false,
           sharedStorage: false,
-          onEvent: render,
-          signal,
           clone: { name: args.name ?? `${base}-clone`, readdress: Object.keys(readdress).length ? readdress : undefined },
+          faults: parseFaults(process.env.FERRY_FAULT),
         },
-        migrationDeps(args),
-      );
-      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report).replace(/^migrated/, 'cloned'));
+        ssh: guardedSsh(args),
+      },
+      onEvent: render,
+      onNotice: (message) => render({ type: 'warning', message }),
     });
+    process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report).replace(/^migrated/, 'cloned'));
   },
 };

@@ -10,10 +10,10 @@ import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { FERRY_STATE_DIR, FerryError } from '@ferry/core';
-import { boundedAll, migrateContainer, planDrain, resolveDestination, runFerryRemote, type DrainAssignment, type RequestedStrategy } from '@ferry/migrate';
+import { boundedAll, parseFaults, planDrain, resolveDestination, runFerryRemote, type DrainAssignment, type RequestedStrategy } from '@ferry/migrate';
+import { recoverInterrupted, runGuarded } from '../guarded-run';
 import { runtimeRegistry } from '../host-context';
-import { migrationDeps, sshOptionsFrom } from '../migration-deps';
-import { withInterrupt } from './interrupt';
+import { guardedSsh, migrationDeps, sshOptionsFrom } from '../migration-deps';
 
 export interface DrainArgs {
   host?: string;
@@ -71,19 +71,23 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     for (const m of plan.moves) out(`  ${m.runtime}:${m.container} -> ${m.destination}`);
     for (const s of plan.skipped) out(`  ${s.runtime}:${s.container} stays (${s.reason})`);
     if (args['dry-run']) return;
+    await recoverInterrupted(migrationDeps(args), (message) => out(`  ${message}`, { event: 'recovered', message }));
 
-    const deps = migrationDeps(args);
-    const results = await withInterrupt((signal) =>
-      boundedAll(plan.moves, args.concurrency, async (move) => {
-        const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'] });
-        const report = await migrateContainer(
-          { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, signal },
-          deps,
-        );
-        out(`  moved ${move.container} to ${move.destination} (downtime ${report.downtimeMs} ms)`, { event: 'moved', ...move, report });
-        return report;
-      }),
-    );
+    // Each move runs in its own guardian; a signal reaches every one of them (runGuarded forwards it).
+    const faults = parseFaults(process.env.FERRY_FAULT);
+    const results = await boundedAll(plan.moves, args.concurrency, async (move) => {
+      const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'] });
+      const report = await runGuarded({
+        move: {
+          request: { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, faults },
+          ssh: guardedSsh(args),
+        },
+        onEvent: () => undefined,
+        onNotice: (message) => out(`  ${move.container}: ${message}`, { event: 'notice', ...move, message }),
+      });
+      out(`  moved ${move.container} to ${move.destination} (downtime ${report.downtimeMs} ms)`, { event: 'moved', ...move, report });
+      return report;
+    });
     const record: DrainRecord = {
       drainedAt: new Date().toISOString(),
       as: args.as ?? hostname(),

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
-import type { ContainerInfo } from '@ferry/core';
+import { FERRY_STATE_DIR, type ContainerInfo } from '@ferry/core';
+import { openMoves } from '@ferry/migrate';
 import { runtimeRegistry } from '../host-context';
 
 export const psCommand: CommandModule<object, { json: boolean; lxcpath?: string[] }> = {
@@ -20,11 +21,22 @@ export const psCommand: CommandModule<object, { json: boolean; lxcpath?: string[
         problems.push(`${adapter.name}: ${(err as Error).message}`);
       }
     }
+    // A container in a move is not simply "running": its move is in flight, or was interrupted (`ferry recover`).
+    const moves = new Map(openMoves(FERRY_STATE_DIR).map((m) => [`${m.state.runtime}:${m.state.container}`, m]));
+    const stateOf = (c: ContainerInfo) => {
+      const move = moves.get(`${c.ref.runtime}:${c.ref.id}`);
+      if (!move) return c.state;
+      return `${move.ownerAlive ? 'moving' : 'interrupted'} to ${move.state.peer} (${move.id}, phase ${move.state.phase ?? 'none'})`;
+    };
     if (args.json) {
-      process.stdout.write(`${JSON.stringify({ containers: rows, problems }, null, 2)}\n`);
+      const containers = rows.map((c) => {
+        const move = moves.get(`${c.ref.runtime}:${c.ref.id}`);
+        return move ? { ...c, move: { id: move.id, to: move.state.peer, phase: move.state.phase, state: move.ownerAlive ? 'in flight' : 'interrupted' } } : c;
+      });
+      process.stdout.write(`${JSON.stringify({ containers, problems }, null, 2)}\n`);
       return;
     }
-    const table = [['RUNTIME', 'NAME', 'STATE', 'PID', 'BUNDLE'], ...rows.map((c) => [c.ref.runtime, c.ref.id, c.state, String(c.pid ?? '-'), c.bundle ?? '-'])];
+    const table = [['RUNTIME', 'NAME', 'STATE', 'PID', 'BUNDLE'], ...rows.map((c) => [c.ref.runtime, c.ref.id, stateOf(c), String(c.pid ?? '-'), c.bundle ?? '-'])];
     const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
     for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
     for (const p of problems) process.stderr.write(`warning: ${p}\n`);

@@ -38,6 +38,8 @@ export type MigrationEvent =
       reason: string;
     }
   | { type: 'warning'; message: string }
+  /** The move runs in a guardian process (ferry's CLI), which survives the CLI. */
+  | { type: 'guardian'; id: string; pid: number }
   | { type: 'committed'; downtimeMs: number }
   | { type: 'rolled-back'; reason: string };
 

@@ -2,14 +2,16 @@
  * The agent's undo when its connection goes while a restore runs (Docker's takes seconds; runc and dockerd carry on
  * without the agent): the restore is waited for, and what it made is removed. Also the image a migration loaded.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { FerryError, type ContainerInfo, type CriuClient, type RestoreResult, type RuntimeAdapter } from '@ferry/core';
 import { AgentPeer, PROTOCOL_VERSION } from '../protocol/agent-peer';
 import type { HostSummary } from '../protocol/agent-messages';
-import { cleanupMigration, serveAgent } from './agent-server';
+import { serveAgent } from './agent-server';
+import { cleanupMigration } from './destination-moves';
+import { Journal } from '../journal/journal';
 
 const HOST: HostSummary = {
   hostId: 'dest',
@@ -128,9 +130,11 @@ test('a restore that fails after the connection went leaves nothing to remove (n
 test('cleanup by a new agent after the old one died mid-restore removes the container; an image it loaded goes too', async () => {
   const { runtime, calls } = slowRuntime();
   const dir = join(stateDir, 'migrations', ID);
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'migration.json'), JSON.stringify({ id: ID, runtime: 'docker', name: 'ct', restored: false, restoring: true, committed: false, loadedImage: 'sha256:abc' }));
+  const journal = Journal.create(dir, { t: 'begin', role: 'destination', id: ID, runtime: 'docker', container: 'ct', peer: 'src' });
+  journal.hold({ kind: 'owner', pids: [{ pid: 1, startTime: 1 }] });
+  journal.hold({ kind: 'image-loaded', image: 'sha256:abc' });
+  journal.hold({ kind: 'restored', name: 'ct' });
+  journal.close();
   const result = await cleanupMigration(ID, { runtime: () => runtime, log: () => undefined, stateDir });
   expect(result).toEqual({ cleaned: true, committed: false });
   expect(calls).toEqual(['remove ct', 'remove-image sha256:abc']);

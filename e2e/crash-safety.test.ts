@@ -64,9 +64,9 @@ test('kill -9 of `ferry migrate` at the freeze of a 256 MiB hash-pre-copy move: 
   await waitFor('the move to be over', () => outcomeOf(id) === 'rolled-back', 30_000, 200);
   expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
   expect(criuRules(c.name)).toBe('');
-  // The source's TCP connection survived the rollback.
+  // The source's TCP connection survived the rollback (the client may be backing off its retransmissions).
   client.send('after-rollback');
-  await client.waitFor(/echo after-rollback/);
+  await client.waitFor(/echo after-rollback/, 90_000);
 
   const again = await ferryOn('h1', migrate(c.name, '--strategy', 'hash-pre-copy'));
   expect(again.error).toBeUndefined();
@@ -153,7 +153,7 @@ test('kill -9 of the guardian while the lazy dump holds the source: the watchdog
   expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
   expect(criuRules(c.name)).toBe('');
   client.send('after-watchdog');
-  await client.waitFor(/echo after-watchdog/);
+  await client.waitFor(/echo after-watchdog/, 90_000);
   expect(resolvedMs).toBeLessThan(30_000);
 });
 

@@ -228,7 +228,8 @@ export async function startRuncContainer(options: RuncContainerOptions = {}): Pr
     } finally {
       if (typeof stdout === 'number') closeSync(stdout);
     }
-    await waitForCounter(container.stateFile, 1, 15_000);
+    // The workload fills its memory before the first tick: allow for a GiB of it on a loaded machine.
+    await waitForCounter(container.stateFile, 1, 15_000 + (options.memMib ?? 64) * 40);
     return container;
   } catch (err) {
     let log = '';

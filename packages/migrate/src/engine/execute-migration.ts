@@ -12,6 +12,7 @@
  */
 import { FerryError, isFerryError } from '@ferry/core';
 import { removeMoveFiles } from '../journal/journal';
+import { endDump } from '../recovery/end-dump';
 import type { RestoreResultMessage, UploadResult } from '../protocol/agent-messages';
 import { diffSnapshots, snapshotDir } from '../transfer';
 import { byHand } from './by-hand';
@@ -276,6 +277,14 @@ async function rollBack(ctx: MoveContext, err: unknown): Promise<unknown> {
   ctx.emit({ type: 'phase-start', phase: 'rollback' });
   ctx.journal.append({ t: 'phase', phase: 'rollback' });
   const failures = await ctx.revert.fail();
+  // A dump stopped by the undo steps may leave CRIU's network lock (and, killed, criu itself) behind.
+  const dump = ctx.journal.state().holds.get('dump');
+  if (dump) {
+    await endDump(dump, ctx.container).then(
+      () => ctx.journal.release('dump'),
+      (e: unknown) => failures.push({ step: { what: 'end the dump', release: () => undefined }, error: e }),
+    );
+  }
   removeMoveFiles(ctx.journal.dir);
   const reason = err instanceof Error ? err.message : String(err);
   ctx.emit({ type: 'rolled-back', reason });

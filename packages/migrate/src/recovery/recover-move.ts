@@ -11,16 +11,23 @@
  * failed) with the reason returned; nothing is guessed.
  */
 import { readdirSync, rmSync } from 'node:fs';
-import { FerryError, isFerryError, removeCriuNetworkLock, tasksRunning, type ContainerInfo, type RuntimeAdapter } from '@ferry/core';
-import type { MigrateDeps } from '../engine/migrate-deps';
+import { FerryError, isFerryError, tasksRunning, type ContainerInfo, type RuntimeAdapter } from '@ferry/core';
 import { endLazyDump } from '../precopy/end-lazy-dump';
 import { Journal, migrationDir, readJournal, removeMoveFiles, type JournalState } from '../journal/journal';
 import { lockHolder, lockPath } from '../journal/move-lock';
 import { isAlive, killIfSame, processesMarked, selfId, type ProcessId } from '../journal/proc-identity';
 import type { RemoteOutcome } from '../protocol/agent-messages';
+import type { Destination } from '../hosts/resolve-host';
 import { planRecovery, type RecoveryAction } from './plan-recovery';
+import { endDump, waitGone } from './end-dump';
 
-export type RecoveryDeps = Pick<MigrateDeps, 'findContainer' | 'cleanupRemote' | 'remoteStatus' | 'stateDir'>;
+/** What recovery needs from its host (a subset of MigrateDeps). */
+export interface RecoveryDeps {
+  findContainer(name: string): Promise<{ adapter: RuntimeAdapter; container: ContainerInfo }>;
+  cleanupRemote(destination: Destination, migrationId: string): Promise<{ kept: boolean }>;
+  remoteStatus(destination: Destination, migrationId: string): Promise<RemoteOutcome>;
+  stateDir: string;
+}
 
 export interface RecoveryResult {
   id: string;
@@ -28,8 +35,6 @@ export interface RecoveryResult {
   outcome: 'rolled-back' | 'finished' | 'in-doubt' | 'left' | 'failed';
   detail: string;
 }
-
-const DUMP_EXIT_WAIT_MS = 10_000;
 
 /** Source journals on this host that are not over. */
 export function openMoves(stateDir: string): { id: string; state: JournalState; ownerAlive: boolean }[] {
@@ -145,15 +150,6 @@ function dumpProcesses(state: JournalState): ProcessId[] {
   return [...found.values()];
 }
 
-async function waitGone(pids: readonly ProcessId[], timeoutMs = DUMP_EXIT_WAIT_MS): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (pids.some(isAlive)) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return true;
-}
-
 async function findSource(state: JournalState, deps: RecoveryDeps): Promise<{ adapter: RuntimeAdapter; container: ContainerInfo } | undefined> {
   try {
     return await deps.findContainer(`${state.runtime}:${state.container}`);
@@ -165,19 +161,15 @@ async function findSource(state: JournalState, deps: RecoveryDeps): Promise<{ ad
 
 /** Brings the source back: see the file comment. Throws ERR_ROLLBACK_FAILED when its tasks do not run after. */
 export async function rollBackSource(state: JournalState, deps: RecoveryDeps): Promise<void> {
-  // CRIU holds the tasks while it lives (ptrace): it goes first, then whatever ran it.
-  const dump = dumpProcesses(state);
-  for (const p of [...dump].reverse()) killIfSame(p);
-  if (!(await waitGone(dump))) throw new FerryError('ERR_ROLLBACK_FAILED', `the dump processes of ${state.container} do not exit`, { hint: 'Check them with `ps` and kill them by hand.' });
+  const dump = state.holds.get('dump');
   const found = await findSource(state, deps);
+  if (dump) await endDump(dump, found?.container ?? {});
   if (!found) {
     throw new FerryError('ERR_ROLLBACK_FAILED', `${state.runtime} container ${state.container} is gone from this host`, {
       hint: `It may have exited on its own; check ${state.peer} and \`ferry ps\`.`,
     });
   }
   const { adapter, container } = found;
-  const initPid = container.pid ?? state.holds.get('dump')?.initPid;
-  if (state.holds.has('dump') && initPid) await removeCriuNetworkLock(`/proc/${initPid}/ns/net`);
   if (state.holds.has('fence')) await adapter.unfenceNetwork(container.ref.id);
   if (state.holds.has('frozen') || container.state === 'paused') await adapter.resume(container.ref.id);
   await verifyRunning(adapter, container.ref.id);

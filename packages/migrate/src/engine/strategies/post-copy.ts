@@ -15,6 +15,7 @@
 import { FerryError, isFerryError } from '@ferry/core';
 import type { MoveContext } from '../move-context';
 import type { Reverter } from '../reverter';
+import { endDump } from '../../recovery/end-dump';
 import { startLazyDump, type LazyDump } from './lazy-dump';
 import type { MoveStrategy } from './strategy';
 
@@ -48,6 +49,9 @@ export function postCopy(ctx: MoveContext): MoveStrategy {
           ctx.connection.finishTunnels('reset');
           await lazy!.done.catch(() => undefined);
           await fallback.fail();
+          // CRIU lets the tasks go after a failed lazy transfer without unlocking their sockets or the network.
+          const dump = ctx.journal.state().holds.get('dump');
+          if (dump) await endDump(dump, ctx.container);
           ctx.journal.append({ t: 'note', message: 'post-copy: the destination lost its copy; the source runs again' });
           throw new FerryError(
             ctx.connection.peer.closed ? 'ERR_TRANSPORT_CLOSED' : isFerryError(cause) ? cause.code : 'ERR_CRIU_RESTORE_FAILED',

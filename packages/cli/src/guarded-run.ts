@@ -4,7 +4,7 @@
  * move finishes and this says so. A second signal detaches: the guardian goes on alone.
  */
 import { FERRY_STATE_DIR, type MigrationEvent } from '@ferry/core';
-import { recoverMoves, startGuardedMove, type GuardedMove, type MigrateDeps, type MigrationReport, type RecoveryResult } from '@ferry/migrate';
+import { pruneFinishedMoves, recoverMoves, startGuardedMove, type GuardedMove, type MigrateDeps, type MigrationReport, type RecoveryResult } from '@ferry/migrate';
 
 /** argv that runs this ferry again (for the guardian and its watchdog). */
 export function selfCommand(): string[] {
@@ -52,6 +52,7 @@ export async function runGuarded(options: GuardedRunOptions): Promise<MigrationR
 
 /** Every migrate, clone and drain first resolves moves on this host whose guardian died (crash-safety §2). */
 export async function recoverInterrupted(deps: MigrateDeps, say: (line: string) => void): Promise<RecoveryResult[]> {
+  pruneFinishedMoves(deps.stateDir);
   const results = (await recoverMoves(deps)).filter((r) => r.outcome !== 'left');
   for (const r of results) say(`recovered an interrupted move of ${r.container} (${r.id}): ${r.outcome}: ${r.detail}`);
   return results;

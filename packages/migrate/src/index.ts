@@ -26,6 +26,7 @@ export { ensureFreeCgroupsPath } from './agent/cgroup-fixup';
 export * from './precopy/convergence-policy';
 export * from './journal/journal';
 export { lockHolder } from './journal/move-lock';
+export { pruneDecisions, pruneFinishedMoves } from './journal/prune';
 export * from './recovery/recover-move';
 export * from './guardian/guarded-move';
 export * from './guardian/run-guardian';

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { FERRY_STATE_DIR, parseCgroupLayout } from '@ferry/core';
-import { cleanupMigration, hostSummary, migrationStatus, recoverIncoming, serveAgent } from '@ferry/migrate';
+import { cleanupMigration, hostSummary, migrationStatus, pruneDecisions, recoverIncoming, serveAgent } from '@ferry/migrate';
 import { criuClient, runtimeRegistry } from '../host-context';
 
 export interface AgentArgs {
@@ -38,6 +38,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     }
     // Moves whose agent died are resolved before a new one is served (crash-safety §2: every agent start).
     for (const line of await recoverIncoming(deps, incomingIds(args['state-dir']))) log(`recovered ${line}`);
+    pruneDecisions(args['state-dir']);
     const criu = criuClient();
     const layout = parseCgroupLayout(readFileSync('/proc/self/mountinfo', 'utf8'));
     const cgroupRoots = [...new Set(Object.values(layout.v1Controllers)), ...(layout.v2Mountpoint ? [layout.v2Mountpoint] : [])];

@@ -69,6 +69,7 @@ import {
   parseRuncList,
   parseRuncState,
   rewriteConfigForRestore,
+  relocatePaths,
   rootfsOf,
   stdioProblem,
   type OciConfig,
@@ -220,7 +221,7 @@ interface OwnedResources {
 
 export class RuncAdapter implements RuntimeAdapter {
   readonly name = 'runc' as const;
-  readonly features = { lazyPages: true, preDump: true, relocatableRootfs: true } as const;
+  readonly features = { lazyPages: true, preDump: true, relocatablePaths: true } as const;
   readonly options: Readonly<RuncAdapterOptions>;
   private readonly cli: RuncCli;
   private readonly tools: NetnsTools;
@@ -465,9 +466,10 @@ export class RuncAdapter implements RuntimeAdapter {
         oldName: record?.id ?? name,
         newName: name,
       });
-      if (options.rootfs) rewritten.root = { ...rewritten.root, path: resolve(options.rootfs) };
+      if (options.relocate) relocatePaths(rewritten, options.relocate);
       let bundle = sourceBundle;
-      const changed = JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux) || (options.rootfs !== undefined && rewritten.root?.path !== config.root?.path);
+      const pathsOf = (c: OciConfig) => JSON.stringify([c.root, c.mounts]);
+      const changed = JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux) || pathsOf(rewritten) !== pathsOf(config);
       if (bundleConfig === undefined || changed) {
         bundle = join(this.options.stateDir, name, 'bundle');
         owned.bundleCopy = bundle;

@@ -59,10 +59,11 @@ export interface RestoreOptions {
    */
   holdNetwork?: boolean;
   /**
-   * The root filesystem to restore onto instead of the one the configuration names (a migration copied a rootfs
-   * that lay outside the bundle). Only runtimes with features.relocatableRootfs honour it.
+   * Paths of the checkpointed configuration that live elsewhere on this host now (a migration copied the bundle, and
+   * a rootfs or bind mount sources that lay outside it): each key, a path or a directory above paths, is replaced by
+   * its value in the root path and the bind mount sources. Only runtimes with features.relocatablePaths honour it.
    */
-  rootfs?: string;
+  relocate?: Readonly<Record<string, string>>;
   signal?: AbortSignal;
 }
 
@@ -108,8 +109,8 @@ export interface RuntimeAdapter {
     readonly lazyPages: boolean;
     /** Incremental checkpoints (`preDump`, `parentImage`) for CRIU pre-copy; absent means yes. */
     readonly preDump?: boolean;
-    /** restore() takes `rootfs`: a root filesystem copied to another place; absent means no. */
-    readonly relocatableRootfs?: boolean;
+    /** restore() takes `relocate`: a rootfs and bind mount sources copied to other places; absent means no. */
+    readonly relocatablePaths?: boolean;
   };
   availability(): Promise<RuntimeAvailability>;
   list(): Promise<ContainerInfo[]>;

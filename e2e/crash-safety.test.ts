@@ -95,6 +95,37 @@ test('kill -9 of `ferry migrate` during a 1 GiB post-copy transfer: the guardian
   expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
 }, 900_000);
 
+test('kill -9 of the guardian during a post-copy transfer: the source comes back (its copy of the pages is the only whole one)', async () => {
+  const c = startContainer(256);
+  let guardian = 0;
+  let id = '';
+  let killed = false;
+  // A slow link keeps the page transfer going long enough to kill the guardian in the middle of it.
+  sandbox('shape', '200mbit');
+  try {
+    await ferryOn('h1', migrate(c.name, '--strategy', 'post-copy'), (e) => {
+      if (e.event === 'guardian') {
+        id = e.id as string;
+        guardian = e.pid as number;
+      }
+      if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !killed) {
+        killed = true;
+        onHost('h1', ['kill', '-KILL', String(guardian)]);
+      }
+    });
+  } finally {
+    sandbox('shape', 'off');
+  }
+  expect(killed).toBe(true);
+  await waitFor('the watchdog to resolve the move', () => outcomeOf(id) !== undefined, 120_000, 500);
+  // The page-server link was reset by the guardian's death: CRIU let the source go, the destination removed its
+  // incomplete copy and said so, and the watchdog brought the source back.
+  expect(outcomeOf(id)).toBe('rolled-back');
+  await expectRolledBack(c.name);
+  expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
+  expect(criuRules(c.name)).toBe('');
+}, 600_000);
+
 test('SIGHUP or SIGTERM of `ferry migrate` before the point of no return: rolled back', async () => {
   for (const signal of ['SIGHUP', 'SIGTERM'] as const) {
     const c = startContainer(64);
@@ -212,15 +243,24 @@ describe('refused or handled before the freeze, not after', () => {
     expect(onHost('h2', ['test', '-e', rootfs]).status).not.toBe(0); // not put at the source's path there
   });
 
-  test('a bind mount of a directory only the source has is refused up front, with a hint', async () => {
-    onHost('h1', ['mkdir', '-p', '/run/ferry/e2e-data']);
-    const c = startContainer(16, false, 0, ['--bind', '/run/ferry/e2e-data:/data']);
-    const run = await ferryOn('h1', migrate(c.name));
-    expect(run.error?.code).toBe('ERR_PRECHECK_STORAGE_NOT_COPIED');
-    expect(run.error?.hint).toMatch(/--shared-storage/);
-    expect(run.status).toBe(3);
-    expect(run.events.map((e) => e.phase)).not.toContain('freeze');
-    expect(state('h1', c.name)).toMatchObject({ exists: true, state: 'running' });
+  test('a bind-mounted directory only the source has is copied too; a bind-mounted file is refused up front', async () => {
+    const tag = `${process.pid}-${Date.now()}`;
+    onHost('h1', ['sh', '-c', `mkdir -p /run/ferry/data-${tag} && echo kept > /run/ferry/data-${tag}/hello`]);
+    const c = startContainer(16, false, 0, ['--bind', `/run/ferry/data-${tag}:/data`]);
+    const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'));
+    expect(run.error).toBeUndefined();
+    const moved = state('h2', c.name);
+    expect(moved).toMatchObject({ exists: true, state: 'running' });
+    expect(onHost('h2', ['cat', `/proc/${moved.pid}/root/data/hello`]).stdout).toBe('kept\n');
+
+    onHost('h1', ['sh', '-c', `echo x > /run/ferry/file-${tag}`]);
+    const f = startContainer(16, false, 0, ['--rootfs-copy', `/run/ferry/rootfs-${tag}`, '--bind', `/run/ferry/file-${tag}:/marker`]);
+    const refused = await ferryOn('h1', migrate(f.name));
+    expect(refused.error?.code).toBe('ERR_PRECHECK_STORAGE_NOT_COPIED');
+    expect(refused.error?.hint).toMatch(/--shared-storage/);
+    expect(refused.status).toBe(3);
+    expect(refused.events.map((e) => e.phase)).not.toContain('freeze');
+    expect(state('h1', f.name)).toMatchObject({ exists: true, state: 'running' });
   });
 
   test('a container that exits during the move: a clean error, nothing left on the destination', async () => {

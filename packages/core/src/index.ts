@@ -16,6 +16,7 @@ export * from './runtime/runtime-adapter';
 export * from './freezer/freezer';
 export * from './freezer/tasks-running';
 export * from './criu/network-lock';
+export * from './criu/page-server-link';
 export * from './host/host-id';
 export * from './model/events';
 export * from './runtime/registry';

@@ -1,3 +1,4 @@
+// TCP sockets: how they end. resetOnClose makes any close of a socket (the death of its process included) a reset.
 // TCP repair mode (TCP_REPAIR) on another process's socket: a socket left in repair mode (by a checkpointing tool
 // that was killed before it could take it out) sends nothing, and the connection dies once traffic flows again.
 // leaveTcpRepair takes the socket out of repair mode through a copy of its fd (pidfd_getfd), as the tool would have.
@@ -66,10 +67,22 @@ Napi::Value LeaveTcpRepair(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
+// resetOnClose(fd) -> undefined: SO_LINGER {on, 0}, so that closing the socket, even by the death of this process,
+// sends a reset instead of a clean end.
+Napi::Value ResetOnClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct linger l = {1, 0};
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) != 0) throw ErrnoError(env, "setsockopt(SO_LINGER)", "fd=" + std::to_string(fd), errno);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitTcpRepair(Napi::Env env, Napi::Object exports) {
   exports.Set("leaveTcpRepair", Napi::Function::New(env, LeaveTcpRepair, "leaveTcpRepair"));
+  exports.Set("resetOnClose", Napi::Function::New(env, ResetOnClose, "resetOnClose"));
 }
 
 }  // namespace ferry

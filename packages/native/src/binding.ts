@@ -56,6 +56,7 @@ export interface RawBinding {
   pidfdOpen(pid: number): number;
   pidfdSendSignal(fd: number, signal: number): void;
   leaveTcpRepair(pid: number, fd: number): boolean;
+  resetOnClose(fd: number): void;
   /** Seconds one memcpy of src into dest takes. Benchmark only (src/testing.ts). */
   memcpyBench(dest: ByteArray, src: ByteArray): number;
 }

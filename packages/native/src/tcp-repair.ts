@@ -11,3 +11,12 @@ export function leaveTcpRepair(pid: number, fd: number): boolean {
   if (!Number.isInteger(fd) || fd < 0) throw new TypeError('leaveTcpRepair: fd must be a non-negative integer');
   return binding().leaveTcpRepair(pid, fd);
 }
+
+/**
+ * Makes every close of TCP socket `fd` of this process a reset (SO_LINGER 0), including the close the kernel does
+ * when this process dies: a peer that reads a clean end as "all done" then reads failure instead.
+ */
+export function resetOnClose(fd: number): void {
+  if (!Number.isInteger(fd) || fd < 0) throw new TypeError('resetOnClose: fd must be a non-negative integer');
+  binding().resetOnClose(fd);
+}

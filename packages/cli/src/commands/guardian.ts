@@ -27,16 +27,18 @@ export const guardianCommand: CommandModule<object, GuardianArgs> = {
   handler: async (args) => {
     const dir = migrationDir(FERRY_STATE_DIR, args.id);
     const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${args.watch ? 'watchdog' : 'guardian'} ${process.pid}: ${line}\n`);
-    // Nothing reaches the guardian from a terminal: it has none. A SIGHUP or SIGTERM sent to it by hand is ignored
-    // too (the move is aborted through the CLI); SIGKILL is what the watchdog is for.
-    for (const signal of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.on(signal, () => log(`${signal} ignored`));
     if (args.watch) {
+      // The watchdog holds nothing: a signal simply ends it (its guardian starts another while the move runs).
       if (args.pid === undefined) throw new Error('--watch needs the guardian pid');
       const saved = JSON.parse(readFileSync(join(dir, GUARDED_FILE), 'utf8')) as GuardedMove;
       await runWatchdog({ id: args.id, dir, guardianPid: args.pid, deps: guardianDeps(saved.ssh), log });
       process.exit(0);
     }
-    const result = await runGuardian({ id: args.id, dir, deps: guardianDeps, watchdogCommand: [...selfCommand(), 'guardian', '--watch', args.id], log });
+    // It has no terminal. SIGTERM (a shutdown), SIGINT or SIGHUP sent to it count as the CLI's abort: before the point
+    // of no return the move rolls back, after it the move finishes. SIGKILL is what the watchdog is for.
+    const stop = new AbortController();
+    for (const signal of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop.abort());
+    const result = await runGuardian({ id: args.id, dir, deps: guardianDeps, watchdogCommand: [...selfCommand(), 'guardian', '--watch', args.id], log, stop: stop.signal });
     process.exit(result.ok ? 0 : 1);
   },
 };

@@ -20,7 +20,7 @@ import type { HelloParams, HelloResult, HostSummary, PrepareParams, UploadParams
 import { awaitPages, serveCommit } from './commit-service';
 import { undoIncoming } from './destination-moves';
 import { serveReplicaRounds } from './replica-service';
-import { MIGRATION_ID, freeBytes, type Incoming } from './incoming';
+import { MIGRATION_ID, freeBytes, isTreePart, type Incoming } from './incoming';
 import { PageLevels } from '../precopy/page-levels';
 import { PageRecordDecoder, type PageRecord } from '../precopy/page-records';
 
@@ -90,10 +90,10 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
   peer.handle('upload', async (params: UploadParams, stream): Promise<UploadResult> => {
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'upload without data');
-    if (!['bundle', 'rootfs', 'images', 'cpuinfo'].includes(params.part) && !PRE_COPY_PART.test(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
-    // Images are 0700 throughout; a bundle or rootfs keeps its directories' own modes (CRIU checks them: an LXC
-    // rootfs that became 0700 fails to restore with "File . has bad mode"). The migration dir above it is 0700.
-    const tree = params.part === 'bundle' || params.part === 'rootfs';
+    const tree = isTreePart(params.part);
+    if (!tree && !['images', 'cpuinfo'].includes(params.part) && !PRE_COPY_PART.test(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
+    // Images are 0700 throughout; a bundle, rootfs or mount keeps its directories' own modes (CRIU checks them: an
+    // LXC rootfs that became 0700 fails to restore with "File . has bad mode"). The migration dir above it is 0700.
     const result = await unpackDir(stream, join(m.dir, params.part), tree ? {} : { dirMode: 0o700 });
     return { files: result.files, bytes: result.bytes };
   });

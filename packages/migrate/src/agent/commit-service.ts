@@ -3,7 +3,7 @@
  * for the pages, and abort. The restored copy stays off the network (restore's holdNetwork) until this host has
  * journaled `committed`; then the network is released.
  */
-import { existsSync, rmSync, symlinkSync } from 'node:fs';
+import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError, startLazyPagesDaemon, type CriuClient } from '@ferry/core';
 import { decide, decidePages } from '../journal/decision';
@@ -12,7 +12,7 @@ import type { RestoreParams, RestoreResultMessage } from '../protocol/agent-mess
 import { processId } from '../journal/proc-identity';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
 import { loseCopy, undoIncoming, type DestinationDeps } from './destination-moves';
-import type { Incoming } from './incoming';
+import { isTreePart, type Incoming } from './incoming';
 
 export interface CommitServiceContext extends DestinationDeps {
   criu: CriuClient;
@@ -65,8 +65,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
         lazyPages: lazy,
         readdress: params.readdress,
         holdNetwork: true,
-        // A rootfs the source copied apart from the bundle (it lay outside it there).
-        ...(existsSync(join(m.dir, 'rootfs')) ? { rootfs: join(m.dir, 'rootfs') } : {}),
+        ...(params.relocate ? { relocate: relocation(params.relocate, m.dir) } : {}),
       });
       m.restoreSettled = attempt.then(() => true, () => false);
       result = await attempt;
@@ -113,6 +112,16 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     }
     return { aborted: true };
   });
+}
+
+/** The source's paths, mapped onto the copies in this move's directory (only parts that are copies of files). */
+function relocation(relocate: Record<string, string>, dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [from, part] of Object.entries(relocate)) {
+    if (!isTreePart(part) || !from.startsWith('/')) throw new FerryError('ERR_AGENT_PROTOCOL', `bad relocation ${from} -> ${part}`);
+    out[from] = join(dir, part);
+  }
+  return out;
 }
 
 /** Waits for a committed post-copy's daemon; records the pages' outcome before anyone can ask for it. Once per move. */

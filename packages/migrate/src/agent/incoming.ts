@@ -34,6 +34,11 @@ export interface Incoming {
 
 export const MIGRATION_ID = /^[A-Za-z0-9-]{8,64}$/;
 
+/** Parts that are copies of the container's own files: the bundle, a rootfs, bind-mounted directories. */
+export function isTreePart(part: string): boolean {
+  return part === 'bundle' || part === 'rootfs' || /^mount\/[0-9]{1,3}$/.test(part);
+}
+
 export function freeBytes(dir: string): number {
   const s = statfsSync(dir);
   return s.bavail * s.bsize;

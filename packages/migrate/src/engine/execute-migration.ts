@@ -16,6 +16,7 @@ import { endDump } from '../recovery/end-dump';
 import type { RestoreResultMessage, UploadResult } from '../protocol/agent-messages';
 import { diffSnapshots, snapshotDir } from '../transfer';
 import { byHand } from './by-hand';
+import { commit } from './commit';
 import { checkCpu, greet } from './greet';
 import type { MigrationReport } from './migrate-deps';
 import type { MoveContext } from './move-context';
@@ -33,10 +34,6 @@ const STRATEGIES: Record<StrategyName, (ctx: MoveContext) => MoveStrategy> = {
   'hash-pre-copy': hashPreCopy,
   'post-copy': postCopy,
 };
-
-/** How long a lost commit answer is asked after before the move is declared in doubt. */
-const COMMIT_STATUS_ATTEMPTS = 5;
-const COMMIT_STATUS_RETRY_MS = 2_000;
 
 export async function executeMigration(ctx: MoveContext, facts: ContainerFacts): Promise<MigrationReport> {
   const { adapter, request, revert, name } = ctx;
@@ -61,8 +58,10 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
     const images = await ctx.phase('transfer-images', () => ctx.upload('images', ctx.imagesDir), (r) => r);
     ctx.sent(images.bytes, true);
     const restoreParams = (await strategy.restoreParams?.()) ?? {};
+    // Paths of the container's configuration that the copies moved: the destination restores onto the copies.
+    const relocate = Object.fromEntries(trees.map((t) => [t.dir, t.part]));
     const restored = await ctx.phase('restore', () =>
-      ctx.peer.request<RestoreResultMessage>('restore', { migrationId: ctx.id, readdress: request.clone?.readdress, ...ctx.criuFlags, ...restoreParams }),
+      ctx.peer.request<RestoreResultMessage>('restore', { migrationId: ctx.id, readdress: request.clone?.readdress, ...ctx.criuFlags, ...restoreParams, ...(trees.length ? { relocate } : {}) }),
     );
     // For a clone, "downtime" is how long the source was frozen; the copy's start does not stop the source.
     const downtimeMs = sourceFrozenMs ?? Date.now() - (ctx.frozenAt ?? ctx.started);
@@ -147,15 +146,14 @@ async function copyImage(ctx: MoveContext): Promise<void> {
 }
 
 interface CopiedTree {
-  part: 'bundle' | 'rootfs';
+  part: string;
   dir: string;
   before: Awaited<ReturnType<typeof snapshotDir>>;
 }
 
 /** The bundle (and a rootfs outside it), while the container runs; what changes until the freeze is sent again. */
 async function copyBundle(ctx: MoveContext): Promise<CopiedTree[]> {
-  const trees: { part: CopiedTree['part']; dir: string }[] = [{ part: 'bundle', dir: ctx.container.bundle! }];
-  if (ctx.plan.copyRootfs) trees.push({ part: 'rootfs', dir: ctx.plan.copyRootfs });
+  const trees = [{ part: 'bundle', dir: ctx.container.bundle! }, ...ctx.plan.copyTrees.map((t) => ({ part: t.part, dir: t.path }))];
   const copied: CopiedTree[] = [];
   const sent = await ctx.phase(
     'copy-bundle',
@@ -212,53 +210,6 @@ async function freeze(ctx: MoveContext, strategy: MoveStrategy) {
     ctx.revert.add('reconnect the source network', () => fence.unfence());
     return thaw;
   });
-}
-
-/** The two-phase commit; returns once this host has journaled `committed`. */
-async function commit(ctx: MoveContext): Promise<void> {
-  await ctx.phase('commit', async () => {
-    ctx.journal.append({ t: 'commit-intent' });
-    try {
-      await ctx.peer.request('commit', { migrationId: ctx.id });
-      return;
-    } catch (err) {
-      // An answer from the agent is its decision: not committed. A lost answer must be asked for.
-      if (!ctx.peer.closed) throw err;
-      if (await committedThere(ctx, err)) return;
-      throw new FerryError('ERR_TRANSPORT_CLOSED', `the connection to ${ctx.request.destination.name} was lost before it committed ${ctx.name} (${(err as Error).message})`, {
-        hint: 'The source resumes; check the link between the hosts and migrate again.',
-        cause: err,
-      });
-    }
-  });
-  ctx.journal.append({ t: 'committed' });
-  ctx.pastPointOfNoReturn = true;
-}
-
-/**
- * Asks the destination, over new connections, whether it committed; an undecided move is aborted there by the
- * same call, so the answer is final. Throws ERR_MOVE_IN_DOUBT when the destination cannot be reached.
- */
-async function committedThere(ctx: MoveContext, lost: unknown): Promise<boolean> {
-  let last: unknown = lost;
-  for (let attempt = 1; attempt <= COMMIT_STATUS_ATTEMPTS; attempt++) {
-    try {
-      return (await ctx.deps.cleanupRemote(ctx.request.destination, ctx.id)).kept;
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, COMMIT_STATUS_RETRY_MS));
-    }
-  }
-  ctx.connection.close();
-  const how = byHand(ctx.adapter.name, ctx.name);
-  throw new FerryError(
-    'ERR_MOVE_IN_DOUBT',
-    `the destination ${ctx.request.destination.name} restored ${ctx.name} but its answer to commit was lost, and it cannot be asked (${(last as Error).message}); the source copy is left frozen`,
-    {
-      hint: `Run \`ferry recover ${ctx.id}\` once ${ctx.request.destination.name} is reachable. By hand: if ${ctx.name} runs there, \`${how.remove}\` here; if not, \`${how.thaw}\`.`,
-      cause: lost,
-    },
-  );
 }
 
 async function cleanup(ctx: MoveContext): Promise<void> {

@@ -10,6 +10,7 @@
  * container while this one runs is refused with ERR_PRECHECK_MOVE_IN_PROGRESS.
  */
 import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { isFerryError } from '@ferry/core';
 import { Journal, migrationDir } from '../journal/journal';
 import { takeMoveLock } from '../journal/move-lock';
@@ -18,6 +19,14 @@ import { executeMigration } from './execute-migration';
 import type { MigrateDeps, MigrateRequest, MigrationReport } from './migrate-deps';
 import { MoveContext } from './move-context';
 import { checkContainer, type ContainerFacts } from './plan-migration';
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 export async function migrateContainer(request: MigrateRequest, deps: MigrateDeps): Promise<MigrationReport> {
   const id = request.migrationId ?? randomUUID();
@@ -28,7 +37,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     pid: container.pid,
     bundle: container.bundle,
     rootfs: container.rootfs,
-    bindMounts: container.bindMounts,
+    bindMounts: container.bindMounts?.map((path) => ({ path, directory: isDirectory(path) })),
     ...(request.clone && container.state === 'running' ? { ties: await adapter.networkTies(container.ref.id) } : {}),
   };
   checkContainer(request, adapter, facts);

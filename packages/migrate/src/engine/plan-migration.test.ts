@@ -18,6 +18,8 @@ function host(id: string, overrides: { memTrack?: boolean; lazyPages?: boolean; 
   };
 }
 
+const dir = (path: string) => ({ path, directory: true });
+const RUNC = { name: 'runc' as const, features: { relocatablePaths: true }, needsImage: false };
 const CONTAINER: ContainerFacts = { name: 'web', state: 'running', pid: 42, bundle: '/srv/web', rootfs: '/srv/web/rootfs' };
 
 function inputs(over: Partial<PlanInputs> & { request?: Partial<PlanInputs['request']> } = {}): PlanInputs {
@@ -68,7 +70,8 @@ test('refusals known before anything is frozen', () => {
     'runtime missing there': inputs({ destination: host('b', { runc: false }) }),
     'container paused': inputs({ container: { ...CONTAINER, state: 'paused' } }),
     'rootfs outside the bundle, runtime cannot restore onto a copy': inputs({ container: { ...CONTAINER, rootfs: '/data/web-rootfs' } }),
-    'bind mount from the host': inputs({ container: { ...CONTAINER, bindMounts: ['/srv/web/config', '/var/lib/web-data', '/dev/fuse'] } }),
+    'bind mount from the host, runtime cannot restore onto a copy': inputs({ container: { ...CONTAINER, bindMounts: [dir('/srv/web/config'), dir('/var/lib/web-data'), dir('/dev/fuse')] } }),
+    'a bind-mounted file from the host': inputs({ runtime: RUNC, container: { ...CONTAINER, bindMounts: [{ path: '/etc/resolv.conf', directory: false }] } }),
     'a clone with hash-pre-copy': inputs({ request: { strategy: 'hash-pre-copy', clone: { name: 'x' } } }),
     'a clone holding TCP connections': inputs({ container: { ...CONTAINER, ties: { addresses: [], establishedTcp: 2 } }, request: { clone: { name: 'x' } } }),
     'a clone of an addressed container without --address': inputs({ container: { ...CONTAINER, ties: { addresses: ['10.0.0.5/24'], establishedTcp: 0 } }, request: { clone: { name: 'x' } } }),
@@ -77,7 +80,7 @@ test('refusals known before anything is frozen', () => {
 });
 
 test('shared storage lifts the storage refusals and skips the bundle copy', () => {
-  const outside = { ...CONTAINER, rootfs: '/data/web-rootfs', bindMounts: ['/var/lib/web-data'] };
+  const outside = { ...CONTAINER, rootfs: '/data/web-rootfs', bindMounts: [dir('/var/lib/web-data')] };
   const plan = planMigration(inputs({ container: outside, request: { sharedStorage: true } }));
   expect(plan).toMatchObject({ copyBundle: false, strategy: 'hash-pre-copy' });
 });
@@ -90,14 +93,17 @@ test('what the plan says to copy', () => {
     clone: false,
     copyImage: false,
     copyBundle: true,
+    copyTrees: [],
     streamPages: true,
   });
   const docker = planMigration(inputs({ runtime: { name: 'docker', features: { lazyPages: false }, needsImage: true }, container: { name: 'd', state: 'running', pid: 9 } }));
   expect(docker).toMatchObject({ strategy: 'stop-and-copy', copyImage: true, copyBundle: false });
-  const outside = { ...CONTAINER, rootfs: '/data/web-rootfs' };
-  const runc = { name: 'runc' as const, features: { relocatableRootfs: true }, needsImage: false };
-  expect(planMigration(inputs({ container: outside, runtime: runc }))).toMatchObject({ copyBundle: true, copyRootfs: '/data/web-rootfs' });
-  expect(planMigration(inputs({ container: outside, runtime: runc, request: { sharedStorage: true } })).copyRootfs).toBeUndefined();
+  const outside = { ...CONTAINER, rootfs: '/data/web-rootfs', bindMounts: [dir('/srv/web/state'), dir('/var/lib/web-data'), dir('/data/web-rootfs/var'), dir('/sys/fs/cgroup')] };
+  expect(planMigration(inputs({ container: outside, runtime: RUNC })).copyTrees).toEqual([
+    { part: 'rootfs', path: '/data/web-rootfs' },
+    { part: 'mount/0', path: '/var/lib/web-data' },
+  ]);
+  expect(planMigration(inputs({ container: outside, runtime: RUNC, request: { sharedStorage: true } })).copyTrees).toEqual([]);
   const clone = planMigration(inputs({ request: { clone: { name: 'web-2', readdress: { eth0: '10.0.0.9/24' } } }, container: { ...CONTAINER, ties: { addresses: ['10.0.0.5/24'], establishedTcp: 0 } } }));
   expect(clone).toMatchObject({ strategy: 'stop-and-copy', clone: true, targetName: 'web-2' });
 });

@@ -42,8 +42,8 @@ export interface ContainerFacts {
   pid?: number;
   bundle?: string;
   rootfs?: string;
-  /** Host paths the container bind-mounts: a restore needs them at the same place on the destination. */
-  bindMounts?: readonly string[];
+  /** Host paths the container bind-mounts (and whether each is a directory): the restore needs each one there. */
+  bindMounts?: readonly { path: string; directory: boolean }[];
   /** Clones: what ties the container to its network identity. */
   ties?: { addresses: readonly string[]; establishedTcp: number };
 }
@@ -53,7 +53,7 @@ export interface PlanInputs {
   source: HostSummary;
   destination: HostSummary;
   destinationName: string;
-  runtime: { name: RuntimeName; features?: RuntimeStrategyFeatures & { relocatableRootfs?: boolean }; needsImage: boolean };
+  runtime: { name: RuntimeName; features?: RuntimeStrategyFeatures & { relocatablePaths?: boolean }; needsImage: boolean };
   container: ContainerFacts;
 }
 
@@ -66,8 +66,11 @@ export interface MigrationPlan {
   /** Runtimes that make containers from an image (Docker): the destination gets it first if it lacks it. */
   copyImage: boolean;
   copyBundle: boolean;
-  /** A rootfs outside the bundle, copied with it (runtimes that can restore onto a copied rootfs). */
-  copyRootfs?: string;
+  /**
+   * A rootfs and bind-mounted directories outside the bundle, copied with it as parts (`rootfs`, `mount/N`), for
+   * runtimes that restore onto relocated paths.
+   */
+  copyTrees: { part: string; path: string }[];
   /** Stop-and-copy: memory streams to a page server on the destination while the dump runs. */
   streamPages: boolean;
 }
@@ -98,20 +101,23 @@ function checkStorage(rt: Pick<PlanInputs['runtime'], 'name' | 'features'>, cont
   const runtime = rt.name;
   const bundle = container.bundle;
   if (!bundle) return; // runtimes without a bundle (Docker) carry their filesystem themselves
-  const outside = (path: string) => isOutside(bundle, path);
-  if (rootfsToCopy(container) && !rt.features?.relocatableRootfs) {
+  const relocatable = rt.features?.relocatablePaths === true;
+  const rootfs = rootfsToCopy(container);
+  if (rootfs && !relocatable) {
     throw precheck(
       'ERR_PRECHECK_STORAGE_NOT_COPIED',
-      `the root filesystem of ${runtime} container ${container.name} (${container.rootfs}) lies outside its bundle (${bundle}), and ${runtime} cannot restore onto a copy of it`,
-      `Move the rootfs into the bundle, or pass --shared-storage if ${container.rootfs} is on storage the destination sees at the same path.`,
+      `the root filesystem of ${runtime} container ${container.name} (${rootfs}) lies outside its bundle (${bundle}), and ${runtime} cannot restore onto a copy of it`,
+      `Move the rootfs into the bundle, or pass --shared-storage if ${rootfs} is on storage the destination sees at the same path.`,
     );
   }
-  const sources = (container.bindMounts ?? []).filter((source) => outside(source) && !SYSTEM_PATHS.some((p) => source === p || source.startsWith(`${p}/`)));
-  if (sources.length > 0) {
+  const outside = bindsOutside(container);
+  const refused = outside.filter((b) => !b.directory || !relocatable).map((b) => b.path);
+  if (refused.length > 0) {
+    const why = relocatable ? 'files, not directories: ferry copies bind-mounted directories only' : `${runtime} cannot restore onto copies of them`;
     throw precheck(
       'ERR_PRECHECK_STORAGE_NOT_COPIED',
-      `${runtime} container ${container.name} bind-mounts ${sources.join(', ')} from this host, outside its bundle: ferry does not copy them`,
-      `Pass --shared-storage if ${sources.length > 1 ? 'they are' : 'it is'} on storage the destination sees at the same path, or move ${sources.length > 1 ? 'them' : 'it'} into the bundle.`,
+      `${runtime} container ${container.name} bind-mounts ${refused.join(', ')} from this host, outside its bundle (${why})`,
+      `Pass --shared-storage if ${refused.length > 1 ? 'they are' : 'it is'} on storage the destination sees at the same path, or move ${refused.length > 1 ? 'them' : 'it'} into the bundle.`,
     );
   }
 }
@@ -124,6 +130,22 @@ function isOutside(dir: string, path: string): boolean {
 /** The rootfs when it lies outside the bundle (it must then be copied on its own, or be on shared storage). */
 function rootfsToCopy(container: ContainerFacts): string | undefined {
   return container.bundle && container.rootfs && isOutside(container.bundle, container.rootfs) ? container.rootfs : undefined;
+}
+
+/** Bind sources outside the bundle (and the rootfs), other than the kernel's own filesystems. */
+function bindsOutside(container: ContainerFacts): { path: string; directory: boolean }[] {
+  const bundle = container.bundle;
+  if (!bundle) return [];
+  const rootfs = rootfsToCopy(container);
+  return (container.bindMounts ?? []).filter(
+    (b) => isOutside(bundle, b.path) && !(rootfs && !isOutside(rootfs, b.path)) && !SYSTEM_PATHS.some((p) => b.path === p || b.path.startsWith(`${p}/`)),
+  );
+}
+
+/** What to copy besides the bundle: the rootfs as `rootfs`, each outside bind-mounted directory as `mount/N`. */
+function treesToCopy(container: ContainerFacts): { part: string; path: string }[] {
+  const rootfs = rootfsToCopy(container);
+  return [...(rootfs ? [{ part: 'rootfs', path: rootfs }] : []), ...bindsOutside(container).map((b, i) => ({ part: `mount/${i}`, path: b.path }))];
 }
 
 /** Bind sources every host has (device nodes, kernel filesystems): never a reason to refuse. */
@@ -218,7 +240,7 @@ export function planMigration(inputs: PlanInputs): MigrationPlan {
     clone: request.clone !== undefined,
     copyImage: inputs.runtime.needsImage,
     copyBundle: !request.sharedStorage && container.bundle !== undefined,
-    ...(request.sharedStorage ? {} : { copyRootfs: rootfsToCopy(container) }),
+    copyTrees: request.sharedStorage ? [] : treesToCopy(container),
     streamPages: strategy === 'stop-and-copy' && request.streamPages !== false,
   };
 }

@@ -29,6 +29,8 @@ export interface GuardianOptions {
   log(line: string): void;
   /** How long to wait for the CLI to attach before giving up without starting (default 30 s). */
   attachTimeoutMs?: number;
+  /** Aborted when the guardian itself is asked to stop (SIGTERM at shutdown): treated like the CLI's abort. */
+  stop?: AbortSignal;
 }
 
 const IN_DOUBT_RETRY_MS = 5_000;
@@ -44,6 +46,7 @@ export async function runGuardian(options: GuardianOptions): Promise<{ ok: boole
     return { ok: false };
   }
   const watchdog = keepWatchdog(options);
+  options.stop?.addEventListener('abort', () => control.requestAbort('the guardian was asked to stop'), { once: true });
   try {
     const report = await migrateContainer(
       { ...guarded.request, migrationId: options.id, signal: control.abortSignal, onEvent: (event) => control.send({ event }, event.type === 'committed') },
@@ -65,6 +68,8 @@ export async function runGuardian(options: GuardianOptions): Promise<{ ok: boole
 
 interface Control {
   abortSignal: AbortSignal;
+  /** Before the point of no return: abort; after it: say that the move goes on. */
+  requestAbort(why: string): void;
   firstClient(timeoutMs: number): Promise<boolean>;
   /** Sends to every attached CLI; `pointOfNoReturn` marks the message that announces it. */
   send(message: GuardianMessage, pointOfNoReturn?: boolean): void;
@@ -111,6 +116,7 @@ async function serveControl(options: GuardianOptions): Promise<Control> {
   chmodSync(path, 0o600);
   return {
     abortSignal: abort.signal,
+    requestAbort,
     firstClient: (timeoutMs) =>
       new Promise<boolean>((resolve) => {
         if (clients.size > 0) return resolve(true);

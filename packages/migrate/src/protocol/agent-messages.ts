@@ -36,8 +36,11 @@ export interface PrepareParams {
 
 export interface UploadParams {
   migrationId: string;
-  /** `pre/N`: CRIU pre-copy round N (precopy/criu-precopy.ts); `rootfs`: a root filesystem outside the bundle. */
-  part: 'bundle' | 'rootfs' | 'images' | 'cpuinfo' | `pre/${number}`;
+  /**
+   * `pre/N`: CRIU pre-copy round N (precopy/criu-precopy.ts); `rootfs`, `mount/N`: a root filesystem or a
+   * bind-mounted directory that lay outside the bundle on the source.
+   */
+  part: 'bundle' | 'rootfs' | 'images' | 'cpuinfo' | `pre/${number}` | `mount/${number}`;
 }
 
 export interface UploadResult {
@@ -51,6 +54,8 @@ export interface RestoreParams {
   lazyPagesPort?: number;
   /** Clones: new addresses (CIDR by interface) for the re-created network namespace. */
   readdress?: Record<string, string>;
+  /** Paths on the source (the bundle, a rootfs, bind-mounted directories) and the parts they were copied as. */
+  relocate?: Record<string, string>;
   tcpEstablished: boolean;
   fileLocks: boolean;
   extUnixSk: boolean;

@@ -2,7 +2,7 @@
  * Starts `ferry agent` on the destination over SSH and wraps the exec channel in an AgentPeer.
  */
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { FerryError } from '@ferry/core';
+import { FerryError, resetPageServerLinkOnDeath } from '@ferry/core';
 import { AgentPeer } from '../protocol/agent-peer';
 import type { AgentConnection } from '../protocol/agent-connection';
 import type { RemoteOutcome } from '../protocol/agent-messages';
@@ -97,6 +97,8 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
     tunnelToLocal: (localPort) =>
       ssh.forwardIn('127.0.0.1', 0, (remote) => {
         const local = connect({ host: '127.0.0.1', port: localPort });
+        // The far end is a lazy dump's page server: this process dying must read as failure there, not success.
+        local.once('connect', () => resetPageServerLinkOnDeath(local));
         local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
         tunnelled.add(local);
         local.on('close', () => tunnelled.delete(local));

@@ -31,6 +31,8 @@ export interface GuardianOptions {
   attachTimeoutMs?: number;
   /** Aborted when the guardian itself is asked to stop (SIGTERM at shutdown): treated like the CLI's abort. */
   stop?: AbortSignal;
+  /** The move itself (tests replace it). */
+  migrate?: typeof migrateContainer;
 }
 
 const IN_DOUBT_RETRY_MS = 5_000;
@@ -48,7 +50,7 @@ export async function runGuardian(options: GuardianOptions): Promise<{ ok: boole
   const watchdog = keepWatchdog(options);
   options.stop?.addEventListener('abort', () => control.requestAbort('the guardian was asked to stop'), { once: true });
   try {
-    const report = await migrateContainer(
+    const report = await (options.migrate ?? migrateContainer)(
       { ...guarded.request, migrationId: options.id, signal: control.abortSignal, onEvent: (event) => control.send({ event }, event.type === 'committed') },
       deps,
     );

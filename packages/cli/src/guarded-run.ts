@@ -3,7 +3,8 @@
  * SIGINT, SIGTERM and SIGHUP ask the guardian to abort: before the point of no return it rolls back, after it the
  * move finishes and this says so. A second signal detaches: the guardian goes on alone.
  */
-import { FERRY_STATE_DIR, type MigrationEvent } from '@ferry/core';
+import type { MigrationEvent } from '@ferry/core';
+import { stateDir } from './host-context';
 import { pruneFinishedMoves, recoverMoves, startGuardedMove, type GuardedMove, type MigrateDeps, type MigrationReport, type RecoveryResult } from '@ferry/migrate';
 
 /** argv that runs this ferry again (for the guardian and its watchdog). */
@@ -21,7 +22,7 @@ export interface GuardedRunOptions {
 
 export async function runGuarded(options: GuardedRunOptions): Promise<MigrationReport> {
   const handle = await startGuardedMove({
-    stateDir: FERRY_STATE_DIR,
+    stateDir: stateDir(),
     move: options.move,
     guardianCommand: [...selfCommand(), 'guardian'],
     onEvent: options.onEvent,

@@ -1,6 +1,5 @@
-import { FERRY_STATE_DIR } from '@ferry/core';
 import { connectAgentOverSsh, hostSummary, runAgentCleanup, runAgentStatus, type MigrateDeps, type SshAgentOptions } from '@ferry/migrate';
-import { criuClient, runtimeRegistry } from './host-context';
+import { criuClient, runtimeRegistry, stateDir } from './host-context';
 
 export interface MigrationCliOptions {
   'accept-new-host-key': boolean;
@@ -40,7 +39,7 @@ function depsWith(ssh: SshAgentOptions): MigrateDeps {
     connectAgent: (dest, signal) => connectAgentOverSsh(dest, ssh, signal),
     cleanupRemote: (dest, id) => runAgentCleanup(dest, ssh, id),
     remoteStatus: (dest, id) => runAgentStatus(dest, ssh, id),
-    localHost: () => hostSummary(criu, registry.adapters),
-    stateDir: FERRY_STATE_DIR,
+    localHost: () => hostSummary(criu, registry.adapters, stateDir()),
+    stateDir: stateDir(),
   };
 }

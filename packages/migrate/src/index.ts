@@ -1,6 +1,7 @@
 export * from './host-spec';
 export * from './hosts/resolve-host';
 export * from './hosts/hosts-file';
+export { checkResolvable } from './hosts/check-resolvable';
 export * from './hosts/ssh-config';
 export * from './transport/known-hosts';
 export * from './transport/shell-quote';
@@ -9,6 +10,7 @@ export * from './protocol/agent-peer';
 export * from './protocol/agent-messages';
 export * from './agent/agent-server';
 export { cleanupMigration, migrationStatus, recoverIncoming } from './agent/destination-moves';
+export { collectGarbage, removeArrivedMigration, DEFAULT_RETENTION_MS, type GarbageItem } from './agent/garbage';
 export * from './engine/plan-migration';
 export * from './engine/migrate-container';
 export * from './engine/migrate-deps';

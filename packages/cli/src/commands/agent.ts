@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { FERRY_STATE_DIR, parseCgroupLayout } from '@ferry/core';
+import { FERRY_STATE_DIR, ensureStateDir, parseCgroupLayout, printable } from '@ferry/core';
 import { cleanupMigration, hostSummary, migrationStatus, pruneDecisions, recoverIncoming, serveAgent } from '@ferry/migrate';
 import { criuClient, runtimeRegistry } from '../host-context';
 
@@ -21,11 +21,13 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option('status', { type: 'string', describe: 'Print this host\'s decision on migration ID, then exit' })
       .conflicts('cleanup', 'status'),
   handler: async (args) => {
+    ensureStateDir(args['state-dir']);
     const registry = runtimeRegistry();
     // The source may be gone (its SSH session killed): writing there fails with EPIPE, which must not end the agent
     // while it still removes or watches what it restored.
     process.stderr.on('error', () => undefined);
-    const log = (line: string) => process.stderr.write(`ferry agent: ${line}\n`);
+    // One line per message, whatever the peer put into the names it sent.
+    const log = (line: string) => process.stderr.write(`ferry agent: ${printable(line, 2000)}\n`);
     const deps = { runtime: (name: Parameters<typeof registry.get>[0]) => registry.get(name), log, stateDir: args['state-dir'] };
     if (args.status) {
       process.stdout.write(`${JSON.stringify(migrationStatus(args.status, args['state-dir']))}\n`);

@@ -3,10 +3,10 @@
  * `drain` start detached (the logic is migrate's run-guardian.ts and watchdog.ts). Not for people.
  */
 import type { CommandModule } from 'yargs';
-import { FERRY_STATE_DIR } from '@ferry/core';
 import { GUARDED_FILE, migrationDir, runGuardian, runWatchdog, type GuardedMove } from '@ferry/migrate';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stateDir } from '../host-context';
 import { guardianDeps } from '../migration-deps';
 import { selfCommand } from '../guarded-run';
 
@@ -25,7 +25,7 @@ export const guardianCommand: CommandModule<object, GuardianArgs> = {
       .positional('pid', { type: 'number', describe: 'The guardian a watchdog watches' })
       .option('watch', { type: 'boolean', default: false }),
   handler: async (args) => {
-    const dir = migrationDir(FERRY_STATE_DIR, args.id);
+    const dir = migrationDir(stateDir(), args.id);
     const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${args.watch ? 'watchdog' : 'guardian'} ${process.pid}: ${line}\n`);
     if (args.watch) {
       // The watchdog holds nothing: a signal simply ends it (its guardian starts another while the move runs).

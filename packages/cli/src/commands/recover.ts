@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { openMoves, recoverMoves } from '@ferry/migrate';
-import { FERRY_STATE_DIR } from '@ferry/core';
+import { stateDir } from '../host-context';
 import { migrationDeps } from '../migration-deps';
 
 interface RecoverArgs {
@@ -23,7 +23,7 @@ export const recoverCommand: CommandModule<object, RecoverArgs> = {
       .option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
     if (args.list) {
-      const moves = openMoves(FERRY_STATE_DIR).map((m) => ({ id: m.id, container: `${m.state.runtime}:${m.state.container}`, to: m.state.peer, phase: m.state.phase, state: m.ownerAlive ? 'in flight' : 'interrupted' }));
+      const moves = openMoves(stateDir()).map((m) => ({ id: m.id, container: `${m.state.runtime}:${m.state.container}`, to: m.state.peer, phase: m.state.phase, state: m.ownerAlive ? 'in flight' : 'interrupted' }));
       if (args.json) process.stdout.write(`${JSON.stringify({ moves })}\n`);
       else for (const m of moves) process.stdout.write(`${m.id}  ${m.container} -> ${m.to}  ${m.state} (phase ${m.phase ?? 'none'})\n`);
       if (!args.json && moves.length === 0) process.stdout.write('no moves in flight or interrupted\n');

@@ -10,7 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError, isFerryError, startPageServerProcess, type CriuClient, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, assertContainerName, isFerryError, printable, startPageServerProcess, type CriuClient, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { Journal, migrationDir } from '../journal/journal';
 import { processId, selfId } from '../journal/proc-identity';
 import { freeLocalPort } from '../transport/free-port';
@@ -59,14 +59,15 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       });
     }
     greeted = true;
-    sourceHost = params.source.hostname;
-    deps.log(`hello from ${params.source.hostname} (ferry ${params.ferryVersion})`);
+    sourceHost = printable(params.source?.hostname, 64);
+    deps.log(`hello from ${printable(params.source?.hostname, 64)} (ferry ${printable(params.ferryVersion, 32)})`);
     return { protocol: PROTOCOL_VERSION, host: await deps.hostSummary() };
   });
 
   peer.handle('prepare', async (params: PrepareParams) => {
     requireHello();
     if (!MIGRATION_ID.test(params.migrationId)) throw new FerryError('ERR_AGENT_PROTOCOL', 'bad migration id');
+    assertContainerName(String(params.name));
     const adapter = deps.runtime(params.runtime);
     try {
       await adapter.inspect(params.name);
@@ -77,9 +78,20 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       if (!isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) throw err;
     }
     const dir = migrationDir(deps.stateDir, params.migrationId);
+    // A new directory or nothing: reusing one would make this migration's undo delete what another one left there
+    // (a committed container's bundle).
+    mkdirSync(join(deps.stateDir, 'migrations'), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      throw new FerryError('ERR_AGENT_PROTOCOL', `migration ${params.migrationId} already exists on this host`, {
+        hint: 'Every migration needs a new ID; a source that reuses one is not ferry, or is broken.',
+      });
+    }
     const journal = Journal.create(dir, { t: 'begin', role: 'destination', id: params.migrationId, runtime: params.runtime, container: params.name, peer: sourceHost });
     journal.hold({ kind: 'owner', pids: [selfId()] });
-    for (const sub of ['bundle', 'images', 'work', 'cpuinfo', 'pre']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    for (const sub of ['bundle', 'images', 'work', 'cpuinfo', 'pre']) mkdirSync(join(dir, sub), { mode: 0o700 });
     const m: Incoming = { id: params.migrationId, dir, runtime: params.runtime, name: params.name, restored: false, committed: false, journal };
     migrations.set(m.id, m);
     return { dir, freeDiskBytes: freeBytes(dir) };
@@ -94,7 +106,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     if (!tree && !['images', 'cpuinfo'].includes(params.part) && !PRE_COPY_PART.test(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
     // Images are 0700 throughout; a bundle, rootfs or mount keeps its directories' own modes (CRIU checks them: an
     // LXC rootfs that became 0700 fails to restore with "File . has bad mode"). The migration dir above it is 0700.
-    const result = await unpackDir(stream, join(m.dir, params.part), tree ? {} : { dirMode: 0o700 });
+    const result = await unpackDir(stream, join(m.dir, params.part), tree ? {} : { dirMode: 0o700, fileMode: 0o600 });
     return { files: result.files, bytes: result.bytes };
   });
 
@@ -170,14 +182,14 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'cpuinfo-check without data');
     const dir = join(m.dir, 'cpuinfo');
-    await unpackDir(stream, dir, { dirMode: 0o700 });
+    await unpackDir(stream, dir, { dirMode: 0o700, fileMode: 0o600 });
     const result = await deps.criu.cpuinfoCheck(dir);
     return { compatible: result.compatible, detail: result.compatible ? undefined : `see ${result.logPath}` };
   });
 
   serveCommit(peer, { ...deps, migrations, get });
 
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     // 'end' and 'close' both arrive: the second must wait for the first's undo, not resolve at once (the caller
     // exits then, and an undo still waiting for a restore would never remove what it made).
     let finishing: Promise<void> | undefined;
@@ -190,7 +202,8 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
           else await undoIncoming(m, deps);
         }
       })();
-      void finishing.then(resolve);
+      // Input that was not the protocol (garbage, a truncated frame) is a failure of this agent run, not a clean end.
+      void finishing.then(() => (isFerryError(peer.closeReason, 'ERR_AGENT_PROTOCOL') ? reject(peer.closeReason) : resolve()));
     };
     input.once('close', finish);
     input.once('end', finish);

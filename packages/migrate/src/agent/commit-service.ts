@@ -5,7 +5,7 @@
  */
 import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { FerryError, startLazyPagesDaemon, type CriuClient } from '@ferry/core';
+import { FerryError, privateImageFiles, startLazyPagesDaemon, type CriuClient } from '@ferry/core';
 import { decide, decidePages } from '../journal/decision';
 import type { AgentPeer } from '../protocol/agent-peer';
 import type { RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
@@ -38,6 +38,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     }
     const started = Date.now();
     const imagesDir = join(m.dir, 'images');
+    privateImageFiles(imagesDir); // the page server's CRIU wrote its pages 0644
     const workDir = join(m.dir, 'work');
     // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
     const top = m.pages?.levels;

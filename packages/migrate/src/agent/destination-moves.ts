@@ -6,7 +6,7 @@
  * Contract: an undo first decides `aborted` (journal/decision.ts); if the move had committed, nothing is touched.
  */
 import { rmSync } from 'node:fs';
-import { FerryError, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, printable, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { decide, decidePages, readDecision, readPagesOutcome } from '../journal/decision';
 import { Journal, migrationDir, readJournal, type JournalState } from '../journal/journal';
 import { isAlive, killIfSame } from '../journal/proc-identity';
@@ -65,12 +65,16 @@ export async function loseCopy(m: Incoming, deps: DestinationDeps, why: string):
  */
 export async function cleanupMigration(id: string, deps: DestinationDeps): Promise<{ cleaned: boolean; committed: boolean }> {
   checkId(id);
-  if (decide(deps.stateDir, id, 'aborted') === 'committed') return { cleaned: false, committed: true };
   const dir = migrationDir(deps.stateDir, id);
-  let state: JournalState;
+  let state: JournalState | undefined;
   try {
     state = readJournal(dir);
   } catch {
+    /* no journal: nothing was prepared here, or it is gone */
+  }
+  // The journal's `committed` counts too: a decision file pruned long after must never turn a kept move into an abort.
+  if (state?.committed || decide(deps.stateDir, id, 'aborted') === 'committed') return { cleaned: false, committed: true };
+  if (!state) {
     rmSync(dir, { recursive: true, force: true });
     return { cleaned: false, committed: false };
   }
@@ -123,7 +127,7 @@ export async function recoverIncoming(deps: DestinationDeps, ids: readonly strin
       continue;
     }
     if (state.role !== 'destination' || state.done || state.holds.get('owner')?.pids?.some(isAlive)) continue;
-    if (decide(deps.stateDir, id, 'aborted') !== 'committed') {
+    if (!state.committed && decide(deps.stateDir, id, 'aborted') !== 'committed') {
       await undoFromJournal(state, dir, deps);
       recovered.push(`${id}: ${state.container} rolled back`);
       continue;
@@ -141,5 +145,5 @@ export async function recoverIncoming(deps: DestinationDeps, ids: readonly strin
 }
 
 function checkId(id: string): void {
-  if (!MIGRATION_ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${id}`, { hint: 'Migration ids are 8-64 letters, digits or dashes.' });
+  if (!MIGRATION_ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${printable(id, 80)}`, { hint: 'Migration ids are 8-64 letters, digits and dashes, as the source printed them.' });
 }

@@ -5,7 +5,6 @@
  * source stays frozen and the journal open for recovery.
  */
 import { FerryError } from '@ferry/core';
-import { byHand } from './by-hand';
 import type { MoveContext } from './move-context';
 
 /** How long a lost commit answer is asked after before the move is declared in doubt. */
@@ -48,7 +47,7 @@ async function committedThere(ctx: MoveContext, lost: unknown): Promise<boolean>
     }
   }
   ctx.connection.close();
-  const how = byHand(ctx.adapter.name, ctx.name);
+  const how = ctx.adapter.manualCommands(ctx.name);
   throw new FerryError(
     'ERR_MOVE_IN_DOUBT',
     `the destination ${ctx.request.destination.name} restored ${ctx.name} but its answer to commit was lost, and it cannot be asked (${(last as Error).message}); the source copy is left frozen`,

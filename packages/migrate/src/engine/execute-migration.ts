@@ -10,12 +10,13 @@
  * new connection; if it cannot be asked, the source stays frozen and the move is in doubt (ERR_MOVE_IN_DOUBT), to
  * be resolved by recovery, never guessed.
  */
-import { FerryError, isFerryError } from '@ferry/core';
+import { FerryError, imageDirBytes, isFerryError } from '@ferry/core';
 import { removeMoveFiles } from '../journal/journal';
 import { endDump } from '../recovery/end-dump';
 import type { RestoreResultMessage, UploadResult } from '../protocol/agent-messages';
-import { diffSnapshots, snapshotDir } from '../transfer';
-import { byHand } from './by-hand';
+import { removeArrivedMigration } from '../agent/garbage';
+import { diffSnapshots, fileBytes, snapshotDir } from '../transfer';
+import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from './disk-space';
 import { commit } from './commit';
 import { checkCpu, greet } from './greet';
 import type { MigrationReport } from './migrate-deps';
@@ -55,7 +56,7 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
       sourceFrozenMs = Date.now() - (ctx.frozenAt ?? ctx.started);
     }
     await resyncBundle(ctx, trees);
-    const images = await ctx.phase('transfer-images', () => ctx.upload('images', ctx.imagesDir), (r) => r);
+    const images = await ctx.phase('transfer-images', async () => ctx.upload('images', ctx.imagesDir, {}, await imageDirBytes(ctx.imagesDir).catch(() => undefined)), (r) => r);
     ctx.sent(images.bytes, true);
     const restoreParams = (await strategy.restoreParams?.()) ?? {};
     // Paths of the container's configuration that the copies moved: the destination restores onto the copies.
@@ -116,7 +117,7 @@ async function negotiate(ctx: MoveContext, facts: ContainerFacts): Promise<void>
     });
     ctx.journal.append({ t: 'plan', strategy: ctx.plan.strategy, reason: ctx.plan.reason });
     ctx.journal.hold({ kind: 'prepared', name: ctx.plan.targetName });
-    await ctx.peer.request('prepare', { migrationId: ctx.id, runtime: adapter.name, name: ctx.plan.targetName });
+    const prepared = await ctx.peer.request<{ dir?: string; freeDiskBytes?: number } | null>('prepare', { migrationId: ctx.id, runtime: adapter.name, name: ctx.plan.targetName });
     ctx.revert.add('clean the destination', async () => {
       // The agent undoes everything itself when its connection drops; when it is gone, ask a new one to.
       if (!ctx.peer.closed) await ctx.peer.request('abort', { migrationId: ctx.id }).catch(() => undefined);
@@ -124,8 +125,21 @@ async function negotiate(ctx: MoveContext, facts: ContainerFacts): Promise<void>
       ctx.connection.finishTunnels('reset');
     });
     await checkCpu(ctx.deps.criu, ctx.peer, ctx.id, ctx.journal.dir);
+    await checkDestinationDisk(ctx, prepared);
   });
   ctx.emit({ type: 'plan', strategy: ctx.plan.strategy, reason: ctx.plan.reason, container: ctx.name, destination: request.destination.name });
+}
+
+/** Refuses the move before anything is frozen when the destination lacks the disk it will write (disk-space.ts). */
+async function checkDestinationDisk(ctx: MoveContext, prepared: { dir?: string; freeDiskBytes?: number } | null): Promise<void> {
+  if (typeof prepared?.freeDiskBytes !== 'number') return;
+  const trees = ctx.plan.copyBundle ? [ctx.container.bundle!, ...ctx.plan.copyTrees.map((t) => t.path)] : [];
+  const estimate = {
+    bundleBytes: (await Promise.all(trees.map((dir) => treeBytes(dir)))).reduce((a, b) => a + b, 0),
+    memoryBytes: ctx.container.pid ? await anonymousMemoryBytes(ctx.container.pid).catch(() => 0) : 0,
+  };
+  const needed = neededBytes(estimate, { pagesOnDisk: ctx.plan.strategy !== 'post-copy' });
+  checkDiskSpace(prepared.freeDiskBytes, needed, ctx.request.destination.name, prepared.dir ?? 'its state directory');
 }
 
 /** Runtimes that make containers from an image (Docker): the destination gets it before the freeze if it lacks it. */
@@ -162,7 +176,7 @@ async function copyBundle(ctx: MoveContext): Promise<CopiedTree[]> {
       let files = 0;
       for (const tree of trees) {
         const before = await snapshotDir(tree.dir);
-        const r = await ctx.upload(tree.part, tree.dir);
+        const r = await ctx.upload(tree.part, tree.dir, {}, fileBytes(before));
         bytes += r.bytes;
         files += r.files;
         copied.push({ ...tree, before });
@@ -208,6 +222,7 @@ async function freeze(ctx: MoveContext, strategy: MoveStrategy) {
     ctx.journal.hold({ kind: 'fence' });
     const fence = await adapter.fenceNetwork(name);
     ctx.revert.add('reconnect the source network', () => fence.unfence());
+    ctx.journal.hold({ kind: 'fence', fence: { ...fence } });
     return thaw;
   });
 }
@@ -215,7 +230,11 @@ async function freeze(ctx: MoveContext, strategy: MoveStrategy) {
 async function cleanup(ctx: MoveContext): Promise<void> {
   await ctx.phase('cleanup', async () => {
     try {
-      if (!ctx.plan.clone) await ctx.adapter.remove(ctx.name);
+      if (!ctx.plan.clone) {
+        await ctx.adapter.remove(ctx.name);
+        // It had arrived here in an earlier move: that move's directory (its bundle and copies) goes with it.
+        removeArrivedMigration(ctx.deps.stateDir, ctx.container);
+      }
     } catch (err) {
       ctx.warnings.push(`could not remove the source container ${ctx.name}: ${(err as Error).message}`);
     }
@@ -238,7 +257,7 @@ async function rollBack(ctx: MoveContext, err: unknown): Promise<unknown> {
   }
   removeMoveFiles(ctx.journal.dir);
   const reason = err instanceof Error ? err.message : String(err);
-  ctx.emit({ type: 'rolled-back', reason });
+  ctx.emit({ type: 'rolled-back', reason, sourceFrozen: ctx.frozenAt !== undefined });
   const thawFailed = failures.find((f) => f.step.what === 'thaw the source');
   const state = await ctx.adapter.inspect(ctx.name).then((c) => c.state, () => 'gone' as const);
   if (state !== 'running' && state !== 'paused') {
@@ -252,7 +271,7 @@ async function rollBack(ctx: MoveContext, err: unknown): Promise<unknown> {
   if (thawFailed) {
     // Left open: `ferry recover` retries the thaw.
     return new FerryError('ERR_ROLLBACK_FAILED', `migration failed (${reason}) and the source could not be thawed: ${(thawFailed.error as Error).message}`, {
-      hint: `Run \`ferry recover ${ctx.id}\`, or thaw it by hand: ${byHand(ctx.adapter.name, ctx.name).thaw}`,
+      hint: `Run \`ferry recover ${ctx.id}\`, or thaw it by hand: ${ctx.adapter.manualCommands(ctx.name).thaw}`,
       cause: err,
     });
   }

@@ -9,7 +9,7 @@ import type { AgentConnection } from '../protocol/agent-connection';
 import type { AgentPeer } from '../protocol/agent-peer';
 import type { UploadResult } from '../protocol/agent-messages';
 import type { Journal } from '../journal/journal';
-import { packDir } from '../transfer';
+import { packDir, transferProgress } from '../transfer';
 import { faultPoint } from './fault-points';
 import type { MigrateDeps, MigrateRequest } from './migrate-deps';
 import type { MigrationPlan } from './plan-migration';
@@ -26,6 +26,8 @@ export class MoveContext {
   frozenAt?: number;
   /** Set once the destination journaled `committed`: abort requests are ignored from then on. */
   pastPointOfNoReturn = false;
+  /** The phase running now (progress events name it). */
+  private currentPhase?: Phase;
   private conn?: AgentConnection;
   private planned?: MigrationPlan;
   private readonly emitter: EventSink;
@@ -93,6 +95,7 @@ export class MoveContext {
     this.journal.append({ t: 'phase', phase: name });
     await faultPoint(this.request.faults, name);
     this.emit({ type: 'phase-start', phase: name });
+    this.currentPhase = name;
     const t0 = Date.now();
     const result = await body();
     const ms = Date.now() - t0;
@@ -106,9 +109,15 @@ export class MoveContext {
     if (frozen) this.bytesSentFrozen += bytes;
   }
 
-  /** Sends a directory to the destination as `part` of this move. */
-  upload(part: string, dir: string, options?: Parameters<typeof packDir>[2]): Promise<UploadResult> {
-    return this.peer.request<UploadResult>('upload', { migrationId: this.id, part }, (sink) => packDir(dir, sink, options).then(() => undefined));
+  /**
+   * Sends a directory to the destination as `part` of this move, with progress events of the running phase
+   * (`totalBytes`: what it will send, when known).
+   */
+  upload(part: string, dir: string, options: Parameters<typeof packDir>[2] = {}, totalBytes?: number): Promise<UploadResult> {
+    const progress = this.currentPhase ? transferProgress(this.currentPhase, (e) => this.emit(e), totalBytes) : undefined;
+    return this.peer.request<UploadResult>('upload', { migrationId: this.id, part }, (sink) =>
+      packDir(dir, sink, { ...options, ...(progress ? { onProgress: progress.onProgress } : {}) }).then(() => progress?.flush()),
+    );
   }
 
   /** The dump's directories, made on first use (0700). */

@@ -11,7 +11,7 @@ function host(id: string, overrides: { memTrack?: boolean; lazyPages?: boolean; 
     pageSizeBytes: 4096,
     ferryVersion: '0.1.0',
     criu: { version: '4.2.1', versionOk: overrides.criuOk ?? true, checkOk: true, memTrack: overrides.memTrack ?? false, lazyPages: overrides.lazyPages ?? true },
-    runtimes: [{ name: 'runc', usable: overrides.runc ?? true }, { name: 'docker', usable: true }],
+    runtimes: [{ name: 'runc', usable: overrides.runc ?? true }, { name: 'lxc', usable: true }, { name: 'docker', usable: true }],
     freeDiskBytes: 1 << 30,
     pipeMaxSizeBytes: overrides.pipe ?? LAZY_PAGES_MIN_PIPE_BYTES,
     memoryRead: overrides.memoryRead ?? true,

@@ -212,7 +212,7 @@ function chooseStrategy(inputs: PlanInputs): { strategy: StrategyName; reason: s
         hint: 'Run `ferry doctor` on both hosts, or use --strategy auto to let ferry pick one that works.',
       });
     }
-    return { strategy: requested, reason: inputs.request.clone ? 'a clone leaves the source running: stop-and-copy' : 'requested with --strategy' };
+    return { strategy: requested, reason: inputs.request.clone ? 'a clone is a stop-and-copy: the original runs on' : 'requested with --strategy' };
   }
   const skipped: string[] = [];
   for (const name of STRATEGY_PREFERENCE) {

@@ -8,7 +8,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { FerryError, type Phase, type RuntimeName } from '@ferry/core';
+import { FerryError, type FenceRecord, type Phase, type RuntimeName } from '@ferry/core';
 import type { Destination } from '../hosts/resolve-host';
 import type { ProcessId } from './proc-identity';
 
@@ -33,6 +33,8 @@ export interface HoldRecord {
   port?: number;
   name?: string;
   image?: string;
+  /** A network fence, as the adapter recorded it (unfenceNetwork lifts it from any process). */
+  fence?: FenceRecord;
 }
 
 export type JournalRecord = { at?: number } & (

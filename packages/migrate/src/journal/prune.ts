@@ -3,7 +3,7 @@
  * Only source journals: a committed destination directory holds the container's bundle. Destination decisions are
  * kept for a month (a source in doubt may ask that late).
  */
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { migrationDir, readJournal } from './journal';
 
@@ -27,9 +27,12 @@ export function pruneFinishedMoves(stateDir: string, now = Date.now()): string[]
   return removed;
 }
 
+/** Decisions of moves whose directory is gone (aborted, or left again) and older than a month. */
 export function pruneDecisions(stateDir: string, now = Date.now()): void {
   const dir = join(stateDir, 'decisions');
   for (const file of list(dir)) {
+    const id = file.split('.')[0]!;
+    if (existsSync(migrationDir(stateDir, id))) continue;
     try {
       if (now - statSync(join(dir, file)).mtimeMs > DECISION_KEEP_MS) rmSync(join(dir, file), { force: true });
     } catch {

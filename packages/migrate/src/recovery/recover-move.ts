@@ -170,7 +170,8 @@ export async function rollBackSource(state: JournalState, deps: RecoveryDeps): P
     });
   }
   const { adapter, container } = found;
-  if (state.holds.has('fence')) await adapter.unfenceNetwork(container.ref.id);
+  const fence = state.holds.get('fence')?.fence;
+  if (fence) await adapter.unfenceNetwork(fence);
   if (state.holds.has('frozen') || container.state === 'paused') await adapter.resume(container.ref.id);
   await verifyRunning(adapter, container.ref.id);
 }

@@ -14,6 +14,7 @@ import type { UploadResult } from '../protocol/agent-messages';
 import { greet } from '../engine/greet';
 import { checkHostPair } from '../engine/plan-migration';
 import type { MigrateDeps } from '../engine/migrate-deps';
+import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from '../engine/disk-space';
 import { Reverter } from '../engine/reverter';
 import type { Destination } from '../hosts/resolve-host';
 import { packDir } from '../transfer';
@@ -50,8 +51,10 @@ export async function replicateOnce(
     const peer = connection.peer;
     const { local, remote } = await greet(peer, deps);
     checkHostPair(local, remote, adapter, request.destination.name);
-    await peer.request('replica-prepare', { migrationId: roundId, runtime: adapter.name, name });
+    const prepared = await peer.request<{ dir: string; freeDiskBytes: number }>('replica-prepare', { migrationId: roundId, runtime: adapter.name, name });
     const dropRound = undo.add('drop the incomplete round', () => peer.request('abort', { migrationId: roundId }).then(() => undefined, () => undefined));
+    const estimate = { bundleBytes: container.bundle ? await treeBytes(container.bundle) : 0, memoryBytes: container.pid ? await anonymousMemoryBytes(container.pid).catch(() => 0) : 0 };
+    checkDiskSpace(prepared.freeDiskBytes, neededBytes(estimate, { pagesOnDisk: true }), request.destination.name, prepared.dir);
     let bytes = 0;
     if (container.bundle) {
       const bundle = container.bundle;

@@ -73,11 +73,17 @@ const selected = process.env.FERRY_FAULT_MATRIX === 'full' || only ? cells.filte
  * test's processes are in it), waiting up to 5 s for one to appear (the phase event arrives after the phase began);
  * how many were killed.
  */
-function killOn(host: 'h1' | 'h2', how: '-x' | '-f', pattern: string): number {
+function killOn(host: 'h1' | 'h2', how: '-f', pattern: string): number {
   // The pattern goes in the environment: in argv, the shell's own command line would match `pgrep -f`.
   const script = 'for i in $(seq 100); do p=$(pgrep $KILL_HOW "$KILL_PATTERN"); if [ -n "$p" ]; then kill -KILL $p; echo $p; exit 0; fi; sleep 0.05; done';
   return onHost(host, ['env', `KILL_HOW=${how}`, `KILL_PATTERN=${pattern}`, 'sh', '-c', script]).stdout.split(/\s+/).filter(Boolean).length;
 }
+
+/**
+ * CRIU by its command line: the provisioned criu is a wrapper that execs it through a private loader, so its process
+ * name is the loader's (`ld-linux-x86-64`), not `criu`.
+ */
+const CRIU = 'sbin/criu( |$)';
 
 /** SIGKILL to the processes `fault` names; how many there were. */
 function inject(fault: Fault, container: string, guardianPid: number): number {
@@ -91,11 +97,11 @@ function inject(fault: Fault, container: string, guardianPid: number): number {
     case 'guardian':
       return onHost('h1', ['kill', '-KILL', String(guardianPid)]).status === 0 ? 1 : 0;
     case 'src-criu':
-      return killOn('h1', '-x', 'criu');
+      return killOn('h1', '-f', CRIU);
     case 'agent':
       return killOn('h2', '-f', '/bin/ferry agent');
     case 'dst-criu':
-      return killOn('h2', '-x', 'criu');
+      return killOn('h2', '-f', CRIU);
     case 'ssh':
       return killOn('h2', '-f', 'sshd: root@notty');
   }

@@ -25,6 +25,7 @@ const FAMILIES: [prefix: string, exit: number][] = [
   ['ERR_TRANSPORT_', EXIT.transport],
   ['ERR_AGENT_', EXIT.agent],
   ['ERR_ROLLBACK_', EXIT.rollback],
+  ['ERR_MOVE_IN_DOUBT', EXIT.rollback],
   ['ERR_ABORTED', EXIT.aborted],
 ];
 

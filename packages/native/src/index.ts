@@ -22,5 +22,6 @@ export {
   type PresentRangesOptions,
 } from './pagemap';
 export { pidfdOpen, pidfdSendSignal } from './pidfd';
+export { leaveTcpRepair, resetOnClose } from './tcp-repair';
 export { gatherFiles, scatterFiles, type FdRange } from './file-gather';
 export type { ByteArray } from './validate';

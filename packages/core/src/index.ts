@@ -26,3 +26,4 @@ export * from './criu/lazy-pages-daemon';
 export * from './snapshots';
 export * from './session';
 export * from './criu/page-server-process';
+export * from './network';

@@ -24,3 +24,4 @@ export {
 export { pidfdOpen, pidfdSendSignal } from './pidfd';
 export { gatherFiles, scatterFiles, type FdRange } from './file-gather';
 export type { ByteArray } from './validate';
+export { NfQueue, NfVerdict, NfInetHook, type NfQueueOptions, type QueuedPacket, type NfVerdictValue } from './nfqueue';

@@ -81,13 +81,16 @@ function be32(value: number): Buffer {
   return b;
 }
 
-/** nlmsghdr + nfgenmsg (queue number in res_id) + attributes; always a request that asks for an ack. */
-function message(msgType: number, queueNum: number, seq: number, attrs: Buffer[]): Buffer {
+/**
+ * nlmsghdr + nfgenmsg (queue number in res_id) + attributes: a request, with an ack asked for unless `ack` is false
+ * (the kernel then answers only a failure).
+ */
+function message(msgType: number, queueNum: number, seq: number, attrs: Buffer[], ack = true): Buffer {
   const body = Buffer.concat(attrs);
   const out = Buffer.alloc(NLMSG_HDRLEN + NFGENMSG_LEN + body.length);
   u32(out, 0, out.length);
   u16(out, 4, (NFNL_SUBSYS_QUEUE << 8) | msgType);
-  u16(out, 6, NLM_F_REQUEST | NLM_F_ACK);
+  u16(out, 6, NLM_F_REQUEST | (ack ? NLM_F_ACK : 0));
   u32(out, 8, seq);
   u32(out, 12, 0);
   out.writeUInt8(AF_UNSPEC, 16);
@@ -135,8 +138,8 @@ export function encodeVerdict(queueNum: number, seq: number, id: number, verdict
 }
 
 /** The verdict for every queued packet with an id up to `maxId`, applied by the kernel in queue (arrival) order. */
-export function encodeVerdictBatch(queueNum: number, seq: number, maxId: number, verdict: NfVerdictValue): Buffer {
-  return message(NfqnlMsg.VERDICT_BATCH, queueNum, seq, [verdictHdr(verdict, maxId)]);
+export function encodeVerdictBatch(queueNum: number, seq: number, maxId: number, verdict: NfVerdictValue, ack = true): Buffer {
+  return message(NfqnlMsg.VERDICT_BATCH, queueNum, seq, [verdictHdr(verdict, maxId)], ack);
 }
 
 /** Every netlink message in one datagram. Malformed trailing bytes are ignored (the kernel never sends them). */

@@ -126,9 +126,18 @@ export class NfQueue implements Disposable {
     return this.#request(`verdict ${verdict} for packet ${id}`, (seq) => encodeVerdict(this.queueNum, seq, id, verdict));
   }
 
-  /** The verdict for every held packet with an id up to maxId, applied in arrival order; resolves once applied. */
-  verdictBatch(maxId: number, verdict: NfVerdictValue): Promise<void> {
-    return this.#request(`verdict ${verdict} up to packet ${maxId}`, (seq) => encodeVerdictBatch(this.queueNum, seq, maxId, verdict));
+  /**
+   * The verdict for every held packet with an id up to maxId, applied in arrival order. Resolves once the kernel
+   * has applied it, or with `ack: false` once it is sent (no round trip: for a stream of verdicts; a failure is then
+   * not reported). Verdicts are applied in the order they were called.
+   */
+  verdictBatch(maxId: number, verdict: NfVerdictValue, { ack = true }: { ack?: boolean } = {}): Promise<void> {
+    const what = `verdict ${verdict} up to packet ${maxId}`;
+    if (!ack) {
+      if (this.#closed) return Promise.reject(NativeError.fromErrno('nfqueue', `queue ${this.queueNum}, ${what}, closed`, EBADF));
+      return this.#socket.send(encodeVerdictBatch(this.queueNum, ++this.#seq, maxId, verdict, false));
+    }
+    return this.#request(what, (seq) => encodeVerdictBatch(this.queueNum, seq, maxId, verdict));
   }
 
   /** Idempotent. The kernel drops every packet still held for this queue. */

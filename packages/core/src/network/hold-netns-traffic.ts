@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { planPacketHold, type PacketHoldRecord } from './hold-plan';
 import { resolveNetfilterTools, runTool, type ToolRunner } from './hold-rules';
 import { PacketHold, type OpenHoldQueue } from './packet-hold';
@@ -25,6 +26,8 @@ export async function holdNetnsTraffic(options: HoldNetnsTrafficOptions): Promis
   const record = planPacketHold({
     netnsPath: options.netnsPath,
     ...(options.interfaces ? { interfaces: options.interfaces } : {}),
+    // A kernel without IPv6 has no ip6tables tables to put rules in (and no IPv6 traffic to hold).
+    families: existsSync('/proc/sys/net/ipv6') ? ['ipv4', 'ipv6'] : ['ipv4'],
     variant: tools.variant,
   });
   await options.onRecord?.(record);

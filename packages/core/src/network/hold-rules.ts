@@ -97,23 +97,27 @@ type Apply = (record: PacketHoldRecord, family: HoldFamily, listing: string) => 
 
 async function applyScripts(record: PacketHoldRecord, tools: NetfilterTools, run: ToolRunner, action: 'installing' | 'removing', script: Apply): Promise<'done' | 'gone'> {
   const inNs = (file: string, args: string[], input?: string) => run(tools.nsenterPath, [`--net=${record.netnsPath}`, file, ...args], input);
-  for (const family of record.families) {
-    const { list, restore } = tools.iptables[family];
-    // A broken iptables must not pass for "nothing there": listing the table has to work first.
-    const listed = await inNs(list, ['-w', '5', '-t', 'filter', '-S']);
-    if (listed.code !== 0) {
-      if (checkNetnsIdentity(record) === 'gone') return 'gone';
-      throw failure(record, action, `${list} -S`, listed.stderr, list);
-    }
-    const input = script(record, family, listed.stdout);
-    if (input === undefined) continue;
-    const applied = await inNs(restore, ['-w', '5', '--noflush'], input);
-    if (applied.code !== 0) {
-      if (checkNetnsIdentity(record) === 'gone') return 'gone';
-      throw failure(record, action, `${restore} --noflush`, applied.stderr, list, input);
-    }
-  }
-  return 'done';
+  // The families are independent tables: both at once.
+  const outcomes = await Promise.all(
+    record.families.map(async (family): Promise<'done' | 'gone'> => {
+      const { list, restore } = tools.iptables[family];
+      // A broken iptables must not pass for "nothing there": listing the table has to work first.
+      const listed = await inNs(list, ['-w', '5', '-t', 'filter', '-S']);
+      if (listed.code !== 0) {
+        if (checkNetnsIdentity(record) === 'gone') return 'gone';
+        throw failure(record, action, `${list} -S`, listed.stderr, list);
+      }
+      const input = script(record, family, listed.stdout);
+      if (input === undefined) return 'done';
+      const applied = await inNs(restore, ['-w', '5', '--noflush'], input);
+      if (applied.code !== 0) {
+        if (checkNetnsIdentity(record) === 'gone') return 'gone';
+        throw failure(record, action, `${restore} --noflush`, applied.stderr, list, input);
+      }
+      return 'done';
+    }),
+  );
+  return outcomes.includes('gone') ? 'gone' : 'done';
 }
 
 function failure(record: PacketHoldRecord, action: string, what: string, stderr: string, list: string, input?: string): FerryError {

@@ -28,7 +28,8 @@ import { installHoldRules, removeHoldRules, runTool, type NetfilterTools, type T
 
 /** The kernel queue as the hold uses it: NfQueue, or a fake in unit tests. */
 export interface HoldQueue {
-  verdictBatch(maxId: number, verdict: NfVerdictValue): Promise<void>;
+  /** ack false: resolves once sent, without waiting for the kernel's answer (verdicts still apply in call order). */
+  verdictBatch(maxId: number, verdict: NfVerdictValue, options?: { ack?: boolean }): Promise<void>;
   close(): void;
   readonly lostNotifications: number;
 }
@@ -60,8 +61,12 @@ export interface PacketHoldResult {
   late: number;
   /** Notifications lost to a full socket buffer: those packets were dropped by the kernel, not held. */
   lostNotifications: number;
-  /** From the hold's start to the decision, and how long the decision took. */
+  /**
+   * From the hold's start to the decision; from the decision until the kernel had applied the verdict on what was
+   * held (what the held traffic waited for); and until the rules were gone and the queue closed.
+   */
   heldMs: number;
+  verdictMs: number;
   decisionMs: number;
   /** The namespace was gone when the rules were to be removed. */
   netnsGone: boolean;
@@ -183,7 +188,7 @@ export class PacketHold {
     if (this.#state !== 'holding') {
       // Arrived while the rules are being removed: same fate as the held ones, in arrival order.
       this.#late++;
-      this.#verdict(packet.id, this.#state === 'releasing' ? NfVerdict.ACCEPT : NfVerdict.DROP);
+      this.#verdict(packet.id, this.#state === 'releasing' ? NfVerdict.ACCEPT : NfVerdict.DROP, false);
       return;
     }
     if (packet.hook === NfInetHook.LOCAL_OUT) this.#held.outbound++;
@@ -197,18 +202,21 @@ export class PacketHold {
     }
   }
 
-  /** Queues a verdict for every packet up to `maxId`, after the ones queued before it. ENOENT: nothing was left. */
-  #verdict(maxId: number, verdict: NfVerdictValue): void {
+  /**
+   * Sends a verdict for every packet up to `maxId`; the socket sends in call order, so verdicts apply in the order
+   * given. `ack`: wait for the kernel's answer (ENOENT: nothing was left to decide). Packets passed on while the
+   * rules are being removed go without: a round trip each would make them queue up behind one another.
+   */
+  #verdict(maxId: number, verdict: NfVerdictValue, ack = true): void {
     if (verdict === NfVerdict.ACCEPT && this.#state !== 'releasing') {
       throw new Error(`packet hold ${this.record.id}: ACCEPT outside release (state ${this.#state})`); // the rule of this class
     }
     const queue = this.#queue;
     if (!queue || this.#queueError) return;
-    this.#verdicts = this.#verdicts
-      .then(() => queue.verdictBatch(maxId, verdict))
-      .catch((err: { errno?: number }) => {
-        if (err?.errno !== ENOENT) this.#queueError ??= err as Error;
-      });
+    const sent = queue.verdictBatch(maxId, verdict, { ack }).catch((err: { errno?: number }) => {
+      if (err?.errno !== ENOENT) this.#queueError ??= err as Error;
+    });
+    this.#verdicts = Promise.all([this.#verdicts, sent]).then(() => undefined);
   }
 
   async #decide(state: 'releasing' | 'aborting', verdict: NfVerdictValue): Promise<PacketHoldResult> {
@@ -218,6 +226,7 @@ export class PacketHold {
       if (this.#maxId > 0) this.#verdict(this.#maxId, verdict);
     }
     await this.#verdicts;
+    const verdictMs = Math.round(performance.now() - decidedAt);
     const rules = await removeHoldRules(this.record, this.#tools, this.#run); // throws: state stays, packets pass
     // The answer to a request sent now comes after the announcements of everything queued before it: once it is
     // in, every packet the rules caught has had its verdict queued.
@@ -232,6 +241,7 @@ export class PacketHold {
       late: this.#late,
       lostNotifications: this.#queue?.lostNotifications ?? 0,
       heldMs: Math.round(decidedAt - this.#startedAt),
+      verdictMs,
       decisionMs: Math.round(performance.now() - decidedAt),
       netnsGone: rules === 'gone',
       first: [...this.#first],

@@ -78,9 +78,13 @@ export async function createNetnsLab(prefix: string): Promise<NetnsLab> {
   };
 }
 
-/** A TCP or UDP counter of the namespace (/proc/net/snmp as seen from inside), e.g. ('Tcp', 'InSegs'). */
-export async function snmpCounter(lab: NetnsLab, nsPath: string, group: 'Tcp' | 'Udp', name: string): Promise<number> {
-  const lines = (await lab.exec(nsPath, ['cat', '/proc/net/snmp'])).split('\n').filter((l) => l.startsWith(`${group}:`));
+/**
+ * A counter of the namespace as seen from inside: /proc/net/snmp for Tcp and Udp (e.g. 'Tcp', 'InSegs'),
+ * /proc/net/netstat for TcpExt (e.g. 'TcpExt', 'TCPTimeouts': retransmission timers that fired).
+ */
+export async function snmpCounter(lab: NetnsLab, nsPath: string, group: 'Tcp' | 'Udp' | 'TcpExt', name: string): Promise<number> {
+  const file = group === 'TcpExt' ? '/proc/net/netstat' : '/proc/net/snmp';
+  const lines = (await lab.exec(nsPath, ['cat', file])).split('\n').filter((l) => l.startsWith(`${group}:`));
   const names = lines[0]!.split(/\s+/);
   const values = lines[1]!.split(/\s+/);
   return Number(values[names.indexOf(name)]);

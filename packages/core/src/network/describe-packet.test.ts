@@ -10,6 +10,20 @@ describe('summarizePacket', () => {
     expect(formatPacketSummary(s)).toBe('TCP 10.77.0.1:43568 > 10.77.0.9:8080 [PA] seq 8290 ack 15397 len 9');
   });
 
+  test('an MLD report: the hop-by-hop header is skipped', () => {
+    const v6 = Buffer.alloc(56);
+    v6[0] = 0x60;
+    v6.writeUInt16BE(16, 4);
+    v6[6] = 0; // hop-by-hop
+    v6[24] = 0xff;
+    v6[25] = 0x02;
+    v6[39] = 0x16; // ff02::16
+    v6[40] = 58; // next: ICMPv6
+    v6[41] = 0; // 8 bytes of options
+    v6[48] = 143; // MLDv2 report
+    expect(formatPacketSummary(summarizePacket(v6)!)).toBe('ICMPv6 :: > ff02::16 type 143');
+  });
+
   test('an IPv6 ICMPv6 packet and a truncated one', () => {
     const v6 = Buffer.alloc(41);
     v6[0] = 0x60;

@@ -6,6 +6,7 @@ const TCP = 6;
 const UDP = 17;
 const ICMP = 1;
 const ICMPV6 = 58;
+const HOP_BY_HOP = 0;
 
 export interface PacketSummary {
   protocol: string;
@@ -44,9 +45,13 @@ export function summarizePacket(bytes: Buffer): PacketSummary | undefined {
     src = [...bytes.subarray(12, 16)].join('.');
     dst = [...bytes.subarray(16, 20)].join('.');
   } else if (version === 6 && bytes.length >= 40) {
-    // Extension headers are not followed: a held packet with one is reported by its next-header number.
     proto = bytes[6]!;
     l4 = 40;
+    // Hop-by-hop options (MLD reports carry one); other extension headers are reported by their number.
+    if (proto === HOP_BY_HOP && bytes.length >= 48) {
+      proto = bytes[40]!;
+      l4 = 40 + (bytes[41]! + 1) * 8;
+    }
     ipPayload = bytes.readUInt16BE(4);
     src = ipv6(bytes, 8);
     dst = ipv6(bytes, 24);

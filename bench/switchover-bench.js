@@ -43,10 +43,11 @@ function options() {
       'mem-mib': { type: 'string', default: '64' },
       'dirty-percent': { type: 'string', default: '2' },
       out: { type: 'string', default: path.join(__dirname, 'results', 'switchover.md') },
+      'from-json': { type: 'string' },
     },
   });
   const list = (t) => t.split(',').map((s) => s.trim()).filter(Boolean);
-  const o = { variants: list(values.variants), strategies: list(values.strategies), runs: Number(values.runs), memMib: Number(values['mem-mib']), dirtyPercent: Number(values['dirty-percent']), out: path.resolve(values.out) };
+  const o = { fromJson: values['from-json'], variants: list(values.variants), strategies: list(values.strategies), runs: Number(values.runs), memMib: Number(values['mem-mib']), dirtyPercent: Number(values['dirty-percent']), out: path.resolve(values.out) };
   for (const v of o.variants) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v} (${VARIANTS.join(', ')})`);
   return o;
 }
@@ -230,6 +231,14 @@ function disruption(gaps) {
   return end - start;
 }
 
+/** The silence right after the longest one (within 150 ms of its end): a client waiting for its own timer. */
+function nextSilence(r) {
+  if (!r.gaps) return undefined;
+  const i = r.gaps.findIndex((g) => g[0] === 0);
+  const next = r.gaps[i + 1];
+  return i >= 0 && next && next[0] - r.gaps[i][1] <= 150 ? next[1] : 0;
+}
+
 const median = (xs) => {
   const s = xs.filter((x) => typeof x === 'number').sort((a, b) => a - b);
   if (!s.length) return undefined;
@@ -238,21 +247,31 @@ const median = (xs) => {
 
 function render(o, rows, elapsedMs) {
   const out = [`# Switch-over benchmark (${new Date().toISOString().slice(0, 10)})`, '', `\`node bench/switchover-bench.js --variants ${o.variants.join(',')} --strategies ${o.strategies.join(',')} --runs ${o.runs} --mem-mib ${o.memMib}\`: runc, ${o.memMib} MiB dirtying ${o.dirtyPercent}%/s, client pinging every 10 ms; ${(elapsedMs / 60000).toFixed(1)} minutes. Medians; every trial below.`, ''];
-  out.push('| strategy | variant | client-seen ms | client disrupted ms | freeze→running ms | client − freeze ms | disrupted − freeze ms | answered after running ms | resets | connection kept | trials ok |', '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|');
+  out.push('| strategy | variant | client-seen ms | freeze→running ms | client − freeze ms | answered after running (released) ms | then silent again ms | resets | connection kept | trials ok |', '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const strategy of o.strategies) {
     for (const variant of o.variants) {
       const rs = rows.filter((r) => r.strategy === strategy && r.variant === variant);
       const ok = rs.filter((r) => r.ok);
-      out.push(`| ${strategy} | ${variant} | ${median(ok.map((r) => r.clientMs)) ?? '-'} | ${median(ok.map((r) => r.clientDisruptedMs)) ?? '-'} | ${median(ok.map((r) => r.downtimeMs)) ?? '-'} | ${median(ok.map((r) => r.clientMs - r.downtimeMs)) ?? '-'} | ${median(ok.map((r) => r.clientDisruptedMs - r.downtimeMs)) ?? '-'} | ${median(ok.map((r) => r.afterRunningMs)) ?? '-'} | ${ok.reduce((a, r) => a + (r.resets ?? 0), 0)} | ${ok.filter((r) => r.survived).length}/${ok.length} | ${ok.length}/${rs.length} |`);
+      out.push(`| ${strategy} | ${variant} | ${median(ok.map((r) => r.clientMs)) ?? '-'} | ${median(ok.map((r) => r.downtimeMs)) ?? '-'} | ${median(ok.map((r) => r.clientMs - r.downtimeMs)) ?? '-'} | ${median(ok.map((r) => r.afterRunningMs)) ?? '-'} | ${median(ok.map(nextSilence)) ?? '-'} | ${ok.reduce((a, r) => a + (r.resets ?? 0), 0)} | ${ok.filter((r) => r.survived).length}/${ok.length} | ${ok.length}/${rs.length} |`);
     }
   }
-  out.push('', '| # | strategy | variant | client ms | disrupted ms | freeze→running ms | answered after running ms | resets | held in/out | release verdict ms | error |', '|--:|---|---|--:|--:|--:|--:|--:|--:|--:|---|');
-  rows.forEach((r, i) => out.push(`| ${i + 1} | ${r.strategy} | ${r.variant} | ${r.clientMs ?? '-'} | ${r.clientDisruptedMs ?? '-'} | ${r.downtimeMs ?? '-'} | ${r.afterRunningMs ?? '-'} | ${r.resets ?? '-'} | ${r.release ? `${r.release.held.inbound}/${r.release.held.outbound}` : '-'} | ${r.release?.verdictMs ?? '-'} | ${r.error ?? r.helperError ?? ''} |`));
+  out.push('', '| # | strategy | variant | client ms | freeze→running ms | answered after running ms | then silent ms | resets | held in/out | release verdict ms | error |', '|--:|---|---|--:|--:|--:|--:|--:|--:|--:|---|');
+  rows.forEach((r, i) => out.push(`| ${i + 1} | ${r.strategy} | ${r.variant} | ${r.clientMs ?? '-'} | ${r.downtimeMs ?? '-'} | ${r.afterRunningMs ?? '-'} | ${nextSilence(r) ?? '-'} | ${r.resets ?? '-'} | ${r.release ? `${r.release.held.inbound}/${r.release.held.outbound}` : '-'} | ${r.release?.verdictMs ?? '-'} | ${r.error ?? r.helperError ?? ''} |`));
   return `${out.join('\n')}\n`;
 }
 
 async function main() {
   const o = options();
+  if (o.fromJson) {
+    // No measuring: the table again from the raw rows of an earlier run.
+    const rows = JSON.parse(fs.readFileSync(o.fromJson, 'utf8'));
+    o.strategies = [...new Set(rows.map((r) => r.strategy))];
+    o.variants = [...new Set(rows.map((r) => r.variant))];
+    o.runs = Math.max(...rows.map((r) => rows.filter((x) => x.variant === r.variant && x.strategy === r.strategy).length));
+    o.memMib = rows[0]?.memMib ?? o.memMib;
+    stopping = true; // nothing to clean up
+    return log(render(o, rows, 0));
+  }
   const t0 = Date.now();
   await m.sandbox('down');
   const up = await m.sandbox('up');

@@ -12,6 +12,8 @@
  * createNetns and PacketHold; ferry itself runs unchanged):
  *   baseline      ferry as it is: the bridge end of the restored namespace stays down until runc restore returns.
  *   early         the bridge end comes up as soon as the namespace exists, before the restore (nothing held).
+ *   neigh         as baseline, plus the client's neighbour entry given to the namespace the moment its bridge end
+ *                 comes up (what copying the source's neighbour table would do): no 1 s ARP retry.
  *   hold-restore  as early, but the namespace's traffic is held (NFQUEUE) from then on and released when the
  *                 restore phase ends.
  *   hold-fence    the namespace is made (and held) before the move; its bridge end comes up the moment the source's
@@ -30,7 +32,7 @@ const m = require('./migration-bench');
 const ROOT = path.resolve(__dirname, '..');
 const HELPER = path.join(__dirname, 'switchover-helper.js');
 const SANDBOX_SCRIPT = path.join(ROOT, 'scripts', 'sandbox-hosts.sh');
-const VARIANTS = ['baseline', 'early', 'hold-restore', 'hold-fence'];
+const VARIANTS = ['baseline', 'early', 'neigh', 'hold-restore', 'hold-fence'];
 const env = { ...process.env, FERRY_SANDBOX_NAME: m.SANDBOX_NAME, FERRY_SANDBOX_DIR: m.SANDBOX_DIR };
 const log = (line) => process.stdout.write(`${line}\n`);
 
@@ -104,6 +106,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
   let probe;
   let helper;
   let monitor;
+  let capture;
   try {
     m.live.set(name, {});
     const before = new Set(await lanLinks());
@@ -115,6 +118,11 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
     const mac = JSON.parse(link.stdout)[0].address;
     probe = m.startProbe(address);
     await probe.connected;
+    if (process.env.SWITCHOVER_CAPTURE_DIR) {
+      // Every frame to or from the container on every LAN port, for reading a trial packet by packet.
+      capture = spawn('nsenter', [`--net=${m.LAN_NETNS}`, 'tcpdump', '-l', '-n', '-tt', '-i', 'any', `host ${address} or arp`], { stdio: ['ignore', fs.openSync(path.join(process.env.SWITCHOVER_CAPTURE_DIR, `${seq}-${strategy}-${variant}.txt`), 'w'), 'ignore'] });
+      m.children.add(capture);
+    }
 
     if (variant !== 'baseline') {
       helper = startHelper();
@@ -131,6 +139,9 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
         row.fencedAt = Date.now();
         helper.ask('raise').then((o) => (row.raisedAt = o.atMs), (err) => (row.helperError = err.message));
       });
+    } else if (variant === 'neigh') {
+      const lan = await m.run('nsenter', [`--net=${m.LAN_NETNS}`, 'ip', '-j', 'link', 'show', 'br-lan']);
+      helper.ask(`neigh ${name} 10.77.0.1 ${JSON.parse(lan.stdout)[0].address}`).then((o) => (row.raisedAt = o.atMs), (err) => (row.helperError = err.message));
     } else if (variant === 'early' || variant === 'hold-restore') {
       helper.ask(`watch ${name} ${variant === 'early' ? 'nohold' : 'hold'}`).then((o) => (row.raisedAt = o.atMs), (err) => (row.helperError = err.message));
     }
@@ -151,7 +162,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
           return;
         }
         events.push({ ...o, atMs: Date.now() });
-        if (o.event === 'phase-end' && o.phase === 'restore' && helper && variant !== 'early' && !releasing) {
+        if (o.event === 'phase-end' && o.phase === 'restore' && variant.startsWith('hold') && !releasing) {
           row.releaseAskedAt = Date.now();
           releasing = helper.ask('release').then(
             (r) => ((row.release = r.released), (row.releasedAt = r.atMs - r.released.decisionMs + r.released.verdictMs)),
@@ -209,6 +220,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
   } finally {
     if (probe) probe.kill();
     if (monitor) monitor.kill();
+    if (capture) capture.kill('SIGINT');
     if (helper) {
       await helper.ask('quit').catch(() => undefined);
       helper.child.kill();

@@ -12,12 +12,16 @@
  *   raise                            bring the bridge end up (the source was fenced: the hold catches what comes)
  *   watch NAME hold|nohold           wait for the adapter to create /run/netns/ferry-ct-NAME, then (hold) hold its
  *                                    traffic and bring its bridge end up at once, before the restore
+ *   neigh NAME IP MAC                wait for the adapter to create the namespace and to raise its bridge end (after
+ *                                    the restore), then give it the neighbour entry IP -> MAC at once: what the
+ *                                    restored socket queued behind an unanswered ARP request leaves without waiting
+ *                                    for the neighbour layer's 1 s retry
  *   release                          release the hold; prints its result
  *   quit
  *
  *   node bench/switchover-helper.js LAN_NETNS_PATH BRIDGE
  */
-const { execFile } = require('node:child_process');
+const { execFile, spawn } = require('node:child_process');
 const { existsSync } = require('node:fs');
 const path = require('node:path');
 const readline = require('node:readline');
@@ -76,6 +80,30 @@ const commands = {
     if (mode === 'hold') await holdTraffic(nsPath);
     await raise();
     return { watched: nsPath, port, held: mode === 'hold' };
+  },
+  async neigh(name, ip, mac) {
+    const nsPath = netnsPath(`ferry-ct-${name}`);
+    for (;;) {
+      if (existsSync(nsPath)) {
+        port = await bridgeEndOf(nsPath).catch(() => undefined);
+        if (port) break;
+      }
+      await sleep(2);
+    }
+    // The adapter raises the bridge end once runc restore returns: watch for it rather than poll.
+    const monitor = spawn('nsenter', [`--net=${lanPath}`, 'ip', '-o', 'monitor', 'link'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const up = new Promise((resolve) => {
+      let pending = '';
+      monitor.stdout.setEncoding('utf8').on('data', (c) => {
+        pending += c;
+        if (pending.split('\n').some((l) => l.includes(`${port}@`) && l.includes('LOWER_UP'))) resolve();
+      });
+    });
+    const { stdout } = await run('nsenter', [`--net=${lanPath}`, 'ip', '-j', 'link', 'show', port]);
+    if (!JSON.parse(stdout)[0].flags.includes('LOWER_UP')) await up;
+    monitor.kill();
+    await run('nsenter', [`--net=${nsPath}`, 'ip', 'neigh', 'replace', ip, 'lladdr', mac, 'dev', 'eth0', 'nud', 'reachable']);
+    return { seeded: `${ip} ${mac}`, port };
   },
   async release() {
     const result = await hold.release();

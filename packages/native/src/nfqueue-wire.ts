@@ -125,6 +125,18 @@ export function encodeParams(queueNum: number, seq: number, params: QueueParams)
   return message(NfqnlMsg.CONFIG, queueNum, seq, attrs);
 }
 
+/**
+ * Queue length 0 with NFQA_CFG_F_FAIL_OPEN: every packet that hits the rule from now on finds the queue "full" and
+ * is accepted by the kernel on the spot, without a notification. Packets already queued keep waiting for verdicts.
+ */
+export function encodeFailOpen(queueNum: number, seq: number): Buffer {
+  return message(NfqnlMsg.CONFIG, queueNum, seq, [
+    attr(NfqaCfg.QUEUE_MAXLEN, be32(0)),
+    attr(NfqaCfg.FLAGS, be32(NfqaCfgFlag.FAIL_OPEN)),
+    attr(NfqaCfg.MASK, be32(NfqaCfgFlag.FAIL_OPEN)),
+  ]);
+}
+
 function verdictHdr(verdict: NfVerdictValue, id: number): Buffer {
   const v = Buffer.alloc(8); // struct nfqnl_msg_verdict_hdr { be32 verdict; be32 id; }
   v.writeUInt32BE(verdict, 0);

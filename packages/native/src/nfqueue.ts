@@ -6,6 +6,7 @@ import {
   NfqaCfgFlag,
   decodeMessages,
   encodeBind,
+  encodeFailOpen,
   encodeParams,
   encodeVerdict,
   encodeVerdictBatch,
@@ -138,6 +139,15 @@ export class NfQueue implements Disposable {
       return this.#socket.send(encodeVerdictBatch(this.queueNum, ++this.#seq, maxId, verdict, false));
     }
     return this.#request(what, (seq) => encodeVerdictBatch(this.queueNum, seq, maxId, verdict));
+  }
+
+  /**
+   * From now on the kernel accepts every new packet that hits the rule itself, without queueing it (fail-open with
+   * room for none); packets already queued still wait for their verdicts. For after the decision to let traffic
+   * through: no packet has to make a round trip through this process any more. Resolves once applied.
+   */
+  passThrough(): Promise<void> {
+    return this.#request('pass through', (seq) => encodeFailOpen(this.queueNum, seq));
   }
 
   /** Idempotent. The kernel drops every packet still held for this queue. */

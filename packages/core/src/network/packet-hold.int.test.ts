@@ -60,7 +60,7 @@ maybe('PacketHold (real NFQUEUE in a network namespace)', () => {
     expect(await snmpCounter(lab, lab.serverPath, 'Udp', 'InDatagrams')).toBe(receivedBefore);
 
     const result = await hold.release();
-    expect(result).toMatchObject({ outcome: 'released', held: { inbound: 20, outbound: 10, forwarded: 0 }, netnsGone: false, lostNotifications: 0 });
+    expect(result).toMatchObject({ outcome: 'released', held: { inbound: 20, outbound: 10, forwarded: 0 }, netnsGone: false, lostNotifications: 0, passThrough: true });
     expect(result.first[0]).toMatch(/^in UDP 10\.123\.0\.1:\d+ > 10\.123\.0\.2:9000 len 1$/);
     await atServer.waitFor(/^20$/);
     await atClient.waitFor(/^110$/);

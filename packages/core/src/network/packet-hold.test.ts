@@ -19,6 +19,8 @@ function fakeKernel() {
   let onPacket: (p: QueuedPacket) => void = () => undefined;
   let hold: PacketHold | undefined;
   let closed = false;
+  let passThrough = false;
+  let passThroughFails = false;
   const queued = new Set<number>();
   const queue: HoldQueue = {
     lostNotifications: 0,
@@ -27,6 +29,11 @@ function fakeKernel() {
       const hit = [...queued].filter((id) => id <= maxId);
       if (hit.length === 0) throw Object.assign(new Error('ENOENT'), { errno: 2 });
       for (const id of hit) queued.delete(id);
+    },
+    async passThrough() {
+      verdicts.push({ maxId: -1, verdict: -1, state: hold!.state });
+      if (passThroughFails) throw Object.assign(new Error('EINVAL'), { errno: 22 });
+      passThrough = true;
     },
     close: () => void (closed = true),
   };
@@ -51,10 +58,15 @@ function fakeKernel() {
     run,
     attach: (h: PacketHold) => void (hold = h),
     packet(id: number, hook: number = NfInetHook.LOCAL_IN) {
+      if (passThrough) return; // the kernel accepts it itself
       queued.add(id);
       onPacket({ id, hook, hwProtocol: 0x0800 });
     },
+    get passThrough() {
+      return passThrough;
+    },
     failNextRemovals: (n: number) => void (failRemoval = n),
+    refusePassThrough: () => void (passThroughFails = true),
     get closed() {
       return closed;
     },
@@ -88,7 +100,9 @@ describe('PacketHold', () => {
     expect(kernel.verdicts).toEqual([]);
     const result = await hold.release();
     expect(kernel.verdicts[0]).toEqual({ maxId: 3, verdict: NfVerdict.ACCEPT, state: 'releasing' });
-    expect(kernel.verdicts.every((v) => v.verdict === NfVerdict.ACCEPT && v.state === 'releasing')).toBe(true);
+    expect(kernel.verdicts[1]).toEqual({ maxId: -1, verdict: -1, state: 'releasing' }); // pass-through, right behind
+    expect(kernel.verdicts.every((v) => (v.verdict === NfVerdict.ACCEPT || v.maxId === -1) && v.state === 'releasing')).toBe(true);
+    expect(result.passThrough).toBe(true);
     expect(result).toMatchObject({ outcome: 'released', held: { inbound: 1, outbound: 1, forwarded: 1 }, late: 0, netnsGone: false });
     expect(kernel.scripts.at(-1)).toContain('-X FERRY-HOLD-');
     expect(kernel.closed).toBe(true);
@@ -111,7 +125,8 @@ describe('PacketHold', () => {
     kernel.packet(2); // arrives while the rules are being removed
     const result = await aborting;
     expect(result).toMatchObject({ outcome: 'aborted', late: 1 });
-    expect(kernel.verdicts.every((v) => v.verdict === NfVerdict.DROP)).toBe(true);
+    expect(kernel.verdicts.every((v) => v.verdict === NfVerdict.DROP)).toBe(true); // and no pass-through
+    expect(kernel.passThrough).toBe(false);
     expect(kernel.verdicts.map((v) => v.maxId)).toContain(2);
     await expect(hold.release()).rejects.toMatchObject({ code: 'ERR_NETWORK_HOLD_ABORTED' });
   });
@@ -122,14 +137,24 @@ describe('PacketHold', () => {
     kernel.failNextRemovals(1);
     await expect(hold.release()).rejects.toMatchObject({ code: 'ERR_NETWORK_HOLD_FAILED' });
     expect(hold.state).toBe('releasing');
-    kernel.packet(2);
-    await new Promise((r) => setImmediate(r));
-    expect(kernel.verdicts.at(-1)).toMatchObject({ maxId: 2, verdict: NfVerdict.ACCEPT });
+    expect(kernel.passThrough).toBe(true); // new packets go through without this process
     expect(kernel.closed).toBe(false);
     // abort() of a half-done release finishes the release: packets were let through already.
     const result = await hold.abort();
-    expect(result).toMatchObject({ outcome: 'released', late: 1 });
+    expect(result).toMatchObject({ outcome: 'released', late: 0 });
     expect(kernel.closed).toBe(true);
+  });
+
+  test('a kernel that refuses the pass-through: packets arriving during the release are accepted one by one', async () => {
+    const { kernel, hold } = await start();
+    kernel.refusePassThrough();
+    kernel.packet(1);
+    kernel.failNextRemovals(1);
+    await expect(hold.release()).rejects.toMatchObject({ code: 'ERR_NETWORK_HOLD_FAILED' });
+    kernel.packet(2);
+    await new Promise((r) => setImmediate(r));
+    expect(kernel.verdicts.at(-1)).toMatchObject({ maxId: 2, verdict: NfVerdict.ACCEPT, state: 'releasing' });
+    expect(await hold.release()).toMatchObject({ outcome: 'released', late: 1, passThrough: false });
   });
 
   test('a failed install unbinds the queue and removes what it put there', async () => {

@@ -11,7 +11,8 @@
  *
  * Contract:
  * - No packet is accepted before release(): the only ACCEPT verdicts are sent from the releasing state.
- * - release(): accepts what is held, in order; removes the rules; packets that arrive meanwhile are passed on.
+ * - release(): accepts what is held, in order, and has the kernel accept what comes after without asking ferry
+ *   (NfQueue.passThrough); then removes the rules at leisure.
  *   Asked twice, the second call gets the first one's result. If removing the rules fails it throws and the hold
  *   keeps passing packets on while this process lives; call release() again (or liftPacketHold from elsewhere).
  * - abort(): drops what is held and what arrives, removes the rules. Call it once the held copy is gone (or its
@@ -30,6 +31,8 @@ import { installHoldRules, removeHoldRules, runTool, type NetfilterTools, type T
 export interface HoldQueue {
   /** ack false: resolves once sent, without waiting for the kernel's answer (verdicts still apply in call order). */
   verdictBatch(maxId: number, verdict: NfVerdictValue, options?: { ack?: boolean }): Promise<void>;
+  /** The kernel accepts new packets itself from now on (NfQueue.passThrough). */
+  passThrough(): Promise<void>;
   close(): void;
   readonly lostNotifications: number;
 }
@@ -72,6 +75,8 @@ export interface PacketHoldResult {
   netnsGone: boolean;
   /** The queue's socket failed before the decision: what it held was dropped by the kernel, not delivered. */
   queueError?: string;
+  /** Release: the kernel let new packets through itself from the verdict on (false: they came through ferry). */
+  passThrough?: boolean;
   /** The first packets held, one line each (for reports and docs). */
   first: string[];
 }
@@ -95,6 +100,7 @@ export class PacketHold {
   #queueError: Error | undefined;
   #startedAt = performance.now();
   #decision: Promise<PacketHoldResult> | undefined;
+  #passThrough: Promise<boolean> | undefined;
   #result: PacketHoldResult | undefined;
 
   private constructor(options: PacketHoldOptions) {
@@ -224,9 +230,21 @@ export class PacketHold {
     if (this.#state === 'holding') {
       this.#state = state;
       if (this.#maxId > 0) this.#verdict(this.#maxId, verdict);
+      // Sent right behind the verdict: from then on new packets go through without a round trip through this
+      // process, which on a loaded machine took hundreds of ms each time it was its turn to run.
+      if (state === 'releasing' && this.#queue && !this.#queueError) {
+        this.#passThrough = this.#queue.passThrough().then(
+          () => true,
+          () => false,
+        );
+      }
     }
     await this.#verdicts;
     const verdictMs = Math.round(performance.now() - decidedAt);
+    const passThrough = await this.#passThrough;
+    // Whatever was queued between the verdict and the pass-through, in order.
+    if (passThrough && this.#maxId > 0) this.#verdict(this.#maxId, verdict);
+    await this.#verdicts;
     const rules = await removeHoldRules(this.record, this.#tools, this.#run); // throws: state stays, packets pass
     // The answer to a request sent now comes after the announcements of everything queued before it: once it is
     // in, every packet the rules caught has had its verdict queued.
@@ -246,6 +264,7 @@ export class PacketHold {
       netnsGone: rules === 'gone',
       first: [...this.#first],
       ...(this.#queueError ? { queueError: this.#queueError.message } : {}),
+      ...(passThrough === undefined ? {} : { passThrough }),
     };
     return this.#result;
   }

@@ -55,11 +55,13 @@ export interface FerryRun extends Run {
 }
 
 /**
- * `ferry ARGS --json` on host h1; `onEvent` sees each JSON event as it arrives (fault tests act on phases).
+ * `ferry ARGS --json` on host h1; `onEvent` sees each JSON event as it arrives (fault tests act on phases);
+ * `extraEnv` is set for ferry alone (FERRY_FAULT).
  */
-export function ferryOn(host: 'h1' | 'h2', args: string[], onEvent?: (e: Record<string, unknown>) => void): Promise<FerryRun> {
+export function ferryOn(host: 'h1' | 'h2', args: string[], onEvent?: (e: Record<string, unknown>) => void, extraEnv: Record<string, string> = {}): Promise<FerryRun> {
   return new Promise((resolvePromise) => {
-    const child = spawn('bash', [SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, `DOCKER_HOST=${HOST_DOCKER_HOST}`, 'ferry', ...args, '--json'], { env });
+    const vars = Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`);
+    const child = spawn('bash', [SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, `DOCKER_HOST=${HOST_DOCKER_HOST}`, ...vars, 'ferry', ...args, '--json'], { env });
     let stdout = '';
     let stderr = '';
     const events: Record<string, unknown>[] = [];
@@ -81,19 +83,22 @@ export function ferryOn(host: 'h1' | 'h2', args: string[], onEvent?: (e: Record<
       }
     });
     child.on('close', (status) => {
-      // One JSON object per line (events, reports); pretty-printed documents (ps, replicas) are not events.
-      const parse = (text: string) =>
-        text.split('\n').flatMap((l) => {
-          try {
-            return l.startsWith('{') ? [JSON.parse(l) as Record<string, unknown>] : [];
-          } catch {
-            return [];
-          }
-        });
+      const parse = jsonLines;
       const report = parse(stdout).find((o) => o.event === 'report')?.report as Record<string, unknown> | undefined;
       const error = [...parse(stdout), ...events].find((o) => o.event === 'error')?.error as FerryRun['error'];
       resolvePromise({ status, stdout, stderr, events, report, error });
     });
+  });
+}
+
+/** The JSON objects of a --json output, one per line; pretty-printed documents (ps, replicas) are not events. */
+export function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split('\n').flatMap((l) => {
+    try {
+      return l.startsWith('{') ? [JSON.parse(l) as Record<string, unknown>] : [];
+    } catch {
+      return [];
+    }
   });
 }
 

@@ -26,6 +26,7 @@ const FAMILIES: [prefix: string, exit: number][] = [
   ['ERR_TRANSPORT_', EXIT.transport],
   ['ERR_AGENT_', EXIT.agent],
   ['ERR_ROLLBACK_', EXIT.rollback],
+  ['ERR_MOVE_IN_DOUBT', EXIT.rollback],
   ['ERR_ABORTED', EXIT.aborted],
 ];
 

@@ -65,6 +65,8 @@ export interface RawBinding {
   pagemapScan(pid: number, start: bigint, end: bigint, returnMask: number): Promise<BigUint64Array>;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(fd: number, signal: number): void;
+  leaveTcpRepair(pid: number, fd: number): boolean;
+  resetOnClose(fd: number): void;
   /** Seconds one memcpy of src into dest takes. Benchmark only (src/testing.ts). */
   memcpyBench(dest: ByteArray, src: ByteArray): number;
 }

@@ -14,6 +14,10 @@ export interface PageServerProcess extends CriuChild {
   port: number;
 }
 
+/**
+ * Starts `criu page-server` on address:port writing into imagesDir; resolves once it listens. The caller owns the
+ * child.
+ */
 export async function startPageServerProcess(options: {
   criuPath: string;
   imagesDir: string;

@@ -2,14 +2,16 @@
  * The agent's undo when its connection goes while a restore runs (Docker's takes seconds; runc and dockerd carry on
  * without the agent): the restore is waited for, and what it made is removed. Also the image a migration loaded.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { FerryError, type ContainerInfo, type CriuClient, type RestoreResult, type RuntimeAdapter } from '@ferry/core';
-import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
-import type { HostSummary } from './agent-messages';
-import { cleanupMigration, serveAgent } from './agent-server';
+import { AgentPeer, PROTOCOL_VERSION } from '../protocol/agent-peer';
+import type { HostSummary } from '../protocol/agent-messages';
+import { serveAgent } from './agent-server';
+import { cleanupMigration } from './destination-moves';
+import { Journal } from '../journal/journal';
 
 const HOST: HostSummary = {
   hostId: 'dest',
@@ -128,9 +130,11 @@ test('a restore that fails after the connection went leaves nothing to remove (n
 test('cleanup by a new agent after the old one died mid-restore removes the container; an image it loaded goes too', async () => {
   const { runtime, calls } = slowRuntime();
   const dir = join(stateDir, 'migrations', ID);
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'migration.json'), JSON.stringify({ id: ID, runtime: 'docker', name: 'ct', restored: false, restoring: true, committed: false, loadedImage: 'sha256:abc' }));
+  const journal = Journal.create(dir, { t: 'begin', role: 'destination', id: ID, runtime: 'docker', container: 'ct', peer: 'src' });
+  journal.hold({ kind: 'owner', pids: [{ pid: 1, startTime: 1 }] });
+  journal.hold({ kind: 'image-loaded', image: 'sha256:abc' });
+  journal.hold({ kind: 'restored', name: 'ct' });
+  journal.close();
   const result = await cleanupMigration(ID, { runtime: () => runtime, log: () => undefined, stateDir });
   expect(result).toEqual({ cleaned: true, committed: false });
   expect(calls).toEqual(['remove ct', 'remove-image sha256:abc']);
@@ -150,4 +154,42 @@ test('an image loaded for a migration that is then aborted is removed again', as
   expect(calls).toEqual(['load', 'remove-image sha256:abc']);
   toAgent.end();
   await served;
+});
+
+test('prepare refuses a migration ID that already has a directory: a committed container\'s files are never undone (#14)', async () => {
+  const { runtime, calls } = slowRuntime();
+  const dir = join(stateDir, 'migrations', ID);
+  mkdirSync(join(dir, 'bundle', 'rootfs'), { recursive: true });
+  writeFileSync(join(dir, 'bundle', 'rootfs', 'data'), 'the running container');
+  writeFileSync(join(dir, 'journal'), `${JSON.stringify({ t: 'begin', role: 'destination', id: ID, runtime: 'docker', container: 'ct', peer: 'src' })}\n`);
+  const { source, toAgent, served } = start(runtime);
+  await source.request('hello', { protocol: PROTOCOL_VERSION, ferryVersion: '0', source: { hostId: 'src', hostname: 'src' } });
+  await expect(source.request('prepare', { migrationId: ID, runtime: 'docker', name: 'other' })).rejects.toMatchObject({ code: 'ERR_AGENT_PROTOCOL', message: expect.stringMatching(/already/) });
+  toAgent.end(); // the undo of whatever this connection prepared
+  await served;
+  expect(readFileSync(join(dir, 'bundle', 'rootfs', 'data'), 'utf8')).toBe('the running container');
+  expect(readFileSync(join(dir, 'journal'), 'utf8')).toMatch(/"container":"ct"/);
+  expect(calls).toEqual([]);
+});
+
+test("the source's hostname cannot inject log lines (#14)", async () => {
+  const { runtime } = slowRuntime();
+  const lines: string[] = [];
+  const toAgent = new PassThrough();
+  const fromAgent = new PassThrough();
+  const served = serveAgent(toAgent, fromAgent, { runtime: () => runtime, criu: {} as CriuClient, hostSummary: async () => HOST, stateDir, cgroupRoots: [], log: (l) => lines.push(l) });
+  const source = new AgentPeer(fromAgent, toAgent, 'agent');
+  await source.request('hello', { protocol: PROTOCOL_VERSION, ferryVersion: '0\nferry agent: restored web', source: { hostId: 'src', hostname: 'evil\nferry agent: committed web' } });
+  toAgent.end();
+  await served;
+  expect(lines.join('\n').split('\n')).toHaveLength(lines.length);
+  expect(lines[0]).toContain('evil\\x0aferry agent: committed web');
+});
+
+test('input that is not the protocol ends the agent with ERR_AGENT_PROTOCOL, not a quiet success (#14)', async () => {
+  const { runtime } = slowRuntime();
+  const toAgent = new PassThrough();
+  const served = serveAgent(toAgent, new PassThrough(), { runtime: () => runtime, criu: {} as CriuClient, hostSummary: async () => HOST, stateDir, cgroupRoots: [], log: () => undefined });
+  toAgent.end('garbage\n');
+  await expect(served).rejects.toMatchObject({ code: 'ERR_AGENT_PROTOCOL' });
 });

@@ -1,0 +1,75 @@
+/** The agent's methods and their parameters/results: the contract between `ferry migrate` and `ferry agent`. */
+import type { RuntimeName } from '@ferry/core';
+
+export interface HostSummary {
+  hostId: string;
+  hostname: string;
+  kernel: string;
+  arch: string;
+  pageSizeBytes: number;
+  ferryVersion: string;
+  criu: { version?: string; versionOk: boolean; checkOk: boolean; memTrack: boolean; lazyPages: boolean };
+  runtimes: { name: RuntimeName; usable: boolean; reason?: string }[];
+  freeDiskBytes: number;
+  /** fs.pipe-max-size: CRIU's lazy pages need a big pipe (core's strategy rule). */
+  pipeMaxSizeBytes?: number;
+  /** ferry can read other processes' memory here (hash-pre-copy's rounds). */
+  memoryRead?: boolean;
+}
+
+export interface HelloParams {
+  protocol: number;
+  ferryVersion: string;
+  source: { hostId: string; hostname: string };
+}
+
+export interface HelloResult {
+  protocol: number;
+  host: HostSummary;
+}
+
+export interface PrepareParams {
+  migrationId: string;
+  runtime: RuntimeName;
+  name: string;
+}
+
+export interface UploadParams {
+  migrationId: string;
+  /**
+   * `pre/N`: CRIU pre-copy round N (precopy/criu-precopy.ts); `rootfs`, `mount/N`: a root filesystem or a
+   * bind-mounted directory that lay outside the bundle on the source.
+   */
+  part: 'bundle' | 'rootfs' | 'images' | 'cpuinfo' | `pre/${number}` | `mount/${number}`;
+}
+
+export interface UploadResult {
+  files: number;
+  bytes: number;
+}
+
+export interface RestoreParams {
+  migrationId: string;
+  /** Post-copy: the source's page server, tunnelled to 127.0.0.1:PORT on this host. */
+  lazyPagesPort?: number;
+  /** Clones: new addresses (CIDR by interface) for the re-created network namespace. */
+  readdress?: Record<string, string>;
+  /** Paths on the source (the bundle, a rootfs, bind-mounted directories) and the parts they were copied as. */
+  relocate?: Record<string, string>;
+  tcpEstablished: boolean;
+  fileLocks: boolean;
+  extUnixSk: boolean;
+}
+
+export interface RestoreResultMessage {
+  pid?: number;
+  restoreMs: number;
+}
+
+/** The destination's word on a move, asked over a new connection (`ferry agent --status ID`). */
+export interface RemoteOutcome {
+  /** The destination's decision; undefined when it has none (it never prepared the move, or forgot it). */
+  decision?: 'committed' | 'aborted';
+  /** Post-copy: whether every page arrived, or the copy was removed because some could not. */
+  pages?: 'complete' | 'lost' | 'pending';
+}

@@ -8,9 +8,14 @@
  *   node bench/switchover-bench.js [--variants baseline,early,hold-restore,hold-fence] [--strategies stop-and-copy,post-copy]
  *       [--runs 3] [--mem-mib 64] [--dirty-percent 2] [--out bench/results/switchover.md]
  *
- * Variants (the destination side is played by bench/switchover-helper.js on h2, with the core package's own
- * createNetns and PacketHold; ferry itself runs unchanged):
- *   baseline      ferry as it is: the bridge end of the restored namespace stays down until runc restore returns.
+ * Variants:
+ *   hold          ferry as it is: the destination holds the restored namespace's packets from the restore and
+ *                 delivers them right after it journaled `committed` (packages/core/src/runtime/runc-traffic-hold.ts).
+ *   nohold        ferry with that hold off on the destination (its agent runs with FERRY_PACKET_HOLD=off): the
+ *                 bridge end of the restored namespace stays down until the commit.
+ * and, for the exploration that led to `hold` (the destination side played by bench/switchover-helper.js on h2,
+ * with the core package's createNetns and PacketHold; ferry's own hold off, as in nohold):
+ *   baseline      the same as nohold.
  *   early         the bridge end comes up as soon as the namespace exists, before the restore (nothing held).
  *   neigh         as baseline, plus the client's neighbour entry given to the namespace the moment its bridge end
  *                 comes up (what copying the source's neighbour table would do): no 1 s ARP retry.
@@ -19,7 +24,7 @@
  *   hold-fence    the namespace is made (and held) before the move; its bridge end comes up the moment the source's
  *                 link goes down (the fence), so everything the client sends during the whole freeze is held;
  *                 released when the restore phase ends.
- * The release comes at the end of the restore phase, where the wiring will put it right after `committed`.
+ * The helper's release comes at the end of the restore phase; ferry's own (hold) right after `committed`.
  */
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
@@ -32,14 +37,14 @@ const m = require('./migration-bench');
 const ROOT = path.resolve(__dirname, '..');
 const HELPER = path.join(__dirname, 'switchover-helper.js');
 const SANDBOX_SCRIPT = path.join(ROOT, 'scripts', 'sandbox-hosts.sh');
-const VARIANTS = ['baseline', 'early', 'neigh', 'hold-restore', 'hold-fence'];
+const VARIANTS = ['hold', 'nohold', 'baseline', 'early', 'neigh', 'hold-restore', 'hold-fence'];
 const env = { ...process.env, FERRY_SANDBOX_NAME: m.SANDBOX_NAME, FERRY_SANDBOX_DIR: m.SANDBOX_DIR };
 const log = (line) => process.stdout.write(`${line}\n`);
 
 function options() {
   const { values } = parseArgs({
     options: {
-      variants: { type: 'string', default: VARIANTS.join(',') },
+      variants: { type: 'string', default: 'hold,nohold' },
       strategies: { type: 'string', default: 'stop-and-copy,post-copy' },
       runs: { type: 'string', default: '3' },
       'mem-mib': { type: 'string', default: '64' },
@@ -124,7 +129,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
       m.children.add(capture);
     }
 
-    if (variant !== 'baseline') {
+    if (!['baseline', 'hold', 'nohold'].includes(variant)) {
       helper = startHelper();
       await helper.ready;
     }
@@ -152,7 +157,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
     let releasing;
     const wallStart = Date.now();
     const code = await new Promise((resolve) => {
-      const child = spawn('bash', [SANDBOX_SCRIPT, 'exec', 'h1', '--', 'env', `FERRY_NETNS_UPLINK=${m.UPLINK}`, 'ferry', 'migrate', name, '--to', 'h2', '--hosts-file', m.HOSTS_FILE, '--strategy', strategy, '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('bash', [SANDBOX_SCRIPT, 'exec', 'h1', '--', 'env', `FERRY_NETNS_UPLINK=${m.UPLINK}`, 'ferry', 'migrate', name, '--to', 'h2', '--hosts-file', m.HOSTS_FILE, '--strategy', strategy, ...(variant === 'hold' ? [] : ['--agent-command', 'env FERRY_PACKET_HOLD=off ferry agent']), '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       m.children.add(child);
       const onLine = (l) => {
         let o;
@@ -162,7 +167,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
           return;
         }
         events.push({ ...o, atMs: Date.now() });
-        if (o.event === 'phase-end' && o.phase === 'restore' && variant.startsWith('hold') && !releasing) {
+        if (o.event === 'phase-end' && o.phase === 'restore' && variant.startsWith('hold-') && !releasing) {
           row.releaseAskedAt = Date.now();
           releasing = helper.ask('release').then(
             (r) => ((row.release = r.released), (row.releasedAt = r.atMs - r.released.decisionMs + r.released.verdictMs)),
@@ -208,8 +213,18 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
     row.freezeAt = at('phase-start', 'freeze');
     row.restoreEndAt = at('phase-end', 'restore');
     row.resets = await m.tcpCounter('h2', name, 'OutRsts');
+    if (variant === 'hold' || variant === 'nohold') {
+      // ferry's own release comes right after the destination's `committed`, before it answers the commit.
+      row.commitEndAt = at('phase-end', 'commit');
+      const id = events.find((e) => e.event === 'guardian')?.id;
+      const journal = id ? await m.onHost('h2', ['cat', `/var/lib/ferry/migrations/${id}/journal`]).catch(() => undefined) : undefined;
+      const note = (journal?.stdout ?? '').split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((r) => r.t === 'note' && /network of .* released/.test(r.message));
+      const held = /held (\d+) in \/ (\d+) out, verdict (\d+|\?) ms/.exec(note?.message ?? '');
+      if (held) row.release = { held: { inbound: Number(held[1]), outbound: Number(held[2]) }, verdictMs: Number(held[3]) || undefined };
+      else if (note) row.releaseNote = note.message;
+    }
     // What the client waited beyond the moment ferry had the copy running (and, held, released): the goal is ~0.
-    if (row.answeredAt) row.afterRunningMs = row.answeredAt - (row.releasedAt ?? row.restoreEndAt);
+    if (row.answeredAt) row.afterRunningMs = row.answeredAt - (row.releasedAt ?? row.commitEndAt ?? row.restoreEndAt);
     const verdict = await m.ctl('h2', 'verify', name).catch((err) => ({ verdict: `error: ${err.message}` }));
     row.memory = verdict.verdict;
     row.ok = row.memory === 'ok';

@@ -44,6 +44,11 @@ export interface RuncAdapterOptions {
   netnsPrefix: string;
   /** Where re-created container interfaces plug in (a LAN bridge); without it they stay inside the namespace. */
   netnsUplink: NetnsUplink | undefined;
+  /**
+   * restore({ holdNetwork }) holds a re-created namespace's packets (queued, delivered at releaseNetwork()) rather
+   * than keeping its uplink down until then; false is the old way (benchmarks compare the two).
+   */
+  packetHold: boolean;
   checkpointTimeoutMs: number;
   restoreTimeoutMs: number;
   commandTimeoutMs: number;
@@ -64,6 +69,7 @@ export function resolveRuncAdapterOptions(input: Partial<RuncAdapterOptions> = {
     searchPath: DEFAULT_SEARCH_PATH,
     netnsPrefix: DEFAULT_NETNS_PREFIX,
     netnsUplink: undefined,
+    packetHold: true,
     checkpointTimeoutMs: DEFAULT_CHECKPOINT_TIMEOUT_MS,
     restoreTimeoutMs: DEFAULT_RESTORE_TIMEOUT_MS,
     commandTimeoutMs: DEFAULT_COMMAND_TIMEOUT_MS,
@@ -95,7 +101,7 @@ export class RuncAdapter implements RuntimeAdapter {
     const { netnsPrefix, netnsUplink: uplink, umountPath } = this.options;
     this.pipeline = { runtime: 'runc', label: 'runc', toolHint: RUNC_TOOL_HINT, timeouts: this.options };
     this.holds = new RuncTrafficHolds(this.owned, this.options.searchPath);
-    this.restoreDeps = { tools: this.tools, store: this.owned, containers: this.containers, netnsPrefix, uplink, runcRoot, umountPath, holds: this.holds };
+    this.restoreDeps = { tools: this.tools, store: this.owned, containers: this.containers, netnsPrefix, uplink, runcRoot, umountPath, ...(this.options.packetHold ? { holds: this.holds } : {}) };
   }
 
   async availability(): Promise<RuntimeAvailability> {

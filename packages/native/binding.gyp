@@ -11,6 +11,7 @@
         "cc/file-gather.cc",
         "cc/pagemap.cc",
         "cc/pidfd.cc",
+        "cc/netns-socket.cc",
         "cc/tcp-repair.cc",
         "cc/memcpy-bench.cc"
       ],

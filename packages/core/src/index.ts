@@ -33,5 +33,6 @@ export * from './criu/lazy-pages-daemon';
 export * from './snapshots';
 export * from './session';
 export * from './criu/page-server-process';
+export * from './network';
 export * from './memory';
 export * from './archive';

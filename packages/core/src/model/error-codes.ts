@@ -50,6 +50,10 @@ export const ERROR_CODES = [
   'ERR_RUNTIME_UNAVAILABLE',
   'ERR_RUNTIME_FAILED',
   'ERR_RUNTIME_NAME_TAKEN',
+  // A container's network during a switch-over (the NFQUEUE packet hold).
+  'ERR_NETWORK_HOLD_FAILED',
+  /** release() of a hold that was aborted: its packets were dropped, nothing can be delivered any more. */
+  'ERR_NETWORK_HOLD_ABORTED',
   // Between hosts.
   'ERR_TRANSPORT_CONNECT_FAILED',
   'ERR_TRANSPORT_HOST_KEY_UNKNOWN',

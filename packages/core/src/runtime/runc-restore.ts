@@ -20,6 +20,8 @@ import { networkNamespaceOf, relocatePaths, rewriteConfigForRestore, type OciCon
 import type { RestorePlan } from './restore-pipeline';
 import type { RuncContainers } from './runc-containers';
 import { readFileNoFollow } from '../host/safe-files';
+import type { PacketHoldRecord } from '../network';
+import type { RuncTrafficHolds } from './runc-traffic-hold';
 
 const run = promisify(execFile);
 /** How long killed tasks get to leave their cgroups before the (then empty) directories are removed. */
@@ -31,6 +33,8 @@ export interface OwnedResources {
   bundleCopy?: string;
   /** Uplink ends a restore with holdNetwork left down, until releaseNetwork(). */
   heldUplink?: string[];
+  /** The packet hold a restore with holdNetwork put on the namespace instead, until releaseNetwork(). */
+  heldTraffic?: PacketHoldRecord;
 }
 
 /** owned.json files under the adapter's state dir. */
@@ -97,6 +101,8 @@ export interface RuncRestoreDeps {
   uplink: NetnsUplink | undefined;
   /** runc's state root (`--root`), or undefined for runc's default. */
   runcRoot: string | undefined;
+  /** Packet holds for restore({ holdNetwork }); without them the bridge ends stay down until the release. */
+  holds?: RuncTrafficHolds;
   umountPath: string;
 }
 
@@ -145,6 +151,8 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
       owned.heldUplink = peers;
       deps.store.write(name, owned);
     });
+    const held = owned.heldUplink;
+    if (held && deps.holds) await deps.holds.holdThenRaise(name, newNetnsPath, owned, () => raiseUplink(deps.tools, uplink!, held), revert);
   } else if (ns?.path !== undefined) {
     // The namespace is still here (the container comes back to a host it left): a migration fenced its links when it
     // moved away. They must be up before the restore: CRIU reconnects the TCP sockets through them.

@@ -67,7 +67,8 @@ export interface RestoreOptions {
   /**
    * Keep the restored copy off the network (its re-created interfaces unplugged from the uplink) until
    * releaseNetwork(): a migration's destination must not answer clients before it has committed. Runtimes that
-   * cannot hold it (their restore plugs the interfaces in) ignore this, and have no releaseNetwork().
+   * cannot hold it (their restore plugs the interfaces in) ignore this, and have no releaseNetwork(). runc holds the
+   * namespace's packets (queued, delivered at the release: docs/network-switchover.md) where it can.
    */
   holdNetwork?: boolean;
   /**
@@ -151,8 +152,24 @@ export interface RuntimeAdapter {
   unfenceNetwork(record: FenceRecord): Promise<void>;
   /** The commands an operator runs by hand to thaw or to remove the container (quoted in hints; never executed). */
   manualCommands(name: string): { thaw: string; remove: string };
-  /** Plugs in what restore({ holdNetwork }) held back. Idempotent; the hold survives the process that restored. */
-  releaseNetwork?(name: string): Promise<void>;
+  /**
+   * Plugs in what restore({ holdNetwork }) held back, delivering held packets. Idempotent; the hold survives the
+   * process that restored (then what it had queued is gone, and TCP retransmits it).
+   */
+  releaseNetwork?(name: string): Promise<NetworkRelease | void>;
   /** What ties the container to its network identity: its addresses and its established TCP connections. */
   networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }>;
+}
+
+/** What releaseNetwork() let go. */
+export interface NetworkRelease {
+  /** Packets held while the copy was restored and committed, delivered in arrival order at the release. */
+  heldInbound: number;
+  heldOutbound: number;
+  /** From release() to the kernel's verdict on every held packet. */
+  verdictMs?: number;
+  /** The hold belonged to a process that died: its rules were removed ('gone': the namespace with them). */
+  lifted?: 'removed' | 'gone';
+  /** Why nothing was held (the bridge ends stayed down until the release instead). */
+  notHeld?: string;
 }

@@ -5,7 +5,7 @@
  */
 import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { FerryError, privateImageFiles, startLazyPagesDaemon, type CriuClient } from '@ferry/core';
+import { FerryError, privateImageFiles, startLazyPagesDaemon, type CriuClient, type NetworkRelease } from '@ferry/core';
 import { decide, decidePages } from '../journal/decision';
 import type { AgentPeer } from '../protocol/agent-peer';
 import type { RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
@@ -89,7 +89,8 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     m.committed = true;
     m.journal?.append({ t: 'committed' });
     try {
-      await ctx.runtime(m.runtime).releaseNetwork?.(m.name);
+      const released = await ctx.runtime(m.runtime).releaseNetwork?.(m.name);
+      if (released) m.journal?.append({ t: 'note', message: describeRelease(m.name, released) });
     } catch (err) {
       ctx.log(`committed, but cannot plug ${m.name} into its network: ${(err as Error).message}`);
     }
@@ -113,6 +114,12 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     }
     return { aborted: true };
   });
+}
+
+export function describeRelease(name: string, r: NetworkRelease): string {
+  if (r.notHeld) return `network of ${name} released (nothing held: ${r.notHeld})`;
+  if (r.lifted) return `network of ${name} released: the packet hold of a process that died lifted (${r.lifted})`;
+  return `network of ${name} released: held ${r.heldInbound} in / ${r.heldOutbound} out, verdict ${r.verdictMs ?? '?'} ms`;
 }
 
 /** The source's paths, mapped onto the copies in this move's directory (only parts that are copies of files). */

@@ -73,7 +73,10 @@ export async function cleanupMigration(id: string, deps: DestinationDeps): Promi
     /* no journal: nothing was prepared here, or it is gone */
   }
   // The journal's `committed` counts too: a decision file pruned long after must never turn a kept move into an abort.
-  if (state?.committed || decide(deps.stateDir, id, 'aborted') === 'committed') return { cleaned: false, committed: true };
+  if (state?.committed || decide(deps.stateDir, id, 'aborted') === 'committed') {
+    if (state && !state.done) await releaseKept(state, deps);
+    return { cleaned: false, committed: true };
+  }
   if (!state) {
     rmSync(dir, { recursive: true, force: true });
     return { cleaned: false, committed: false };
@@ -136,12 +139,27 @@ export async function recoverIncoming(deps: DestinationDeps, ids: readonly strin
       recovered.push(`${id}: ${state.container} is a post-copy whose agent died before every page arrived: in doubt, check it by hand`);
       continue;
     }
+    await releaseKept(state, deps);
     const journal = Journal.open(dir);
     journal.append({ t: 'done', outcome: 'kept' });
     journal.close();
     recovered.push(`${id}: ${state.container} committed, kept`);
   }
   return recovered;
+}
+
+/**
+ * A committed copy whose agent died before it let the copy onto the network (or while it did): releases it now, so
+ * no packet hold or unplugged link outlives the move. Idempotent; a failure is noted, the copy is still the kept one.
+ */
+async function releaseKept(state: JournalState, deps: Pick<DestinationDeps, 'runtime' | 'log'>): Promise<void> {
+  const name = state.holds.get('restored')?.name;
+  if (!name) return;
+  try {
+    await deps.runtime(state.runtime).releaseNetwork?.(name);
+  } catch (err) {
+    deps.log(`${state.container} committed, but cannot plug it into its network: ${(err as Error).message}`);
+  }
 }
 
 function checkId(id: string): void {

@@ -14,6 +14,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ferry::InitPagemap(env, exports);
   ferry::InitPidfd(env, exports);
   ferry::InitMemcpyBench(env, exports);
+  ferry::InitNetns(env, exports);
+  ferry::InitSockets(env, exports);
   return exports;
 }
 

@@ -8,3 +8,4 @@ export * from './testing/slow-start';
 export * from './testing/cleanups';
 export * from './testing/lxc-container';
 export * from './testing/docker-daemon';
+export * from './testing/lazy-source';

@@ -25,6 +25,8 @@ const FAMILIES: [prefix: string, exit: number][] = [
   ['ERR_TRANSPORT_', EXIT.transport],
   ['ERR_AGENT_', EXIT.agent],
   ['ERR_ROLLBACK_', EXIT.rollback],
+  ['ERR_POSTCOPY_', EXIT.rollback],
+  ['ERR_PAGES_', EXIT.transport],
   ['ERR_ABORTED', EXIT.aborted],
 ];
 

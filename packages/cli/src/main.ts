@@ -4,6 +4,7 @@
 import yargs, { type Argv } from 'yargs';
 import { FerryError } from '@ferry/core';
 import { agentCommand } from './commands/agent';
+import { pageRelayCommand } from './commands/page-relay';
 import { doctorCommand } from './commands/doctor';
 import { drainCommand } from './commands/drain';
 import { checkpointCommand } from './commands/checkpoint';
@@ -18,7 +19,7 @@ import { startCommand } from './commands/start';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, agentCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, agentCommand, pageRelayCommand];
 
 export function buildParser(argv: string[], scriptName: string): Argv {
   let parser = yargs(argv)

@@ -20,3 +20,4 @@ export * from './replication/replica-store';
 export * from './replication/replicate';
 export { ensureFreeCgroupsPath } from './agent/cgroup-fixup';
 export * from './precopy/convergence-policy';
+export * from './pages';

@@ -4,13 +4,13 @@
  * back, and a dump run inside a private network namespace whose page server only ferry reaches.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acceptSocket, connectSocket, socketInNetns, socketName, StreamSocket, type FdHandle } from '@ferry/native';
 import { commandInNetns, stdioWithNetns } from '../host/netns-exec';
 import { createImageDir } from '../image/image-dir';
-import { killQuietly, runCleanups, type Cleanup } from '../testing/cleanups';
+import { killQuietly, removeTestDir, runCleanups, type Cleanup } from '../testing/cleanups';
 import { LAZY_SOURCE_PORT, startLazySource, startNetnsWorkload } from '../testing/lazy-source';
 import { isAlive, readWorkloadState, verifyWorkloadMemory, waitFor, waitForCounter } from '../testing/workload';
 import { startLazyPagesDaemon } from './lazy-pages-daemon';
@@ -26,7 +26,7 @@ beforeEach(() => {
 });
 afterEach(async () => {
   await runCleanups(cleanups);
-  rmSync(dir, { recursive: true, force: true });
+  removeTestDir(dir);
 });
 
 const socketInode = (path: string) => readlinkSync(path);
@@ -49,7 +49,7 @@ function pipeBoth(a: StreamSocket, b: StreamSocket): Promise<void> {
 async function restoreLazily(imagesDir: string, workDir: string): Promise<number> {
   const pidfile = join(workDir, 'restored.pid');
   await new Promise<void>((resolve, reject) => {
-    const r = spawn('criu', ['restore', '-D', imagesDir, '-W', workDir, '--lazy-pages', '-d', '--pidfile', pidfile, '-o', 'restore.log', '-v4'], { stdio: 'ignore' });
+    const r = spawn('criu', ['restore', '-D', imagesDir, '-W', workDir, '--lazy-pages', '-d', '--manage-cgroups=ignore', '--pidfile', pidfile, '-o', 'restore.log', '-v4'], { stdio: 'ignore' });
     r.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`criu restore exited ${code}; log ${join(workDir, 'restore.log')}`))));
   });
   const pid = Number(readFileSync(pidfile, 'utf8').trim());
@@ -122,7 +122,7 @@ test('criu page-server --ps-socket writes the pages a dump streams to it through
   const atDump = readWorkloadState(workload.stateFile)!.counter;
   const pidfile = join(workDir, 'restored.pid');
   await new Promise<void>((resolve, reject) => {
-    const r = spawn('criu', ['restore', '-D', imagesDir, '-W', workDir, '-d', '--pidfile', pidfile, '-o', 'restore.log', '-v4'], { stdio: 'ignore' });
+    const r = spawn('criu', ['restore', '-D', imagesDir, '-W', workDir, '-d', '--manage-cgroups=ignore', '--pidfile', pidfile, '-o', 'restore.log', '-v4'], { stdio: 'ignore' });
     r.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`restore exited ${code}: ${readFileSync(join(workDir, 'restore.log'), 'utf8').split('\n').filter((l) => l.includes('Error')).join('\n')}`))));
   });
   const restored = Number(readFileSync(pidfile, 'utf8'));

@@ -12,7 +12,7 @@
  * it rejects with ERR_POSTCOPY_DAEMON_LOST (the daemon died with pages missing: the restored tasks wait on missing
  * pages and must be killed, then release()) or ERR_POSTCOPY_SOURCE_LOST (the source cannot serve: the same).
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
@@ -107,6 +107,10 @@ export class PageRelay {
   private async begin(): Promise<void> {
     const { options } = this;
     mkdirSync(options.dir, { recursive: true, mode: 0o700 });
+    if (!lstatSync(options.dir).isDirectory()) {
+      throw new FerryError('ERR_PRECHECK_BAD_INPUT', `${options.dir} is not a directory (a symlink?)`, { hint: 'Give the relay a directory of its own.' });
+    }
+    chmodSync(options.dir, 0o700);
     const daemonWork = join(options.dir, 'daemon');
     mkdirSync(daemonWork, { recursive: true, mode: 0o700 });
 
@@ -124,12 +128,15 @@ export class PageRelay {
     }
     this.puller = new PagePuller(this.requester, missing, this.fetched, options.pull);
 
-    // The link: the source dials dir/link.sock (through SSH); the directory's mode keeps everyone else out.
+    // The link: the source dials dir/link.sock (through SSH); the directory's mode keeps everyone else out. A
+    // predecessor's socket file (takeover) is ours to replace.
+    const linkPath = join(options.dir, LINK_SOCKET);
+    if (lstatSync(linkPath, { throwIfNoEntry: false })?.isSocket()) unlinkSync(linkPath);
     const server = createServer((socket) => this.requester.attach(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(join(options.dir, LINK_SOCKET), () => resolve());
+      server.listen(linkPath, () => resolve());
     });
 
     if (options.takeover) {

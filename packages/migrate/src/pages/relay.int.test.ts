@@ -99,3 +99,96 @@ test('(a)(e) pages come from the frozen source through the link and the relay; n
   await waitFor('the source to be gone', () => !isAlive(move.src.pid));
   expect(isAlive(restored)).toBe(true);
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('(b) a link cut in the middle of the transfer is resumed over a new connection', async () => {
+  const move = await prepareLocalMove(dir, 64);
+  cleanups.push(() => move.src.stop());
+  const events: RelayEvent[] = [];
+  const relay = await PageRelay.start({ migrationId: 'm-b', dir: move.relayDir, imagesDir: move.imagesDir, restoreWorkDir: move.restoreWorkDir, onEvent: (e) => events.push(e), pull: { batchPages: 64, inFlight: 2 } });
+  cleanups.push(() => {
+    relay.killDaemon();
+    relay.release();
+  });
+  // The first connection breaks once 8 MiB of pages have gone through it; later ones do not.
+  let dials = 0;
+  const dial = async () => {
+    const stream = await move.dial();
+    if (++dials === 1) {
+      let sent = 0;
+      const write = stream.write.bind(stream);
+      stream.write = ((chunk: Buffer, ...rest: never[]) => {
+        sent += chunk.length;
+        if (sent > 8 << 20) {
+          stream.destroy();
+          return false;
+        }
+        return write(chunk, ...rest);
+      }) as typeof stream.write;
+    }
+    return stream;
+  };
+  const memory = { read: async (get: Parameters<typeof move.memory.read>[0]) => (await sleep(10), move.memory.read(get)) };
+  const served = serveSourcePages({ migrationId: 'm-b', memory, dial, retryMs: 200 });
+  const restored = await restoreLazily(move);
+  cleanups.push(() => killQuietly(restored));
+  await relay.finished;
+  await served;
+  expect(dials).toBeGreaterThanOrEqual(2);
+  const down = events.findIndex((e) => e.type === 'link-down');
+  expect(down).toBeGreaterThan(0);
+  expect(events.slice(down).some((e) => e.type === 'link-up' && e.resent > 0)).toBe(true);
+  expect(await verifyWorkloadMemory(restored, move.src.stateFile)).toBe('ok');
+  await finishLazyDump({ netns: move.src.netns, port: LAZY_SOURCE_PORT, freezerPath: move.src.freezerPath });
+});
+
+/** The kernel function a task blocked on a missing userfaultfd page sleeps in. */
+const waitsOnUffd = (pid: number) => readFileSync(`/proc/${pid}/wchan`, 'utf8').includes('userfault');
+
+test('(d) the lazy-pages daemon killed -9: faulting tasks wait on the copies ferry holds, never run on zeros (control: without the copies they do)', async () => {
+  for (const holdCopies of [true, false]) {
+    const sub = join(dir, holdCopies ? 'held' : 'control');
+    const move = await prepareLocalMove(sub, 32);
+    const events: RelayEvent[] = [];
+    const relay = await PageRelay.start({ migrationId: 'm-d', dir: move.relayDir, imagesDir: move.imagesDir, restoreWorkDir: move.restoreWorkDir, onEvent: (e) => events.push(e), pull: { batchPages: 16, inFlight: 1 } });
+    // A slow source: most pages are still missing when the daemon dies.
+    const memory = { read: async (get: Parameters<typeof move.memory.read>[0]) => (await sleep(100), move.memory.read(get)) };
+    const abort = new AbortController();
+    const served = serveSourcePages({ migrationId: 'm-d', memory, dial: move.dial, signal: abort.signal });
+    served.catch(() => undefined);
+    const restored = await restoreLazily(move);
+    try {
+      await waitFor('the restore to hand over its userfaultfds', () => events.some((e) => e.type === 'restore-attached'));
+      const ready = events.find((e) => e.type === 'relay-ready') as Extract<RelayEvent, { type: 'relay-ready' }>;
+      process.kill(ready.daemonPid, 'SIGKILL');
+      await expect(relay.finished).rejects.toMatchObject({ code: 'ERR_POSTCOPY_DAEMON_LOST' });
+      const lost = events.find((e) => e.type === 'daemon-lost') as Extract<RelayEvent, { type: 'daemon-lost' }>;
+      expect(lost.uffdsHeld).toBeGreaterThanOrEqual(1);
+      if (!holdCopies) relay.release(); // the control: nobody holds the userfaultfds any more
+      // The workload reads every page of its memory to verify it.
+      const verdict = verifyWorkloadMemory(restored, move.src.stateFile, 3_000).catch(() => 'no verdict');
+      if (holdCopies) {
+        await waitFor('the workload to block on a missing page', () => waitsOnUffd(restored), 10_000);
+        expect(await verdict).toBe('no verdict');
+        expect(waitsOnUffd(restored)).toBe(true);
+        // The owner kills the copy: a task waiting on a userfaultfd dies on SIGKILL.
+        killQuietly(restored);
+        await waitFor('the restored copy to die', () => !isAlive(restored));
+        relay.release();
+      } else {
+        // Without the copies, the missing pages read as zeros: the workload either reports its memory CORRUPT or
+        // crashes on a zeroed stack or data page (SIGSEGV seen here). It never waits.
+        const outcome = await verdict;
+        const ranOnZeros = /^CORRUPT/.test(outcome) || !isAlive(restored);
+        expect({ outcome, ranOnZeros }).toMatchObject({ ranOnZeros: true });
+        killQuietly(restored);
+      }
+    } finally {
+      killQuietly(restored);
+      abort.abort();
+      relay.release();
+      await move.src.stop();
+    }
+  }
+});

@@ -12,12 +12,12 @@
  * it rejects with ERR_POSTCOPY_DAEMON_LOST (the daemon died with pages missing: the restored tasks wait on missing
  * pages and must be killed, then release()) or ERR_POSTCOPY_SOURCE_LOST (the source cannot serve: the same).
  */
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { FerryError, lazyRanges } from '@ferry/core';
-import { subtract, type Interval } from '../precopy/page-intervals';
+import { subtract, union, type Interval } from '../precopy/page-intervals';
 import { serveDaemon, type DaemonGet } from './daemon-channel';
 import { LinkRequester, type LinkEvent } from './link-requester';
 import { PagePuller, type PullPolicy, type PullStats } from './page-puller';
@@ -26,6 +26,20 @@ import { adoptRelayDaemon, readDaemonRecord, startRelayDaemon, type RelayDaemon 
 import { UffdProxy } from './uffd-proxy';
 
 export const LINK_SOCKET = 'link.sock';
+/** (pid u32, pages u32, first page u64) per answer the daemon took, appended. */
+const ANSWERED_LOG = 'answered.bin';
+
+function readAnswered(path: string): Map<number, Interval[]> {
+  const out = new Map<number, Interval[]>();
+  if (!existsSync(path)) return out;
+  const b = readFileSync(path);
+  for (let at = 0; at + 16 <= b.length; at += 16) {
+    const pid = b.readUInt32LE(at);
+    const first = Number(b.readBigUInt64LE(at + 8));
+    out.set(pid, union(out.get(pid) ?? [], [[first, first + b.readUInt32LE(at + 4)]]));
+  }
+  return out;
+}
 
 export interface PageRelayOptions {
   migrationId: string;
@@ -75,6 +89,7 @@ export class PageRelay {
   private puller!: PagePuller;
   private remotePages = 0;
   private watch: NodeJS.Timeout | undefined;
+  private answeredFd: number | undefined;
   readonly finished: Promise<RelayReport>;
   private settle!: { resolve: (r: RelayReport) => void; reject: (e: unknown) => void };
 
@@ -116,11 +131,14 @@ export class PageRelay {
 
     const lazy = await lazyRanges(options.imagesDir);
     if (options.localChain) this.chain = await ChainPageStore.open(options.localChain);
+    // A successor skips what the daemon has taken already (the log may lack the last answer: that one comes again).
+    const delivered = readAnswered(join(options.dir, ANSWERED_LOG));
+    this.answeredFd = openSync(join(options.dir, ANSWERED_LOG), 'a', 0o600);
     const missing = new Map<number, Interval[]>();
     let localPages = 0;
     for (const [pid, ranges] of lazy.tasks) {
       const wanted = ranges.map((r): Interval => [Number(r.vaddr / BigInt(PAGE)), Number(r.vaddr / BigInt(PAGE)) + r.nrPages]);
-      const left = subtract(wanted, this.chain?.held(pid) ?? []);
+      const left = subtract(subtract(wanted, this.chain?.held(pid) ?? []), delivered.get(pid) ?? []);
       const leftPages = left.reduce((n, [s, e]) => n + e - s, 0);
       localPages += wanted.reduce((n, [s, e]) => n + e - s, 0) - leftPages;
       this.remotePages += leftPages;
@@ -183,8 +201,13 @@ export class PageRelay {
       }
     };
     let progress = 0;
+    const record = Buffer.alloc(16);
     const answered = (get: DaemonGet, nr: number) => {
       this.fetched.taken(get.pid, Number(get.vaddr / BigInt(PAGE)), nr);
+      record.writeUInt32LE(get.pid, 0);
+      record.writeUInt32LE(nr, 4);
+      record.writeBigUInt64LE(get.vaddr / BigInt(PAGE), 8);
+      writeSync(this.answeredFd!, record);
       this.puller.kick();
       if (Date.now() - progress > 1000) {
         progress = Date.now();
@@ -248,6 +271,8 @@ export class PageRelay {
     this.server?.close();
     this.requester.close();
     this.chain?.close();
+    if (this.answeredFd !== undefined) closeSync(this.answeredFd);
+    this.answeredFd = undefined;
     if (!keepUffds) {
       this.proxy?.close();
       this.daemon?.close();

@@ -18,7 +18,7 @@ export type SourcePagesEvent =
 
 export interface ServeSourcePagesOptions {
   migrationId: string;
-  memory: FrozenSourceMemory;
+  memory: Pick<FrozenSourceMemory, 'read'>;
   /** Opens a new connection to the relay's link socket (through SSH: dialRelayOverSsh). */
   dial: () => Promise<Duplex>;
   /** Wait between failed attempts. Default 500 ms. */

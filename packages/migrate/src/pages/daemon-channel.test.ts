@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StreamSocket, streamSocketPair, type FdHandle } from '@ferry/native';
@@ -49,6 +49,12 @@ describe('serveDaemon', () => {
     expect(got!.data.equals(expected)).toBe(true);
     expect(await served).toEqual({ end: 'close', requests: 4, pagesAnswered: 21 });
     expect(answered.map(([, n]) => n)).toEqual([1, 16, 4]);
+    // One record, rewritten in place: the last answer (the close, request 3) and the bytes written before it.
+    const state = readFileSync(join(dir, 'state'));
+    expect(state.length).toBe(32);
+    expect(state.readBigUInt64LE(8)).toBe(3n);
+    expect(state.readBigUInt64LE(16)).toBe(BigInt(expected.length - 4));
+    expect(state.readBigUInt64LE(24)).toBe(4n);
   });
 
   it('finishes the answer a dead predecessor had half written, byte for byte, then goes on', async () => {

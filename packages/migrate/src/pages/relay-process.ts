@@ -12,7 +12,7 @@
  * SIGTERM a relay while the restored copy may still run on missing pages: it would then read zeros.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError, processStartTime, type ErrorCode } from '@ferry/core';
 import { PageRelay, type PageRelayOptions, type RelayEvent, type RelayReport } from './relay';
@@ -68,7 +68,7 @@ export interface SpawnedRelay {
   pid: number;
   startTime: string;
   dir: string;
-  /** The relay-ready event. Rejects when the relay could not start. */
+  /** This relay's relay-ready event. Rejects when the relay could not start. */
   ready: Promise<Extract<RelayEvent, { type: 'relay-ready' }>>;
   /** The outcome, once report.json is written. */
   outcome(): Promise<RelayOutcome>;
@@ -81,6 +81,10 @@ export interface SpawnedRelay {
  */
 export function spawnPageRelay(config: RelayProcessConfig, command: readonly string[], timeoutMs = 30_000): SpawnedRelay {
   mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+  // A predecessor's events and outcome (takeover) are not this relay's.
+  const eventsPath = join(config.dir, RELAY_EVENTS);
+  const since = existsSync(eventsPath) ? statSync(eventsPath).size : 0;
+  rmSync(join(config.dir, RELAY_REPORT), { force: true });
   const configPath = join(config.dir, RELAY_CONFIG);
   writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 });
   const log = openSync(join(config.dir, 'relay.log'), 'a', 0o600);
@@ -88,9 +92,10 @@ export function spawnPageRelay(config: RelayProcessConfig, command: readonly str
   closeSync(log);
   child.unref();
   const pid = child.pid!;
-  const eventsPath = join(config.dir, RELAY_EVENTS);
   const events = (): Record<string, unknown>[] =>
-    existsSync(eventsPath) ? readFileSync(eventsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
+    existsSync(eventsPath)
+      ? readFileSync(eventsPath).subarray(since).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+      : [];
   const poll = async <T>(what: string, probe: () => T | undefined, limitMs: number): Promise<T> => {
     const deadline = Date.now() + limitMs;
     for (;;) {

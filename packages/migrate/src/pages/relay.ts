@@ -138,9 +138,10 @@ export class PageRelay {
     let localPages = 0;
     for (const [pid, ranges] of lazy.tasks) {
       const wanted = ranges.map((r): Interval => [Number(r.vaddr / BigInt(PAGE)), Number(r.vaddr / BigInt(PAGE)) + r.nrPages]);
-      const left = subtract(subtract(wanted, this.chain?.held(pid) ?? []), delivered.get(pid) ?? []);
+      const notLocal = subtract(wanted, this.chain?.held(pid) ?? []);
+      const left = subtract(notLocal, delivered.get(pid) ?? []);
       const leftPages = left.reduce((n, [s, e]) => n + e - s, 0);
-      localPages += wanted.reduce((n, [s, e]) => n + e - s, 0) - leftPages;
+      localPages += wanted.reduce((n, [s, e]) => n + e - s, 0) - notLocal.reduce((n, [s, e]) => n + e - s, 0);
       this.remotePages += leftPages;
       if (left.length > 0) missing.set(pid, left);
     }

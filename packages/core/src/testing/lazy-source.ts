@@ -76,7 +76,8 @@ export async function startNetnsWorkload(options: { dir: string; memMib?: number
     });
     stopAll.push(() => killQuietly(pid, launcherPid));
     writeFileSync(join(freezerPath, 'cgroup.procs'), String(pid));
-    await waitForCounter(stateFile, 2);
+    // The workload fills its memory before its first tick: seconds per GiB on a busy machine.
+    await waitForCounter(stateFile, 2, 15_000 + (options.memMib ?? 16) * 60);
     return { netns, pid, stateFile, freezerPath, stop: () => stopWorkload(stopAll, freezerPath) };
   } catch (error) {
     await stopWorkload(stopAll, freezerPath);
@@ -101,7 +102,11 @@ async function stopWorkload(stopAll: (() => void)[], freezerPath: string): Promi
 }
 
 export async function startLazySource(options: LazySourceOptions): Promise<LazySource> {
-  const workload = await startNetnsWorkload(options);
+  return lazyDump(await startNetnsWorkload(options), options);
+}
+
+/** Dumps a running netns workload lazily (see startLazySource); on failure the workload is stopped. */
+export async function lazyDump(workload: NetnsWorkload, options: Pick<LazySourceOptions, 'dir' | 'criuArgs'>): Promise<LazySource> {
   const { netns, pid, stateFile, freezerPath } = workload;
   try {
     const imagesDir = createImageDir(join(options.dir, 'images'));

@@ -44,7 +44,10 @@ export async function runPageRelayProcess(configPath: string): Promise<number> {
   let outcome: RelayOutcome | undefined;
   const stop = new Promise<number>((resolve) => {
     process.once('SIGTERM', () => {
-      if (outcome?.ok) return resolve(0);
+      if (outcome?.ok) {
+        relay.release();
+        return resolve(0);
+      }
       relay.killDaemon();
       relay.release();
       resolve(1);
@@ -60,8 +63,8 @@ export async function runPageRelayProcess(configPath: string): Promise<number> {
       finish(outcome);
     },
   );
-  // A finished relay has nothing left to hold: it exits by itself. A failed one waits for its owner's SIGTERM.
-  return Promise.race([stop, relay.finished.then(() => 0, () => stop)]);
+  // A finished relay exits once the source has heard (nothing left to hold); a failed one waits for its owner's SIGTERM.
+  return Promise.race([stop, relay.finished.then(() => relay.sourceReleased.then(() => 0), () => stop)]);
 }
 
 export interface SpawnedRelay {

@@ -8,8 +8,9 @@
  * restore's lazy-pages.socket (the proxy). A successor relay (takeover) reclaims the daemon's page socket and goes on.
  *
  * Contract: start() resolves once the restore may begin (`criu restore --lazy-pages -W restoreWorkDir -D imagesDir`).
- * `finished` resolves when the daemon has copied every page and the source has been told (it may end its copy then);
- * it rejects with ERR_POSTCOPY_DAEMON_LOST (the daemon died with pages missing: the restored tasks wait on missing
+ * `finished` resolves when the daemon has copied every page; `sourceReleased` once the source has heard so over the
+ * link (it may end its copy then; a relay whose pages were all local may never hear from a source). `finished`
+ * rejects with ERR_POSTCOPY_DAEMON_LOST (the daemon died with pages missing: the restored tasks wait on missing
  * pages and must be killed, then release()) or ERR_POSTCOPY_SOURCE_LOST (the source cannot serve: the same).
  */
 import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
@@ -64,6 +65,7 @@ export type RelayEvent =
   | LinkEvent
   | { type: 'pull-progress'; pagesFetched: number; remainingPages: number }
   | { type: 'daemon-finished'; report: RelayReport }
+  | { type: 'source-released' }
   | { type: 'daemon-lost'; reason: string; uffdsHeld: number }
   | { type: 'source-lost'; message: string };
 
@@ -91,12 +93,16 @@ export class PageRelay {
   private watch: NodeJS.Timeout | undefined;
   private answeredFd: number | undefined;
   readonly finished: Promise<RelayReport>;
+  /** Resolves once the source has heard that every page arrived (after `finished`; only over a connected link). */
+  readonly sourceReleased: Promise<void>;
+  private resolveReleased!: () => void;
   private settle!: { resolve: (r: RelayReport) => void; reject: (e: unknown) => void };
 
   private constructor(private readonly options: PageRelayOptions) {
     this.requester = new LinkRequester({ session: options.migrationId, onEvent: (e) => options.onEvent?.(e) });
     this.finished = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.finished.catch(() => undefined);
+    this.sourceReleased = new Promise((resolve) => (this.resolveReleased = resolve));
   }
 
   static async start(options: PageRelayOptions): Promise<PageRelay> {
@@ -230,11 +236,6 @@ export class PageRelay {
     // Every page is in the restored tasks: the copies of their userfaultfds can go, and the source may end.
     this.proxy?.close();
     this.puller.stop();
-    try {
-      await this.requester.finish();
-    } catch (error) {
-      return this.fail(error);
-    }
     const pull = this.puller.stats;
     const pullMs = pull.startedAt !== undefined && pull.finishedAt !== undefined ? pull.finishedAt - pull.startedAt : undefined;
     const report: RelayReport = {
@@ -246,8 +247,16 @@ export class PageRelay {
       pullMiBps: pullMs ? (pull.pagesFetched * PAGE) / (1 << 20) / (pullMs / 1000) : undefined,
     };
     this.options.onEvent?.({ type: 'daemon-finished', report });
-    this.shutdown({ keepUffds: false });
     this.settle.resolve(report);
+    // The source learns it over the link (now, or when it next connects), and may end its copy once it has heard.
+    this.requester.finish().then(
+      () => {
+        this.options.onEvent?.({ type: 'source-released' });
+        this.shutdown({ keepUffds: false });
+        this.resolveReleased();
+      },
+      () => undefined,
+    );
   }
 
   private lose(reason: string): void {

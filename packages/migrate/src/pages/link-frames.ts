@@ -116,6 +116,15 @@ export function decodeJson<T>(frame: Frame): T {
   }
 }
 
+/** A frame header's fields; throws ERR_PAGES_PROTOCOL when it is not one. */
+export function decodeFrameHeader(h: Buffer): { type: FrameType; seq: number; length: number } {
+  if (h.readUInt16LE(0) !== LINK_MAGIC) throw protocolError('bad magic (not a ferry page link)');
+  if (h.readUInt8(2) !== LINK_VERSION) throw protocolError(`version ${h.readUInt8(2)}, this ferry speaks ${LINK_VERSION}`);
+  const length = h.readUInt32LE(8);
+  if (length > MAX_PAYLOAD_BYTES) throw protocolError(`frame of ${length} bytes`);
+  return { type: h.readUInt8(3) as FrameType, seq: h.readUInt32LE(4), length };
+}
+
 /** Incremental decoder: push() chunks as they arrive, get whole frames back (payloads copied once, when split). */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
@@ -129,12 +138,7 @@ export class FrameDecoder {
     for (;;) {
       if (!this.need) {
         if (this.buffered < FRAME_HEADER_BYTES) return out;
-        const h = this.take(FRAME_HEADER_BYTES);
-        if (h.readUInt16LE(0) !== LINK_MAGIC) throw protocolError('bad magic (not a ferry page link)');
-        if (h.readUInt8(2) !== LINK_VERSION) throw protocolError(`version ${h.readUInt8(2)}, this ferry speaks ${LINK_VERSION}`);
-        const length = h.readUInt32LE(8);
-        if (length > MAX_PAYLOAD_BYTES) throw protocolError(`frame of ${length} bytes`);
-        this.need = { type: h.readUInt8(3) as FrameType, seq: h.readUInt32LE(4), length };
+        this.need = decodeFrameHeader(this.take(FRAME_HEADER_BYTES));
       }
       if (this.buffered < this.need.length) return out;
       const { type, seq, length } = this.need;

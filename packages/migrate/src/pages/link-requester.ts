@@ -9,7 +9,8 @@
  */
 import type { Duplex } from 'node:stream';
 import { FerryError, type ErrorCode } from '@ferry/core';
-import { decodeJson, decodePages, encodeFrame, encodeGet, encodeJson, FrameDecoder, FrameType, type Frame, type GetRequest } from './link-frames';
+import type { StreamSocket } from '@ferry/native';
+import { decodeFrameHeader, decodeJson, decodePages, encodeFrame, encodeGet, encodeJson, FRAME_HEADER_BYTES, FrameDecoder, FrameType, type Frame, type GetRequest } from './link-frames';
 
 export type LinkEvent =
   | { type: 'link-up'; resent: number }
@@ -34,8 +35,8 @@ interface Outstanding extends GetRequest {
 }
 
 interface Connection {
-  stream: Duplex;
-  decoder: FrameDecoder;
+  write(buffers: Buffer[]): void;
+  destroy(): void;
   ready: boolean;
   lastHeard: number;
   timer: NodeJS.Timeout;
@@ -97,15 +98,72 @@ export class LinkRequester {
 
   /** Takes a new connection from the source (dropping the previous one). */
   attach(stream: Duplex): void {
-    if (this.closedWith !== undefined) {
-      stream.destroy();
-      return;
-    }
+    const decoder = new FrameDecoder();
+    const c = this.open({
+      write: (buffers) => {
+        if (stream.destroyed) return;
+        stream.cork();
+        for (const b of buffers) stream.write(b);
+        stream.uncork();
+      },
+      destroy: () => stream.destroy(),
+    });
+    if (!c) return void stream.destroy();
+    stream.on('data', (chunk: Buffer) => {
+      if (this.connection !== c) return;
+      c.lastHeard = Date.now();
+      try {
+        for (const frame of decoder.push(chunk)) this.onFrame(c, frame);
+      } catch (error) {
+        this.drop((error as Error).message);
+      }
+    });
+    stream.once('close', () => this.connection === c && this.drop('the connection closed'));
+    stream.on('error', () => undefined); // 'close' follows
+    this.hello();
+  }
+
+  /**
+   * The same for a socket driven natively (the relay's own listener): each frame's payload is read straight into one
+   * buffer of its size, with no 64 KiB chunks to collect and copy (half the relay's CPU per MiB received).
+   */
+  attachSocket(socket: StreamSocket): void {
+    let writing = Promise.resolve();
+    const c = this.open({
+      write: (buffers) => {
+        const data = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers);
+        writing = writing.then(() => socket.write(data)).catch(() => {
+          if (this.connection === c) this.drop('a write failed');
+        });
+      },
+      destroy: () => socket.close(),
+    });
+    if (!c) return void socket.close();
+    void (async () => {
+      try {
+        for (;;) {
+          const head = await socket.read(FRAME_HEADER_BYTES, { exact: true });
+          if (!head || this.connection !== c) break;
+          const { type, seq, length } = decodeFrameHeader(head.data);
+          const payload = length === 0 ? Buffer.alloc(0) : (await socket.read(length, { exact: true }))?.data;
+          if (!payload || this.connection !== c) break;
+          c.lastHeard = Date.now();
+          this.onFrame(c, { type, seq, payload });
+        }
+        if (this.connection === c) this.drop('the connection closed');
+      } catch (error) {
+        if (this.connection === c) this.drop((error as Error).message);
+      }
+    })();
+    this.hello();
+  }
+
+  private open(io: Pick<Connection, 'write' | 'destroy'>): Connection | undefined {
+    if (this.closedWith !== undefined) return undefined;
     this.drop('replaced by a new connection');
     const idle = this.options.idleTimeoutMs ?? 20_000;
     const c: Connection = {
-      stream,
-      decoder: new FrameDecoder(),
+      ...io,
       ready: false,
       lastHeard: Date.now(),
       timer: setInterval(() => {
@@ -115,17 +173,10 @@ export class LinkRequester {
     };
     c.timer.unref();
     this.connection = c;
-    stream.on('data', (chunk: Buffer) => {
-      if (this.connection !== c) return;
-      c.lastHeard = Date.now();
-      try {
-        for (const frame of c.decoder.push(chunk)) this.onFrame(c, frame);
-      } catch (error) {
-        this.drop((error as Error).message);
-      }
-    });
-    stream.once('close', () => this.connection === c && this.drop('the connection closed'));
-    stream.on('error', () => undefined); // 'close' follows
+    return c;
+  }
+
+  private hello(): void {
     this.write(encodeJson(FrameType.HELLO, 0, { session: this.options.session, role: 'relay' }));
   }
 
@@ -209,11 +260,7 @@ export class LinkRequester {
   }
 
   private write(buffers: Buffer[]): void {
-    const stream = this.connection?.stream;
-    if (!stream || stream.destroyed) return;
-    stream.cork();
-    for (const b of buffers) stream.write(b);
-    stream.uncork();
+    this.connection?.write(buffers);
   }
 
   private drop(reason: string): void {
@@ -221,7 +268,7 @@ export class LinkRequester {
     if (!c) return;
     this.connection = undefined;
     clearInterval(c.timer);
-    c.stream.destroy();
+    c.destroy();
     if (c.ready) this.options.onEvent?.({ type: 'link-down', reason, outstanding: this.outstanding.size });
   }
 }

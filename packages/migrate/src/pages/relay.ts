@@ -14,7 +14,7 @@
  * pages and must be killed, then release()) or ERR_POSTCOPY_SOURCE_LOST (the source cannot serve: the same).
  */
 import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { acceptSocket, listenUnix, StreamSocket, type FdHandle } from '@ferry/native';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { FerryError, lazyRanges } from '@ferry/core';
@@ -83,7 +83,7 @@ export interface RelayReport {
 
 export class PageRelay {
   private readonly requester: LinkRequester;
-  private server: Server | undefined;
+  private listener: FdHandle | undefined;
   private proxy: UffdProxy | undefined;
   private daemon!: RelayDaemon;
   private chain: ChainPageStore | undefined;
@@ -157,12 +157,8 @@ export class PageRelay {
     // predecessor's socket file (takeover) is ours to replace.
     const linkPath = join(options.dir, LINK_SOCKET);
     if (lstatSync(linkPath, { throwIfNoEntry: false })?.isSocket()) unlinkSync(linkPath);
-    const server = createServer((socket) => this.requester.attach(socket));
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(linkPath, () => resolve());
-    });
+    this.listener = listenUnix(linkPath, 4);
+    void this.acceptLinks(this.listener);
 
     if (options.takeover) {
       this.daemon = adoptRelayDaemon(readDaemonRecord(options.dir));
@@ -182,6 +178,20 @@ export class PageRelay {
     this.puller.start();
     void this.serve();
     options.onEvent?.({ type: 'relay-ready', daemonPid: this.daemon.pid, localPages, remotePages: this.remotePages, takeover: options.takeover === true });
+  }
+
+  /** Each connection the source makes (through sshd) replaces the previous one. Waits in short slices on the pool. */
+  private async acceptLinks(listener: FdHandle): Promise<void> {
+    while (this.listener === listener) {
+      try {
+        this.requester.attachSocket(StreamSocket.adopt(await acceptSocket(listener, 500)));
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ETIMEDOUT' && this.listener === listener) {
+          this.options.onEvent?.({ type: 'link-down', reason: `accepting: ${(error as Error).message}`, outstanding: this.requester.pending });
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    }
   }
 
   /** Keeps copies of the daemon's userfaultfds (forked tasks' too), so its death blocks faults instead of zeroing. */
@@ -278,7 +288,8 @@ export class PageRelay {
   /** Stops the link and the watch; kills nothing. */
   private shutdown({ keepUffds }: { keepUffds: boolean } = { keepUffds: true }): void {
     if (this.watch) clearInterval(this.watch);
-    this.server?.close();
+    this.listener?.close();
+    this.listener = undefined;
     this.requester.close();
     this.chain?.close();
     if (this.answeredFd !== undefined) closeSync(this.answeredFd);

@@ -33,26 +33,33 @@ const { values: o } = parseArgs({
   },
 });
 const say = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+/** CPU ms of this process and of its children that have been waited for (criu dump in criu mode). */
+function cpuMs() {
+  const f = fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+  const tick = 1000 / 100; // USER_HZ
+  return { self: (Number(f[11]) + Number(f[12])) * tick, children: (Number(f[13]) + Number(f[14])) * tick };
+}
 
 async function ferryMode() {
   const src = await testing.startLazySource({ dir: o.dir, memMib: Number(o.mib) });
+  let before;
   try {
     await src.ready;
     await migrate.holdFrozen(src.freezerPath);
     const memory = await migrate.FrozenSourceMemory.open({ initPid: src.pid, freezerPath: src.freezerPath });
-    say({ ready: { imagesDir: src.imagesDir, stateFile: src.stateFile, pid: src.pid } });
+    say({ ready: { imagesDir: src.imagesDir, stateFile: src.stateFile, pid: src.pid, cpu: cpuMs() } });
     const destination = { name: 'h2', address: o.h2, port: 22, user: 'root', identityFiles: [o.key], knownHostsFiles: [o['known-hosts']] };
     const connection = await migrate.SshConnection.connect({ destination });
     const served = await migrate.serveSourcePages({
       migrationId: o.migration,
       memory,
       dial: () => migrate.dialRelayOverSsh(connection, o['relay-dir']),
-      concurrency: 4,
+      concurrency: 8,
     });
     say({ served });
     connection.close();
     await migrate.finishLazyDump({ netns: src.netns, port: testing.LAZY_SOURCE_PORT, freezerPath: src.freezerPath });
-    say({ ended: true });
+    say({ ended: true, cpu: cpuMs() });
   } finally {
     await src.stop();
   }
@@ -83,8 +90,9 @@ async function criuMode() {
     fs.closeSync(statusFd);
     const exited = new Promise((resolve) => dump.once('exit', (code) => resolve(code)));
     await testing.waitFor('the lazy dump', () => fs.statSync(statusPath).size > 0, 120_000);
-    say({ ready: { imagesDir, stateFile, pid } });
-    say({ ended: { code: await exited } });
+    say({ ready: { imagesDir, stateFile, pid, cpu: cpuMs() } });
+    const code = await exited;
+    say({ ended: { code }, cpu: cpuMs() });
   } finally {
     testing.killQuietly(pid, launcher.pid);
   }

@@ -36,13 +36,14 @@ const testing = require(path.join(ROOT, 'packages/core/dist/testing.js'));
 const migrate = require(path.join(ROOT, 'packages/migrate/dist/index.js'));
 
 const { values } = parseArgs({
-  options: { mib: { type: 'string', default: '1024' }, link: { type: 'string', default: '1gbit' }, runs: { type: 'string', default: '3' }, out: { type: 'string' }, help: { type: 'boolean' } },
+  options: { mib: { type: 'string', default: '1024' }, 'in-flight': { type: 'string', default: '16' }, 'batch-pages': { type: 'string', default: '256' }, methods: { type: 'string', default: 'ferry,criu' }, link: { type: 'string', default: '1gbit' }, runs: { type: 'string', default: '3' }, out: { type: 'string' }, help: { type: 'boolean' } },
 });
 if (values.help) {
-  process.stdout.write('usage: node bench/pages-bench.js [--mib 1024] [--link 1gbit] [--runs 3] [--out FILE]   (root; npm run bench:pages)\n');
+  process.stdout.write('usage: node bench/pages-bench.js [--mib 1024] [--link 1gbit] [--runs 3] [--in-flight 16] [--batch-pages 256] [--out FILE]   (root; npm run bench:pages)\n');
   process.exit(0);
 }
 const MIB = Number(values.mib);
+const METHODS = values.methods.split(',');
 const RUNS = Number(values.runs);
 const OUT = values.out ?? path.join(__dirname, 'results', 'pages.md');
 const t0 = Date.now();
@@ -63,7 +64,7 @@ const sandbox = (...args) => run('bash', [SANDBOX_SCRIPT, ...args]);
 
 /** Starts the source half inside h1's netns; resolves with its 'ready' line and a way to wait for more lines. */
 function startSource(args) {
-  const child = spawn('nsenter', [`--net=/run/netns/${NAME}-h1`, process.execPath, SOURCE, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('nsenter', [`--net=/run/netns/${NAME}-h1`, process.execPath, ...process.execArgv, SOURCE, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   const waiters = [];
   let stderr = '';
@@ -79,7 +80,7 @@ function startSource(args) {
       const found = lines.find((l) => key in l || 'error' in l);
       if (found) {
         if ('error' in found && !(key in found)) throw new Error(`source: ${found.error}\n${stderr}`);
-        return found[key];
+        return key === 'ended' ? found : found[key];
       }
       const code = await Promise.race([new Promise((r) => waiters.push(r)), exited]);
       if (typeof code === 'number' && !lines.some((l) => key in l)) throw new Error(`source exited ${code} before "${key}"\n${stderr}`);
@@ -121,8 +122,10 @@ async function trialCriu(dir) {
     const ms = Date.now() - started;
     if (code !== 0) throw new Error(`criu lazy-pages exited ${code}`);
     const verdict = await testing.verifyWorkloadMemory(restored, ready.stateFile, 120_000);
-    await src.next('ended');
-    return { method: 'criu', bytes, restoreMs, ms, verdict };
+    const ended = await src.next('ended');
+    // The source's serving CPU: CRIU's dump (page server) from when it was ready until it ended.
+    const sourceCpuMs = ended.cpu.children - ready.cpu.children;
+    return { method: 'criu', bytes, restoreMs, ms, verdict, sourceCpuMsPerMiB: sourceCpuMs / (bytes / 2 ** 20) };
   } finally {
     if (restored) testing.killQuietly(restored);
     if (daemon) testing.killQuietly(daemon.pid);
@@ -144,7 +147,8 @@ async function trialFerry(dir, index) {
     const restoreWork = path.join(dir, 'dst', 'restore');
     fs.mkdirSync(restoreWork, { recursive: true, mode: 0o700 });
     const bytes = await lazyBytes(imagesDir);
-    relay = await migrate.PageRelay.start({ migrationId, dir: relayDir, imagesDir, restoreWorkDir: restoreWork });
+    const relayCpu = process.cpuUsage();
+    relay = await migrate.PageRelay.start({ migrationId, dir: relayDir, imagesDir, restoreWorkDir: restoreWork, pull: { inFlight: Number(values['in-flight']), batchPages: Number(values['batch-pages']) } });
     // The source dials the relay's link.sock through h2's sshd by itself (it retries until the socket is there).
     const started = Date.now();
     restored = await restoreLazily(imagesDir, restoreWork);
@@ -152,9 +156,17 @@ async function trialFerry(dir, index) {
     const report = await relay.finished;
     const ms = Date.now() - started;
     await relay.sourceReleased;
+    const relayUsage = process.cpuUsage(relayCpu);
     const verdict = await testing.verifyWorkloadMemory(restored, ready.stateFile, 120_000);
-    await src.next('ended');
-    return { method: 'ferry', bytes, restoreMs, ms, verdict, pullMs: report.pullMs, pullMiBps: report.pullMiBps, gets: report.pull.bulkGets + report.pull.urgentGets };
+    const ended = await src.next('ended');
+    const mib = bytes / 2 ** 20;
+    return {
+      method: 'ferry', bytes, restoreMs, ms, verdict, pullMs: report.pullMs, pullMiBps: report.pullMiBps, gets: report.pull.bulkGets + report.pull.urgentGets,
+      daemonRequests: report.daemonRequests,
+      // The source process (memory reads, framing, SSH encryption) and this process (the relay), per MiB.
+      sourceCpuMsPerMiB: (ended.cpu.self - ready.cpu.self) / mib,
+      relayCpuMsPerMiB: (relayUsage.user + relayUsage.system) / 1000 / mib,
+    };
   } finally {
     if (restored) testing.killQuietly(restored);
     if (relay) {
@@ -181,7 +193,7 @@ async function main() {
   const rows = [];
   try {
     for (let r = 0; r < RUNS; r++) {
-      const order = r % 2 === 0 ? ['ferry', 'criu'] : ['criu', 'ferry'];
+      const order = (r % 2 === 0 ? ['ferry', 'criu'] : ['criu', 'ferry']).filter((m) => METHODS.includes(m));
       for (const method of order) {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ferry-pages-bench-${method}-`));
         try {
@@ -190,7 +202,7 @@ async function main() {
           row.mibps = row.bytes / 2 ** 20 / (row.ms / 1000);
           row.run = r + 1;
           rows.push(row);
-          log(`  ${method}: ${(row.bytes / 2 ** 20).toFixed(0)} MiB in ${row.ms} ms = ${row.mibps.toFixed(1)} MiB/s (${((row.mibps / linkMiB) * 100).toFixed(0)}% of ${values.link}); restore ${row.restoreMs} ms; memory ${row.verdict}`);
+          log(`  ${method}: ${(row.bytes / 2 ** 20).toFixed(0)} MiB in ${row.ms} ms${row.pullMiBps ? ` (pull ${row.pullMiBps.toFixed(1)} MiB/s, ${row.gets} GETs)` : ''} = ${row.mibps.toFixed(1)} MiB/s (${((row.mibps / linkMiB) * 100).toFixed(0)}% of ${values.link}); restore ${row.restoreMs} ms; memory ${row.verdict}`);
         } catch (error) {
           rows.push({ method, run: r + 1, error: error.message });
           log(`  ${method} FAILED: ${error.message}`);
@@ -206,14 +218,14 @@ async function main() {
   const lines = [
     `# Post-copy page transfer: ferry's relay vs CRIU's page server`,
     '',
-    `Generated by \`node bench/pages-bench.js --mib ${MIB} --link ${values.link} --runs ${RUNS}\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus().length} CPUs, load average ${os.loadavg()[0].toFixed(1)} at the end; the machine is shared). The link between the sandbox hosts is shaped with tc tbf to ${values.link} (${linkMiB.toFixed(1)} MiB/s). Time: from the lazy restore's start until the lazy-pages daemon has every page.`,
+    `Generated by \`node bench/pages-bench.js --mib ${MIB} --link ${values.link} --runs ${RUNS}\` on ${new Date().toISOString().slice(0, 10)} (${os.cpus().length} CPUs, load average ${os.loadavg()[0].toFixed(1)} at the end; the machine is shared). The link between the sandbox hosts is shaped with tc tbf to ${values.link} (${linkMiB.toFixed(1)} MiB/s). Time: from the lazy restore's start until the lazy-pages daemon has every page. ferry's pages go through SSH (encrypted, ssh2 on the source, sshd on h2, to the relay's unix socket); CRIU's over plain TCP to a page server listening on h1's address (the path ferry replaces: anybody on the network can read or end it). CPU per MiB: the source process (ferry: reads, framing, encryption; CRIU: the dump's page server) and, for ferry, the destination process running the relay (sshd and the lazy-pages daemon not counted).`,
     '',
-    '| method | run | lazy MiB | restore (frozen part) ms | all pages ms | MiB/s | % of link | memory |',
-    '|---|--:|--:|--:|--:|--:|--:|---|',
+    '| method | run | lazy MiB | restore (frozen part) ms | all pages ms | MiB/s | % of link | source CPU ms/MiB | relay CPU ms/MiB | memory |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|',
     ...rows.map((r) =>
       r.error
-        ? `| ${r.method} | ${r.run} | | | | | | FAILED: ${r.error.split('\n')[0]} |`
-        : `| ${r.method} | ${r.run} | ${(r.bytes / 2 ** 20).toFixed(0)} | ${r.restoreMs} | ${r.ms} | ${r.mibps.toFixed(1)} | ${((r.mibps / linkMiB) * 100).toFixed(0)}% | ${r.verdict} |`,
+        ? `| ${r.method} | ${r.run} | | | | | | | | FAILED: ${r.error.split('\n')[0]} |`
+        : `| ${r.method} | ${r.run} | ${(r.bytes / 2 ** 20).toFixed(0)} | ${r.restoreMs} | ${r.ms} | ${r.mibps.toFixed(1)} | ${((r.mibps / linkMiB) * 100).toFixed(0)}% | ${r.sourceCpuMsPerMiB?.toFixed(1) ?? ''} | ${r.relayCpuMsPerMiB?.toFixed(1) ?? '(none)'} | ${r.verdict} |`,
     ),
     '',
     '| method | median MiB/s | median % of link | median all pages ms |',

@@ -2,7 +2,8 @@
  * ferry migrate of Docker containers between the two sandbox hosts, each running its own dockerd (docker-hosts.ts),
  * with real CRIU, runc, containerd and SSH. The image exists on h1 only: the migration carries it to h2.
  * The same checks as migrate.test.ts (memory verified by the workload, the counter continues, nothing left on the
- * source), minus the TCP connection: Docker's restore cannot pass --tcp-established to CRIU (docs/docker.md).
+ * source). Established TCP connections move only where runc's CRIU configuration (/etc/criu/runc.conf, private to each
+ * sandbox host) turns on tcp-established: Docker's restore cannot pass the flag itself (docs/docker.md).
  */
 import { join } from 'node:path';
 import { waitFor } from '@ferry/core/testing';
@@ -38,9 +39,16 @@ function d(host: 'h1' | 'h2'): HostDockerd {
   return daemons[host]!;
 }
 
-function runContainer(memMib: number, extra: string[] = [], options: { writesFiles?: boolean } = {}): string {
+function runContainer(memMib: number, extra: string[] = [], options: { writesFiles?: boolean; tcpInside?: boolean } = {}): string {
   const name = `dk-e2e-${process.pid}-${++seq}`;
   const workload = ['/usr/bin/workload', '--state', '/tmp/state', '--mem-mib', String(memMib), '--dirty-pages-per-sec', '2000'];
+  if (options.tcpInside) {
+    // Both ends of an established connection in the container (--network none: nothing else can reach it): the
+    // workload serves ticks on 8080, nc reads them into /tmp/nc.out (its stdin a pipe that stays open).
+    const shell = `${workload.join(' ')} --port 8080 & sleep 1; sleep 1000000 | /bin/nc 127.0.0.1 8080 > /tmp/nc.out`;
+    d('h1').docker(['run', '-d', '--name', name, '--network', 'none', ...extra, IMAGE, '/bin/sh', '-c', shell]);
+    return name;
+  }
   // writesFiles: a file in the container's writable layer, and one the workload holds open (fd 3), which CRIU can
   // restore on h2 only if the layer came along.
   const command = options.writesFiles
@@ -205,6 +213,45 @@ describe('refused before anything is frozen', () => {
     expect(run.events.some((e) => e.phase === 'freeze')).toBe(false);
     expect(seen('h1', name)).toMatchObject({ exists: true, status: 'running' });
     expect(seen('h2', name).exists).toBe(false);
+  });
+});
+
+describe('established TCP connections and runc\'s CRIU configuration (docs/docker.md)', () => {
+  const setConf = (host: 'h1' | 'h2', text: string | undefined) =>
+    onHost(host, ['sh', '-c', text === undefined ? 'rm -f /etc/criu/runc.conf' : 'printf "%s\\n" "$1" > /etc/criu/runc.conf', 'sh', text ?? '']);
+  afterEach(() => {
+    for (const host of ['h1', 'h2'] as const) setConf(host, undefined);
+  });
+  const established = (host: 'h1' | 'h2', name: string) =>
+    onHost(host, ['nsenter', '-t', String(seen(host, name).pid), '-n', 'ss', '-Htn', 'state', 'established']).stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/).slice(-2).join(' ')).sort();
+  const ticks = (host: 'h1' | 'h2', name: string) => (onHost(host, ['cat', `/proc/${seen(host, name).pid}/root/tmp/nc.out`]).stdout.match(/tick \d+/g) ?? []).length;
+
+  test('without tcp-established in runc.conf: refused before the freeze, the connection untouched', async () => {
+    const name = runContainer(16, [], { tcpInside: true });
+    await counting('h1', name);
+    await waitFor('the connection', () => established('h1', name).length === 2, 10_000, 200);
+    const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE]);
+    expect(run.error?.code).toBe('ERR_PRECHECK_UNSUPPORTED_CONFIG');
+    expect(run.error?.hint).toMatch(/tcp-established.*\/etc\/criu\/runc\.conf/);
+    expect(run.events.some((e) => e.phase === 'freeze')).toBe(false);
+    expect(established('h1', name)).toHaveLength(2);
+  });
+
+  test('with it on both hosts: the move keeps the connection, the same sockets carry on on h2', async () => {
+    for (const host of ['h1', 'h2'] as const) expect(setConf(host, 'tcp-established').status).toBe(0);
+    const name = runContainer(32, [], { tcpInside: true });
+    await counting('h1', name);
+    await waitFor('the connection', () => established('h1', name).length === 2, 10_000, 200);
+    const before = established('h1', name);
+    const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE]);
+    expect(run.error).toBeUndefined();
+    expect(run.report).toMatchObject({ container: name, runtime: 'docker', destination: 'h2' });
+    expect(seen('h1', name).exists).toBe(false);
+    expect(seen('h2', name)).toMatchObject({ exists: true, status: 'running' });
+    // The same connection (same ports at both ends), and ticks keep arriving through it.
+    expect(established('h2', name)).toEqual(before);
+    const t0 = ticks('h2', name);
+    await waitFor('ticks through the moved connection', () => ticks('h2', name) > t0 + 3, 15_000, 200);
   });
 });
 

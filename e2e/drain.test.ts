@@ -14,6 +14,8 @@ interface State {
   workload?: { counter: number };
 }
 
+/** Resolves (an address), but no sshd answers there: moves to it fail at connect, before anything is frozen. */
+const UNREACHABLE = '127.0.0.1:1';
 const names = [`drain-${process.pid}-a`, `drain-${process.pid}-b`, `drain-${process.pid}-c`];
 const clients: NetnsTcpClient[] = [];
 
@@ -43,9 +45,18 @@ test('--dry-run shows the plan and moves nothing', async () => {
   for (const name of names) expect(state('h1', name)).toMatchObject({ exists: true, state: 'running' });
 });
 
+test('a destination that does not resolve is refused before anything moves, even with --dry-run', async () => {
+  for (const extra of [['--dry-run'], []]) {
+    const run = await ferryOn('h1', ['drain', '--to', 'h2,no-such-host.invalid', ...extra, '--hosts-file', HOSTS_FILE]);
+    expect(run.status).toBe(6);
+    expect(run.error?.code).toBe('ERR_TRANSPORT_UNKNOWN_HOST');
+  }
+  for (const name of names) expect(state('h1', name)).toMatchObject({ exists: true, state: 'running' });
+});
+
 test('a destination that fails does not stop the others; the failed ones keep running at home', async () => {
-  // Round-robin over [h2, a host that does not exist]: a and c go to h2, b fails and stays.
-  const run = await ferryOn('h1', ['drain', '--to', 'h2,no-such-host.invalid', '--as', 'h1', '--concurrency', '2', '--hosts-file', HOSTS_FILE]);
+  // Round-robin over [h2, a host nobody answers on]: a and c go to h2, b fails and stays.
+  const run = await ferryOn('h1', ['drain', '--to', `h2,${UNREACHABLE}`, '--as', 'h1', '--concurrency', '2', '--hosts-file', HOSTS_FILE]);
   expect(run.status).toBe(1);
   expect(run.error?.code).toBe('ERR_DRAIN_INCOMPLETE');
   expect(run.error?.message).toContain(names[1]);
@@ -53,6 +64,12 @@ test('a destination that fails does not stop the others; the failed ones keep ru
   expect(state('h2', names[2]!)).toMatchObject({ exists: true, state: 'running' });
   expect(state('h1', names[1]!)).toMatchObject({ exists: true, state: 'running' });
   expect(state('h1', names[0]!).exists).toBe(false);
+});
+
+test('a later drain that fails entirely does not hide what the first one moved', async () => {
+  const run = await ferryOn('h1', ['drain', '--to', UNREACHABLE, '--as', 'h1', '--hosts-file', HOSTS_FILE]);
+  expect(run.error?.code).toBe('ERR_DRAIN_INCOMPLETE');
+  expect(state('h1', names[1]!)).toMatchObject({ exists: true, state: 'running' });
 });
 
 test('--return brings back what moved, with its state, and an outside TCP connection survives both ways', async () => {

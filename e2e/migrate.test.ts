@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from '@ferry/core/testing';
-import { FAULT_BIN, HOSTS_FILE, SANDBOX_DIR, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { jsonEventProblems } from '../packages/cli/src/testing/json-events';
+import { FAULT_BIN, HOSTS_FILE, SANDBOX_DIR, ctl, ferryOn, jsonLines, onHost, sandbox } from './lib/sandbox';
 import { connectClient, expectRolledBack, migrationsOf, removeSuiteContainers, removeTestContainers, startContainer, state, type Started } from './lib/containers';
 
 jest.setTimeout(180_000);
@@ -33,6 +34,9 @@ test.each(['stop-and-copy', 'hash-pre-copy', 'post-copy'])('%s: memory, counter 
   const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--strategy', strategy, '--hosts-file', HOSTS_FILE]);
   expect(run.error).toBeUndefined();
   expect(run.status).toBe(0);
+  // Every --json line, events (stderr) and report (stdout), as docs/json-events.schema.json says.
+  expect(jsonEventProblems([...run.events, ...jsonLines(run.stdout)])).toEqual([]);
+  expect(run.events.some((e) => e.event === 'progress' && e.phase === 'transfer-images')).toBe(true);
   expect(run.report).toMatchObject({ container: c.name, destination: 'h2', strategy });
   expect(run.report!.downtimeMs).toBeGreaterThan(0);
   expect(run.report!.bytesSent).toBeGreaterThan(64 * 1024 * 1024);
@@ -102,6 +106,7 @@ describe('bad input: one clear error, its own exit code, nothing frozen', () => 
   it.each(cases)('%s', async (_what, args, code, exit) => {
     const run = await ferryOn('h1', args());
     expect(run.error?.code).toBe(code);
+    expect(jsonEventProblems([...run.events, ...jsonLines(run.stdout)])).toEqual([]);
     expect(run.error?.hint).toBeTruthy();
     expect(run.status).toBe(exit);
     expect(run.stderr).not.toMatch(/\n\s+at .*:\d+:\d+\)/);

@@ -37,7 +37,8 @@ PIPE_MAX=4194304
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 PACKAGES=(runc lxc iptables openssh-server openssh-client busybox-static iproute2 libxxhash-dev
   build-essential gcc g++ libc6-dev make python3 procps util-linux tar tmux screen
-  docker.io) # the Docker adapter's tests start their own dockerd (no systemd: the package's service stays off)
+  docker.io # the Docker adapter's tests start their own dockerd (no systemd: the package's service stays off)
+  podman zstd) # checkpoint archives: tests run Podman 4.3 in a private storage root; Podman compresses exports with zstd
 ORIG_PATH=$PATH
 # A minimal PATH (cron, CI) may lack the sbin dirs; keep the caller's order otherwise.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/local/bin:/usr/bin:/bin"
@@ -238,6 +239,8 @@ verify() {
   command -v iptables-restore >/dev/null || missing+=("iptables-restore (iptables)")
   command -v ip >/dev/null || missing+=("ip (iproute2)")
   [[ -x /usr/sbin/dockerd && -x /usr/bin/docker ]] || missing+=("dockerd and /usr/bin/docker (docker.io)")
+  command -v podman >/dev/null || missing+=("podman")
+  command -v zstd >/dev/null || missing+=("zstd")
   for x in gcc g++ make python3 tar nsenter unshare ps; do command -v $x >/dev/null || missing+=("$x"); done
   [[ -f /usr/include/xxhash.h ]] || missing+=("xxhash.h (libxxhash-dev)")
   for x in $RUNTIMES; do installed "$x" || missing+=("$x"); done

@@ -9,7 +9,7 @@
 #
 # A host = a network namespace ferry-hN (10.231.0.N/24 on eth0, a veth to the other host; nothing in the root netns)
 # plus `unshare --mount --uts --ipc --pid --fork` whose pid 1 is that host's sshd. Each host has private tmpfs mounts
-# on /run/runc, /run/ferry, /var/lib/ferry, /run/netns, /var/lib/lxc and /dev/shm, its own hostname, and a sysfs of its own netns
+# on /run/runc, /run/ferry, /var/lib/ferry, /run/netns, /var/lib/lxc, /etc/criu and /dev/shm, its own hostname, and a sysfs of its own netns
 # with the machine's /sys/fs/cgroup moved in (runc needs it; `ip netns exec` would hide it).
 # DIR (default /run/ferry-sandbox, or $FERRY_SANDBOX_DIR) receives: env, hosts.yaml, known_hosts, ssh_config,
 # client_ed25519(.pub), authorized_keys, boot.sh, hN/{sshd_config,ssh_host_ed25519_key*,host.log}.
@@ -51,7 +51,7 @@ TIMEOUT=${FERRY_SANDBOX_TIMEOUT:-20}
 # /usr/local/bin/ferry points at: two checkouts (a CI clone, a work tree) can then test side by side.
 CHECKOUT_BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/packages/cli/bin
 HOST_PATH_TAIL=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc)
+STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc /etc/criu)
 # Where a host's own dockerd listens when a test starts one (e2e/lib/docker-hosts.ts): inside the host's private
 # /run/ferry, so ferry and its agent on each host find that host's daemon through DOCKER_HOST.
 HOST_DOCKER_SOCKET=/run/ferry/docker.sock
@@ -447,8 +447,9 @@ awk '{ print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
   esac
 done
 # Own runtime state per host; /run/netns too, so that `ip netns add` inside a host names namespaces of that host only.
-# /var/lib/lxc: each host has its own LXC containers (LXC's default lxcpath).
-for d in /run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc; do mount -t tmpfs -o mode=0755 "ferry-h$n" "$d"; done
+# /var/lib/lxc: each host has its own LXC containers (LXC's default lxcpath). /etc/criu: runc's CRIU configuration
+# (runc.conf) of this host only; the Docker tests turn on tcp-established there.
+for d in /run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc /etc/criu; do mount -t tmpfs -o mode=0755 "ferry-h$n" "$d"; done
 mount -t tmpfs -o mode=1777,nosuid,nodev "ferry-h$n" /dev/shm
 # A sysfs of this netns (/sys/class/net shows the host's own interfaces), keeping the machine's mounts below /sys
 # (/sys/fs/cgroup above all: runc needs it, and `ip netns exec` loses it). Top-level submounts are parked, then moved.

@@ -81,19 +81,22 @@ export function ferryOn(host: 'h1' | 'h2', args: string[], onEvent?: (e: Record<
       }
     });
     child.on('close', (status) => {
-      // One JSON object per line (events, reports); pretty-printed documents (ps, replicas) are not events.
-      const parse = (text: string) =>
-        text.split('\n').flatMap((l) => {
-          try {
-            return l.startsWith('{') ? [JSON.parse(l) as Record<string, unknown>] : [];
-          } catch {
-            return [];
-          }
-        });
+      const parse = jsonLines;
       const report = parse(stdout).find((o) => o.event === 'report')?.report as Record<string, unknown> | undefined;
       const error = [...parse(stdout), ...events].find((o) => o.event === 'error')?.error as FerryRun['error'];
       resolvePromise({ status, stdout, stderr, events, report, error });
     });
+  });
+}
+
+/** The JSON objects of a --json output, one per line; pretty-printed documents (ps, replicas) are not events. */
+export function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split('\n').flatMap((l) => {
+    try {
+      return l.startsWith('{') ? [JSON.parse(l) as Record<string, unknown>] : [];
+    } catch {
+      return [];
+    }
   });
 }
 

@@ -1,4 +1,4 @@
-import { DEFAULT_DOCKER_HOST, DEFAULT_LXC_PATH, createCriuClient, createRuntimeRegistry, parseNetnsUplink, type CriuClient, type RuntimeRegistry } from '@ferry/core';
+import { DEFAULT_DOCKER_HOST, DEFAULT_LXC_PATH, FERRY_STATE_DIR, createCriuClient, ensureStateDir, createRuntimeRegistry, parseNetnsUplink, type CriuClient, type RuntimeRegistry } from '@ferry/core';
 
 /**
  * The runtimes and CRIU of this host, configured from the environment (only the CLI reads it). LXC containers are
@@ -17,4 +17,15 @@ export function runtimeRegistry(options: { lxcPaths?: readonly string[] } = {}):
 
 export function criuClient(criuPath?: string): CriuClient {
   return createCriuClient({ criuPath });
+}
+
+let stateDirReady: string | undefined;
+
+/**
+ * ferry's state directory: FERRY_STATE_DIR from the environment (tests, a second installation) or /var/lib/ferry,
+ * made 0700 on first use (it holds images, bundles and records of what ferry moved).
+ */
+export function stateDir(): string {
+  stateDirReady ??= ensureStateDir(process.env.FERRY_STATE_DIR || FERRY_STATE_DIR);
+  return stateDirReady;
 }

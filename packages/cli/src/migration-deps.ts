@@ -1,6 +1,5 @@
-import { FERRY_STATE_DIR } from '@ferry/core';
 import { connectAgentOverSsh, hostSummary, runAgentCleanup, type MigrateDeps, type SshAgentOptions } from '@ferry/migrate';
-import { criuClient, runtimeRegistry } from './host-context';
+import { criuClient, runtimeRegistry, stateDir } from './host-context';
 
 export interface MigrationCliOptions {
   'accept-new-host-key': boolean;
@@ -25,7 +24,7 @@ export function migrationDeps(args: MigrationCliOptions): MigrateDeps {
     criu,
     connectAgent: (dest, signal) => connectAgentOverSsh(dest, ssh, signal),
     cleanupRemote: (dest, id) => runAgentCleanup(dest, ssh, id),
-    localHost: () => hostSummary(criu, registry.adapters),
-    stateDir: FERRY_STATE_DIR,
+    localHost: () => hostSummary(criu, registry.adapters, stateDir()),
+    stateDir: stateDir(),
   };
 }

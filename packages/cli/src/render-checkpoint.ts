@@ -11,6 +11,9 @@ export interface CheckpointSummary {
   imagesDir: string;
   leaveRunning: boolean;
   stats: CheckpointStats;
+  /** Where the checkpoint went and how to bring it back, when not the image directory (an exported archive). */
+  into?: string;
+  restoreCommand?: string;
 }
 
 export interface RestoreSummary {
@@ -42,13 +45,13 @@ export function renderCheckpoint(s: CheckpointSummary): string {
     st.pagesWritten !== undefined ? `${st.pagesWritten} pages written` : undefined,
   ].filter(Boolean);
   const lines = [
-    `checkpointed ${refText(s.container.ref)} into ${s.imagesDir}`,
+    `checkpointed ${refText(s.container.ref)} into ${s.into ?? s.imagesDir}`,
     `  frozen        ${formatMs(st.frozenMs)}`,
     `  dump time     ${formatMs(st.totalMs)}${memory.length ? ` (${memory.join(', ')})` : ''}`,
     `  image size    ${formatBytes(st.imageBytes)}`,
     s.leaveRunning
       ? '  the container keeps running'
-      : `  the container was stopped; bring it back with \`ferry restore ${s.imagesDir}\``,
+      : `  the container was stopped; bring it back with \`${s.restoreCommand ?? `ferry restore ${s.imagesDir}`}\``,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -31,3 +31,10 @@ test('a pre-copy report says how many rounds, why they ended and how much the de
 test('other strategies have no pre-copy lines', () => {
   expect(renderReport({ ...base, strategy: 'stop-and-copy' })).not.toContain('pre-copy ');
 });
+
+test('a clone says cloned, under which name, and describes the source freeze rather than a downtime (#14)', () => {
+  const text = renderReport({ ...base, strategy: 'stop-and-copy', destinationName: 'web-clone' }, { clone: true });
+  expect(text).toMatch(/^cloned runc:web to h2 as web-clone\n/);
+  expect(text).toContain('source frozen 1235 ms (while it was dumped; it ran on afterwards)');
+  expect(text).not.toContain('downtime');
+});

@@ -1,10 +1,14 @@
 import type { MigrationReport } from '@ferry/migrate';
 import { formatBytes } from './render-events';
 
-export function renderReport(r: MigrationReport): string {
+export function renderReport(r: MigrationReport, options: { clone?: boolean } = {}): string {
   const lines = [
-    `migrated ${r.runtime}:${r.container} to ${r.destination} (${r.strategy})`,
-    `  downtime      ${r.downtimeMs} ms (frozen on the source until running on the destination)`,
+    options.clone
+      ? `cloned ${r.runtime}:${r.container} to ${r.destination} as ${r.destinationName}`
+      : `migrated ${r.runtime}:${r.container} to ${r.destination} (${r.strategy})`,
+    options.clone
+      ? `  source frozen ${r.downtimeMs} ms (while it was dumped; it ran on afterwards)`
+      : `  downtime      ${r.downtimeMs} ms (frozen on the source until running on the destination)`,
     `  total time    ${r.totalMs} ms`,
     `  bytes sent    ${formatBytes(r.bytesSent)} (${formatBytes(r.bytesSentFrozen)} while frozen)`,
     `  phases        ${Object.entries(r.phasesMs).map(([k, v]) => `${k} ${v} ms`).join(', ')}`,

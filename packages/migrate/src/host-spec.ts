@@ -38,6 +38,8 @@ export function parseHostSpec(text: string): HostSpec {
     throw bad('put IPv6 addresses in brackets, e.g. [fe80::1]:22');
   }
   if (!v6 && !NAME.test(host)) throw bad('host names may contain only letters, digits, ".", "_" and "-"');
+  // A leading "-" would read as an option to any tool the name reaches (ssh -oProxyCommand=...).
+  if (host.startsWith('-') || user?.startsWith('-')) throw bad('host and user names cannot start with "-"');
   let port: number | undefined;
   if (portText !== undefined) {
     port = Number(portText);

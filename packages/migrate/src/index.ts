@@ -1,6 +1,7 @@
 export * from './host-spec';
 export * from './hosts/resolve-host';
 export * from './hosts/hosts-file';
+export { checkResolvable } from './hosts/check-resolvable';
 export * from './hosts/ssh-config';
 export * from './transport/known-hosts';
 export * from './transport/shell-quote';
@@ -8,6 +9,7 @@ export * from './transport/ssh-connection';
 export * from './agent/agent-peer';
 export * from './agent/agent-messages';
 export * from './agent/agent-server';
+export { collectGarbage, removeArrivedMigration, DEFAULT_RETENTION_MS, type GarbageItem } from './agent/garbage';
 export * from './engine/choose-strategy';
 export * from './engine/migrate-container';
 export * from './engine/undo-stack';

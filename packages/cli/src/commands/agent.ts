@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { FERRY_STATE_DIR, parseCgroupLayout } from '@ferry/core';
+import { FERRY_STATE_DIR, ensureStateDir, parseCgroupLayout, printable } from '@ferry/core';
 import { cleanupMigration, hostSummary, serveAgent } from '@ferry/migrate';
 import { criuClient, runtimeRegistry } from '../host-context';
 
@@ -17,8 +17,10 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option('state-dir', { type: 'string', default: FERRY_STATE_DIR, describe: 'Where incoming migrations are kept' })
       .option('cleanup', { type: 'string', describe: 'Undo migration ID left behind by an agent that died, then exit' }),
   handler: async (args) => {
+    ensureStateDir(args['state-dir']);
     const registry = runtimeRegistry();
-    const log = (line: string) => process.stderr.write(`ferry agent: ${line}\n`);
+    // One line per message, whatever the peer put into the names it sent.
+    const log = (line: string) => process.stderr.write(`ferry agent: ${printable(line, 2000)}\n`);
     if (args.cleanup) {
       const result = await cleanupMigration(args.cleanup, { runtime: (name) => registry.get(name), log, stateDir: args['state-dir'] });
       process.stdout.write(`${JSON.stringify(result)}\n`);

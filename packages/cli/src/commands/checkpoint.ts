@@ -1,16 +1,21 @@
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { runtimeRegistry } from '../host-context';
+import { assertExportable, assertExportTarget, checkNewDirectory } from '@ferry/core';
+import { runtimeRegistry, stateDir } from '../host-context';
 import { checkpointJson, createProgress, renderCheckpoint } from '../render-checkpoint';
+import { exportAfterCheckpoint } from './checkpoint-export';
 import { withInterrupt } from './interrupt';
 
 export interface CheckpointArgs {
   container: string;
   dir?: string;
+  'allow-existing-dir': boolean;
   'leave-running': boolean;
   'tcp-established': boolean;
   'file-locks': boolean;
   json: boolean;
+  export?: string;
+  'rootfs-image'?: string;
 }
 
 export const checkpointCommand: CommandModule<object, CheckpointArgs> = {
@@ -19,15 +24,24 @@ export const checkpointCommand: CommandModule<object, CheckpointArgs> = {
   builder: (y) =>
     y
       .positional('container', { type: 'string', demandOption: true, describe: 'Container name, or RUNTIME:NAME' })
-      .option('dir', { type: 'string', describe: 'Image directory (default /var/lib/ferry/checkpoints/NAME-TIME)' })
+      .option('dir', { type: 'string', describe: 'Image directory, new or empty (default /var/lib/ferry/checkpoints/NAME-TIME)' })
+      .option('allow-existing-dir', { type: 'boolean', default: false, describe: 'Write into a --dir that is not empty or is a symlink' })
       .option('leave-running', { type: 'boolean', default: false, describe: 'Keep the container running after the checkpoint' })
       .option('tcp-established', { type: 'boolean', default: false, describe: 'Checkpoint established TCP connections' })
       .option('file-locks', { type: 'boolean', default: true })
-      .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the result and its stats' }),
+      .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the result and its stats' })
+      .option('export', { type: 'string', describe: 'Also write a checkpoint archive (Podman/checkpointctl layout) to FILE (runc containers)' })
+      .option('rootfs-image', { type: 'string', describe: 'With --export: the image Podman lays the rootfs over (default localhost/ferry-empty:latest)' }),
   handler: async (args) => {
+    // Checked before anything else: a planted link or an earlier checkpoint in the way is refused, not written into.
+    const chosen = args.dir === undefined ? undefined : checkNewDirectory(args.dir, '--dir', '--allow-existing-dir', args['allow-existing-dir']);
     const registry = runtimeRegistry();
     const { adapter, container } = await registry.findContainer(args.container);
-    const dir = resolve(args.dir ?? `/var/lib/ferry/checkpoints/${container.ref.id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+    if (args.export !== undefined) {
+      assertExportable(container.ref.runtime);
+      assertExportTarget(args.export);
+    }
+    const dir = chosen ?? resolve(stateDir(), `checkpoints/${container.ref.id}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
     const progress = createProgress({ enabled: !args.json && process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
     progress.start(`checkpointing ${container.ref.runtime}:${container.ref.id} into ${dir}`);
     let ok = false;
@@ -44,6 +58,10 @@ export const checkpointCommand: CommandModule<object, CheckpointArgs> = {
       ok = true;
       progress.end(true);
       const summary = { container: result.container, imagesDir: result.imagesDir, leaveRunning: args['leave-running'], stats: result.stats };
+      if (args.export !== undefined) {
+        await exportAfterCheckpoint({ summary, file: args.export, rootfsImage: args['rootfs-image'], keepDir: args.dir !== undefined, json: args.json });
+        return;
+      }
       process.stdout.write(args.json ? checkpointJson(summary) : renderCheckpoint(summary));
     } finally {
       if (!ok) progress.end(false);

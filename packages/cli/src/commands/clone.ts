@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
-import { FerryError } from '@ferry/core';
+import { FerryError, assertContainerName } from '@ferry/core';
 import { migrateContainer, resolveDestination } from '@ferry/migrate';
 import { migrationDeps } from '../migration-deps';
 import { createEventRenderer } from '../render-events';
@@ -32,15 +32,17 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
       .option('agent-command', { type: 'string', hidden: true })
       .option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
+    // Checked before connecting anywhere: the name ends up in paths on the destination.
+    if (args.name !== undefined) assertContainerName(args.name, 'name for the clone');
     const readdress: Record<string, string> = {};
     for (const spec of args.address ?? []) {
       const m = /^([A-Za-z0-9_.-]+)=([0-9A-Fa-f:.]+\/\d{1,3})$/.exec(spec);
       if (!m) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `--address ${spec} is not IFNAME=CIDR`, { hint: 'For example --address eth0=10.0.0.9/24.' });
       readdress[m[1]!] = m[2]!;
     }
-    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'] });
+    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const base = args.container.includes(':') ? args.container.split(':')[1]! : args.container;
-    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
+    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s), verb: 'cloning' });
     await withInterrupt(async (signal) => {
       const report = await migrateContainer(
         {
@@ -57,7 +59,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
         },
         migrationDeps(args),
       );
-      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report).replace(/^migrated/, 'cloned'));
+      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report, { clone: true }));
     });
   },
 };

@@ -5,13 +5,13 @@
  *   ferry drain HOST --to h2,h3                               from elsewhere: runs the drain on HOST over SSH
  *   ferry drain --return                                      on the drained host: each container comes back
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { homedir, hostname } from 'node:os';
-import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { FERRY_STATE_DIR, FerryError } from '@ferry/core';
-import { boundedAll, migrateContainer, planDrain, resolveDestination, runFerryRemote, type DrainAssignment, type RequestedStrategy } from '@ferry/migrate';
-import { runtimeRegistry } from '../host-context';
+import { FerryError } from '@ferry/core';
+import { boundedAll, checkResolvable, migrateContainer, planDrain, resolveDestination, runFerryRemote, type RequestedStrategy } from '@ferry/migrate';
+import { drainRecordPath, loadDrains, returnable, saveDrains, type DrainEntry } from '../drain-record';
+import { runtimeRegistry, stateDir } from '../host-context';
 import { migrationDeps, sshOptionsFrom } from '../migration-deps';
 import { withInterrupt } from './interrupt';
 
@@ -27,16 +27,6 @@ export interface DrainArgs {
   'accept-new-host-key': boolean;
   json: boolean;
 }
-
-interface DrainRecord {
-  drainedAt: string;
-  /** How the destinations name this host, for the way back. */
-  as: string;
-  hostsFiles?: string[];
-  moves: (DrainAssignment & { ok: boolean; error?: string })[];
-}
-
-const RECORD = join(FERRY_STATE_DIR, 'drain.json');
 
 export const drainCommand: CommandModule<object, DrainArgs> = {
   command: 'drain [host]',
@@ -64,6 +54,8 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     if (args.host && args.host !== 'local') return drainElsewhere(args);
     if (args.return) return drainReturn(args, out);
     const destinations = (args.to ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+    // Every destination is resolved before the plan is shown: a typo is an error, not a plan (nor half a drain).
+    for (const name of destinations) await checkResolvable(resolveDestination(name, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined }));
     const registry = runtimeRegistry();
     const containers = (await Promise.all(registry.adapters.map((a) => a.list().catch(() => [])))).flat();
     const plan = planDrain(containers, destinations);
@@ -73,62 +65,82 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     if (args['dry-run']) return;
 
     const deps = migrationDeps(args);
+    // Recorded before the first move and after each one: whatever stops this drain, --return knows what left.
+    const path = drainRecordPath(stateDir());
+    const history = loadDrains(path);
+    const entry: DrainEntry = {
+      id: randomUUID(),
+      drainedAt: new Date().toISOString(),
+      as: args.as ?? hostname(),
+      ...(args['hosts-file'] ? { hostsFiles: args['hosts-file'] } : {}),
+      moves: plan.moves.map((m) => ({ ...m, status: 'pending' as const })),
+    };
+    history.drains.push(entry);
+    saveDrains(path, history);
+    const settle = (index: number, error?: unknown) => {
+      entry.moves[index] = error === undefined ? { ...entry.moves[index]!, status: 'moved' } : { ...entry.moves[index]!, status: 'failed', error: (error as Error).message };
+      saveDrains(path, history);
+    };
     const results = await withInterrupt((signal) =>
       boundedAll(plan.moves, args.concurrency, async (move) => {
-        const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'] });
-        const report = await migrateContainer(
-          { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, signal },
-          deps,
-        );
+        const index = plan.moves.indexOf(move);
+        const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
+        let report;
+        try {
+          report = await migrateContainer(
+            { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, signal },
+            deps,
+          );
+        } catch (err) {
+          settle(index, err);
+          throw err;
+        }
+        settle(index);
         out(`  moved ${move.container} to ${move.destination} (downtime ${report.downtimeMs} ms)`, { event: 'moved', ...move, report });
         return report;
       }),
     );
-    const record: DrainRecord = {
-      drainedAt: new Date().toISOString(),
-      as: args.as ?? hostname(),
-      hostsFiles: args['hosts-file'],
-      moves: plan.moves.map((m, i) => {
-        const r = results[i]!;
-        return r.ok ? { ...m, ok: true } : { ...m, ok: false, error: (r.error as Error).message };
-      }),
-    };
-    mkdirSync(FERRY_STATE_DIR, { recursive: true, mode: 0o700 });
-    writeFileSync(RECORD, JSON.stringify(record, null, 2), { mode: 0o600 });
-    finish(record.moves, out, 'drain');
+    finish(
+      plan.moves.map((m, i) => (results[i]!.ok ? { ...m, ok: true } : { ...m, ok: false, error: (results[i]!.error as Error).message })),
+      out,
+      'drain',
+    );
   },
 };
 
 async function drainReturn(args: DrainArgs, out: (line: string, json?: Record<string, unknown>) => void): Promise<void> {
-  let record: DrainRecord;
-  try {
-    record = JSON.parse(readFileSync(RECORD, 'utf8')) as DrainRecord;
-  } catch {
-    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no drain recorded on this host (${RECORD})`, { hint: 'Run `ferry drain --to HOST` first.' });
+  const path = drainRecordPath(stateDir());
+  const history = loadDrains(path);
+  if (history.drains.length === 0) {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no drain recorded on this host (${path})`, { hint: 'Run `ferry drain --to HOST` first.' });
   }
-  const back = record.moves.filter((m) => m.ok);
-  out(`returning ${back.length} container(s) drained at ${record.drainedAt} (this host is "${record.as}" for them):`, { event: 'plan', moves: back });
-  const hostsFiles = (args['hosts-file'] ?? record.hostsFiles ?? []).flatMap((f) => ['--hosts-file', f]);
+  const back = returnable(history);
+  const unsure = history.drains.flatMap((d) => d.moves.filter((m) => m.status === 'pending'));
+  for (const m of unsure) out(`  ${m.runtime}:${m.container}: its drain to ${m.destination} stopped before it finished; check where it runs`, { event: 'unknown', ...m });
+  out(`returning ${back.length} container(s) that drains moved away:`, { event: 'plan', moves: back.map((b) => ({ ...b.move, drainedAt: b.entry.drainedAt })) });
   const ssh = sshOptionsFrom(args);
-  const results = await boundedAll(back, args.concurrency, async (move) => {
-    const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'] ?? record.hostsFiles });
-    const run = await runFerryRemote(destination, ['migrate', `${move.runtime}:${move.container}`, '--to', record.as, '--strategy', args.strategy, ...hostsFiles, '--json'], ssh);
+  const results = await boundedAll(back, args.concurrency, async ({ entry, move }) => {
+    const files = args['hosts-file'] ?? entry.hostsFiles;
+    const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: files });
+    const argv = ['migrate', `${move.runtime}:${move.container}`, '--to', entry.as, '--strategy', args.strategy, ...(files ?? []).flatMap((f) => ['--hosts-file', f]), '--json'];
+    const run = await runFerryRemote(destination, argv, ssh);
     if (run.code !== 0) {
       const error = run.stderr.split('\n').map((l) => { try { return JSON.parse(l) as { event?: string; error?: { message: string } }; } catch { return undefined; } }).find((e) => e?.event === 'error');
       throw new FerryError('ERR_DRAIN_INCOMPLETE', `${move.container} did not come back from ${move.destination}: ${error?.error?.message ?? run.stderr.trim().split('\n').at(-1)}`);
     }
+    move.status = 'returned';
+    saveDrains(path, history);
     out(`  ${move.container} is back from ${move.destination}`, { event: 'returned', ...move });
   });
-  const moves = back.map((m, i) => {
+  const moves = back.map(({ move }, i) => {
     const r = results[i]!;
-    return r.ok ? { ...m, ok: true } : { ...m, ok: false, error: (r.error as Error).message };
+    return r.ok ? { ...move, ok: true } : { ...move, ok: false, error: (r.error as Error).message };
   });
-  if (moves.every((m) => m.ok)) writeFileSync(RECORD, JSON.stringify({ ...record, moves: [] }, null, 2));
   finish(moves, out, 'return');
 }
 
 async function drainElsewhere(args: DrainArgs): Promise<void> {
-  const destination = resolveDestination(args.host!, { home: homedir(), hostsFiles: args['hosts-file'] });
+  const destination = resolveDestination(args.host!, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
   const argv = ['drain', ...(args.return ? ['--return'] : ['--to', args.to!]), '--concurrency', String(args.concurrency), '--strategy', args.strategy, '--as', args.as ?? args.host!];
   if (args['dry-run']) argv.push('--dry-run');
   if (args.json) argv.push('--json');

@@ -37,7 +37,7 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
       .option('agent-command', { type: 'string', hidden: true, describe: 'The agent command on the destination (tests)' })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object per event and a final report' }),
   handler: async (args) => {
-    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'] });
+    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
     await withInterrupt(async (signal) => {
       const report = await migrateContainer(

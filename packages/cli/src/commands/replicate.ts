@@ -4,19 +4,19 @@
  *   ferry replicas                                           jobs from this host, and replicas stored here
  *   ferry failover CT                                        on the standby: restore the latest good copy
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { FERRY_STATE_DIR, FerryError, isFerryError, parseCgroupLayout } from '@ferry/core';
+import { FerryError, assertContainerName, isFerryError, parseCgroupLayout, printable, readFileNoFollow } from '@ferry/core';
 import { ReplicaStore, ensureFreeCgroupsPath, replicateOnce, resolveDestination, writeReplicationStatus, type ReplicationStatus } from '@ferry/migrate';
-import { runtimeRegistry } from '../host-context';
+import { runtimeRegistry, stateDir } from '../host-context';
 import { migrationDeps } from '../migration-deps';
 import { formatBytes } from '../render-events';
 import { withInterrupt } from './interrupt';
 
-const STATUS_DIR = join(FERRY_STATE_DIR, 'replication');
-const store = () => new ReplicaStore(join(FERRY_STATE_DIR, 'replicas'));
+const statusDir = () => join(stateDir(), 'replication');
+const store = () => new ReplicaStore(join(stateDir(), 'replicas'));
 
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
@@ -49,11 +49,18 @@ export const replicateCommand: CommandModule<object, ReplicateArgs> = {
       .option('rounds', { type: 'number', describe: 'Stop after this many rounds (default: run until SIGINT/SIGTERM)' })
       .option('hosts-file', { type: 'string', array: true })
       .option('accept-new-host-key', { type: 'boolean', default: false })
-      .option('json', { type: 'boolean', default: false }),
+      .option('json', { type: 'boolean', default: false })
+      .check((a) => {
+        if (a.rounds !== undefined && (!Number.isInteger(a.rounds) || a.rounds < 1)) throw new Error('--rounds must be a whole number >= 1');
+        return true;
+      }),
   handler: async (args) => {
     const everyMs = parseDuration(args.every);
-    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'] });
+    const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const deps = migrationDeps(args);
+    // A container that is not here is an error now, not a round that fails every --every until someone notices.
+    await deps.findContainer(args.container);
+    let lastError: unknown;
     const status: ReplicationStatus = { container: args.container, destination: args.to, everyMs, rounds: 0, failures: 0, pid: process.pid, updatedAt: new Date().toISOString() };
     const say = (line: string, json: Record<string, unknown>) => process.stdout.write(args.json ? `${JSON.stringify(json)}\n` : `${line}\n`);
     await withInterrupt(async (signal) => {
@@ -67,12 +74,14 @@ export const replicateCommand: CommandModule<object, ReplicateArgs> = {
           status.failures++;
           status.lastError = { at: new Date().toISOString(), message: (err as Error).message, code: isFerryError(err) ? err.code : undefined };
           say(`round ${n} failed: ${(err as Error).message} (the previous copy stays)`, { event: 'round-failed', error: status.lastError });
-          if (isFerryError(err, 'ERR_ABORTED')) break;
+          lastError = err;
+          // Stop on what another round cannot fix: the container is gone, or (first round) the standby cannot be used.
+          if (isFerryError(err, 'ERR_ABORTED') || isFerryError(err, 'ERR_RUNTIME_NOT_FOUND') || (status.rounds === 0 && isConfigProblem(err))) break;
         }
         const done = args.rounds !== undefined && n >= args.rounds;
         status.nextDueAt = done ? undefined : new Date(Date.now() + everyMs).toISOString();
         status.updatedAt = new Date().toISOString();
-        writeReplicationStatus(STATUS_DIR, status);
+        writeReplicationStatus(statusDir(), status);
         if (done) break;
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, everyMs);
@@ -81,23 +90,33 @@ export const replicateCommand: CommandModule<object, ReplicateArgs> = {
       }
     });
     if (status.rounds === 0) {
-      throw new FerryError('ERR_ROLLBACK_FAILED', `no replica of ${args.container} was made (${status.lastError?.message ?? 'stopped'})`, {
-        hint: 'The container keeps running; fix the cause (see the error above) and start replication again.',
+      // The failure's own code (an unreachable standby is ERR_TRANSPORT_*): nothing was rolled back, nothing failed to be.
+      const code = isFerryError(lastError) ? lastError.code : 'ERR_ABORTED';
+      throw new FerryError(code, `no replica of ${args.container} was made: ${status.lastError?.message ?? 'stopped before the first round'}`, {
+        hint: `The container keeps running on this host. ${isFerryError(lastError) && lastError.hint ? lastError.hint : 'Fix the cause and start replication again.'}`,
+        cause: lastError,
       });
     }
   },
 };
 
-export const replicasCommand: CommandModule<object, { json: boolean }> = {
+export const replicasCommand: CommandModule<object, { json: boolean; 'hosts-file'?: string[] }> = {
   command: 'replicas',
   describe: 'Replication jobs running from this host, and the replicas stored here (with their age)',
-  builder: (y) => y.option('json', { type: 'boolean', default: false }),
+  builder: (y) =>
+    y
+      .option('hosts-file', { type: 'string', array: true, describe: 'Hosts files, to show where each standby is' })
+      .option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
-    const jobs = existsSync(STATUS_DIR)
-      ? readdirSync(STATUS_DIR)
-          .filter((f) => f.endsWith('.json'))
-          .map((f) => JSON.parse(readFileSync(join(STATUS_DIR, f), 'utf8')) as ReplicationStatus)
-      : [];
+    const jobs = existsSync(statusDir()) ? readdirSync(statusDir()).filter((f) => f.endsWith('.json')).map((f) => readStatus(join(statusDir(), f))) : [];
+    const where = (name: string) => {
+      try {
+        const d = resolveDestination(name, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
+        return d.address === name ? '' : ` (${d.address}:${d.port})`;
+      } catch {
+        return '';
+      }
+    };
     const stored = await store().list();
     if (args.json) {
       process.stdout.write(`${JSON.stringify({ jobs, replicas: stored }, null, 2)}\n`);
@@ -108,12 +127,12 @@ export const replicasCommand: CommandModule<object, { json: boolean }> = {
     for (const j of jobs) {
       const alive = existsSync(`/proc/${j.pid}`) ? 'running' : 'stopped';
       const last = j.lastGood ? `last good copy ${age(j.lastGood.takenAt)} old (frozen ${j.lastGood.frozenMs} ms)` : 'no good copy yet';
-      process.stdout.write(`  ${j.container} -> ${j.destination}: ${alive}, ${j.rounds} rounds, ${j.failures} failed, ${last}${j.lastError ? `; last error: ${j.lastError.message}` : ''}\n`);
+      process.stdout.write(`  ${j.container} -> ${printable(j.destination)}${where(j.destination)}: ${alive}, ${j.rounds} rounds, ${j.failures} failed, ${last}${j.lastError ? `; last error: ${j.lastError.message}` : ''}\n`);
     }
     process.stdout.write('replicas stored on this host:\n');
     if (stored.length === 0) process.stdout.write('  none\n');
     for (const r of stored) {
-      process.stdout.write(`  ${r.meta.container} from ${r.meta.sourceHost}: taken ${r.meta.takenAt} (${age(r.meta.takenAt)} old), ${r.meta.kind}, ${formatBytes(r.diskBytes)}\n`);
+      process.stdout.write(`  ${printable(r.meta.container)} from ${printable(r.meta.sourceHost)}: taken ${r.meta.takenAt} (${age(r.meta.takenAt)} old), ${r.meta.kind}, ${formatBytes(r.diskBytes)}\n`);
     }
   },
 };
@@ -123,6 +142,7 @@ export const failoverCommand: CommandModule<object, { container: string; json: b
   describe: 'On a standby: start the latest good replica of a container whose primary is gone',
   builder: (y) => y.positional('container', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
+    assertContainerName(args.container);
     const replica = store().current(args.container);
     if (!replica) {
       throw new FerryError('ERR_IMAGE_NOT_FOUND', `no replica of ${args.container} on this host`, { hint: 'Run `ferry replicas` to see what this host holds.' });
@@ -131,17 +151,42 @@ export const failoverCommand: CommandModule<object, { container: string; json: b
     const layout = parseCgroupLayout(readFileSync('/proc/self/mountinfo', 'utf8'));
     const roots = [...new Set(Object.values(layout.v1Controllers)), ...(layout.v2Mountpoint ? [layout.v2Mountpoint] : [])];
     ensureFreeCgroupsPath(join(replica.dir, 'bundle'), roots, replica.meta.roundId.slice(0, 8));
+    // CRIU's work directory (logs): removed once the copy runs; a failed failover's stays for its logs, and
+    // `ferry gc` removes it after the retention time.
+    const workDir = mkdtempSync(join(stateDir(), 'failover-'));
     const result = await withInterrupt((signal) =>
       adapter.restore({
         imagesDir: join(replica.dir, 'images'),
-        workDir: mkdtempSync(join(FERRY_STATE_DIR, 'failover-')),
+        workDir,
         bundle: join(replica.dir, 'bundle'),
         name: args.container,
         fileLocks: true,
         signal,
       }),
     );
+    rmSync(workDir, { recursive: true, force: true });
     const line = `failed over ${args.container}: restored the copy taken ${replica.meta.takenAt} (${age(replica.meta.takenAt)} old) in ${result.restoreMs} ms, pid ${result.container.pid ?? '?'}`;
     process.stdout.write(args.json ? `${JSON.stringify({ event: 'failover', container: result.container, replica: replica.meta, restoreMs: result.restoreMs })}\n` : `${line}\n`);
   },
 };
+
+/** A replication status file (written by `ferry replicate`); ERR_STATE_CORRUPT when it cannot be read. */
+function readStatus(path: string): ReplicationStatus {
+  const corrupt = (why: string) =>
+    new FerryError('ERR_STATE_CORRUPT', `${path} cannot be read: ${why}`, { hint: 'Remove it; the replication job writes it again at its next round.', details: { path } });
+  let status: ReplicationStatus;
+  try {
+    status = JSON.parse(readFileNoFollow(path) ?? 'null') as ReplicationStatus;
+  } catch (err) {
+    throw err instanceof FerryError ? err : corrupt((err as Error).message);
+  }
+  if (typeof status !== 'object' || status === null || typeof status.container !== 'string' || typeof status.destination !== 'string' || typeof status.rounds !== 'number') {
+    throw corrupt('not a replication status');
+  }
+  return status;
+}
+
+/** Failures of a first round that more rounds will not fix: the standby's name, keys or ferry. */
+function isConfigProblem(err: unknown): boolean {
+  return isFerryError(err) && /^ERR_(TRANSPORT_(UNKNOWN_HOST|HOST_KEY_|AUTH_FAILED|CONNECT_FAILED)|PRECHECK_|AGENT_MISSING)/.test(err.code);
+}

@@ -1,34 +1,47 @@
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { imageDirBytes, readStats, recordedRuntime, type ImageStats, type RuntimeName } from '@ferry/core';
+import { FerryError, imageDirBytes, readStats, recordedRuntime, type ImageStats, type RuntimeName } from '@ferry/core';
 import { runtimeRegistry } from '../host-context';
 import { createProgress, renderRestore, restoreJson, type RestoreSummary } from '../render-checkpoint';
 import { withInterrupt } from './interrupt';
+import { restoreFromArchive } from './restore-import';
 
 export interface RestoreArgs {
-  dir: string;
+  dir?: string;
   name?: string;
   runtime?: RuntimeName;
   bundle?: string;
   'tcp-established': boolean;
   'file-locks': boolean;
   json: boolean;
+  import?: string;
+  rootfs?: string;
+  'import-dir'?: string;
 }
 
 export const restoreCommand: CommandModule<object, RestoreArgs> = {
-  command: 'restore <dir>',
+  command: 'restore [dir]',
   describe: 'Restore a container from an image directory (again and again: the images are not consumed)',
   builder: (y) =>
     y
-      .positional('dir', { type: 'string', demandOption: true, describe: 'Image directory written by `ferry checkpoint`' })
+      .positional('dir', { type: 'string', describe: 'Image directory written by `ferry checkpoint` (or --import FILE)' })
       .option('name', { type: 'string', describe: 'Name of the restored container (default: the checkpointed one)' })
       .option('runtime', { choices: ['runc', 'lxc', 'docker'] as const, describe: 'Runtime to restore with (default: the one that checkpointed, else runc)' })
       .option('bundle', { type: 'string', describe: 'Bundle to restore into (default: the one recorded at checkpoint)' })
       .option('tcp-established', { type: 'boolean', default: false })
       .option('file-locks', { type: 'boolean', default: true })
-      .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the restored container and its stats' }),
+      .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the restored container and its stats' })
+      .option('import', { type: 'string', describe: 'Restore a checkpoint archive (Podman `checkpoint --export`, ferry `--export`) as a runc container' })
+      .option('rootfs', { type: 'string', describe: 'With --import: the base root filesystem rootfs-diff.tar applies to (default: Podman\'s copy of the image)' })
+      .option('import-dir', { type: 'string', describe: 'With --import: where the bundle and images go (default /var/lib/ferry/imports/NAME-TIME)' }),
   handler: async (args) => {
+    if (args.import !== undefined) return restoreFromArchive({ ...args, import: args.import });
+    if (args.dir === undefined) {
+      throw new FerryError('ERR_PRECHECK_BAD_INPUT', 'name the image directory to restore, or a checkpoint archive with --import FILE', {
+        hint: 'ferry restore DIR | ferry restore --import FILE',
+      });
+    }
     const registry = runtimeRegistry();
     const imagesDir = resolve(args.dir);
     const runtime = args.runtime ?? recordedRuntime(imagesDir) ?? 'runc';

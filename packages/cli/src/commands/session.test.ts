@@ -1,24 +1,8 @@
 import type { SessionCheckpointResult, SessionManifest, SessionRestoreResult } from '@ferry/core';
+import { sampleSessionManifest } from '@ferry/core/testing';
 import { renderSessionCheckpoint, renderSessionRestore, sessionCheckpointJson, sessionRestoreJson } from './session';
 
-const manifest: SessionManifest = {
-  version: 1,
-  kind: 'tmux',
-  rootPid: 8086,
-  pids: [8086, 8087],
-  ownPidNamespace: false,
-  shellJob: false,
-  terminal: 'none',
-  ptys: [0],
-  tcpEstablished: false,
-  fileLocks: true,
-  leaveRunning: false,
-  tmux: { path: '/tmp/tmux-0/work', dir: { path: '/tmp/tmux-0', mode: 0o700, uid: 0, gid: 0 }, sessions: ['main'] },
-  listeningSockets: [],
-  hostname: 'vm',
-  createdAt: '2026-11-27T13:34:12.656Z',
-  reason: 'its sessions and terminals are all inside the tree',
-};
+const manifest: SessionManifest = sampleSessionManifest();
 
 const checkpoint: SessionCheckpointResult = {
   imagesDir: '/tmp/demo',

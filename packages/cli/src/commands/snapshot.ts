@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { DEFAULT_SNAPSHOT_ROOT, SnapshotStore } from '@ferry/core';
+import { existsSync, realpathSync } from 'node:fs';
+import { DEFAULT_SNAPSHOT_ROOT, FerryError, SnapshotStore } from '@ferry/core';
 import { criuClient, runtimeRegistry } from '../host-context';
 import { createProgress } from '../render-checkpoint';
 import {
@@ -12,9 +13,11 @@ import {
   snapshotTakenJson,
 } from '../render-snapshot';
 import { withInterrupt } from './interrupt';
+import { snapshotExportCommand } from './snapshot-export';
 
 interface CommonArgs {
   store: string;
+  'adopt-store': boolean;
   json: boolean;
 }
 
@@ -34,10 +37,16 @@ interface SnapshotArgs extends CommonArgs {
 }
 
 function store(args: CommonArgs): SnapshotStore {
+  if (args.store.trim() === '') {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', '--store is empty', { hint: `Name a directory, or leave --store out for ${DEFAULT_SNAPSHOT_ROOT}.` });
+  }
+  // --adopt-store also means "follow the link": the store is then where it points.
+  const root = args['adopt-store'] && existsSync(args.store) ? realpathSync(args.store) : args.store;
   return new SnapshotStore({
     registry: runtimeRegistry(),
     memTrack: async () => (await criuClient().features()).memTrack,
-    root: args.store,
+    root,
+    adoptRoot: args['adopt-store'],
   });
 }
 
@@ -123,13 +132,15 @@ export const snapshotCommand: CommandModule<object, CommonArgs> = {
   describe: 'Snapshots of a running container on this host: take one, list them, revert to one, remove one',
   builder: (y) =>
     y
-      .usage('$0 snapshot <container> | take <container> | ls <container> | revert <container> <snapshot> | rm <container> <snapshot>')
-      .option('store', { type: 'string', default: DEFAULT_SNAPSHOT_ROOT, describe: 'Where snapshots are kept (0700)' })
+      .usage('$0 snapshot <container> | take <container> | ls <container> | revert <container> <snapshot> | rm <container> <snapshot> | export <container> <snapshot> <file>')
+      .option('store', { type: 'string', default: DEFAULT_SNAPSHOT_ROOT, describe: 'Where snapshots are kept (0700; new, empty, or a store)' })
+      .option('adopt-store', { type: 'boolean', default: false, describe: 'Use a --store that is not empty (or is a symlink) as a snapshot store' })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the result' })
       .command(takeCommand as CommandModule<CommonArgs, TakeArgs>)
       .command(listCommand)
       .command(revertCommand)
       .command(removeCommand)
+      .command(snapshotExportCommand as unknown as CommandModule<CommonArgs, object>)
       .demandCommand(1, 'Name a container, or a snapshot command (ls, revert, rm).') as unknown as Argv<CommonArgs>,
   handler: () => undefined,
 };

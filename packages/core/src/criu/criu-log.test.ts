@@ -1,4 +1,7 @@
-import { excerptCriuLog, isHarmlessLogLine } from './criu-log';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { excerptCriuLog, isHarmlessLogLine, LOG_TAIL_LIMIT_BYTES, readLogExcerpt } from './criu-log';
 
 const log = [
   '(00.000000) Version: 4.2.1 (gitid 0)',
@@ -36,5 +39,27 @@ describe('excerptCriuLog', () => {
   it('knows the harmless line', () => {
     expect(isHarmlessLogLine("Error (criu/util.c:1): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted")).toBe(true);
     expect(isHarmlessLogLine('Error (criu/mem.c:1): cannot dump')).toBe(false);
+  });
+});
+
+describe('readLogExcerpt', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ferry-criu-log-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads a huge log from its tail: a spinning restore writes gigabytes, the end says why', () => {
+    const path = join(dir, 'restore.log');
+    const filler = `${'(00.1) pie: 1: restoring page 0x7f0000000000 of 65536\n'.repeat(200_000)}`;
+    writeFileSync(path, `(00.0) Error (criu/early.c:1): an early error far from the end\n${filler}(99.9) Error (criu/cr-restore.c:2609): Restoring FAILED.\n`);
+    expect(statSync(path).size).toBeGreaterThan(LOG_TAIL_LIMIT_BYTES);
+    const excerpt = readLogExcerpt(path)!;
+    expect(excerpt.lines.join('\n')).toContain('Restoring FAILED.');
+    expect(excerpt.lines.join('\n')).not.toContain('an early error');
+  });
+
+  it('is undefined for a log that is not there', () => {
+    expect(readLogExcerpt(join(dir, 'none.log'))).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Excerpts of CRIU logs for error messages: the `Error` lines with a little context, minus lines known to be harmless.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 
 /** Lines CRIU marks as errors that do not mean failure on ferry's hosts. */
 const HARMLESS_ERRORS: readonly RegExp[] = [
@@ -17,10 +17,12 @@ export interface LogExcerpt {
   errorCount: number;
 }
 
+/** Whether a line CRIU marks as an error is one of the known-harmless ones (the RLIMIT_NOFILE line). */
 export function isHarmlessLogLine(line: string): boolean {
   return HARMLESS_ERRORS.some((re) => re.test(line));
 }
 
+/** The log's real Error lines with a little context, harmless ones left out, the last `maxLines` kept. */
 export function excerptCriuLog(text: string, options: { contextLines?: number; maxLines?: number } = {}): LogExcerpt {
   const context = options.contextLines ?? 2;
   const maxLines = options.maxLines ?? 30;
@@ -45,9 +47,26 @@ export function excerptCriuLog(text: string, options: { contextLines?: number; m
   return { lines: out.length > maxLines ? ['...', ...out.slice(-maxLines)] : out, errorCount };
 }
 
+/** Above this size a log is read from its tail only: a spinning CRIU restore writes gigabytes (~50 MB/s). */
+export const LOG_TAIL_LIMIT_BYTES = 8 << 20;
+/** How much of such a log's tail is read. */
+const LOG_TAIL_BYTES = 1 << 20;
+
+/** The excerpt of the log at `path` (of its last MiB when it is huge); undefined when it cannot be read. */
 export function readLogExcerpt(path: string): LogExcerpt | undefined {
   try {
-    return excerptCriuLog(readFileSync(path, 'utf8'));
+    const fd = openSync(path, 'r');
+    try {
+      const size = statSync(path).size;
+      const length = size > LOG_TAIL_LIMIT_BYTES ? LOG_TAIL_BYTES : size;
+      const buffer = Buffer.alloc(length);
+      const n = readSync(fd, buffer, 0, length, size - length);
+      const text = buffer.subarray(0, n).toString('utf8');
+      // From the tail: the first line is cut; leave it out.
+      return excerptCriuLog(length < size ? text.slice(text.indexOf('\n') + 1) : text);
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return undefined;
   }

@@ -101,6 +101,7 @@ export function commonWireOpts(options: CriuCommonOptions, fds: { imagesDirFd: n
   return wire;
 }
 
+/** CRIU's criu_opts for a dump (or pre-dump) request; the caller owns the image and work dir fds. */
 export function dumpWireOpts(options: CriuDumpOptions, fds: { imagesDirFd: number; workDirFd: number }): WireOpts {
   const wire = commonWireOpts(options, fds);
   wire.pid = options.pid;
@@ -114,6 +115,7 @@ export function dumpWireOpts(options: CriuDumpOptions, fds: { imagesDirFd: numbe
   return wire;
 }
 
+/** CRIU's criu_opts for a restore request; the caller owns the image and work dir fds. */
 export function restoreWireOpts(options: CriuRestoreOptions, fds: { imagesDirFd: number; workDirFd: number }): WireOpts {
   const wire = commonWireOpts(options, fds);
   setIf(wire, 'rst_sibling', options.restoreSibling);

@@ -34,6 +34,7 @@ export interface LazyPagesDaemonOptions {
 /** `exited` resolving with code 0 means every page was transferred. */
 export type LazyPagesDaemon = CriuChild;
 
+/** Starts `criu lazy-pages`; resolves once it listens in workDir (see the header for who owns the child). */
 export async function startLazyPagesDaemon(options: LazyPagesDaemonOptions): Promise<LazyPagesDaemon> {
   const logFile = options.logFile ?? 'lazy-pages.log';
   const ps = options.pageServer;

@@ -23,6 +23,10 @@ export interface PageServerProcess extends CriuChild {
 
 export type PageServerEndpoint = { address: string; port: number } | { socket: PageSocketPair; holdFerryEnd?: boolean };
 
+/**
+ * Starts `criu page-server` on address:port, or on a socket pair's CRIU end, writing into imagesDir; resolves once
+ * it is ready. The caller owns the child.
+ */
 export async function startPageServerProcess(
   options: {
     criuPath: string;

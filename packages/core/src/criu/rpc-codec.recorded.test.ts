@@ -1,6 +1,6 @@
 /**
  * The RPC codec against conversations recorded from a real `criu swrk` (CRIU 4.2.1, kernel 6.18; see recorded/*.json,
- * written by record-swrk.ts). The responses are CRIU's own bytes (protobuf-c); the requests are what ferry sent and
+ * written by tools/record-swrk.ts). The responses are CRIU's own bytes (protobuf-c); the requests are what ferry sent and
  * CRIU accepted. Re-record with:
  *
  *   npx tsc -b && node packages/core/dist/criu/record-swrk.js packages/core/src/criu/recorded
@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CriuClient, type NotifyScript, type RpcSession, type StartSession } from './criu-client';
-import type { RecordedMessage, Recording } from './record-swrk';
+import type { RecordedMessage, Recording } from './rpc-recording';
 import { decodeRequest, decodeResponse, encodeRequest, encodeResponse, type WireRequest, type WireResponse } from './rpc-codec';
 
 const RECORDED_DIR = join(__dirname, 'recorded');

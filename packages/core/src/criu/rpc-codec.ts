@@ -34,6 +34,7 @@ const TYPE_NAMES = new Map<number, ReqTypeName>(
   (Object.entries(REQ_TYPE) as [ReqTypeName, number][]).map(([name, id]) => [id, name]),
 );
 
+/** The protobuf bytes of a criu_req; throws TypeError for a request CRIU would reject as malformed. */
 export function encodeRequest(request: WireRequest): Buffer {
   const payload: Record<string, unknown> = { ...request, type: REQ_TYPE[request.type] };
   if (request.opts && typeof request.opts.images_dir_fd !== 'number') {
@@ -51,6 +52,7 @@ function protocolError(message: string, cause?: unknown): FerryError {
   });
 }
 
+/** A criu_resp from its protobuf bytes; ERR_CRIU_PROTOCOL when they are not one. */
 export function decodeResponse(data: Uint8Array): WireResponse {
   let raw: Record<string, unknown>;
   try {

@@ -12,6 +12,7 @@ export interface CgroupInfo {
   v1Controllers: Record<string, string>;
 }
 
+/** The host's cgroup layout and freezer from a mountinfo text (pure). */
 export function parseCgroupLayout(mountinfo: string): CgroupInfo {
   const v1Controllers: Record<string, string> = {};
   let v2Mountpoint: string | undefined;

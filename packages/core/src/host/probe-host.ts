@@ -70,6 +70,10 @@ export interface ProbeOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Everything `ferry doctor` reports about this host: CRIU, runtimes, cgroups, kernel features, usable strategies.
+ * Never throws for a missing part.
+ */
 export async function probeHost(options: ProbeOptions): Promise<HostFacts> {
   const [criu, runtimes] = await Promise.all([probeCriu(options), probeRuntimes(options.searchPath)]);
   const cgroups = parseCgroupLayout(readText('/proc/self/mountinfo') ?? '');
@@ -182,6 +186,7 @@ function readText(path: string): string | undefined {
   }
 }
 
+/** The kernel's page size in bytes (4096 when /proc does not say). */
 export function kernelPageSizeBytes(): number {
   // Node has no sysconf; the kernel's page size shows in /proc/self/smaps as KernelPageSize.
   const smaps = readText('/proc/self/smaps') ?? '';

@@ -23,6 +23,7 @@ export interface StrategyVerdict {
 /** CRIU's lazy-pages transfer grows a pipe to ~3.3 MB; without CAP_SYS_RESOURCE the sysctl must allow it. */
 export const LAZY_PAGES_MIN_PIPE_BYTES = 4 * 1024 * 1024;
 
+/** Which migration strategies this host can run, each with the reason when it cannot (pure). */
 export function strategiesFor(facts: StrategyInputs): StrategyVerdict[] {
   if (!facts.criuUsable) {
     const reason = 'CRIU >= 4.2 is not usable on this host';

@@ -70,6 +70,7 @@ export interface RestoreStats {
   pagesRestored?: number;
 }
 
+/** inventory.img's fields; ERR_IMAGE_CORRUPT when it does not decode. */
 export async function readInventory(path: string): Promise<InventoryInfo> {
   const image = await readImageEntries(path, INVENTORY_IMAGE);
   const v = onlyEntry(image);
@@ -88,6 +89,7 @@ export async function readInventory(path: string): Promise<InventoryInfo> {
   });
 }
 
+/** pstree.img: the dumped process tree; ERR_IMAGE_CORRUPT when it does not decode. */
 export async function readPstree(path: string): Promise<PstreeTask[]> {
   const image = await readImageEntries(path, PSTREE_IMAGE);
   return image.entries.map(({ value: v }) => ({
@@ -99,6 +101,7 @@ export async function readPstree(path: string): Promise<PstreeTask[]> {
   }));
 }
 
+/** A pagemap image's ranges; ERR_IMAGE_CORRUPT when it does not decode or has no head. */
 export async function readPagemap(path: string): Promise<Pagemap> {
   const image = await readImageEntries(path, PAGEMAP_IMAGE);
   if (!image.head) throw imageCorrupt(path, 'no pagemap_head: the file ends after its magic', { offset: image.entries.length });

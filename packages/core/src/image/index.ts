@@ -1,4 +1,4 @@
-export { createImageDir } from './image-dir';
+export { createImageDir, privateImageFiles } from './image-dir';
 export { IMG_COMMON_MAGIC, IMG_SERVICE_MAGIC, IMAGE_KINDS, identifyImageHeader, type ImageKind, type MagicSet } from './image-magic';
 export {
   readImageEntries,

@@ -43,6 +43,7 @@ export interface ManifestMismatch {
 const READ_CHUNK_BYTES = 1 << 20;
 const DEFAULT_CONCURRENCY = 4;
 
+/** Every file (size, sha256) and symlink of an image directory, in a stable order; the directory is only read. */
 export async function computeManifest(dir: string, options: ManifestOptions = {}): Promise<ImageManifest> {
   const walked = (await walkImageDir(dir)).filter((e) => !options.exclude?.(e.path));
   const entries = await mapLimit(walked, options.concurrency ?? DEFAULT_CONCURRENCY, async (e): Promise<ManifestEntry> => {

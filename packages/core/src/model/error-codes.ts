@@ -15,6 +15,10 @@ export const ERROR_CODES = [
   /** A container configuration CRIU cannot dump (a terminal, stdio on host files). */
   'ERR_PRECHECK_UNSUPPORTED_CONFIG',
   'ERR_PRECHECK_CLONE_CONFLICT',
+  /** The destination has less free disk than the move will write there. */
+  'ERR_PRECHECK_DISK_SPACE',
+  /** A path ferry reads or writes is a symlink, a special file or a non-empty directory it did not expect. */
+  'ERR_PRECHECK_UNSAFE_PATH',
   // CRIU itself.
   'ERR_CRIU_SPAWN_FAILED',
   'ERR_CRIU_PROTOCOL',
@@ -61,6 +65,8 @@ export const ERROR_CODES = [
   'ERR_PAGES_PROTOCOL',
   // Host drains: some containers moved, some did not (each one's error is reported).
   'ERR_DRAIN_INCOMPLETE',
+  // A record ferry keeps on this host (drain history, replication status, a replica's metadata) cannot be read.
+  'ERR_STATE_CORRUPT',
   // Native primitives surfaced as ferry errors.
   'ERR_NATIVE_FAILED',
   // The user interrupted.
@@ -69,6 +75,7 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/** True when `value` is one of ferry's error codes. */
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
 }

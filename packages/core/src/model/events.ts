@@ -22,7 +22,8 @@ export type MigrationEvent =
   | { type: 'plan'; strategy: string; reason: string; container: string; destination: string }
   | { type: 'phase-start'; phase: Phase }
   | { type: 'phase-end'; phase: Phase; ms: number; bytes?: number; files?: number }
-  | { type: 'progress'; phase: Phase; bytes: number }
+  /** Bytes moved so far in a long phase (transfers), with the phase's total when it is known beforehand. */
+  | { type: 'progress'; phase: Phase; bytes: number; totalBytes?: number }
   | {
       type: 'precopy-round';
       round: number;
@@ -39,6 +40,7 @@ export type MigrationEvent =
     }
   | { type: 'warning'; message: string }
   | { type: 'committed'; downtimeMs: number }
-  | { type: 'rolled-back'; reason: string };
+  /** `sourceFrozen`: whether the source had been frozen (false: it ran throughout, nothing needed undoing there). */
+  | { type: 'rolled-back'; reason: string; sourceFrozen?: boolean };
 
 export type EventSink = (event: MigrationEvent) => void;

@@ -30,6 +30,7 @@ export class FerryError extends Error {
   }
 }
 
+/** True when `value` is a FerryError (of `code`, when given). */
 export function isFerryError(value: unknown, code?: ErrorCode): value is FerryError {
   return value instanceof FerryError && (code === undefined || value.code === code);
 }

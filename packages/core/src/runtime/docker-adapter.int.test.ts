@@ -4,6 +4,7 @@
  * restored with its state verified, held paused across a leave-running dump, refused up front when CRIU cannot
  * handle it, cleaned up after a failed restore; and no daemon at all (or a stuck one) is reported, not waited for.
  */
+import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -93,6 +94,23 @@ test('checkpoint and restore keep memory and counter; the container is Docker\'s
   const again = await adapter.restore({ imagesDir, name: `${name}-2` });
   cleanups.push(() => adapter.remove(`${name}-2`));
   expect(again.container.state).toBe('running');
+});
+
+test('a dump whose runc runs in a private network namespace (CheckpointOptions.netnsPath) restores as usual', async () => {
+  const ns = `${/^[a-z]{1,8}$/.test(process.env.FERRY_E2E_PREFIX ?? '') ? process.env.FERRY_E2E_PREFIX : 'ferryt'}-dkns-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  cleanups.push(() => void execFileSync('ip', ['netns', 'delete', ns]));
+  // lo up: CRIU probes TCP repair over loopback in the namespace it runs in.
+  execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  const name = run([], 16);
+  await started(name);
+  const imagesDir = join(dir, 'images');
+  await adapter.checkpoint({ runtime: 'docker', id: name }, { imagesDir, netnsPath: `/run/netns/${ns}` });
+  const restored = await adapter.restore({ imagesDir });
+  expect(restored.container.state).toBe('running');
+  const counterAtRestore = counterOf(name);
+  await waitFor('the counter to continue', () => counterOf(name) > counterAtRestore + 3, 10_000, 50);
+  expect(await verifyWorkloadMemory(pidOf(name), `/proc/${pidOf(name)}/root/tmp/state`)).toBe('ok');
 });
 
 test('the writable layer comes along: a file the container wrote, and one its process holds open', async () => {

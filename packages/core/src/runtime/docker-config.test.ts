@@ -1,5 +1,6 @@
 import { configProblems, containerStateOf, createOptionsOf, namesContainer, rootfsChangesToCarry, type DockerInspect } from './docker-config';
-import { dockerSocketOf, resolveDockerAdapterOptions } from './docker-adapter';
+import { resolveDockerAdapterOptions } from './docker-adapter';
+import { dockerSocketOf } from './docker-client';
 import { translateDockerError } from './docker-errors';
 
 /** A `docker inspect` of `docker run -d --network none IMAGE CMD`, trimmed to what the adapter reads. */

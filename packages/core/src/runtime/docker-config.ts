@@ -5,6 +5,7 @@
  */
 import type Dockerode from 'dockerode';
 import type { ContainerState } from '../model/container';
+import type { RecordExtras } from './checkpoint-record';
 
 /** The parts of `docker inspect` ferry reads; dockerode's type, narrowed to what the daemon always sends. */
 export type DockerInspect = Dockerode.ContainerInspectInfo;
@@ -32,6 +33,13 @@ export function containerStateOf(state: Pick<DockerInspect['State'], 'Status' | 
 /** The name docker shows, without the leading slash the API keeps. */
 export function nameOf(inspect: Pick<DockerInspect, 'Name'>): string {
   return inspect.Name.replace(/^\//, '');
+}
+
+/** The record's Docker part: what a restore needs to make the same container again (rootfsChanges come later). */
+export function recordedContainer(inspect: DockerInspect): RecordExtras['docker']['docker'] {
+  const image = inspect.Config.Image;
+  const imageName = image && !image.startsWith('sha256:') ? { imageName: image } : {};
+  return { containerId: inspect.Id, imageId: inspect.Image, ...imageName, create: createOptionsOf(inspect) };
 }
 
 /**

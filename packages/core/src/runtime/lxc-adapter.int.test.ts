@@ -6,13 +6,13 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isFerryError, type FerryError } from '../model/ferry-error';
 import { runCleanups } from '../testing/cleanups';
 import { startLxcContainer, type LxcContainerOptions, type LxcTestContainer } from '../testing/lxc-container';
 import { readWorkloadState, verifyWorkloadMemory, waitForCounter } from '../testing/workload';
 import { LxcAdapter } from './lxc-adapter';
 import { createRuntimeRegistry } from './registry';
-import { RECORD_FILE } from './runc-record';
+import { RECORD_FILE } from './checkpoint-record';
+import { rejection } from '../testing/rejection';
 
 jest.setTimeout(90_000);
 
@@ -40,15 +40,6 @@ async function container(options: Partial<LxcContainerOptions> = {}): Promise<Lx
   return c;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isFerryError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a rejection');
-}
 
 function frozen(c: LxcTestContainer): string {
   const pid = execFileSync('lxc-info', ['-P', c.lxcpath, '-n', c.name, '-p', '-H'], { encoding: 'utf8' }).trim();

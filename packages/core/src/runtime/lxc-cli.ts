@@ -13,10 +13,21 @@
  * them) and rejects only when the tool cannot be started. On timeout or abort the tool's descendants (criu, the
  * tasks it restores) are killed first, so liblxc sees CRIU fail and cleans up; the tool itself after a grace period.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { findExecutable } from '../host/find-executable';
 import { FerryError } from '../model/ferry-error';
-import { guardChild } from './child-deadline';
+import type { DumpPlan } from './checkpoint-pipeline';
+import { descendantsOf } from './child-deadline';
+import { watchListening } from './lazy-ready';
+import type { Located } from './lxc-containers';
+import { writeLxcCriuConfig } from './lxc-criu-config';
+import { netnsInode } from './network-fence';
+import type { RestorePlan } from './restore-pipeline';
+import { runTool, type ToolOutcome } from './run-tool';
+
+/** ferry's CRIU options for liblxc's CRIU, in the work dir. */
+const CRIU_CONF = 'ferry-criu.conf';
 
 export interface LxcCallOptions {
   /** Logged mode: stdio on /dev/null, liblxc's log in this file (the caller adds nothing to argv). */
@@ -26,92 +37,133 @@ export interface LxcCallOptions {
   /** Environment additions (CRIU_CONFIG_FILE); PATH is always the adapter's search path. */
   env?: Record<string, string>;
   killGraceMs?: number;
+  /** Called with the tool's pid once it runs. */
+  onSpawn?: (pid: number) => void;
 }
 
-export interface LxcOutcome {
+export interface LxcOutcome extends ToolOutcome {
   tool: string;
-  args: readonly string[];
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  /** stderr, or in logged mode liblxc's ERROR lines of the log file, trimmed. */
-  errorText: string;
-  timedOut: boolean;
-  aborted: boolean;
-  durationMs: number;
-  ok: boolean;
 }
-
 
 export class LxcCli {
   constructor(
-    /** Directory-to-path map of the tools, e.g. { 'lxc-info': '/usr/bin/lxc-info' }. */
+    /** Tool name to path, e.g. 'lxc-info' -> '/usr/bin/lxc-info'. */
     private readonly resolveTool: (tool: string) => string,
     private readonly searchPath: string,
   ) {}
 
-  run(tool: string, args: readonly string[], call: LxcCallOptions = {}): Promise<LxcOutcome> {
-    const started = Date.now();
+  async run(tool: string, args: readonly string[], call: LxcCallOptions = {}): Promise<LxcOutcome> {
     const logged = call.logFile !== undefined;
     const argv = logged ? [...args, '-o', call.logFile!, '-l', 'ERROR'] : [...args];
     const path = this.resolveTool(tool);
-    return new Promise<LxcOutcome>((resolvePromise, reject) => {
-      const done = (exitCode: number | null, stdout: string, stderr: string, timedOut: boolean, aborted: boolean) => {
-        let errorText = stderr.trim();
-        if (logged) {
-          try {
-            const log = readFileSync(call.logFile!, 'utf8');
-            errorText = [errorText, ...log.split('\n').filter((l) => /\bERROR\b/.test(l)).map((l) => l.replace(/^.*?ERROR\s+/, ''))]
-              .filter(Boolean)
-              .join('\n');
-          } catch {
-            /* liblxc wrote no log */
-          }
-        }
-        resolvePromise({
-          tool,
-          args: argv,
-          exitCode,
-          stdout,
-          stderr,
-          errorText,
-          timedOut,
-          aborted,
-          durationMs: Date.now() - started,
-          ok: exitCode === 0 && !timedOut && !aborted,
-        });
-      };
-      if (call.signal?.aborted) {
-        done(null, '', '', false, true);
-        return;
-      }
-      const child = spawn(path, argv, {
-        stdio: logged ? 'ignore' : ['ignore', 'pipe', 'pipe'],
+    const ran = await runTool(
+      path,
+      argv,
+      {
+        ...call,
+        quiet: logged,
+        // Logged mode: on exit, since a daemonised monitor may keep inherited descriptors open.
+        untilExit: logged,
         // The inherited environment (as RuncCli's children get it), with the adapter's PATH and ferry's additions.
         env: { ...process.env, PATH: this.searchPath, ...call.env },
-        // Its own process group: a terminal's ^C must not reach liblxc and CRIU halfway through a restore.
-        detached: true,
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-      child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-      const guard = guardChild(child, call);
-      child.on('error', (err: NodeJS.ErrnoException) => {
-        guard.finish();
-        reject(
-          new FerryError('ERR_RUNTIME_UNAVAILABLE', `cannot run ${path}: ${err.message}`, {
-            hint: 'Install LXC (Debian: `apt-get install lxc`) or pass the tools\' directory in the LXC adapter options.',
-            cause: err,
-            details: { tool: path, errno: err.code },
-          }),
-        );
-      });
-      // Logged mode: 'exit', since a daemonised monitor may keep inherited descriptors open; captured: 'close'.
-      child.on(logged ? 'exit' : 'close', (code: number | null) => {
-        guard.finish();
-        done(code, stdout, stderr, guard.timedOut, guard.aborted);
-      });
-    });
+      },
+      (err) =>
+        new FerryError('ERR_RUNTIME_UNAVAILABLE', `cannot run ${path}: ${err.message}`, {
+          hint: 'Install LXC (Debian: `apt-get install lxc`) or pass the tools\' directory in the LXC adapter options.',
+          cause: err,
+          details: { tool: path, errno: err.code },
+        }),
+    );
+    let errorText = ran.stderr.trim();
+    if (logged) {
+      try {
+        const log = readFileSync(call.logFile!, 'utf8');
+        errorText = [errorText, ...log.split('\n').filter((l) => /\bERROR\b/.test(l)).map((l) => l.replace(/^.*?ERROR\s+/, ''))]
+          .filter(Boolean)
+          .join('\n');
+      } catch {
+        /* liblxc wrote no log */
+      }
+    }
+    return { ...ran, tool, args: argv, errorText, ok: ran.exitCode === 0 && !ran.timedOut && !ran.aborted };
   }
+}
+
+/**
+ * `lxc-checkpoint -D IMAGES` as `plan` says, with ferry's CRIU options in CRIU_CONFIG_FILE (liblxc names CRIU's log by
+ * absolute path in the images dir; the work dir gets CRIU's stats and the config file). A lazy dump is ready when its
+ * page server listens (liblxc gives CRIU no status fd): the socket is watched in CRIU's network namespace.
+ *
+ * plan.netnsPath: lxc-checkpoint itself must stay in this network namespace (it reaches the container's monitor over
+ * an abstract unix socket, which exists per network namespace: measured, "not running, not checkpointing"), so only
+ * CRIU moves: liblxc runs the `criu` it finds first in PATH, and that is criuInNetns()'s wrapper.
+ */
+export async function lxcCheckpoint(cli: LxcCli, where: Located, plan: DumpPlan, timeoutMs: number, tools: { searchPath: string; nsenterPath: string }): Promise<LxcOutcome> {
+  const { options, imagesDir, workDir } = plan;
+  const lazy = options.lazyPages;
+  const server = lazy ? { lazyPages: { address: lazy.address, port: lazy.port } } : options.pageServer ? { pageServer: options.pageServer } : {};
+  const { tcpEstablished, fileLocks, extUnixSk } = options;
+  const confPath = writeLxcCriuConfig(join(workDir, CRIU_CONF), { tcpEstablished, fileLocks, extUnixSk, workDir, ...server });
+  const env: Record<string, string> = confPath ? { CRIU_CONFIG_FILE: confPath } : {};
+  if (plan.netnsPath) env.PATH = `${criuInNetns(workDir, plan.netnsPath, tools)}${delimiter}${tools.searchPath}`;
+  // CRIU kills the tree itself at the end of a lazy dump: liblxc must not stop it (-s) as well.
+  const args = ['-P', where.lxcpath, '-n', where.name, '-D', imagesDir, ...(plan.leaveRunning || lazy ? [] : ['-s'])];
+  let toolPid: number | undefined;
+  const watch = lazy ? watchListening(lazy.port, listenerPid(() => toolPid, plan.netnsPath), lazy.onReady) : undefined;
+  try {
+    return await cli.run('lxc-checkpoint', args, { timeoutMs, signal: options.signal, env, onSpawn: (pid) => (toolPid = pid) });
+  } finally {
+    watch?.stop();
+  }
+}
+
+/** Paths that can stand in a generated script without quoting trouble. */
+const PLAIN_PATH = /^\/[A-Za-z0-9._/@+,=-]+$/;
+
+/**
+ * A directory (in the work dir, 0700) holding `criu`: a two-line script that runs the real CRIU inside the network
+ * namespace at nsPath. Every path in it is checked to be plain (no quotes, spaces or shell characters), and single-
+ * quoted all the same.
+ */
+function criuInNetns(workDir: string, nsPath: string, tools: { searchPath: string; nsenterPath: string }): string {
+  const criu = findExecutable('criu', tools.searchPath);
+  if (!criu) throw new FerryError('ERR_PRECHECK_CRIU_MISSING', `no criu in ${tools.searchPath}`, { hint: 'Run scripts/provision-host.sh.' });
+  for (const path of [criu, tools.nsenterPath, nsPath, workDir]) {
+    if (!PLAIN_PATH.test(path)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `${JSON.stringify(path)} cannot be used to run CRIU in a network namespace`, { hint: 'Use paths of letters, digits and ._/@+,=-' });
+  }
+  const bin = join(workDir, 'ferry-netns-bin');
+  mkdirSync(bin, { recursive: true, mode: 0o700 });
+  writeFileSync(join(bin, 'criu'), `#!/bin/sh\nexec '${tools.nsenterPath}' '--net=${nsPath}' '${criu}' "$@"\n`, { mode: 0o700 });
+  return bin;
+}
+
+/**
+ * The pid whose /proc/PID/net shows where CRIU listens: the tool's, or (netnsPath) a descendant in that namespace,
+ * looked up again whenever the last one found has left it (liblxc first runs short-lived `criu` checks).
+ */
+function listenerPid(toolPid: () => number | undefined, netnsPath: string | undefined): () => number | undefined {
+  if (!netnsPath) return toolPid;
+  const inode = netnsInode(netnsPath);
+  const inside = (pid: number) => netnsInode(`/proc/${pid}/ns/net`) === inode;
+  let found: number | undefined;
+  return () => {
+    const root = toolPid();
+    if (found !== undefined && inside(found)) return found;
+    found = root === undefined ? undefined : descendantsOf(root).find(inside);
+    return found;
+  };
+}
+
+/** `lxc-checkpoint -r` into `where`, CRIU's flags as the plan settled them, liblxc's log in the work dir. */
+export function lxcRestore(cli: LxcCli, where: Located, plan: RestorePlan<'lxc'>, timeoutMs: number): Promise<LxcOutcome> {
+  const { imagesDir, workDir, criu, options } = plan;
+  const confPath = writeLxcCriuConfig(join(workDir, CRIU_CONF), { ...criu, workDir, lazyPages: options.lazyPages === true });
+  const logFile = join(workDir, 'lxc-restore.log');
+  rmSync(logFile, { force: true });
+  return cli.run('lxc-checkpoint', ['-r', '-P', where.lxcpath, '-n', where.name, '-D', imagesDir], {
+    logFile,
+    timeoutMs,
+    signal: options.signal,
+    env: confPath ? { CRIU_CONFIG_FILE: confPath } : {},
+  });
 }

@@ -1,4 +1,7 @@
-import { lastValue, lxcConfigProblems, parseLxcConfigText, readLxcConfig, rootfsPathOf } from './lxc-config';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lastValue, lxcConfigProblems, parseLxcConfigText, readLxcConfig, rewriteConfigPaths, rootfsPathOf } from './lxc-config';
 
 const DIR = '/var/lib/lxc/web';
 const parse = (lines: string[]) => parseLxcConfigText(lines.join('\n'), `${DIR}/config`);
@@ -51,4 +54,27 @@ test('bind mounts from inside the container directory and non-bind mounts are al
   expect(keys([`lxc.mount.entry = ${DIR}/data data none bind 0 0`])).toEqual([]);
   expect(keys(['lxc.mount.entry = tmpfs tmp tmpfs defaults 0 0'])).toEqual([]);
   expect(keys(['lxc.mount.entry = /var/lib/lxc/webby/x x none bind 0 0'])).toEqual(['lxc.mount.entry']);
+});
+
+describe('rewriteConfigPaths (a container directory that arrived from another host)', () => {
+  let work: string;
+  beforeEach(() => (work = mkdtempSync(join(tmpdir(), 'ferry-lxc-config-'))));
+  afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+  test('names of the old directory become the new one; comments stay; the mode is kept', () => {
+    const config = join(work, 'config');
+    writeFileSync(config, `# from /old/ct/\nlxc.rootfs.path = dir:/old/ct/rootfs\nlxc.log.file = /old/ct/ct.log\n`, { mode: 0o640 });
+    rewriteConfigPaths(config, '/old/ct', '/new/ct');
+    expect(readFileSync(config, 'utf8')).toBe(`# from /old/ct/\nlxc.rootfs.path = dir:/new/ct/rootfs\nlxc.log.file = /new/ct/ct.log\n`);
+    expect(statSync(config).mode & 0o777).toBe(0o640);
+  });
+
+  test('a config that is a symlink is refused and the file it points at stays as it was', () => {
+    const victim = join(work, 'victim-config');
+    writeFileSync(victim, 'lxc.rootfs.path = dir:/old/ct/rootfs\n');
+    mkdirSync(join(work, 'ct'));
+    symlinkSync(victim, join(work, 'ct', 'config'));
+    expect(() => rewriteConfigPaths(join(work, 'ct', 'config'), '/old/ct', '/new/ct')).toThrow(expect.objectContaining({ code: 'ERR_PRECHECK_UNSAFE_PATH' }));
+    expect(readFileSync(victim, 'utf8')).toBe('lxc.rootfs.path = dir:/old/ct/rootfs\n');
+  });
 });

@@ -23,6 +23,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { FerryError } from '../model/ferry-error';
+import { readFileNoFollow, replaceFileNoFollow } from '../host/safe-files';
 
 export interface LxcConfigEntry {
   key: string;
@@ -109,6 +110,15 @@ export interface HostFacts {
   containerDir: string;
 }
 
+/** Whether this kernel has AppArmor enabled. */
+export function hostHasAppArmor(): boolean {
+  try {
+    return readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').trim() === 'Y';
+  } catch {
+    return false;
+  }
+}
+
 /** Every setting CRIU cannot checkpoint and restore (see the header), in config order; empty when all is well. */
 export function lxcConfigProblems(entries: readonly LxcConfigEntry[], host: HostFacts): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
@@ -158,4 +168,21 @@ export function lxcConfigProblems(entries: readonly LxcConfigEntry[], host: Host
     });
   }
   return problems;
+}
+
+/**
+ * Points config values that named the old container directory (rootfs, mount entries, logs) at the new one. The
+ * directory arrived from another host: a config that is a symlink is refused (ERR_PRECHECK_UNSAFE_PATH), never
+ * written through; the new text replaces the file by a rename inside the container directory.
+ */
+export function rewriteConfigPaths(configPath: string, oldDir: string, newDir: string): void {
+  const text = readFileNoFollow(configPath);
+  if (text === undefined) {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `${configPath} does not exist`, { hint: 'An LXC container directory holds its config file.' });
+  }
+  const rewritten = text
+    .split('\n')
+    .map((line) => (/^\s*#/.test(line) ? line : line.split(`${oldDir}/`).join(`${newDir}/`)))
+    .join('\n');
+  if (rewritten !== text) replaceFileNoFollow(configPath, rewritten);
 }

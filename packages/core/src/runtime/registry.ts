@@ -4,6 +4,7 @@
  * them). `findContainer` resolves what a user typed ("web" or "runc:web") to one container.
  */
 import type { ContainerInfo, RuntimeName } from '../model/container';
+import { printable } from '../model/printable';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { DockerAdapter, type DockerAdapterOptions } from './docker-adapter';
 import { LxcAdapter, type LxcAdapterOptions } from './lxc-adapter';
@@ -42,6 +43,7 @@ export interface RuntimeRegistry {
 
 const RUNTIME_NAMES: readonly RuntimeName[] = ['runc', 'lxc', 'docker'];
 
+/** The registry of the runtimes `options` enables (runc and Docker by default, LXC when its options are given). */
 export function createRuntimeRegistry(options: RuntimeRegistryOptions = {}): RuntimeRegistry {
   const byName = new Map<RuntimeName, RuntimeAdapter>();
   if (options.runc !== false) byName.set('runc', new RuncAdapter(options.runc ?? {}));
@@ -99,19 +101,41 @@ export function createRuntimeRegistry(options: RuntimeRegistryOptions = {}): Run
 }
 
 /** "NAME" or "RUNTIME:NAME" (runtime names never contain ':', and runc, LXC and Docker names cannot either). */
+/** What every runtime ferry drives accepts as a container name (runc ids, LXC and Docker names), bounded. */
+const CONTAINER_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.+-]*$/;
+export const MAX_CONTAINER_NAME = 128;
+
+/**
+ * Throws ERR_PRECHECK_BAD_INPUT unless `name` can be a container name: letters, digits and _ . + -, not starting
+ * with . + or -, at most MAX_CONTAINER_NAME characters. It also ends up in paths (state dirs, bundles), so nothing
+ * like "../../etc" gets that far.
+ */
+export function assertContainerName(name: string, what = 'container name'): void {
+  if (name.length > MAX_CONTAINER_NAME) {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `the ${what} is ${name.length} characters long (at most ${MAX_CONTAINER_NAME})`, { hint: 'Use a shorter name.' });
+  }
+  if (!CONTAINER_NAME.test(name)) {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `"${printable(name, 80)}" is not a valid ${what}`, {
+      hint: 'Container names use letters, digits and _ . + - and do not start with . + or -.',
+    });
+  }
+}
+
 export function parseContainerSpec(spec: string): { runtime?: RuntimeName; id: string } {
   const colon = spec.indexOf(':');
   if (colon < 0) {
-    if (!spec) throw new FerryError('ERR_PRECHECK_BAD_INPUT', 'empty container name');
+    if (!spec) throw new FerryError('ERR_PRECHECK_BAD_INPUT', 'empty container name', { hint: 'Name a container (`ferry ps` lists them).' });
+    assertContainerName(spec);
     return { id: spec };
   }
   const runtime = spec.slice(0, colon);
   const id = spec.slice(colon + 1);
   if (!(RUNTIME_NAMES as readonly string[]).includes(runtime)) {
-    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `unknown runtime "${runtime}" in "${spec}"`, {
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `unknown runtime "${printable(runtime, 40)}" in "${printable(spec, 80)}"`, {
       hint: `Use ${RUNTIME_NAMES.map((r) => `${r}:NAME`).join(', ')} or just NAME.`,
     });
   }
-  if (!id) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no container name after "${runtime}:"`);
+  if (!id) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `no container name after "${runtime}:"`, { hint: `Write ${runtime}:NAME.` });
+  assertContainerName(id);
   return { runtime: runtime as RuntimeName, id };
 }

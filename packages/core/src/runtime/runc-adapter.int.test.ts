@@ -7,12 +7,12 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isFerryError, type FerryError } from '../model/ferry-error';
 import { isAlive, readWorkloadState, verifyWorkloadMemory, waitForCounter } from '../testing/workload';
 import { startNetnsTcpClient, startRuncContainer, type NetnsTcpClient, type RuncContainer } from '../testing/runc-container';
 import { createRuntimeRegistry } from './registry';
 import { RuncAdapter } from './runc-adapter';
-import { RECORD_FILE } from './runc-record';
+import { RECORD_FILE } from './checkpoint-record';
+import { rejection } from '../testing/rejection';
 
 jest.setTimeout(60_000);
 
@@ -54,15 +54,6 @@ function runcNames(): string[] {
   return ((JSON.parse(text) as { id: string }[] | null) ?? []).map((c) => c.id);
 }
 
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isFerryError(err)) return err;
-    throw err;
-  }
-  throw new Error('expected a FerryError, but the call succeeded');
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -177,6 +168,24 @@ test('remove() of a paused container (the migration\'s commit) stops it and its 
   expect(isAlive(pid)).toBe(false); // a zombie at most: this VM's pid 1 reaps slowly
   expect(existsSync(`/sys/fs/cgroup/freezer/ferry-test/${c.name}`)).toBe(false);
   await adapter.remove(c.name); // a second time: nothing to do, no error
+});
+
+test('a fence is plain JSON that another adapter (another process) lifts, twice without harm; manualCommands name runc', async () => {
+  const c = await container({ memMib: 8, port: 0 });
+  const linkState = () => execFileSync('ip', ['-n', c.netnsName, '-o', 'link', 'show', 'eth0'], { encoding: 'utf8' });
+  expect(linkState()).toMatch(/state UP|,UP[,>]/);
+  const fence = await adapter.fenceNetwork(c.name);
+  const journaled = JSON.stringify(fence);
+  expect(JSON.parse(journaled)).toMatchObject({ runtime: 'runc', id: c.name, kind: 'links-down', netns: { path: c.netnsPath }, interfaces: ['eth0'] });
+  expect(linkState()).not.toMatch(/,UP[,>]/);
+
+  const recovery = new RuncAdapter({ stateDir });
+  await recovery.unfenceNetwork(JSON.parse(journaled));
+  expect(linkState()).toMatch(/,UP[,>]/);
+  await recovery.unfenceNetwork(JSON.parse(journaled)); // idempotent
+  await fence.unfence(); // the old shape still works
+  expect(linkState()).toMatch(/,UP[,>]/);
+  expect(adapter.manualCommands(c.name)).toEqual({ thaw: `runc resume ${c.name}`, remove: `runc delete -f ${c.name}` });
 });
 
 test('checkpoint of a missing container is ERR_RUNTIME_NOT_FOUND with a hint', async () => {

@@ -6,9 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FerryError } from '../model/ferry-error';
-import { DEFAULT_RESTORE_TIMEOUT_MS, RuncAdapter, resolveRuncAdapterOptions } from './runc-adapter';
-import { RECORD_FORMAT, writeCheckpointRecord } from './runc-record';
+import { DEFAULT_RESTORE_TIMEOUT_MS } from './adapter-options';
+import { RuncAdapter, resolveRuncAdapterOptions } from './runc-adapter';
+import { RECORD_FORMAT, writeCheckpointRecord } from './checkpoint-record';
+import { rejection } from '../testing/rejection';
 
 let dir: string;
 let sleeper: ChildProcess | undefined;
@@ -42,14 +43,6 @@ esac
 
 const NOT_FOUND = `state) echo 'time="t" level=error msg="container does not exist"' >&2; exit 1 ;;`;
 
-async function rejection(promise: Promise<unknown>): Promise<FerryError> {
-  return promise.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (err: FerryError) => err,
-  );
-}
 
 describe('options', () => {
   test('are resolved once, frozen, with defaults', () => {
@@ -110,7 +103,7 @@ checkpoint) cp ${join(dir, 'dump.log')} "$work/dump.log"; echo 'time="t" level=e
   expect(err.details.logPath).toBe(join(dir, 'work', 'dump.log'));
   expect(err.message).toContain("Can't lookup mount=27");
   expect(err.message).not.toContain('RLIMIT_NOFILE');
-  expect(err.details.runcError).toBe('criu failed: type NOTIFY errno 0');
+  expect(err.details.toolError).toBe('criu failed: type NOTIFY errno 0');
 });
 
 test('a restore under a taken name is refused before anything is created', async () => {

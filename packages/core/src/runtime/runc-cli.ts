@@ -15,16 +15,21 @@
  * itself sees CRIU go away and runs its own clean-up (state dir, criu-root mount, cgroups); runc is killed only if
  * it does not exit within `killGraceMs` after that.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { FerryError } from '../model/ferry-error';
-import { guardChild } from './child-deadline';
+import type { DumpPlan } from './checkpoint-pipeline';
+import type { RestorePlan } from './restore-pipeline';
+import { watchStatusFile } from './lazy-ready';
+import { runTool, type ToolOutcome } from './run-tool';
 import type { CheckpointOptions } from './runtime-adapter';
 
 export interface RuncCliOptions {
   runcPath: string;
   /** runc's state root (`runc --root`); runc's default (/run/runc) when undefined. */
   runcRoot?: string;
+  /** nsenter, for calls that run runc inside a network namespace (`netnsPath`). */
+  nsenterPath?: string;
 }
 
 export interface RuncCallOptions {
@@ -36,22 +41,13 @@ export interface RuncCallOptions {
   killGraceMs?: number;
   /** A file descriptor runc gets as fd 3 (for `--status-fd 3`); the caller owns it. */
   statusFd?: number;
+  /** Run runc (and so CRIU) inside this network namespace (`nsenter --net=PATH runc ...`). */
+  netnsPath?: string;
 }
 
-export interface RuncOutcome {
-  args: readonly string[];
-  exitCode: number | null;
+export interface RuncOutcome extends ToolOutcome {
   exitSignal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  /** runc's own error messages (logrus `msg` of error/fatal lines, or plain stderr lines), newline-joined. */
-  errorText: string;
-  timedOut: boolean;
-  aborted: boolean;
-  durationMs: number;
-  ok: boolean;
 }
-
 
 export class RuncCli {
   constructor(readonly options: RuncCliOptions) {}
@@ -64,81 +60,32 @@ export class RuncCli {
     return [...global, ...args];
   }
 
-  run(args: readonly string[], call: RuncCallOptions = {}): Promise<RuncOutcome> {
-    const started = Date.now();
-    const argv = this.argv(args, call.logFile);
-    const detached = call.logFile !== undefined;
-    return new Promise<RuncOutcome>((resolve, reject) => {
-      if (call.signal?.aborted) {
-        resolve(outcome(args, null, null, '', '', false, true, started, call.logFile));
-        return;
+  async run(args: readonly string[], call: RuncCallOptions = {}): Promise<RuncOutcome> {
+    const netns = call.netnsPath === undefined ? undefined : { path: call.netnsPath, nsenterPath: this.options.nsenterPath ?? 'nsenter' };
+    const ran = await runTool(this.options.runcPath, this.argv(args, call.logFile), { ...call, quiet: call.logFile !== undefined, netns }, (err) =>
+      new FerryError('ERR_RUNTIME_UNAVAILABLE', `cannot run ${this.options.runcPath}: ${err.message}`, {
+        hint: 'Install runc (Debian: `apt-get install runc`) or pass its path in the runc adapter options.',
+        cause: err,
+        details: { runcPath: this.options.runcPath, errno: err.code },
+      }),
+    );
+    let logText = '';
+    if (call.logFile !== undefined) {
+      try {
+        logText = readFileSync(call.logFile, 'utf8');
+      } catch {
+        /* runc did not get far enough to write one */
       }
-      const child = spawn(this.options.runcPath, argv, {
-        stdio: detached ? 'ignore' : call.statusFd !== undefined ? ['ignore', 'pipe', 'pipe', call.statusFd] : ['ignore', 'pipe', 'pipe'],
-        // Its own process group: a terminal's ^C must not reach runc and CRIU halfway through a restore.
-        detached: true,
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-      const guard = guardChild(child, call);
-      child.on('error', (err: NodeJS.ErrnoException) => {
-        guard.finish();
-        reject(
-          new FerryError('ERR_RUNTIME_UNAVAILABLE', `cannot run ${this.options.runcPath}: ${err.message}`, {
-            hint: 'Install runc (Debian: `apt-get install runc`) or pass its path in the runc adapter options.',
-            cause: err,
-            details: { runcPath: this.options.runcPath, errno: err.code },
-          }),
-        );
-      });
-      child.on('close', (code, signal) => {
-        guard.finish();
-        resolve(outcome(args, code, signal, stdout, stderr, guard.timedOut, guard.aborted, started, call.logFile));
-      });
-    });
-  }
-}
-
-function outcome(
-  args: readonly string[],
-  exitCode: number | null,
-  exitSignal: NodeJS.Signals | null,
-  stdout: string,
-  stderr: string,
-  timedOut: boolean,
-  aborted: boolean,
-  started: number,
-  logFile: string | undefined,
-): RuncOutcome {
-  let logText = '';
-  if (logFile !== undefined) {
-    try {
-      logText = readFileSync(logFile, 'utf8');
-    } catch {
-      /* runc did not get far enough to write one */
     }
+    return {
+      ...ran,
+      args,
+      errorText: [...runcErrorMessages(ran.stderr), ...runcErrorMessages(logText)].join('\n'),
+      ok: ran.exitCode === 0 && !ran.timedOut && !ran.aborted,
+    };
   }
-  const errorText = [...runcErrorMessages(stderr), ...runcErrorMessages(logText)].join('\n');
-  return {
-    args,
-    exitCode,
-    exitSignal,
-    stdout,
-    stderr,
-    errorText,
-    timedOut,
-    aborted,
-    durationMs: Date.now() - started,
-    ok: exitCode === 0 && !timedOut && !aborted,
-  };
 }
 
-/**
- * runc's error messages from its stderr (logrus text: `time="..." level=error msg="..."`, sometimes also a plain
- * copy of the message) or from its `--log-format json` file. Warnings are left out.
- */
 /**
  * `runc checkpoint` arguments for a checkpoint request: the runc adapter and the Docker adapter (which drives runc
  * against Docker's own container) dump the same way. A lazy dump reports readiness on fd 3.
@@ -158,6 +105,40 @@ export function runcCheckpointArgs(imagesDir: string, workDir: string, options: 
   return args;
 }
 
+/** `runc restore -d` arguments: CRIU's flags as the plan settled them (the caller's, else the dump's). */
+export function runcRestoreArgs(plan: Pick<RestorePlan<'runc'>, 'name' | 'imagesDir' | 'workDir' | 'criu' | 'options'>, bundle: string): string[] {
+  const args = ['restore', '--detach', '--image-path', plan.imagesDir, '--work-path', plan.workDir, '--bundle', bundle];
+  if (plan.criu.tcpEstablished) args.push('--tcp-established');
+  if (plan.options.lazyPages) args.push('--lazy-pages');
+  if (plan.criu.fileLocks) args.push('--file-locks');
+  if (plan.criu.extUnixSk) args.push('--ext-unix-sk');
+  return [...args, plan.name];
+}
+
+/**
+ * `runc checkpoint` of `containerId` as `plan` says, inside plan.netnsPath when given. A lazy dump's readiness comes
+ * from CRIU's status fd: one byte once the images are written and the page server listens. runc wants a plain
+ * writable fd (it refuses Node's socketpair 'pipe'), so it gets a file in the work dir, which is watched.
+ */
+export async function runcCheckpoint(cli: RuncCli, plan: DumpPlan, containerId: string, timeoutMs: number): Promise<RuncOutcome> {
+  const { options, imagesDir, workDir } = plan;
+  const lazy = options.lazyPages;
+  const statusPath = join(workDir, 'lazy-status');
+  const statusFd = lazy ? openSync(statusPath, 'w', 0o600) : undefined;
+  const watch = lazy ? watchStatusFile(statusPath, lazy.onReady) : undefined;
+  try {
+    const args = runcCheckpointArgs(imagesDir, workDir, options, containerId);
+    return await cli.run(args, { timeoutMs, signal: options.signal, statusFd, netnsPath: plan.netnsPath });
+  } finally {
+    watch?.stop();
+    if (statusFd !== undefined) closeSync(statusFd);
+  }
+}
+
+/**
+ * runc's error messages from its stderr (logrus text: `time="..." level=error msg="..."`, sometimes also a plain
+ * copy of the message) or from its `--log-format json` file. Warnings are left out.
+ */
 export function runcErrorMessages(text: string): string[] {
   const messages: string[] = [];
   for (const raw of text.split('\n')) {

@@ -187,6 +187,35 @@ export async function deleteNetns(tools: NetnsTools, name: string): Promise<void
   await ip(tools, ['netns', 'delete', name]);
 }
 
+/** `ip ARGS` inside the network namespace at `nsPath` (/run/netns/NAME or /proc/PID/ns/net). */
+export async function ipIn(tools: NetnsTools, nsPath: string, args: readonly string[]): Promise<void> {
+  await ip(tools, [`--net=${nsPath}`, tools.ipPath, ...args], 'nsenter');
+}
+
+/** `ip ARGS` in this process's network namespace. */
+export async function ipHere(tools: NetnsTools, args: readonly string[]): Promise<void> {
+  await ip(tools, [...args]);
+}
+
+/** The recorded interfaces with addresses replaced where `readdress` names the interface, and a fresh MAC. */
+export function readdressed(interfaces: readonly NetnsInterface[], readdress: Readonly<Record<string, string>> | undefined): NetnsInterface[] {
+  if (!readdress) return [...interfaces];
+  for (const ifname of Object.keys(readdress)) {
+    if (!interfaces.some((i) => i.ifname === ifname)) {
+      throw new FerryError('ERR_PRECHECK_BAD_INPUT', `the container has no interface ${ifname} to give a new address`, {
+        hint: `Interfaces: ${interfaces.map((i) => i.ifname).join(', ') || 'none'}.`,
+      });
+    }
+  }
+  return interfaces.map((iface) => {
+    const address = readdress[iface.ifname];
+    if (!address) return iface;
+    const family = address.includes(':') ? 'inet6' : 'inet';
+    const { mac: _old, ...rest } = iface;
+    return { ...rest, addresses: [{ ifname: iface.ifname, family, address }] };
+  });
+}
+
 async function ip(tools: NetnsTools, args: string[], which: 'ip' | 'nsenter' = 'ip'): Promise<{ stdout: string }> {
   const file = which === 'ip' ? tools.ipPath : tools.nsenterPath;
   try {

@@ -1,6 +1,7 @@
 /**
  * What ferry needs from a container runtime. One file per runtime in this folder, registered in registry.ts;
- * runc-adapter.ts is the commented reference implementation new runtimes copy.
+ * runc-adapter.ts is the commented reference implementation new runtimes copy. Checkpoint and restore run through one
+ * pipeline (checkpoint-pipeline.ts, restore-pipeline.ts); an adapter supplies its hooks.
  *
  * State contract for every adapter:
  * - checkpoint(): with leaveRunning the container keeps running (or stays paused if it was paused); without, it is
@@ -12,6 +13,9 @@
 import type { Readable, Writable } from 'node:stream';
 import type { NotifyHandler } from '../criu/criu-client';
 import type { CheckpointStats, ContainerInfo, ContainerRef, RuntimeName } from '../model/container';
+import type { Fence, FenceRecord } from './network-fence';
+
+export type { Fence, FenceRecord } from './network-fence';
 
 export interface CheckpointOptions {
   imagesDir: string;
@@ -31,6 +35,14 @@ export interface CheckpointOptions {
   lazyPages?: { address: string; port: number; onReady: () => void };
   /** Stream memory pages to a CRIU page server (e.g. the destination's, through a tunnel) instead of imagesDir. */
   pageServer?: { address: string; port: number };
+  /**
+   * Runs the dump tool (runc checkpoint, lxc-checkpoint, Docker's runc) inside this network namespace
+   * (`nsenter --net=PATH`): whatever CRIU listens on (a lazy dump's page server) or connects to is reachable only
+   * from there. Must name a network namespace (ERR_PRECHECK_BAD_INPUT otherwise) with lo up: CRIU probes TCP repair
+   * over loopback where it runs (without it: "kerndat_tcp_repair failed ... Network is unreachable", measured). LXC
+   * runs only CRIU there (lxc-checkpoint reaches its container's monitor over an abstract socket of this namespace).
+   */
+  netnsPath?: string;
   onNotify?: NotifyHandler;
   signal?: AbortSignal;
 }
@@ -114,9 +126,17 @@ export interface RuntimeAdapter {
   resume(id: string): Promise<void>;
   /**
    * Cuts the container's network while it is frozen for a move, so the source kernel does not answer its clients
-   * after the checkpoint; unfence() restores it (rollback).
+   * after the checkpoint. Resolves with what it did as a plain-JSON FenceRecord (to be journaled) that also carries a
+   * non-enumerable unfence() for this process's rollback. Throws with the network as it was.
    */
-  fenceNetwork(id: string): Promise<{ unfence(): Promise<void> }>;
+  fenceNetwork(id: string): Promise<Fence>;
+  /**
+   * Lifts a fence from its record, in this or any other process (a recovery reading a journal). Idempotent: a fence
+   * already lifted, or whose namespace or links are gone, is not an error.
+   */
+  unfenceNetwork(record: FenceRecord): Promise<void>;
+  /** The commands an operator runs by hand to thaw or to remove the container (quoted in hints; never executed). */
+  manualCommands(name: string): { thaw: string; remove: string };
   /** What ties the container to its network identity: its addresses and its established TCP connections. */
   networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }>;
 }

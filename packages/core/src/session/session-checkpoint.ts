@@ -95,6 +95,7 @@ const CLIENTS_GONE_TIMEOUT_MS = 5_000;
 const CONNECTIONS_GONE_TIMEOUT_MS = 2_000;
 const DEFAULT_RELEASE_TIMEOUT_MS = 5_000;
 
+/** Checkpoints a session's process tree and its manifest into options.imagesDir; a failed dump leaves it running. */
 export async function checkpointSession(target: SessionTarget, options: SessionCheckpointOptions): Promise<SessionCheckpointResult> {
   const started = Date.now();
   const warnings: string[] = [];

@@ -66,6 +66,7 @@ export interface SessionManifest {
   reason: string;
 }
 
+/** Writes ferry-session.json (0600) atomically into `dir`; returns its path. */
 export function writeSessionManifest(dir: string, manifest: SessionManifest): string {
   const path = join(dir, SESSION_MANIFEST_FILE);
   const tmp = `${path}.tmp`;
@@ -74,6 +75,7 @@ export function writeSessionManifest(dir: string, manifest: SessionManifest): st
   return path;
 }
 
+/** The validated ferry-session.json of `dir`; ERR_IMAGE_NOT_FOUND or ERR_IMAGE_CORRUPT otherwise. */
 export function readSessionManifest(dir: string): SessionManifest {
   const path = join(dir, SESSION_MANIFEST_FILE);
   let text: string;

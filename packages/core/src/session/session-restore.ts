@@ -45,6 +45,7 @@ export interface SessionRestoreResult {
 
 const DEFAULT_PID_WAIT_MS = 3_000;
 
+/** Restores a checkpointed session; resolves with its pid once it runs (the caller owns a returned terminal fd). */
 export async function restoreSession(options: SessionRestoreOptions): Promise<SessionRestoreResult> {
   const manifest = readSessionManifest(options.imagesDir);
   const warnings: string[] = [];

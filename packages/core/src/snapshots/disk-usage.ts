@@ -21,6 +21,7 @@ export interface DiskUsage {
   totalBytes: number;
 }
 
+/** Bytes allocated per owner and in total, each shared inode counted once (pure). */
 export function summariseDiskUsage(entriesByOwner: Readonly<Record<string, readonly DiskEntry[]>>): DiskUsage {
   const byOwner: Record<string, number> = {};
   const seenTotal = new Set<string>();

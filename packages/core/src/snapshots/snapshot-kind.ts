@@ -38,6 +38,7 @@ export interface SnapshotKindDecision {
   reason: string;
 }
 
+/** Full or incremental, with the reason (pure; see the header for when incremental is correct). */
 export function chooseSnapshotKind(input: SnapshotKindInput): SnapshotKindDecision {
   if (input.memTrack === undefined) {
     return { kind: 'full', reason: `memory tracking unknown (${input.memTrackError ?? 'the CRIU feature check failed'})` };

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FerryError } from '../model/ferry-error';
@@ -182,4 +182,38 @@ test('rm: deletes one snapshot, incomplete ones too; refuses a parent others nee
   expect(readdirSync(join(dir, 'snapshots', 'web')).filter((f) => f !== 'head.json')).toEqual([]);
   await expect(s.remove('web', '1')).rejects.toMatchObject({ code: 'ERR_IMAGE_NOT_FOUND' });
   await expect(s.list('../etc')).rejects.toMatchObject({ code: 'ERR_PRECHECK_BAD_INPUT' });
+});
+
+describe('the store root (#14: a planted link or a foreign directory is never written into)', () => {
+  const storeAt = (root: string, adoptRoot = false) =>
+    new SnapshotStore({ registry: createRuntimeRegistry({ runc: false, docker: false, adapters: [runtime] }), memTrack: async () => false, root, workRoot: join(dir, 'work'), adoptRoot });
+
+  test('a store root that is a symlink is refused; the directory it points at is not chmod-ed or written', async () => {
+    const victim = join(dir, 'victim');
+    mkdirSync(victim, { mode: 0o755 });
+    symlinkSync(victim, join(dir, 'planted'));
+    await expect(storeAt(join(dir, 'planted')).take('web')).rejects.toMatchObject({ code: 'ERR_PRECHECK_UNSAFE_PATH' });
+    expect(mode(victim)).toBe(0o755);
+    expect(readdirSync(victim)).toEqual([]);
+  });
+
+  test('a non-empty directory that is not a store is refused unless adopted', async () => {
+    const other = join(dir, 'other');
+    mkdirSync(other, { mode: 0o755 });
+    writeFileSync(join(other, 'notes.txt'), 'mine');
+    await expect(storeAt(other).take('web')).rejects.toMatchObject({ code: 'ERR_PRECHECK_UNSAFE_PATH', hint: expect.stringContaining('--adopt-store') });
+    expect(readdirSync(other)).toEqual(['notes.txt']);
+    expect(mode(other)).toBe(0o755);
+    await storeAt(other, true).take('web');
+    expect(readdirSync(other).sort()).toEqual(['.ferry-snapshot-store', 'notes.txt', 'web']);
+    await storeAt(other).take('web'); // marked: a store from now on
+  });
+
+  test('a store written before the marker existed is recognised', async () => {
+    const root = join(dir, 'snapshots');
+    await store().take('web');
+    rmSync(join(root, '.ferry-snapshot-store'));
+    await store().take('web');
+    expect(existsSync(join(root, '.ferry-snapshot-store'))).toBe(true);
+  });
 });

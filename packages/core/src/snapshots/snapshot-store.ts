@@ -30,6 +30,8 @@ import { parseContainerSpec, type RuntimeRegistry } from '../runtime/registry';
 import { diskEntries, summariseDiskUsage, type DiskEntry } from './disk-usage';
 import { chooseSnapshotKind, containerInstance, dependentsOf, type SnapshotHead, type SnapshotKind } from './snapshot-kind';
 import { formatSnapshotId, nextSnapshotSeq, parseSnapshotId, resolveSnapshotRef, sortSnapshotIds } from './snapshot-names';
+import { ensureStoreRoot } from './snapshot-root';
+import { ensurePrivateDir } from '../host/safe-files';
 import { executeStartPlan, planStartFromImage, type StartedContainer } from './start-from-image';
 
 export const DEFAULT_SNAPSHOT_ROOT = '/var/lib/ferry/snapshots';
@@ -112,6 +114,8 @@ export interface SnapshotStoreOptions {
   root?: string;
   /** Parent of the per-revert work directories (startFromImage's workRoot). */
   workRoot?: string;
+  /** Use `root` although it is not empty and does not look like a store (the CLI's --adopt-store). */
+  adoptRoot?: boolean;
   now?: () => Date;
 }
 
@@ -327,12 +331,8 @@ export class SnapshotStore {
   // ------------------------------------------------------------------------------------------------ internals
 
   private ensureContainerDir(name: string): string {
-    mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    chmodSync(this.root, 0o700);
-    const dir = join(this.root, name);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-    return dir;
+    ensureStoreRoot(this.root, this.options.adoptRoot);
+    return ensurePrivateDir(join(this.root, name));
   }
 }
 

@@ -24,7 +24,7 @@ import type { ContainerInfo } from '../model/container';
 import { FerryError } from '../model/ferry-error';
 import { DEFAULT_NETNS_PREFIX, RuncAdapter } from '../runtime/runc-adapter';
 import { netnsPath } from '../runtime/runc-netns';
-import { readCheckpointRecord, type CheckpointRecord } from '../runtime/runc-record';
+import { readCheckpointRecord, type CheckpointRecord } from '../runtime/checkpoint-record';
 import { networkNamespaceOf, type OciConfig } from '../runtime/runc-state';
 import type { RuntimeAdapter } from '../runtime/runtime-adapter';
 
@@ -54,6 +54,7 @@ export interface NetnsChoice {
   reason: string;
 }
 
+/** Whether a copy joins, re-creates or gets its own network namespace, with the reason (pure). */
 export function chooseNetns(input: { recordedPath: string | undefined; pathExists: boolean; holders: readonly string[] }): NetnsChoice {
   const { recordedPath, pathExists } = input;
   const holders = [...input.holders].sort();
@@ -143,7 +144,7 @@ export interface StartPlan {
   imagesDir: string;
   name: string;
   /** The runc adapter's record of the checkpoint, when the image has one. */
-  record?: CheckpointRecord;
+  record?: CheckpointRecord<'runc'>;
   netns: NetnsChoice;
   workRoot: string;
   tcpEstablished?: boolean;
@@ -239,6 +240,7 @@ export async function executeStartPlan(adapter: RuntimeAdapter, plan: StartPlan,
   return { container: result.container, imagesDir: plan.imagesDir, restoreMs: result.restoreMs, netns: plan.netns, ...(criu ? { criu } : {}) };
 }
 
+/** Starts one container from a checkpoint image, which stays untouched; when it throws, nothing of the copy runs. */
 export async function startFromImage(adapter: RuntimeAdapter, options: StartFromImageOptions): Promise<StartedContainer> {
   const plan = await planStartFromImage(adapter, options);
   return executeStartPlan(adapter, plan, options.signal);
@@ -290,14 +292,14 @@ export async function startCopiesFromImage(
 }
 
 /** The runc record of an image directory (undefined for images without one); ERR_IMAGE_NOT_FOUND without images. */
-function readImageRecord(imagesDir: string): CheckpointRecord | undefined {
+function readImageRecord(imagesDir: string): CheckpointRecord<'runc'> | undefined {
   if (!existsSync(join(imagesDir, 'inventory.img'))) {
     throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} holds no CRIU images (no inventory.img)`, {
       hint: 'Pass a directory written by `ferry checkpoint` or `ferry snapshot`.',
       details: { imagesDir },
     });
   }
-  return readCheckpointRecord(imagesDir);
+  return readCheckpointRecord(imagesDir, 'runc');
 }
 
 async function containerExists(adapter: RuntimeAdapter, name: string): Promise<boolean> {

@@ -8,12 +8,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError } from '../model/ferry-error';
-import { RECORD_FILE, RECORD_FORMAT, type CheckpointRecord } from '../runtime/runc-record';
+import { RECORD_FILE, RECORD_FORMAT, type CheckpointRecord } from '../runtime/checkpoint-record';
+import { asFence, type Fence, type FenceRecord } from '../runtime/network-fence';
 import type { OciConfig } from '../runtime/runc-state';
 import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from '../runtime/runtime-adapter';
 
 export interface FakeCall {
-  op: 'checkpoint' | 'restore' | 'remove' | 'pause' | 'resume';
+  op: 'checkpoint' | 'restore' | 'remove' | 'pause' | 'resume' | 'fence' | 'unfence';
   id?: string;
   options?: CheckpointOptions | RestoreOptions;
 }
@@ -73,7 +74,7 @@ export class FakeRuntime implements RuntimeAdapter {
       root: { path: 'rootfs' },
       linux: { namespaces: [{ type: 'pid' }, ...(c.netns?.path ? [{ type: 'network', path: c.netns.path }] : [])] },
     };
-    const record: CheckpointRecord = {
+    const record: CheckpointRecord<'runc'> = {
       format: RECORD_FORMAT,
       runtime: 'runc',
       id: ref.id,
@@ -97,7 +98,7 @@ export class FakeRuntime implements RuntimeAdapter {
     this.calls.push({ op: 'restore', options });
     const dir = resolve(options.imagesDir);
     if (!existsSync(join(dir, 'inventory.img'))) throw new FerryError('ERR_IMAGE_NOT_FOUND', `${dir} holds no CRIU images`);
-    const record = JSON.parse(readFileSync(join(dir, RECORD_FILE), 'utf8')) as CheckpointRecord;
+    const record = JSON.parse(readFileSync(join(dir, RECORD_FILE), 'utf8')) as CheckpointRecord<'runc'>;
     const name = options.name ?? record.id;
     if (this.containers.has(name)) throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `runc already has a container named ${name}`);
     if (this.failRestore) throw this.failRestore;
@@ -130,8 +131,17 @@ export class FakeRuntime implements RuntimeAdapter {
     this.calls.push({ op: 'resume', id });
   }
 
-  async fenceNetwork(): Promise<{ unfence(): Promise<void> }> {
-    return { unfence: async () => undefined };
+  async fenceNetwork(id: string): Promise<Fence> {
+    this.calls.push({ op: 'fence', id });
+    return asFence({ runtime: 'runc', id, kind: 'none' }, (record) => this.unfenceNetwork(record));
+  }
+
+  async unfenceNetwork(record: FenceRecord): Promise<void> {
+    this.calls.push({ op: 'unfence', id: record.id });
+  }
+
+  manualCommands(name: string): { thaw: string; remove: string } {
+    return { thaw: `runc resume ${name}`, remove: `runc delete -f ${name}` };
   }
 
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {

@@ -29,7 +29,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findExecutable } from '../host/find-executable';
-import { DEFAULT_SEARCH_PATH } from '../runtime/runc-adapter';
+import { DEFAULT_SEARCH_PATH } from '../runtime/adapter-options';
 import { createNetns, deleteNetns, netnsPath, type NetnsTools, type NetnsUplink } from '../runtime/runc-netns';
 import type { OciConfig } from '../runtime/runc-state';
 import { buildFixture } from './fixtures';
@@ -42,14 +42,15 @@ const BUSYBOX_APPLETS = ['sh', 'ls', 'cat', 'sleep', 'ps', 'ip', 'nc', 'echo', '
 export const TEST_CONTAINER_ADDRESS = '10.77.0.2/24';
 export const TEST_CONTAINER_PORT = 8080;
 
-function tool(name: string): string {
+/** The path of a tool the provisioned host has; throws naming the provisioning script when it is missing. */
+export function hostTool(name: string): string {
   const path = findExecutable(name, DEFAULT_SEARCH_PATH);
   if (!path) throw new Error(`${name} not found in ${DEFAULT_SEARCH_PATH}; provision the host (scripts/provision-host.sh)`);
   return path;
 }
 
 export function netnsTools(): NetnsTools {
-  return { ipPath: tool('ip'), nsenterPath: tool('nsenter') };
+  return { ipPath: hostTool('ip'), nsenterPath: hostTool('nsenter') };
 }
 
 /**
@@ -57,7 +58,7 @@ export function netnsTools(): NetnsTools {
  * needs. Built into a temporary directory and renamed into place, so parallel workers never see half a rootfs.
  */
 export function buildTestRootfs(): string {
-  const busybox = tool('busybox');
+  const busybox = hostTool('busybox');
   const workload = buildFixture('workload');
   const hash = createHash('sha256')
     .update(`layout ${ROOTFS_LAYOUT}\n`)
@@ -145,7 +146,8 @@ export interface RuncContainerOptions {
   uplink?: NetnsUplink;
 }
 
-export interface RuncContainer {
+/** A test container's bundle and network namespace (runc-container.ts, slow-start.ts). */
+export interface TestRuncBundle {
   name: string;
   bundle: string;
   config: OciConfig;
@@ -154,11 +156,14 @@ export interface RuncContainer {
   /** The container's IP address (without prefix length). */
   address: string;
   port: number;
+  /** runc's view of the container's init pid. */
+  pid(): Promise<number>;
+}
+
+export interface RuncContainer extends TestRuncBundle {
   /** Host directory bind-mounted at /state. */
   stateDir: string;
   stateFile: string;
-  /** runc's view of the container's init pid. */
-  pid(): Promise<number>;
   /** runc delete -f, the netns deleted, the bundle removed; never throws. */
   stop(): Promise<void>;
 }
@@ -185,7 +190,7 @@ export async function startRuncContainer(options: RuncContainerOptions = {}): Pr
   const config = testContainerConfig({ name, rootfs, stateDir, netnsPath: netnsPath(netnsName), args });
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
   const tools = netnsTools();
-  const runc = tool('runc');
+  const runc = hostTool('runc');
   const rootArgs = options.runcRoot ? ['--root', options.runcRoot] : [];
   const container: RuncContainer = {
     name,
@@ -233,14 +238,15 @@ export async function startRuncContainer(options: RuncContainerOptions = {}): Pr
 }
 
 /** Refuses to delete a directory that has anything mounted below it (never recurse into a rootfs bind). */
-function removeUnlessMounted(dir: string): void {
+export function removeUnlessMounted(dir: string): void {
   const mounted = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .some((line) => (line.split(' ')[4] ?? '').startsWith(`${dir}/`));
   if (!mounted) rmSync(dir, { recursive: true, force: true });
 }
 
-function runCommand(
+/** Runs `file args` (argv, no shell); resolves with its output, rejects with its stderr when it exits non-zero. */
+export function runCommand(
   file: string,
   args: string[],
   options: { stdio?: ('ignore' | 'pipe' | number)[] } = {},
@@ -276,7 +282,7 @@ export interface NetnsTcpClient {
  * of the container (other PID and mount namespaces), so CRIU dumps only the server's end of the connection.
  */
 export function startNetnsTcpClient(nsPath: string, host: string, port: number): NetnsTcpClient {
-  const child = spawn(tool('nsenter'), [`--net=${nsPath}`, tool('busybox'), 'nc', host, String(port)], {
+  const child = spawn(hostTool('nsenter'), [`--net=${nsPath}`, hostTool('busybox'), 'nc', host, String(port)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';

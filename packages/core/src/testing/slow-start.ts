@@ -15,12 +15,9 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findExecutable } from '../host/find-executable';
-import { DEFAULT_SEARCH_PATH } from '../runtime/runc-adapter';
 import { createNetns, deleteNetns, netnsPath } from '../runtime/runc-netns';
-import type { OciConfig } from '../runtime/runc-state';
 import { buildFixture } from './fixtures';
-import { buildTestRootfs, netnsTools, testContainerConfig, TEST_CONTAINER_ADDRESS, TEST_CONTAINER_PORT } from './runc-container';
+import { buildTestRootfs, hostTool, netnsTools, removeUnlessMounted, runCommand, testContainerConfig, TEST_CONTAINER_ADDRESS, TEST_CONTAINER_PORT, type TestRuncBundle } from './runc-container';
 
 export interface SlowStartOptions {
   /** Size of the table the service builds, MiB (default 64). */
@@ -73,19 +70,9 @@ export interface SlowStartContainerOptions extends SlowStartOptions {
   address?: string;
 }
 
-export interface SlowStartContainer {
-  name: string;
-  bundle: string;
-  config: OciConfig;
-  netnsName: string;
-  netnsPath: string;
-  /** The service's IP address (without prefix length). */
-  address: string;
-  port: number;
+export interface SlowStartContainer extends TestRuncBundle {
   /** `runc run -d` (stdio on /dev/null); resolves when runc returns, long before the service answers. */
   run(): Promise<void>;
-  /** runc's view of the container's init pid. */
-  pid(): Promise<number>;
   /** runc delete -f, the netns deleted (unless keepNetns), the bundle removed; never throws. */
   stop(options?: { keepNetns?: boolean }): Promise<void>;
 }
@@ -103,7 +90,7 @@ export async function prepareSlowStartContainer(options: SlowStartContainerOptio
   config.mounts = (config.mounts ?? []).filter((m) => m.destination !== '/state');
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
   const tools = netnsTools();
-  const runc = tool('runc');
+  const runc = hostTool('runc');
   const container: SlowStartContainer = {
     name,
     bundle,
@@ -113,16 +100,16 @@ export async function prepareSlowStartContainer(options: SlowStartContainerOptio
     address: address.split('/')[0]!,
     port,
     run: async () => {
-      await execute(runc, ['--log', join(bundle, 'runc.log'), '--log-format', 'json', 'run', '--detach', '--bundle', bundle, name], ['ignore', 'ignore', 'ignore']);
+      await runCommand(runc, ['--log', join(bundle, 'runc.log'), '--log-format', 'json', 'run', '--detach', '--bundle', bundle, name], { stdio: ['ignore', 'ignore', 'ignore'] });
     },
     pid: async () => {
-      const { stdout } = await execute(runc, ['state', name]);
+      const { stdout } = await runCommand(runc, ['state', name]);
       return (JSON.parse(stdout) as { pid: number }).pid;
     },
     stop: async (stopOptions = {}) => {
-      await execute(runc, ['delete', '--force', name]).catch(() => undefined);
+      await runCommand(runc, ['delete', '--force', name]).catch(() => undefined);
       if (!stopOptions.keepNetns) await deleteNetns(tools, netnsName).catch(() => undefined);
-      if (!isMountedBelow(bundle)) rmSync(bundle, { recursive: true, force: true });
+      removeUnlessMounted(bundle);
     },
   };
   try {
@@ -197,7 +184,7 @@ export function startServiceProbe(
   const verify = options.verify ?? query.startsWith('get ');
   const args = [`--net=${netns}`, slowStartBinary(), '--probe', `${address}:${port}`, '--query', query, '--timeout-ms', String(options.timeoutMs ?? 30_000)];
   if (verify) args.push('--verify');
-  const child = spawn(tool('nsenter'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(hostTool('nsenter'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let answeredAt = 0;
   let markReady: () => void = () => undefined;
@@ -255,35 +242,4 @@ export async function queryService(netns: string, address: string, port: number,
     throw new Error(`no answer to "${query}" from ${address}:${port} in ${netns}: ${answer.output.trim()}`);
   }
   return answer;
-}
-
-function tool(name: string): string {
-  const path = findExecutable(name, DEFAULT_SEARCH_PATH);
-  if (!path) throw new Error(`${name} not found in ${DEFAULT_SEARCH_PATH}; provision the host (scripts/provision-host.sh)`);
-  return path;
-}
-
-function isMountedBelow(dir: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((line) => (line.split(' ')[4] ?? '').startsWith(`${dir}/`));
-}
-
-function execute(
-  file: string,
-  args: string[],
-  stdio: ('ignore' | 'pipe')[] = ['ignore', 'pipe', 'pipe'],
-): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr?.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new Error(`${file} ${args.join(' ')} exited with ${code}: ${stderr.trim()}`));
-    });
-  });
 }

@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { FerryError } from '@ferry/core';
 import { AgentPeer } from './agent-peer';
 
@@ -58,4 +58,62 @@ test('an upload blocked on a full channel fails when the connection drops (it mu
   });
   setTimeout(() => bToA.destroy(), 50);
   await expect(upload).rejects.toMatchObject({ code: 'ERR_TRANSPORT_CLOSED' });
+});
+
+describe('uploads into a slow sink keep memory bounded (backpressure through the frames)', () => {
+  const MiB = 1 << 20;
+  const TOTAL = 96 * MiB;
+  /** What may be in flight at once: the wire, the decoder's input and output, the stream's buffer. */
+  const BOUND = 24 * MiB;
+
+  /** Sends TOTAL bytes into a handler that takes each chunk slowly; returns the most ever sent but not yet taken. */
+  async function peakInFlight(consume: (stream: Readable, took: (n: number) => void) => Promise<void>): Promise<number> {
+    const aToB = new PassThrough();
+    const bToA = new PassThrough();
+    const client = new AgentPeer(bToA, aToB, 'agent');
+    const server = new AgentPeer(aToB, bToA, 'source');
+    let sent = 0;
+    let taken = 0;
+    let peak = 0;
+    aToB.on('data', (chunk: Buffer) => {
+      sent += chunk.length;
+      peak = Math.max(peak, sent - taken);
+    });
+    server.handle('upload', async (_params, stream) => {
+      await consume(stream!, (n) => (taken += n));
+      return { taken };
+    });
+    const piece = Buffer.alloc(MiB, 7);
+    const result = await client.request<{ taken: number }>('upload', {}, async (sink) => {
+      for (let i = 0; i < TOTAL / MiB; i++) if (!sink.write(piece)) await new Promise((r) => sink.once('drain', r));
+      sink.end();
+    });
+    expect(result.taken).toBe(TOTAL);
+    aToB.destroy();
+    bToA.destroy();
+    return peak;
+  }
+
+  const slowly = () => new Promise((resolve) => setTimeout(resolve, 2));
+
+  test('a consumer reading with for-await (pre-copy rounds)', async () => {
+    const peak = await peakInFlight(async (stream, took) => {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        await slowly();
+        took(chunk.length);
+      }
+    });
+    expect(peak).toBeLessThan(BOUND);
+  });
+
+  test('a consumer piped into a slow writable (uploads into a slow disk)', async () => {
+    const peak = await peakInFlight(async (stream, took) => {
+      const disk = new Writable({
+        highWaterMark: 64 << 10,
+        write: (chunk: Buffer, _enc, done) => void slowly().then(() => (took(chunk.length), done())),
+      });
+      await new Promise<void>((resolve, reject) => stream.pipe(disk).on('finish', resolve).on('error', reject));
+    });
+    expect(peak).toBeLessThan(BOUND);
+  });
 });

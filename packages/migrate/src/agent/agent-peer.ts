@@ -43,6 +43,7 @@ export class AgentPeer {
   /** Serialises outgoing streams: DATA frames of two requests must never interleave. */
   private sending: Promise<void> = Promise.resolve();
   private readonly drainWaiters = new Set<{ resolve: () => void; reject: (e: unknown) => void }>();
+  private readonly decoder = new FrameDecoder();
 
   /**
    * @param explainClose called when the input ends: lets the transport say why (e.g. "ferry: command not found" on
@@ -54,7 +55,7 @@ export class AgentPeer {
     private readonly where: string,
     private readonly explainClose?: () => FerryError | undefined,
   ) {
-    const decoder = new FrameDecoder();
+    const decoder = this.decoder;
     input.pipe(decoder);
     decoder.on('data', (frame: Frame) => this.onFrame(frame));
     const end = (err?: Error) =>
@@ -78,6 +79,11 @@ export class AgentPeer {
 
   get closed(): boolean {
     return this.closedError !== undefined;
+  }
+
+  /** Why the conversation ended (a protocol error, or ERR_TRANSPORT_CLOSED for a plain end of the input). */
+  get closeReason(): Error | undefined {
+    return this.closedError;
   }
 
   /** Calls `method`; with `upload`, the function writes the request's byte stream into the given sink. */
@@ -147,8 +153,10 @@ export class AgentPeer {
 
   private onFrame(frame: Frame): void {
     if (frame.kind === FRAME_DATA) {
-      if (!this.inbound) return this.fail(new FerryError('ERR_AGENT_PROTOCOL', `${this.where}: data without a stream`));
-      this.inbound.write(frame.payload);
+      const inbound = this.inbound;
+      if (!inbound) return this.fail(new FerryError('ERR_AGENT_PROTOCOL', `${this.where}: data without a stream`));
+      if (inbound.destroyed) return; // the handler gave up on its stream: the rest of it is dropped
+      if (!inbound.write(frame.payload)) this.pauseUntilDrained(inbound);
       return;
     }
     if (frame.kind === FRAME_DATA_END) {
@@ -173,6 +181,22 @@ export class AgentPeer {
     if (message.t === 'req') void this.serve(message);
   }
 
+  /**
+   * Backpressure for incoming streams: while the handler's stream is full, no more frames are decoded, so the
+   * decoder's input fills, the input (SSH channel or stdin) is paused, and the sender's writes wait. Without it a
+   * destination with a slow disk buffers the whole upload in memory.
+   */
+  private pauseUntilDrained(inbound: PassThrough): void {
+    this.decoder.pause();
+    const resume = () => {
+      inbound.off('drain', resume);
+      inbound.off('close', resume);
+      this.decoder.resume();
+    };
+    inbound.on('drain', resume);
+    inbound.on('close', resume);
+  }
+
   private async serve(message: Extract<Message, { t: 'req' }>): Promise<void> {
     let stream: PassThrough | undefined;
     if (message.stream) {
@@ -186,9 +210,11 @@ export class AgentPeer {
       const result = await handler(message.params, stream);
       response = { t: 'res', id: message.id, ok: true, result: result ?? null };
     } catch (err) {
-      // Drain what is left of the stream so the next request's frames are read correctly.
-      stream?.resume();
       response = { t: 'res', id: message.id, ok: false, error: toWireError(err) };
+    } finally {
+      // Drain what is left of the stream (a failed handler, trailing bytes nobody read) so that the decoder, paused
+      // for it, goes on and the next request's frames are read.
+      stream?.resume();
     }
     if (!this.closedError) await this.write(encodeJson(response)).catch(() => undefined);
   }

@@ -2,7 +2,7 @@
  * The agent's undo when its connection goes while a restore runs (Docker's takes seconds; runc and dockerd carry on
  * without the agent): the restore is waited for, and what it made is removed. Also the image a migration loaded.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
@@ -150,4 +150,42 @@ test('an image loaded for a migration that is then aborted is removed again', as
   expect(calls).toEqual(['load', 'remove-image sha256:abc']);
   toAgent.end();
   await served;
+});
+
+test('prepare refuses a migration ID that already has a directory: a committed container\'s files are never undone (#14)', async () => {
+  const { runtime, calls } = slowRuntime();
+  const dir = join(stateDir, 'migrations', ID);
+  mkdirSync(join(dir, 'bundle', 'rootfs'), { recursive: true });
+  writeFileSync(join(dir, 'bundle', 'rootfs', 'data'), 'the running container');
+  writeFileSync(join(dir, 'migration.json'), JSON.stringify({ id: ID, runtime: 'docker', name: 'ct', restored: true, committed: true }));
+  const { source, toAgent, served } = start(runtime);
+  await source.request('hello', { protocol: PROTOCOL_VERSION, ferryVersion: '0', source: { hostId: 'src', hostname: 'src' } });
+  await expect(source.request('prepare', { migrationId: ID, runtime: 'docker', name: 'other' })).rejects.toMatchObject({ code: 'ERR_AGENT_PROTOCOL', message: expect.stringMatching(/already/) });
+  toAgent.end(); // the undo of whatever this connection prepared
+  await served;
+  expect(readFileSync(join(dir, 'bundle', 'rootfs', 'data'), 'utf8')).toBe('the running container');
+  expect(JSON.parse(readFileSync(join(dir, 'migration.json'), 'utf8'))).toMatchObject({ committed: true });
+  expect(calls).toEqual([]);
+});
+
+test("the source's hostname cannot inject log lines (#14)", async () => {
+  const { runtime } = slowRuntime();
+  const lines: string[] = [];
+  const toAgent = new PassThrough();
+  const fromAgent = new PassThrough();
+  const served = serveAgent(toAgent, fromAgent, { runtime: () => runtime, criu: {} as CriuClient, hostSummary: async () => HOST, stateDir, cgroupRoots: [], log: (l) => lines.push(l) });
+  const source = new AgentPeer(fromAgent, toAgent, 'agent');
+  await source.request('hello', { protocol: PROTOCOL_VERSION, ferryVersion: '0\nferry agent: restored web', source: { hostId: 'src', hostname: 'evil\nferry agent: committed web' } });
+  toAgent.end();
+  await served;
+  expect(lines.join('\n').split('\n')).toHaveLength(lines.length);
+  expect(lines[0]).toContain('evil\\x0aferry agent: committed web');
+});
+
+test('input that is not the protocol ends the agent with ERR_AGENT_PROTOCOL, not a quiet success (#14)', async () => {
+  const { runtime } = slowRuntime();
+  const toAgent = new PassThrough();
+  const served = serveAgent(toAgent, new PassThrough(), { runtime: () => runtime, criu: {} as CriuClient, hostSummary: async () => HOST, stateDir, cgroupRoots: [], log: () => undefined });
+  toAgent.end('garbage\n');
+  await expect(served).rejects.toMatchObject({ code: 'ERR_AGENT_PROTOCOL' });
 });

@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync, rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { FerryError, isFerryError, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
+import { FerryError, assertContainerName, isFerryError, printable, privateImageFiles, startLazyPagesDaemon, startPageServerProcess, type CriuClient, type LazyPagesDaemon, type PageServerProcess, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { freeLocalPort } from '../transport/free-port';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
@@ -78,13 +78,14 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       });
     }
     greeted = true;
-    deps.log(`hello from ${params.source.hostname} (ferry ${params.ferryVersion})`);
+    deps.log(`hello from ${printable(params.source?.hostname, 64)} (ferry ${printable(params.ferryVersion, 32)})`);
     return { protocol: PROTOCOL_VERSION, host: await deps.hostSummary() };
   });
 
   peer.handle('prepare', async (params: PrepareParams) => {
     requireHello();
     if (!ID.test(params.migrationId)) throw new FerryError('ERR_AGENT_PROTOCOL', 'bad migration id');
+    assertContainerName(String(params.name));
     const adapter = deps.runtime(params.runtime);
     try {
       await adapter.inspect(params.name);
@@ -95,7 +96,18 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       if (!isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) throw err;
     }
     const dir = join(deps.stateDir, 'migrations', params.migrationId);
-    for (const sub of ['bundle', 'images', 'work', 'cpuinfo', 'pre']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    // A new directory or nothing: reusing one would make this migration's undo delete what another one left there
+    // (a committed container's bundle).
+    mkdirSync(join(deps.stateDir, 'migrations'), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      throw new FerryError('ERR_AGENT_PROTOCOL', `migration ${params.migrationId} already exists on this host`, {
+        hint: 'Every migration needs a new ID; a source that reuses one is not ferry, or is broken.',
+      });
+    }
+    for (const sub of ['bundle', 'images', 'work', 'cpuinfo', 'pre']) mkdirSync(join(dir, sub), { mode: 0o700 });
     const m: Incoming = { id: params.migrationId, dir, runtime: params.runtime, name: params.name, restored: false, committed: false };
     migrations.set(m.id, m);
     record(m);
@@ -128,7 +140,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     if (!['bundle', 'images', 'cpuinfo'].includes(params.part) && !PRE_COPY_PART.test(params.part)) throw new FerryError('ERR_AGENT_PROTOCOL', `bad part ${params.part}`);
     // Images are 0700 throughout; a bundle keeps its directories' own modes (CRIU checks them: an LXC rootfs that
     // became 0700 fails to restore with "File . has bad mode"). The migration dir above it is 0700.
-    const result = await unpackDir(stream, join(m.dir, params.part), params.part === 'bundle' ? {} : { dirMode: 0o700 });
+    const result = await unpackDir(stream, join(m.dir, params.part), params.part === 'bundle' ? {} : { dirMode: 0o700, fileMode: 0o600 });
     return { files: result.files, bytes: result.bytes };
   });
 
@@ -202,7 +214,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'cpuinfo-check without data');
     const dir = join(m.dir, 'cpuinfo');
-    await unpackDir(stream, dir, { dirMode: 0o700 });
+    await unpackDir(stream, dir, { dirMode: 0o700, fileMode: 0o600 });
     const result = await deps.criu.cpuinfoCheck(dir);
     return { compatible: result.compatible, detail: result.compatible ? undefined : `see ${result.logPath}` };
   });
@@ -222,6 +234,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     }
     const started = Date.now();
     const imagesDir = join(m.dir, 'images');
+    privateImageFiles(imagesDir); // the page server's CRIU wrote its pages 0644
     const workDir = join(m.dir, 'work');
     // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
     const top = m.pages?.levels;
@@ -305,7 +318,7 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     await undoMigration(m, deps);
   }
 
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     // 'end' and 'close' both arrive: the second must wait for the first's undo, not resolve at once (the caller
     // exits then, and an undo still waiting for a restore would never remove what it made).
     let finishing: Promise<void> | undefined;
@@ -313,7 +326,8 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
       finishing ??= (async () => {
         for (const m of [...migrations.values()]) await undo(m);
       })();
-      void finishing.then(resolve);
+      // Input that was not the protocol (garbage, a truncated frame) is a failure of this agent run, not a clean end.
+      void finishing.then(() => (isFerryError(peer.closeReason, 'ERR_AGENT_PROTOCOL') ? reject(peer.closeReason) : resolve()));
     };
     input.once('close', finish);
     input.once('end', finish);
@@ -352,7 +366,7 @@ async function undoMigration(m: Incoming, deps: Pick<AgentDeps, 'runtime' | 'log
  * removes the container it restored unless the migration was committed, then its files. Idempotent.
  */
 export async function cleanupMigration(id: string, deps: Pick<AgentDeps, 'runtime' | 'log' | 'stateDir'>): Promise<{ cleaned: boolean; committed: boolean }> {
-  if (!ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${id}`);
+  if (!ID.test(id)) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `bad migration id ${printable(id, 80)}`, { hint: 'Migration ids are 8-64 letters, digits and dashes, as the source printed them.' })
   const dir = join(deps.stateDir, 'migrations', id);
   let m: Incoming;
   try {

@@ -35,7 +35,8 @@ export class FrameDecoder extends Transform {
   private pendingBytes = 0;
 
   constructor() {
-    super({ readableObjectMode: true, writableHighWaterMark: 1 << 20 });
+    // A few decoded frames (up to 1 MiB each) wait at most: the rest waits in the input, paused (agent-peer.ts).
+    super({ readableObjectMode: true, readableHighWaterMark: 4, writableHighWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

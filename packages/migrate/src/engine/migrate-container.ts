@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import {
   FerryError,
   createImageDir,
+  imageDirBytes,
   isFerryError,
   lazyToParent,
   type ContainerInfo,
@@ -29,7 +30,7 @@ import {
 import { PROTOCOL_VERSION, type AgentPeer } from '../agent/agent-peer';
 import type { HelloResult, HostSummary, RestoreResultMessage, UploadResult } from '../agent/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
-import { diffSnapshots, packDir, snapshotDir } from '../transfer';
+import { diffSnapshots, fileBytes, packDir, snapshotDir, transferProgress } from '../transfer';
 import { freeLocalPort } from '../transport/free-port';
 import { chooseStrategy, type RequestedStrategy, type StrategyName } from './choose-strategy';
 import { runRounds, type HashPrecopyResult } from '../precopy/hash-precopy';
@@ -38,6 +39,8 @@ import { endLazyDump } from '../precopy/end-lazy-dump';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import { finalDumpReport, processCpuMs, runCriuPreCopy, type CriuPreCopyResult } from './criu-precopy';
 import { UndoStack } from './undo-stack';
+import { removeArrivedMigration } from '../agent/garbage';
+import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from './disk-space';
 
 export const IMPLEMENTED_STRATEGIES: readonly StrategyName[] = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'];
 
@@ -185,7 +188,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         destination: { memTrack: remote.criu.memTrack, lazyPages: remote.criu.lazyPages },
         implemented: IMPLEMENTED_STRATEGIES,
       });
-      await peer.request('prepare', { migrationId, runtime: adapter.name, name: targetName });
+      const prepared = await peer.request<{ dir: string; freeDiskBytes: number }>('prepare', { migrationId, runtime: adapter.name, name: targetName });
       undo.push('clean the destination', async () => {
         // The agent undoes everything itself when its connection drops; when it is gone, ask a new one to.
         if (!peer.closed) await peer.request('abort', { migrationId }).catch(() => undefined);
@@ -193,9 +196,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
         connection.finishTunnels('reset');
       });
       await checkCpu(deps.criu, peer, migrationId, outgoing);
+      await checkDestinationDisk(prepared, container, request, choice.strategy);
       return choice;
     });
-    emit({ type: 'plan', strategy, reason, container: name, destination: request.destination.name });
+    emit({ type: 'plan', strategy, reason: clone ? 'a clone is a stop-and-copy: the original runs on' : reason, container: name, destination: request.destination.name });
 
     // Runtimes that make containers from an image (Docker): the destination gets it before the freeze if it lacks it.
     const runtimeImages = adapter.images;
@@ -219,7 +223,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
       before = await snapshotDir(bundle);
       const sent = await phase(
         'copy-bundle',
-        () => peer.request<UploadResult>('upload', { migrationId, part: 'bundle' }, (sink) => packDir(bundle, sink).then(() => undefined)),
+        () => {
+          const progress = transferProgress('copy-bundle', emit, fileBytes(before!));
+          return peer.request<UploadResult>('upload', { migrationId, part: 'bundle' }, (sink) => packDir(bundle, sink, { onProgress: progress.onProgress }).then(progress.flush));
+        },
         (r) => r,
       );
       bytesSent += sent.bytes;
@@ -415,7 +422,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
 
     const images = await phase(
       'transfer-images',
-      () => peer.request<UploadResult>('upload', { migrationId, part: 'images' }, (sink) => packDir(imagesDir, sink).then(() => undefined)),
+      async () => {
+        const progress = transferProgress('transfer-images', emit, await imageDirBytes(imagesDir).catch(() => undefined));
+        return peer.request<UploadResult>('upload', { migrationId, part: 'images' }, (sink) => packDir(imagesDir, sink, { onProgress: progress.onProgress }).then(progress.flush));
+      },
       (r) => r,
     );
     bytesSent += images.bytes;
@@ -510,7 +520,11 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
 
     await phase('cleanup', async () => {
       try {
-        if (!clone) await adapter.remove(name);
+        if (!clone) {
+          await adapter.remove(name);
+          // It had arrived here in an earlier move: that move's directory (its bundle) goes with it.
+          removeArrivedMigration(deps.stateDir, container.bundle);
+        }
       } catch (err) {
         warnings.push(`could not remove the source container ${name}: ${(err as Error).message}`);
       }
@@ -543,7 +557,7 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     const failures = await undo.run();
     rmSync(outgoing, { recursive: true, force: true });
     const reason = err instanceof Error ? err.message : String(err);
-    emit({ type: 'rolled-back', reason });
+    emit({ type: 'rolled-back', reason, sourceFrozen: frozenAt !== undefined });
     const thawFailed = failures.find((f) => f.what === 'thaw the source');
     if (thawFailed) {
       throw new FerryError('ERR_ROLLBACK_FAILED', `migration failed (${reason}) and the source could not be thawed: ${(thawFailed.error as Error).message}`, {
@@ -553,6 +567,16 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
     }
     throw err;
   }
+}
+
+/** Refuses the move before anything is frozen when the destination lacks the disk it will write (disk-space.ts). */
+async function checkDestinationDisk(prepared: { dir?: string; freeDiskBytes?: number } | null, container: ContainerInfo, request: MigrateRequest, strategy: StrategyName): Promise<void> {
+  if (typeof prepared?.freeDiskBytes !== 'number') return;
+  const estimate = {
+    bundleBytes: request.sharedStorage || !container.bundle ? 0 : await treeBytes(container.bundle),
+    memoryBytes: container.pid ? await anonymousMemoryBytes(container.pid).catch(() => 0) : 0,
+  };
+  checkDiskSpace(prepared.freeDiskBytes, neededBytes(estimate, { pagesOnDisk: strategy !== 'post-copy' }), request.destination.name, prepared.dir ?? 'its state directory');
 }
 
 /** The runtime's own commands for what a hint asks the user to do by hand. */

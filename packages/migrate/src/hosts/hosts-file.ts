@@ -28,10 +28,11 @@ export function parseHostsFile(text: string, path: string): Record<string, Hosts
   } catch (err) {
     throw bad(`not valid YAML (${(err as Error).message.split('\n')[0]})`);
   }
-  if (doc === undefined || doc === null) return {};
+  if (doc === undefined || doc === null) return Object.create(null) as Record<string, HostsFileEntry>;
   const hosts = (doc as { hosts?: unknown }).hosts;
-  if (typeof doc !== 'object' || (hosts !== undefined && (typeof hosts !== 'object' || hosts === null))) throw bad('expected a "hosts:" map');
-  const out: Record<string, HostsFileEntry> = {};
+  if (typeof doc !== 'object' || Array.isArray(doc) || (hosts !== undefined && (typeof hosts !== 'object' || hosts === null || Array.isArray(hosts)))) throw bad('expected a "hosts:" map');
+  // No prototype: a host named "constructor" or "__proto__" is just a name.
+  const out: Record<string, HostsFileEntry> = Object.create(null) as Record<string, HostsFileEntry>;
   for (const [name, value] of Object.entries((hosts ?? {}) as Record<string, unknown>)) {
     if (typeof value !== 'object' || value === null) throw bad(`host "${name}" must be a map`);
     const entry = value as Record<string, unknown>;

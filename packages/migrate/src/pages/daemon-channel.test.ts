@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StreamSocket, streamSocketPair, type FdHandle } from '@ferry/native';
+import { StreamSocket, streamSocketPair, type FdHandle } from '@ferry/core';
 import { serveDaemon, type DaemonGet } from './daemon-channel';
 import { encodeGetRequest, encodeIov, encodePagesHeader, PS_IOV_FORCE_CLOSE } from './ps-protocol';
 

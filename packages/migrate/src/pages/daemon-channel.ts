@@ -13,7 +13,7 @@
  * from frozen memory or the local store), or not answered at all (answer it).
  */
 import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
-import { StreamSocket, tcpCounters, type FdHandle } from '@ferry/native';
+import { StreamSocket, tcpCounters, type FdHandle } from '@ferry/core';
 import { FerryError } from '@ferry/core';
 import { decodeRequest, encodeCloseStatus, encodePagesHeader, PAGE_SIZE, PS_IOV_SIZE } from './ps-protocol';
 

@@ -9,7 +9,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { FerryError, type ErrorCode } from '@ferry/core';
-import type { StreamSocket } from '@ferry/native';
+import type { StreamSocket } from '@ferry/core';
 import { decodeFrameHeader, decodeJson, decodePages, encodeFrame, encodeGet, encodeJson, FRAME_HEADER_BYTES, FrameDecoder, FrameType, type Frame, type GetRequest } from './link-frames';
 
 export type LinkEvent =

@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { acceptSocket, listenUnix, StreamSocket } from '@ferry/native';
+import { acceptSocket, listenUnix, StreamSocket } from '@ferry/core';
 import { LinkRequester, type LinkEvent } from './link-requester';
 
 jest.setTimeout(180_000);

@@ -6,7 +6,7 @@
  */
 import { existsSync, openSync, closeSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { gatherFiles, type FdRange } from '@ferry/native';
+import { gatherFiles, type FdRange } from '@ferry/core';
 import { PE_FLAGS, readPagemap } from '@ferry/core';
 import { subtract, union, type Interval } from '../precopy/page-intervals';
 

@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pidfdOpen, type FdHandle } from '@ferry/native';
+import { pidfdOpen, type FdHandle } from '@ferry/core';
 import { createPageSocketPair, processStartTime, readLogExcerpt, reclaimFerryEnd, startLazyPagesDaemon } from '@ferry/core';
 
 export interface RelayDaemon {

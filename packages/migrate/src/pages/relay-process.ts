@@ -12,9 +12,9 @@
  * SIGTERM a relay while the restored copy may still run on missing pages: it would then read zeros.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FerryError, processStartTime, type ErrorCode } from '@ferry/core';
+import { ensurePrivateDir, FerryError, processStartTime, type ErrorCode } from '@ferry/core';
 import { PageRelay, type PageRelayOptions, type RelayEvent, type RelayReport } from './relay';
 
 export type RelayProcessConfig = Omit<PageRelayOptions, 'onEvent'>;
@@ -83,7 +83,7 @@ export interface SpawnedRelay {
  * detached, and waits until it reports ready (or failed) within timeoutMs.
  */
 export function spawnPageRelay(config: RelayProcessConfig, command: readonly string[], timeoutMs = 30_000): SpawnedRelay {
-  mkdirSync(config.dir, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(config.dir);
   // A predecessor's events and outcome (takeover) are not this relay's.
   const eventsPath = join(config.dir, RELAY_EVENTS);
   const since = existsSync(eventsPath) ? statSync(eventsPath).size : 0;

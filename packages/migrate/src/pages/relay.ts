@@ -13,11 +13,11 @@
  * rejects with ERR_POSTCOPY_DAEMON_LOST (the daemon died with pages missing: the restored tasks wait on missing
  * pages and must be killed, then release()) or ERR_POSTCOPY_SOURCE_LOST (the source cannot serve: the same).
  */
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { acceptSocket, listenUnix, StreamSocket, type FdHandle } from '@ferry/native';
+import { closeSync, existsSync, lstatSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { acceptSocket, listenUnix, StreamSocket, type FdHandle } from '@ferry/core';
 import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
-import { FerryError, lazyRanges } from '@ferry/core';
+import { ensurePrivateDir, FerryError, lazyRanges } from '@ferry/core';
 import { subtract, union, type Interval } from '../precopy/page-intervals';
 import { serveDaemon, type DaemonGet } from './daemon-channel';
 import { LinkRequester, type LinkEvent } from './link-requester';
@@ -127,13 +127,9 @@ export class PageRelay {
 
   private async begin(): Promise<void> {
     const { options } = this;
-    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-    if (!lstatSync(options.dir).isDirectory()) {
-      throw new FerryError('ERR_PRECHECK_BAD_INPUT', `${options.dir} is not a directory (a symlink?)`, { hint: 'Give the relay a directory of its own.' });
-    }
-    chmodSync(options.dir, 0o700);
+    ensurePrivateDir(options.dir);
     const daemonWork = join(options.dir, 'daemon');
-    mkdirSync(daemonWork, { recursive: true, mode: 0o700 });
+    ensurePrivateDir(daemonWork);
 
     const lazy = await lazyRanges(options.imagesDir);
     if (options.localChain) this.chain = await ChainPageStore.open(options.localChain);

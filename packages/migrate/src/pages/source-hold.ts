@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectSocket, pidfdOpen, pidfdSendSignal, socketInNetns, StreamSocket, type FdHandle } from '@ferry/native';
+import { connectSocket, pidfdOpen, pidfdSendSignal, socketInNetns, StreamSocket, type FdHandle } from '@ferry/core';
 import { Freezer, FerryError } from '@ferry/core';
 
 const SIGKILL_BIT = 1n << 8n;

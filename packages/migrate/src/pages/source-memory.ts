@@ -3,12 +3,9 @@
  * server: CRIU's death, or a guardian's, loses nothing while the tasks stay frozen (source-hold.ts). A task is named
  * as in the images (its pid in the container's PID namespace) and found here by /proc/PID/status NSpid.
  *
- * Reading goes through @ferry/native directly for now; it moves behind core's memory module with the `adapters`
- * branch.
+ * Reading goes through core's memory module (process_vm_readv of @ferry/native).
  */
-import { allocPageAligned, readMemory } from '@ferry/native';
-import { Freezer, FerryError } from '@ferry/core';
-import { containerTasks } from '../precopy/container-tasks';
+import { allocPageAligned, containerTasks, Freezer, FerryError, readMemory } from '@ferry/core';
 import type { GetRequest } from './link-frames';
 
 const PAGE = 4096;

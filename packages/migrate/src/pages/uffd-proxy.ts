@@ -14,7 +14,7 @@
  */
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { acceptSocket, connectSocket, createSocket, listenUnix, pidfdGetfd, pidfdOpen, StreamSocket, type FdHandle } from '@ferry/native';
+import { acceptSocket, connectSocket, createSocket, listenUnix, pidfdGetfd, pidfdOpen, StreamSocket, type FdHandle } from '@ferry/core';
 import { FerryError } from '@ferry/core';
 
 export const LAZY_PAGES_SOCKET = 'lazy-pages.socket';

@@ -9,10 +9,8 @@
  * strict pass. No user code runs between the freeze and the end of the dump, so both reads see the frozen memory.
  */
 import type { Writable } from 'node:stream';
-import { Freezer, FerryError, lazyRanges } from '@ferry/core';
-import { PAGE_SIZE, type MemoryRange } from '@ferry/native';
+import { containerTasks, Freezer, FerryError, lazyRanges, PAGE_SIZE, presentPrivateRanges, type MemoryRange } from '@ferry/core';
 import type { AgentPeer } from '../agent/agent-peer';
-import { containerTasks, presentPrivateRanges } from './container-tasks';
 import { sendTaskRanges, type RoundStats, type SentPages } from './memory-rounds';
 import { subtract, union, type Interval } from './page-intervals';
 

@@ -5,9 +5,7 @@
  */
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
-import { allocPageAligned, hashPages, readMemory, PAGE_SIZE, type MemoryRange } from '@ferry/native';
-import { FerryError, isFerryError } from '@ferry/core';
-import { containerTasks, presentPrivateRanges } from './container-tasks';
+import { allocPageAligned, containerTasks, FerryError, hashPages, isFerryError, PAGE_SIZE, presentPrivateRanges, readMemory, type MemoryRange } from '@ferry/core';
 import { encodeRecordHeader, MAX_RECORD_PAGES, RecordKind } from './page-records';
 
 /** task → page number → XXH3 of the content the destination holds. */

@@ -16,8 +16,7 @@
 import { mkdirSync, symlinkSync } from 'node:fs';
 import { open, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PAGE_SIZE, scatterFiles, type FdRange } from '@ferry/native';
-import { FerryError, encodePagemapImage, PE_FLAGS, type PagemapEntryOut } from '@ferry/core';
+import { encodePagemapImage, FerryError, PAGE_SIZE, PE_FLAGS, scatterFiles, type FdRange, type PagemapEntryOut } from '@ferry/core';
 import { RecordKind, type PageRecord } from './page-records';
 import { split, union, type Interval } from './page-intervals';
 

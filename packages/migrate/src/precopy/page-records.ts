@@ -6,8 +6,7 @@
  *
  * Little-endian. Zero pages travel as a header only: freshly touched memory is often zero.
  */
-import { PAGE_SIZE } from '@ferry/native';
-import { FerryError } from '@ferry/core';
+import { FerryError, PAGE_SIZE } from '@ferry/core';
 
 export const RECORD_HEADER_BYTES = 24;
 export const RecordKind = { DATA: 1, ZERO: 2 } as const;

@@ -42,7 +42,14 @@ export class ReplicaStore {
   /** Creates incoming-ROUND with bundle/ and images/ (0700) and returns it. */
   beginRound(name: string, roundId: string): string {
     const dir = join(this.containerDir(name), `incoming-${roundId}`);
-    for (const sub of ['bundle', 'images', 'work']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+    mkdirSync(this.containerDir(name), { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { mode: 0o700 }); // new or nothing: an abort of this round deletes it
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      throw new FerryError('ERR_AGENT_PROTOCOL', `replica round ${roundId} of ${name} already exists on this host`, { hint: 'Every round needs a new ID.' });
+    }
+    for (const sub of ['bundle', 'images', 'work']) mkdirSync(join(dir, sub), { mode: 0o700 });
     return dir;
   }
 
@@ -71,8 +78,22 @@ export class ReplicaStore {
     } catch {
       return undefined;
     }
+    const corrupt = (why: string) =>
+      new FerryError('ERR_STATE_CORRUPT', `the replica of ${name} in ${this.containerDir(name)} cannot be used: ${why}`, {
+        hint: 'Move that directory aside; the next replication round writes a new replica.',
+        details: { dir: this.containerDir(name) },
+      });
+    if (!/^\d{6}-[A-Za-z0-9-]+$/.test(target)) throw corrupt(`'current' points at ${JSON.stringify(target)}, not at a round`);
     const dir = join(this.containerDir(name), target);
-    const meta = JSON.parse(readFileSync(join(dir, 'replica.json'), 'utf8')) as ReplicaMeta;
+    let meta: ReplicaMeta;
+    try {
+      meta = JSON.parse(readFileSync(join(dir, 'replica.json'), 'utf8')) as ReplicaMeta;
+    } catch (err) {
+      throw corrupt(`replica.json: ${(err as Error).message}`);
+    }
+    if (typeof meta !== 'object' || meta === null || typeof meta.takenAt !== 'string' || typeof meta.runtime !== 'string' || typeof meta.roundId !== 'string') {
+      throw corrupt('replica.json lacks takenAt, runtime or roundId');
+    }
     return { dir, meta, diskBytes: 0 };
   }
 

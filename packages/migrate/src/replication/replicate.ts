@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { FerryError, createImageDir, type EventSink } from '@ferry/core';
 import type { UploadResult } from '../agent/agent-messages';
 import { greet, type MigrateDeps } from '../engine/migrate-container';
+import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from '../engine/disk-space';
 import { UndoStack } from '../engine/undo-stack';
 import type { Destination } from '../hosts/resolve-host';
 import { packDir } from '../transfer';
@@ -47,8 +48,10 @@ export async function replicateOnce(
     undo.push('close the connection', () => connection.close());
     const peer = connection.peer;
     const { local } = await greet(peer, deps, adapter.name, request.destination.name);
-    await peer.request('replica-prepare', { migrationId: roundId, runtime: adapter.name, name });
+    const prepared = await peer.request<{ dir: string; freeDiskBytes: number }>('replica-prepare', { migrationId: roundId, runtime: adapter.name, name });
     undo.push('drop the incomplete round', () => peer.request('abort', { migrationId: roundId }).then(() => undefined, () => undefined));
+    const estimate = { bundleBytes: container.bundle ? await treeBytes(container.bundle) : 0, memoryBytes: container.pid ? await anonymousMemoryBytes(container.pid).catch(() => 0) : 0 };
+    checkDiskSpace(prepared.freeDiskBytes, neededBytes(estimate, { pagesOnDisk: true }), request.destination.name, prepared.dir);
     let bytes = 0;
     if (container.bundle) {
       const bundle = container.bundle;

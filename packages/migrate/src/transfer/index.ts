@@ -4,3 +4,4 @@ export { packDir, type PackOptions } from './pack-dir';
 export { unpackDir, type UnpackOptions } from './unpack-dir';
 export { TRANSFER_FORMAT } from './stream-format';
 export type * from './transfer-types';
+export { fileBytes, transferProgress, PROGRESS_EVERY_BYTES, PROGRESS_EVERY_MS, type ProgressReporter } from './progress-events';

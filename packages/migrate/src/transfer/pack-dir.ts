@@ -2,9 +2,9 @@
  * packDir: sends a directory as a transfer stream (stream-format.ts) into any Writable (an SSH channel, a pipe).
  *
  * Contract:
- * - Reads only, never follows symlinks, and never sends a file reached through a symlinked parent (the opened file
- *   descriptor's path is checked against /proc/self/fd), so a container that swaps a directory for a symlink while
- *   we copy cannot make us send host files.
+ * - Reads only, never follows symlinks, and reaches every entry through its parent directory's open descriptor
+ *   (walk-tree.ts), so a container that swaps a directory for a symlink while we copy cannot make us send host
+ *   files or names; an opened file's path is checked against /proc/self/fd as well.
  * - The source may keep changing (a running container's rootfs): an entry that vanishes is left out, a file that
  *   grows is cut at the size first seen, one that shrinks is padded with zeros. Either way its times changed, so a
  *   snapshot taken before packDir differs from one taken after, and diffSnapshots sends it again.
@@ -15,16 +15,17 @@
  *   path in `only`/`deleted`, or an unreadable source).
  */
 import { closeSync, constants, createReadStream, existsSync, fstatSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, type BigIntStats } from 'node:fs';
+import { basename } from 'node:path';
 import type { Writable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { FerryError } from '@ferry/core';
 import { EventLoopYielder } from './event-loop-yield';
-import { absolutePath, ancestorPaths, relativePathProblem, ROOT_PATH } from './relative-path';
+import { absolutePath, parentPath, relativePathProblem, ROOT_PATH } from './relative-path';
 import { CHUNK_BYTES, markerHeader, metaHeader, TRANSFER_FORMAT, type BeginMarker, type EndMarker, type TarHeader } from './stream-format';
 import { stopSignal, waitForEvent } from './stream-waits';
 import { abortError, asTransferError, isErrno, sourceError, transportError } from './transfer-errors';
 import type { TransferEvent, TransferStats } from './transfer-types';
-import { entryTypeOf, specialKind, VANISHED_ERRNOS, walkTree, type WalkItem } from './walk-tree';
+import { entryTypeOf, fdPath, openDirectoryBeneath, specialKind, VANISHED_ERRNOS, walkTree, type WalkItem } from './walk-tree';
 
 export interface PackOptions {
   /** Send only these entries (paths relative to `dir`, '.' for the root): a directory listed here is sent without its contents. */
@@ -95,8 +96,6 @@ class Sender {
   private readonly stopper = stopSignal();
   private readonly stats: TransferStats = { files: 0, bytes: 0 };
   private readonly yielder = new EventLoopYielder();
-  /** Directories checked to be real directories (for `only` paths). */
-  private readonly realDirs = new Set<string>([ROOT_PATH]);
   private readonly checkFdPaths = existsSync('/proc/self/fd');
 
   constructor(
@@ -231,55 +230,53 @@ class Sender {
         reason === 'special-file' ? `skipped ${kind} ${path}: device nodes, fifos and sockets are not copied` : `skipped ${path}: its name is not UTF-8`;
       return { kind: 'warning', event: { type: 'warning', message, reason, path } };
     }
-    let path: string;
-    let stat: BigIntStats;
-    let linkTarget: string | undefined;
     if (candidate.kind === 'path') {
-      path = candidate.path;
-      const found = this.lstatOnly(path);
-      if (found === undefined) return { kind: 'vanished' };
-      stat = found;
-    } else {
-      ({ path, stat, linkTarget } = candidate);
+      // An `only` path: reached one real directory at a time from the root, never through a symlink.
+      const parent = openDirectoryBeneath(this.root, parentPath(candidate.path));
+      if (parent === undefined) return { kind: 'vanished' };
+      try {
+        if (candidate.path === ROOT_PATH) return this.prepareEntry(ROOT_PATH, fstatSync(parent, { bigint: true }), fdPath(parent));
+        const at = `${fdPath(parent)}/${basename(candidate.path)}`;
+        let stat: BigIntStats;
+        try {
+          stat = lstatSync(at, { bigint: true });
+        } catch (err) {
+          if (isErrno(err, ...VANISHED_ERRNOS)) return { kind: 'vanished' };
+          throw sourceError(absolutePath(this.root, candidate.path), err);
+        }
+        return this.prepareEntry(candidate.path, stat, at);
+      } finally {
+        closeSync(parent);
+      }
     }
+    return this.prepareEntry(candidate.path, candidate.stat, candidate.at ?? absolutePath(this.root, candidate.path), candidate.linkTarget);
+  }
+
+  /** `at` reaches the entry through its parent's open descriptor. */
+  private prepareEntry(path: string, stat: BigIntStats, at: string, linkTarget?: string): Prepared {
     const abs = absolutePath(this.root, path);
     switch (entryTypeOf(stat)) {
       case 'dir':
         return { kind: 'entry', header: { ...metaHeader(path, metaOf(stat)), type: 'directory' } };
       case 'symlink':
         try {
-          linkTarget ??= readlinkSync(abs);
+          linkTarget ??= readlinkSync(at);
         } catch (err) {
           if (isErrno(err, ...VANISHED_ERRNOS, 'EINVAL')) return { kind: 'vanished' };
           throw sourceError(abs, err);
         }
         return { kind: 'entry', header: { ...metaHeader(path, metaOf(stat)), type: 'symlink', linkname: linkTarget } };
       case 'file':
-        return this.prepareFile(path, abs);
+        return this.prepareFile(path, abs, at);
       default:
         return this.prepare({ kind: 'skipped', skipped: { path, reason: 'special-file', kind: specialKind(stat) } });
     }
   }
 
-  /** lstat of an `only` path, or undefined when it, or a real directory above it, is gone. */
-  private lstatOnly(path: string): BigIntStats | undefined {
-    try {
-      for (const dir of ancestorPaths(path)) {
-        if (this.realDirs.has(dir)) continue;
-        if (!lstatSync(absolutePath(this.root, dir), { bigint: true }).isDirectory()) return undefined;
-        this.realDirs.add(dir);
-      }
-      return lstatSync(absolutePath(this.root, path), { bigint: true });
-    } catch (err) {
-      if (isErrno(err, ...VANISHED_ERRNOS)) return undefined;
-      throw sourceError(absolutePath(this.root, path), err);
-    }
-  }
-
-  private prepareFile(path: string, abs: string): Prepared {
+  private prepareFile(path: string, abs: string, at: string): Prepared {
     let fd: number;
     try {
-      fd = openSync(abs, OPEN_FLAGS);
+      fd = openSync(at, OPEN_FLAGS);
     } catch (err) {
       if (isErrno(err, ...OPEN_VANISHED_ERRNOS)) return { kind: 'vanished' };
       throw sourceError(abs, err);
@@ -288,7 +285,7 @@ class Sender {
     try {
       const stat = fstatSync(fd, { bigint: true });
       if (!stat.isFile()) return { kind: 'vanished' };
-      // The path may have gone through a directory swapped for a symlink after the walk: only send what is inside.
+      // Renamed since the walk (or reached some other way): only send what is where it was listed.
       if (this.checkFdPaths && readlinkSync(`/proc/self/fd/${fd}`) !== abs) return { kind: 'vanished' };
       const size = Number(stat.size);
       const header: TarHeader = { ...metaHeader(path, metaOf(stat)), type: 'file', size };

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import * as tar from 'tar-stream';
 import { packDir } from './pack-dir';
-import { markerHeader, TRANSFER_FORMAT, type TarHeader } from './stream-format';
+import { markerHeader, metaHeader, TRANSFER_FORMAT, type TarHeader } from './stream-format';
 import { unpackDir } from './unpack-dir';
 
 let work: string;
@@ -208,4 +208,18 @@ test('deletions remove files and whole directories before anything is written', 
   const bytes = await archive([{ header: markerHeader('deleted', del.length), body: del }]);
   await expect(unpackBuffer(bytes)).resolves.toEqual({ files: 0, bytes: 0 });
   expect(listTree(dst)).toEqual(['keep']);
+});
+
+test("the root takes neither the archive's mode nor its owner (an upload cannot open the bundle to other users)", async () => {
+  mkdirSync(dst, { mode: 0o700 });
+  const root: TarHeader = { ...metaHeader('.', { mode: 0o40777, uid: 4242, gid: 4242, mtimeNs: 1_600_000_000_000_000_000n }), type: 'directory' };
+  const sub: TarHeader = { ...metaHeader('sub', { mode: 0o40751, uid: 4242, gid: 4242, mtimeNs: 1_600_000_000_000_000_000n }), type: 'directory' };
+  await unpackBuffer(await archive([{ header: root }, { header: sub }], { end: { files: 2, bytes: 0 } }));
+  const st = statSync(dst);
+  expect(st.mode & 0o7777).toBe(0o700);
+  expect(st.uid).toBe(process.getuid!());
+  expect(st.mtimeMs).toBe(1_600_000_000_000); // times still come from the archive
+  // Below the root, the archive's metadata is the container's: kept.
+  expect(statSync(join(dst, 'sub')).mode & 0o7777).toBe(0o751);
+  if (process.getuid!() === 0) expect(statSync(join(dst, 'sub')).uid).toBe(4242);
 });

@@ -10,7 +10,8 @@
  *   O_NOFOLLOW), saving a rename per file on a first copy. A directory in the way of a file or symlink (or the
  *   reverse) is removed first. Deletions sent by the source are applied before anything is written.
  * - Mode, owner (when running as root) and mtime are restored; directories' last, so writing their contents does not
- *   disturb them, and directories that only had entries replaced get their times back.
+ *   disturb them, and directories that only had entries replaced get their times back. The root `dir` keeps its own
+ *   mode and owner (only its mtime comes from the archive).
  * - Success means the whole stream arrived: its end marker was seen, the counts agree, and `readable` ended.
  * - `readable` belongs to the caller. On failure unpackDir stops reading (the stream is left paused, not destroyed),
  *   removes the file it was writing, and leaves `dir` partially written: the caller closes the stream and removes
@@ -71,6 +72,8 @@ export interface UnpackOptions {
    * directories). Also the mode of `dir` and of missing parents it creates. Default: the archive's modes, 0o755.
    */
   dirMode?: number;
+  /** Mode of every file written, instead of the archive's (0o600 for CRIU images: a process's memory). */
+  fileMode?: number;
 }
 
 /** An entry's data, as tar-stream's extract hands it over. */
@@ -282,7 +285,7 @@ class DirWriter {
       }
       this.fs(path, () => {
         if (this.asRoot) fchownSync(fd, meta.uid, meta.gid);
-        fchmodSync(fd, meta.mode); // after fchown, which clears setuid and setgid
+        fchmodSync(fd, this.options.fileMode ?? meta.mode); // after fchown, which clears setuid and setgid
         futimesSync(fd, meta.mtimeSeconds, meta.mtimeSeconds);
         open = false;
         closeSync(fd);
@@ -340,8 +343,11 @@ class DirWriter {
     if (this.state !== 'ended') throw transportError('the transfer stream ended before its end marker');
     for (const [path, meta] of this.dirMeta) {
       this.withDir(path, (fd) => {
-        if (this.asRoot) fchownSync(fd, meta.uid, meta.gid);
-        fchmodSync(fd, this.options.dirMode ?? meta.mode);
+        // The root is the receiver's directory, not the sender's: its owner and mode stay (a bundle sent as 0777 or
+        // owned by some uid must not open the migration directory to other users); its time is the archive's.
+        const root = path === ROOT_PATH;
+        if (this.asRoot && !root) fchownSync(fd, meta.uid, meta.gid);
+        if (this.options.dirMode !== undefined || !root) fchmodSync(fd, this.options.dirMode ?? meta.mode);
         futimesSync(fd, meta.mtimeSeconds, meta.mtimeSeconds);
       });
     }

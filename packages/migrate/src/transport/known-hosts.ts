@@ -109,6 +109,17 @@ export function verifyHostKey(host: string, port: number, key: Buffer, policy: H
       details: { fingerprint: print, knownAt: where },
     });
   }
+  const otherTypes = known.filter((k) => !k.revoked);
+  if (otherTypes.length > 0) {
+    // Known, but by keys of other types only: ferry asks for those types first (hostKeyAlgorithms), so this host no
+    // longer has them, or never did. Not "unknown", and --accept-new-host-key (new hosts only) would not help.
+    const types = [...new Set(otherTypes.map((k) => k.type))].join(', ');
+    const where = otherTypes.map((k) => `${k.file}:${k.line}`).join(', ');
+    throw new FerryError('ERR_TRANSPORT_HOST_KEY_UNKNOWN', `${name} shows a ${type} host key (${print}), but known_hosts has only ${types} keys for it (${where})`, {
+      hint: `The host may have been reinstalled or lost its ${types} key. Compare ${print} with \`ssh-keygen -lf ${hostKeyFile(type)}\` on the host; if it matches, add this line to ${otherTypes[0]!.file}: ${name} ${type} ${base64}`,
+      details: { fingerprint: print, knownAt: where },
+    });
+  }
   if (policy.acceptNew && known.length === 0) {
     const file = policy.knownHostsFiles[0];
     if (!file) throw new Error('acceptNew needs a known_hosts file');
@@ -117,7 +128,26 @@ export function verifyHostKey(host: string, port: number, key: Buffer, policy: H
     return;
   }
   throw new FerryError('ERR_TRANSPORT_HOST_KEY_UNKNOWN', `the host key of ${name} is not known (${type} ${print})`, {
-    hint: `Verify the fingerprint on the host (ssh-keygen -lf /etc/ssh/ssh_host_${type.replace('ssh-', '')}_key.pub), then rerun with --accept-new-host-key or add it to ${policy.knownHostsFiles[0] ?? '~/.ssh/known_hosts'}.`,
+    hint: `Verify the fingerprint on the host (ssh-keygen -lf ${hostKeyFile(type)}), then rerun with --accept-new-host-key or add it to ${policy.knownHostsFiles[0] ?? '~/.ssh/known_hosts'}.`,
     details: { fingerprint: print },
   });
+}
+
+/** Where sshd keeps its public host key of `type` (OpenSSH's default file names). */
+export function hostKeyFile(type: string): string {
+  const kind = type === 'ssh-ed25519' ? 'ed25519' : type.startsWith('ecdsa-') ? 'ecdsa' : type === 'ssh-rsa' ? 'rsa' : type.replace(/^ssh-/, '');
+  return `/etc/ssh/ssh_host_${kind}_key.pub`;
+}
+
+/** Host-key algorithms ferry accepts: no ssh-rsa (RSA signatures with SHA-1), no DSA. */
+export const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256'] as const;
+
+/**
+ * HOST_KEY_ALGORITHMS with those matching the keys known for host:port first, as OpenSSH orders them: a host with
+ * several keys then shows the one known_hosts holds.
+ */
+export function hostKeyAlgorithms(files: readonly string[], host: string, port: number): string[] {
+  const known = new Set(findKnownKeys(files, host, port).filter((k) => !k.revoked).map((k) => k.type));
+  const matches = (algorithm: string) => known.has(algorithm) || (algorithm.startsWith('rsa-sha2-') && known.has('ssh-rsa'));
+  return [...HOST_KEY_ALGORITHMS.filter(matches), ...HOST_KEY_ALGORITHMS.filter((a) => !matches(a))];
 }

@@ -57,8 +57,9 @@ afterAll(async () => {
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-ssh-'));
-  writeFileSync(join(dir, 'id'), clientKey.private);
-  writeFileSync(join(dir, 'other'), utils.generateKeyPairSync('ed25519').private);
+  // 0600 like ssh-keygen writes them: a key others can read is ignored (ssh-hardening.test.ts).
+  writeFileSync(join(dir, 'id'), clientKey.private, { mode: 0o600 });
+  writeFileSync(join(dir, 'other'), utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -5,11 +5,11 @@
  * remote side before the host key was verified. close() ends every channel; a dropped connection is reported once
  * through `closed`.
  */
-import { readFileSync } from 'node:fs';
-import { Client, type CipherAlgorithm, type ClientChannel, type ConnectConfig } from 'ssh2';
+import { Client, type CipherAlgorithm, type ClientChannel, type ConnectConfig, type ServerHostKeyAlgorithm } from 'ssh2';
 import { FerryError } from '@ferry/core';
 import type { Destination } from '../hosts/resolve-host';
-import { verifyHostKey } from './known-hosts';
+import { hostKeyAlgorithms, verifyHostKey } from './known-hosts';
+import { loadIdentity, type IdentityProblem } from './ssh-identity';
 import { shellCommand } from './shell-quote';
 
 export interface SshConnectOptions {
@@ -32,13 +32,28 @@ export class SshConnection {
     private readonly client: Client,
     readonly destination: Destination,
     readonly closed: Promise<Error | undefined>,
+    /** The connection to the jump host this one goes through (ProxyJump), closed with it. */
+    private readonly via?: SshConnection,
   ) {}
 
   static async connect(options: SshConnectOptions): Promise<SshConnection> {
     const { destination } = options;
+    const identity = loadIdentity(destination.identityFiles);
+    if (!identity.privateKey && !options.agentSocket && identity.problems.length > 0) throw unusableKeys(destination, identity.problems);
+    // ProxyJump: the connection to the jump host first (its own host key checked), then a tunnel through it.
+    let via: SshConnection | undefined;
+    let sock: ClientChannel | undefined;
+    if (destination.jump) {
+      via = await SshConnection.connect({ ...options, destination: destination.jump });
+      try {
+        sock = await via.forwardOut(destination.address, destination.port);
+      } catch (err) {
+        via.close();
+        throw err;
+      }
+    }
     const client = new Client();
     let hostKeyError: FerryError | undefined;
-    const identity = readIdentity(destination.identityFiles);
     const config: ConnectConfig = {
       host: destination.address,
       port: destination.port,
@@ -46,7 +61,8 @@ export class SshConnection {
       readyTimeout: options.readyTimeoutMs ?? 15_000,
       keepaliveInterval: 5_000,
       keepaliveCountMax: 3,
-      algorithms: { cipher: CIPHERS },
+      algorithms: { cipher: CIPHERS, serverHostKey: hostKeyAlgorithms(destination.knownHostsFiles, destination.address, destination.port) as ServerHostKeyAlgorithm[] },
+      ...(sock ? { sock } : {}),
       hostVerifier: (key: Buffer) => {
         try {
           verifyHostKey(destination.address, destination.port, key, {
@@ -60,20 +76,22 @@ export class SshConnection {
         }
       },
     };
-    if (identity) config.privateKey = identity;
+    if (identity.privateKey) config.privateKey = identity.privateKey;
     if (options.agentSocket) config.agent = options.agentSocket;
     const ready = new Promise<void>((resolve, reject) => {
       client.once('ready', resolve);
-      client.once('error', (err) => reject(hostKeyError ?? translateError(err, destination, identity !== undefined || options.agentSocket !== undefined)));
+      client.once('error', (err) => reject(hostKeyError ?? translateError(err, destination, identity.privateKey !== undefined || options.agentSocket !== undefined, identity.problems)));
     });
+    ready.catch(() => undefined); // observed below; a synchronous failure of connect() must not leave it unhandled
     const onAbort = () => client.end();
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    client.connect(config);
     try {
+      client.connect(config); // throws at once on what it cannot use (a key it cannot parse, a bad port)
       await ready;
     } catch (err) {
       client.end();
-      throw err;
+      via?.close();
+      throw err instanceof FerryError ? err : translateError(err as Error, destination, true, identity.problems);
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
@@ -82,7 +100,8 @@ export class SshConnection {
       client.on('error', (err) => (lastError = err));
       client.once('close', () => resolve(lastError));
     });
-    return new SshConnection(client, destination, closed);
+    if (via) void closed.then(() => via.close());
+    return new SshConnection(client, destination, closed, via);
   }
 
   /** Runs argv on the destination (quoted for its shell); the channel's stdin/stdout carry the conversation. */
@@ -148,6 +167,7 @@ export class SshConnection {
 
   close(): void {
     this.client.end();
+    this.via?.close();
   }
 
   /** Drops the TCP connection without a goodbye, as a network failure would (fault tests). */
@@ -156,19 +176,30 @@ export class SshConnection {
   }
 }
 
-function readIdentity(files: readonly string[]): Buffer | undefined {
-  for (const file of files) {
-    try {
-      return readFileSync(file);
-    } catch {
-      /* try the next one */
-    }
-  }
-  return undefined;
+function unusableKeys(destination: Destination, problems: readonly IdentityProblem[]): FerryError {
+  const where = `${destination.user}@${destination.address}:${destination.port}`;
+  return new FerryError('ERR_TRANSPORT_AUTH_FAILED', `no usable SSH key for ${where}: ${problems.map((p) => p.why).join('; ')}`, {
+    hint: problems.map((p) => p.hint).join(' '),
+    details: { files: problems.map((p) => p.file) },
+  });
 }
 
-export function translateError(err: Error & { level?: string; code?: string }, destination: Destination, hadKey = true): FerryError {
+export function translateError(err: Error & { level?: string; code?: string }, destination: Destination, hadKey = true, problems: readonly IdentityProblem[] = []): FerryError {
   const where = `${destination.user}@${destination.address}:${destination.port}`;
+  if (err.level === 'client-authentication' && problems.length > 0) {
+    // Keys were skipped and what was offered (the agent's) did not do: the skipped ones are the likely cause.
+    const cause = unusableKeys(destination, problems);
+    return new FerryError('ERR_TRANSPORT_AUTH_FAILED', `${where} refused what ssh-agent offered, and ${cause.message.replace(/^no usable SSH key for \S+: /, '')}`, { hint: cause.hint, cause: err });
+  }
+  if (/no matching host key/i.test(err.message)) {
+    return new FerryError('ERR_TRANSPORT_CONNECT_FAILED', `${where} offers no host-key algorithm ferry accepts (${err.message})`, {
+      hint: 'ferry accepts ed25519, ECDSA and RSA with SHA-2 host keys, not ssh-rsa (SHA-1): give sshd an ed25519 host key or allow rsa-sha2-256/512.',
+      cause: err,
+    });
+  }
+  if (err instanceof RangeError || (err as { code?: string }).code === 'ERR_SOCKET_BAD_PORT') {
+    return new FerryError('ERR_PRECHECK_BAD_INPUT', `cannot connect to ${where}: ${err.message}`, { hint: 'Ports are 1-65535; check the hosts file or ~/.ssh/config.', cause: err });
+  }
   if (err.level === 'client-authentication' && !hadKey) {
     return new FerryError('ERR_TRANSPORT_AUTH_FAILED', `no SSH key for ${where}`, {
       hint: `None of ${destination.identityFiles.join(', ')} is readable and no ssh-agent is running; add identityFile to the hosts file or start ssh-agent.`,

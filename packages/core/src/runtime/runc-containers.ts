@@ -1,0 +1,121 @@
+/**
+ * Reading runc containers: `runc state` / `runc list` with ferry's errors, and the ContainerInfo built from runc's
+ * state, the bundle's config.json, /proc/PID/cgroup and the container's network namespace. Only reads.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ContainerInfo, NetworkAddress } from '../model/container';
+import { FerryError, isFerryError } from '../model/ferry-error';
+import { freezerPathOfPid } from './adapter-common';
+import type { RecordExtras } from './checkpoint-record';
+import type { RuncCli, RuncOutcome } from './runc-cli';
+import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
+import { containerStateOf, networkNamespaceOf, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
+import { toolFailure } from './tool-failure';
+
+export const RUNC_TOOL_HINT = 'Check the container with `runc list`; `ferry doctor` checks the host.';
+
+export class RuncContainers {
+  constructor(
+    private readonly cli: RuncCli,
+    private readonly tools: NetnsTools,
+    private readonly commandTimeoutMs: number,
+    /** Checks a name before runc sees it (ERR_PRECHECK_BAD_INPUT). */
+    private readonly assertName: (id: string) => void,
+  ) {}
+
+  /** `runc state ID`; ERR_RUNTIME_NOT_FOUND (hint: `ferry ps`) when runc has no such container. */
+  async state(id: string): Promise<RuncStateJson> {
+    this.assertName(id);
+    const outcome = await this.cli.run(['state', id], { timeoutMs: this.commandTimeoutMs });
+    if (outcome.ok) return parseRuncState(outcome.stdout);
+    if (/does not exist/.test(outcome.errorText)) {
+      throw new FerryError('ERR_RUNTIME_NOT_FOUND', `runc has no container named ${id}`, {
+        hint: 'Run `ferry ps` to see the containers ferry can find.',
+        details: { id, runcRoot: this.cli.options.runcRoot },
+      });
+    }
+    throw toolFailure('runc', `state of ${id}`, outcome, RUNC_TOOL_HINT);
+  }
+
+  async list(): Promise<ContainerInfo[]> {
+    const outcome = await this.runc(['list', '--format', 'json'], 'list containers');
+    return Promise.all(parseRuncList(outcome.stdout).map((state) => this.describe(state)));
+  }
+
+  async exists(id: string): Promise<boolean> {
+    try {
+      await this.state(id);
+      return true;
+    } catch (err) {
+      if (isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) return false;
+      throw err;
+    }
+  }
+
+  /** True when container `id` exists (running, paused or created) and joined the network namespace at `path`. */
+  async usesNetns(id: string, path: string): Promise<boolean> {
+    const state = await this.state(id).catch(() => undefined);
+    if (!state || state.status === 'stopped') return false;
+    return networkNamespaceOf(tryReadConfig(join(state.bundle, 'config.json')) ?? {})?.path === path;
+  }
+
+  /** A quick runc command; ERR_RUNTIME_FAILED with runc's message when it fails. */
+  async runc(args: string[], what: string): Promise<RuncOutcome> {
+    const outcome = await this.cli.run(args, { timeoutMs: this.commandTimeoutMs });
+    if (!outcome.ok) throw toolFailure('runc', what, outcome, RUNC_TOOL_HINT);
+    return outcome;
+  }
+
+  /** ContainerInfo from runc's state plus the bundle and /proc; parts that cannot be read are left out. */
+  async describe(state: RuncStateJson, read: { netns: boolean } = { netns: true }): Promise<ContainerInfo> {
+    const info: ContainerInfo = { ref: { runtime: 'runc', id: state.id }, state: containerStateOf(state.status), bundle: state.bundle, createdAt: state.created };
+    const live = state.pid > 0 && ['running', 'paused', 'created', 'pausing'].includes(state.status);
+    if (live) info.pid = state.pid;
+    const config = tryReadConfig(join(state.bundle, 'config.json'));
+    const rootfs = state.rootfs || (config ? rootfsOf(config, state.bundle) : undefined);
+    if (rootfs) info.rootfs = rootfs;
+    const freezerPath = live ? freezerPathOfPid(state.pid) : undefined;
+    if (freezerPath) info.freezerPath = freezerPath;
+    const ns = config && read.netns ? networkNamespaceOf(config) : undefined;
+    if (!ns) return info;
+    let addresses: NetworkAddress[] = [];
+    if (live) {
+      const interfaces = await readNetnsInterfaces(this.tools, ns.path ?? `/proc/${state.pid}/ns/net`).catch(() => []);
+      addresses = interfaces.flatMap((i) => i.addresses);
+    }
+    info.netns = ns.path ? { path: ns.path, addresses } : { addresses };
+    return info;
+  }
+
+  /** The record's runc part: config.json and the joined network namespace's interfaces (also noted in `before`). */
+  async recordOf(before: ContainerInfo): Promise<RecordExtras['runc']> {
+    const config = this.bundleConfig(before);
+    const ns = networkNamespaceOf(config);
+    if (!ns) return { bundle: before.bundle ?? '', config };
+    const interfaces = await readNetnsInterfaces(this.tools, ns.path ?? `/proc/${before.pid}/ns/net`);
+    const addresses = interfaces.flatMap((i) => i.addresses);
+    before.netns = ns.path ? { path: ns.path, addresses } : { addresses };
+    return { bundle: before.bundle ?? '', config, netns: ns.path ? { path: ns.path, interfaces } : { interfaces } };
+  }
+
+  /** The bundle's config.json; ERR_RUNTIME_FAILED when the bundle was moved or deleted. */
+  bundleConfig(container: ContainerInfo): OciConfig {
+    const path = join(container.bundle ?? '', 'config.json');
+    const config = tryReadConfig(path);
+    if (config) return config;
+    throw new FerryError('ERR_RUNTIME_FAILED', `cannot read ${path} of runc container ${container.ref.id}`, {
+      hint: 'ferry needs the bundle the container was started from; check it was not moved or deleted.',
+      details: { id: container.ref.id, bundle: container.bundle },
+    });
+  }
+}
+
+/** config.json at `path`, or undefined when it cannot be read. */
+export function tryReadConfig(path: string): OciConfig | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as OciConfig;
+  } catch {
+    return undefined;
+  }
+}

@@ -120,7 +120,7 @@ test('a restore that fails after the pre-copy rounds leaves the source running a
   await waitFor('the source to keep counting', () => (ctl<State>('g1', 'state', name).workload?.counter ?? 0) > source.workload!.counter + 2, 60_000, 2000);
   expect(ctl<State>('g2', 'state', name).exists).toBe(false);
   // No migration directory of this container is left on g2 (each records its container's name).
-  const left = onGuest('g2', ['grep', '-l', '-s', `"name":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'migration.json']);
+  const left = onGuest('g2', ['grep', '-l', '-s', '-E', `"role":"destination".*"container":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'journal']);
   expect(left.stdout.trim()).toBe('');
   expect(onGuest('g2', ['find', '/var/lib/ferry/migrations', '-path', '*/pre/*']).stdout.trim()).toBe('');
 });

@@ -11,6 +11,7 @@
         "cc/file-gather.cc",
         "cc/pagemap.cc",
         "cc/pidfd.cc",
+        "cc/tcp-repair.cc",
         "cc/memcpy-bench.cc",
         "cc/netns.cc",
         "cc/sockets.cc"

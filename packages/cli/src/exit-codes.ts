@@ -27,6 +27,7 @@ const FAMILIES: [prefix: string, exit: number][] = [
   ['ERR_ROLLBACK_', EXIT.rollback],
   ['ERR_POSTCOPY_', EXIT.rollback],
   ['ERR_PAGES_', EXIT.transport],
+  ['ERR_MOVE_IN_DOUBT', EXIT.rollback],
   ['ERR_ABORTED', EXIT.aborted],
 ];
 

@@ -13,6 +13,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ferry::InitFileGather(env, exports);
   ferry::InitPagemap(env, exports);
   ferry::InitPidfd(env, exports);
+  ferry::InitTcpRepair(env, exports);
   ferry::InitMemcpyBench(env, exports);
   ferry::InitNetns(env, exports);
   ferry::InitSockets(env, exports);

@@ -89,6 +89,8 @@ export interface RawBinding {
   tcpCounters(fd: number): RawTcpCounters;
   setSendBuffer(fd: number, bytes: number): number;
   dupFd(fd: number): number;
+  leaveTcpRepair(pid: number, fd: number): boolean;
+  resetOnClose(fd: number): void;
   /** Seconds one memcpy of src into dest takes. Benchmark only (src/testing.ts). */
   memcpyBench(dest: ByteArray, src: ByteArray): number;
 }

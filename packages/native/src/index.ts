@@ -37,5 +37,6 @@ export {
   type TcpCounters,
 } from './sockets';
 export { StreamSocket, type StreamChunk, type StreamReadOptions } from './stream-socket';
+export { leaveTcpRepair, resetOnClose } from './tcp-repair';
 export { gatherFiles, scatterFiles, type FdRange } from './file-gather';
 export type { ByteArray } from './validate';

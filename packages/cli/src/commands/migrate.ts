@@ -1,8 +1,8 @@
 import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
-import { migrationDeps } from '../migration-deps';
-import { withInterrupt } from './interrupt';
-import { migrateContainer, resolveDestination, type RequestedStrategy } from '@ferry/migrate';
+import { parseFaults, resolveDestination, type RequestedStrategy } from '@ferry/migrate';
+import { recoverInterrupted, runGuarded } from '../guarded-run';
+import { guardedSsh, migrationDeps } from '../migration-deps';
 import { createEventRenderer } from '../render-events';
 import { renderReport } from '../render-report';
 
@@ -38,10 +38,11 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object per event and a final report' }),
   handler: async (args) => {
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
-    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
-    await withInterrupt(async (signal) => {
-      const report = await migrateContainer(
-        {
+    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) });
+    await recoverInterrupted(migrationDeps(args), (message) => render({ type: 'warning', message }));
+    const report = await runGuarded({
+      move: {
+        request: {
           container: args.container,
           destination,
           strategy: args.strategy,
@@ -49,12 +50,13 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
           fileLocks: args['file-locks'],
           extUnixSk: args['ext-unix-sk'],
           sharedStorage: args['shared-storage'],
-          onEvent: render,
-          signal,
+          faults: parseFaults(process.env.FERRY_FAULT),
         },
-        migrationDeps(args),
-      );
-      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report));
+        ssh: guardedSsh(args),
+      },
+      onEvent: render,
+      onNotice: (message) => render({ type: 'warning', message }),
     });
+    process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report));
   },
 };

@@ -21,7 +21,7 @@ import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './che
 import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './network-fence';
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
 import { RuncCli, runcCheckpoint, runcRestoreArgs, type RuncOutcome } from './runc-cli';
-import { netnsTies, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { netnsTies, raiseUplink, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { RUNC_TOOL_HINT, RuncContainers } from './runc-containers';
 import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, type RuncRestoreDeps, type RuncRestorePrep } from './runc-restore';
 import { networkNamespaceOf, stdioProblem } from './runc-state';
@@ -74,6 +74,7 @@ const names = nameRule('runc', 'runc', /^[A-Za-z0-9_][A-Za-z0-9_+.-]*$/, 'runc n
 
 export class RuncAdapter implements RuntimeAdapter {
   readonly name = 'runc' as const;
+  readonly features = { lazyPages: true, preDump: true, relocatablePaths: true } as const;
   readonly options: Readonly<RuncAdapterOptions>;
   private readonly cli: RuncCli;
   private readonly tools: NetnsTools;
@@ -212,6 +213,17 @@ export class RuncAdapter implements RuntimeAdapter {
 
   unfenceNetwork(record: FenceRecord): Promise<void> {
     return liftFence(this.tools, record);
+  }
+
+  /** Raises the uplink ends restore({ holdNetwork }) left down (owned.json names them, for any process). */
+  async releaseNetwork(name: string): Promise<void> {
+    names.name(name);
+    const owned = this.owned.read(name);
+    const uplink = this.options.netnsUplink;
+    if (!owned?.heldUplink?.length || !uplink) return;
+    await raiseUplink(this.tools, uplink, owned.heldUplink);
+    delete owned.heldUplink;
+    this.owned.write(name, owned);
   }
 
   manualCommands(name: string): { thaw: string; remove: string } {

@@ -16,7 +16,7 @@ import { unescapeMountPath } from '../host/mountinfo';
 import { FerryError } from '../model/ferry-error';
 import { hostCgroups, type Reverter } from './adapter-common';
 import { createNetns, deleteNetns, ipIn, netnsPath, raiseUplink, readdressed, type NetnsTools, type NetnsUplink } from './runc-netns';
-import { networkNamespaceOf, rewriteConfigForRestore, type OciConfig } from './runc-state';
+import { networkNamespaceOf, relocatePaths, rewriteConfigForRestore, type OciConfig } from './runc-state';
 import type { RestorePlan } from './restore-pipeline';
 import type { RuncContainers } from './runc-containers';
 import { readFileNoFollow } from '../host/safe-files';
@@ -29,6 +29,8 @@ const CGROUP_DRAIN_MS = 200;
 export interface OwnedResources {
   netns?: string;
   bundleCopy?: string;
+  /** Uplink ends a restore with holdNetwork left down, until releaseNetwork(). */
+  heldUplink?: string[];
 }
 
 /** owned.json files under the adapter's state dir. */
@@ -37,6 +39,14 @@ export class OwnedStore {
     private readonly stateDir: string,
     private readonly tools: NetnsTools,
   ) {}
+
+  read(name: string): OwnedResources | undefined {
+    try {
+      return JSON.parse(readFileSync(this.file(name), 'utf8')) as OwnedResources;
+    } catch {
+      return undefined;
+    }
+  }
 
   write(name: string, owned: OwnedResources): void {
     mkdirSync(join(this.stateDir, name), { recursive: true, mode: 0o700 });
@@ -129,7 +139,12 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
     deps.store.write(name, owned);
     const uplink = deps.uplink;
     const interfaces = readdressed(record?.netns?.interfaces ?? [], options.readdress);
-    newNetnsPath = await createNetns(deps.tools, nsName, interfaces, uplink, (peers) => afterRestore.push(() => raiseUplink(deps.tools, uplink!, peers)));
+    newNetnsPath = await createNetns(deps.tools, nsName, interfaces, uplink, (peers) => {
+      if (!options.holdNetwork) return void afterRestore.push(() => raiseUplink(deps.tools, uplink!, peers));
+      // Held until releaseNetwork(), perhaps by another process: noted where that one finds it.
+      owned.heldUplink = peers;
+      deps.store.write(name, owned);
+    });
   } else if (ns?.path !== undefined) {
     // The namespace is still here (the container comes back to a host it left): a migration fenced its links when it
     // moved away. They must be up before the restore: CRIU reconnects the TCP sockets through them.
@@ -142,8 +157,10 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
     oldName: record?.id ?? name,
     newName: name,
   });
+  if (options.relocate) relocatePaths(rewritten, options.relocate);
   let bundle = sourceBundle;
-  if (bundleConfig === undefined || JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux)) {
+  const pathsOf = (c: OciConfig) => JSON.stringify([c.root, c.mounts]);
+  if (bundleConfig === undefined || JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux) || pathsOf(rewritten) !== pathsOf(config)) {
     bundle = deps.store.bundleDir(name);
     owned.bundleCopy = bundle;
     deps.store.write(name, owned);

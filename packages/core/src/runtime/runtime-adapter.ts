@@ -64,6 +64,18 @@ export interface RestoreOptions {
    * answer for the original's addresses.
    */
   readdress?: Readonly<Record<string, string>>;
+  /**
+   * Keep the restored copy off the network (its re-created interfaces unplugged from the uplink) until
+   * releaseNetwork(): a migration's destination must not answer clients before it has committed. Runtimes that
+   * cannot hold it (their restore plugs the interfaces in) ignore this, and have no releaseNetwork().
+   */
+  holdNetwork?: boolean;
+  /**
+   * Paths of the checkpointed configuration that live elsewhere on this host now (a migration copied the bundle, and
+   * a rootfs or bind mount sources that lay outside it): each key, a path or a directory above paths, is replaced by
+   * its value in the root path and the bind mount sources. Only runtimes with features.relocatablePaths honour it.
+   */
+  relocate?: Readonly<Record<string, string>>;
   signal?: AbortSignal;
 }
 
@@ -109,6 +121,8 @@ export interface RuntimeAdapter {
     readonly lazyPages: boolean;
     /** Incremental checkpoints (`preDump`, `parentImage`) for CRIU pre-copy; absent means yes. */
     readonly preDump?: boolean;
+    /** restore() takes `relocate`: a rootfs and bind mount sources copied to other places; absent means no. */
+    readonly relocatablePaths?: boolean;
   };
   availability(): Promise<RuntimeAvailability>;
   list(): Promise<ContainerInfo[]>;
@@ -137,6 +151,8 @@ export interface RuntimeAdapter {
   unfenceNetwork(record: FenceRecord): Promise<void>;
   /** The commands an operator runs by hand to thaw or to remove the container (quoted in hints; never executed). */
   manualCommands(name: string): { thaw: string; remove: string };
+  /** Plugs in what restore({ holdNetwork }) held back. Idempotent; the hold survives the process that restored. */
+  releaseNetwork?(name: string): Promise<void>;
   /** What ties the container to its network identity: its addresses and its established TCP connections. */
   networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }>;
 }

@@ -5,7 +5,7 @@
  */
 import type { MigrationEvent } from '@ferry/core';
 import { stateDir } from './host-context';
-import { pruneFinishedMoves, recoverMoves, startGuardedMove, type GuardedMove, type MigrateDeps, type MigrationReport, type RecoveryResult } from '@ferry/migrate';
+import { precheckMove, pruneFinishedMoves, recoverMoves, startGuardedMove, type GuardedMove, type MigrateDeps, type MigrationReport, type RecoveryResult } from '@ferry/migrate';
 
 /** argv that runs this ferry again (for the guardian and its watchdog). */
 export function selfCommand(): string[] {
@@ -16,11 +16,16 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export interface GuardedRunOptions {
   move: GuardedMove;
+  /** This host's deps: bad input is refused here, before a guardian starts. */
+  deps: MigrateDeps;
   onEvent(event: MigrationEvent): void;
   onNotice(message: string): void;
+  /** Show the guardian event (--json, or a terminal); scripts reading plain stderr see the error first. */
+  announce: boolean;
 }
 
 export async function runGuarded(options: GuardedRunOptions): Promise<MigrationReport> {
+  await precheckMove(options.move.request, options.deps);
   const handle = await startGuardedMove({
     stateDir: stateDir(),
     move: options.move,
@@ -28,7 +33,7 @@ export async function runGuarded(options: GuardedRunOptions): Promise<MigrationR
     onEvent: options.onEvent,
     onNotice: options.onNotice,
   });
-  options.onEvent({ type: 'guardian', id: handle.id, pid: handle.guardianPid });
+  if (options.announce) options.onEvent({ type: 'guardian', id: handle.id, pid: handle.guardianPid });
   let asked = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (!asked) {

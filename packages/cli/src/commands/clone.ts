@@ -43,7 +43,8 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const base = args.container.includes(':') ? args.container.split(':')[1]! : args.container;
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s), verb: 'cloning' });
-    await recoverInterrupted(migrationDeps(args), (message) => render({ type: 'warning', message }));
+    const deps = migrationDeps(args);
+    await recoverInterrupted(deps, (message) => render({ type: 'warning', message }));
     const report = await runGuarded({
       move: {
         request: {
@@ -59,8 +60,10 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
         },
         ssh: guardedSsh(args),
       },
+      deps,
       onEvent: render,
       onNotice: (message) => render({ type: 'warning', message }),
+      announce: args.json || process.stderr.isTTY === true,
     });
     process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report, { clone: true }));
   },

@@ -64,7 +64,8 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     for (const s of plan.skipped) out(`  ${s.runtime}:${s.container} stays (${s.reason})`);
     if (args['dry-run']) return;
 
-    await recoverInterrupted(migrationDeps(args), (message) => out(`  ${message}`, { event: 'recovered', message }));
+    const deps = migrationDeps(args);
+    await recoverInterrupted(deps, (message) => out(`  ${message}`, { event: 'recovered', message }));
     // Recorded before the first move and after each one: whatever stops this drain, --return knows what left.
     const path = drainRecordPath(stateDir());
     const history = loadDrains(path);
@@ -93,8 +94,10 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
             request: { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, faults },
             ssh: guardedSsh(args),
           },
+          deps,
           onEvent: () => undefined,
           onNotice: (message) => out(`  ${move.container}: ${message}`, { event: 'notice', ...move, message }),
+          announce: false,
         });
       } catch (err) {
         settle(index, err);

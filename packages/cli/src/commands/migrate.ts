@@ -39,7 +39,8 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
   handler: async (args) => {
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) });
-    await recoverInterrupted(migrationDeps(args), (message) => render({ type: 'warning', message }));
+    const deps = migrationDeps(args);
+    await recoverInterrupted(deps, (message) => render({ type: 'warning', message }));
     const report = await runGuarded({
       move: {
         request: {
@@ -54,8 +55,10 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
         },
         ssh: guardedSsh(args),
       },
+      deps,
       onEvent: render,
       onNotice: (message) => render({ type: 'warning', message }),
+      announce: args.json || process.stderr.isTTY === true,
     });
     process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report));
   },

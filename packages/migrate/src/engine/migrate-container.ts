@@ -28,8 +28,12 @@ function isDirectory(path: string): boolean {
   }
 }
 
-export async function migrateContainer(request: MigrateRequest, deps: MigrateDeps): Promise<MigrationReport> {
-  const id = request.migrationId ?? randomUUID();
+/**
+ * What this host alone can refuse: no such container, a bad name, one that does not run, storage that would not be
+ * copied, a clone conflict, a configuration CRIU cannot dump. The CLI runs it before it starts a guardian (bad input
+ * then fails at once and leaves nothing behind); migrateContainer runs it again.
+ */
+export async function precheckMove(request: Pick<MigrateRequest, 'container' | 'strategy' | 'sharedStorage' | 'clone'>, deps: Pick<MigrateDeps, 'findContainer'>) {
   const { adapter, container } = await deps.findContainer(request.container);
   const facts: ContainerFacts = {
     name: container.ref.id,
@@ -42,7 +46,12 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
   };
   checkContainer(request, adapter, facts);
   await adapter.preflight(container);
+  return { adapter, container, facts };
+}
 
+export async function migrateContainer(request: MigrateRequest, deps: MigrateDeps): Promise<MigrationReport> {
+  const id = request.migrationId ?? randomUUID();
+  const { adapter, container, facts } = await precheckMove(request, deps);
   const journal = Journal.create(migrationDir(deps.stateDir, id), {
     t: 'begin',
     role: 'source',

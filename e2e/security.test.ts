@@ -65,17 +65,16 @@ const reached = (doors: Record<string, string>, before: Record<string, string>) 
   Object.entries(doors).filter(([door, result]) => !(door in before) && /CONNECTED|ANSWERED/.test(result));
 
 test('post-copy: an unprivileged local user on either host can neither read a page nor end the container mid-move (#14 items 1-2)', async () => {
-  const c = startContainer(128);
+  const c = startContainer(64);
   const before = { h1: probeAsNobody('h1'), h2: probeAsNobody('h2') };
   const during: Record<string, Record<string, string>> = {};
-  sandbox('shape', '100mbit');
   const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--strategy', 'post-copy', '--hosts-file', HOSTS_FILE], (e) => {
     if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !during.h1) {
       // While the source is held and the destination pulls pages: every door either host shows, tried and closed.
       during.h1 = probeAsNobody('h1');
       during.h2 = probeAsNobody('h2');
     }
-  }).finally(() => sandbox('shape', 'off'));
+  });
   expect(during.h1).toBeDefined();
   expect(reached(during.h1!, before.h1)).toEqual([]);
   expect(reached(during.h2!, before.h2)).toEqual([]);
@@ -85,4 +84,4 @@ test('post-copy: an unprivileged local user on either host can neither read a pa
   expect(state('h1', c.name).exists).toBe(false);
   expect(state('h2', c.name)).toMatchObject({ exists: true, state: 'running' });
   expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
-});
+}, 600_000); // post-copy pages arrive slowly on a loaded machine; nothing here depends on timing

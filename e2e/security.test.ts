@@ -2,7 +2,8 @@
  * Security and hostile-input checks of issue #14 that need two real hosts: the sandbox hosts (network namespaces
  * with their own sshd, PID and mount namespaces), real runc, CRIU and SSH.
  */
-import { HOSTS_FILE, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { join } from 'node:path';
+import { HOSTS_FILE, ROOT, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
 import { expectRolledBack, migrationsOf, removeTestContainers, startContainer, state } from './lib/containers';
 
 jest.setTimeout(180_000);
@@ -52,3 +53,35 @@ test('a container that arrived and leaves again takes its migration directory wi
   expect(gc.status).toBe(0);
   expect(migrationsOf('h1', c.name).length).toBeGreaterThanOrEqual(1);
 });
+
+/** What uid 65534 on `host` gets from every TCP listener and unix socket it can find (e2e/bin/page-prober.js). */
+function probeAsNobody(host: 'h1' | 'h2'): Record<string, string> {
+  const r = onHost(host, ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', process.execPath, join(ROOT, 'e2e', 'bin', 'page-prober.js'), '--skip-port', '22'], 30_000);
+  if (r.status !== 0) throw new Error(`page-prober on ${host} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, string>;
+}
+
+const reached = (doors: Record<string, string>, before: Record<string, string>) =>
+  Object.entries(doors).filter(([door, result]) => !(door in before) && /CONNECTED|ANSWERED/.test(result));
+
+test('post-copy: an unprivileged local user on either host can neither read a page nor end the container mid-move (#14 items 1-2)', async () => {
+  const c = startContainer(64);
+  const before = { h1: probeAsNobody('h1'), h2: probeAsNobody('h2') };
+  const during: Record<string, Record<string, string>> = {};
+  const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--strategy', 'post-copy', '--hosts-file', HOSTS_FILE], (e) => {
+    if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !during.h1) {
+      // While the source is held and the destination pulls pages: every door either host shows, tried and closed.
+      during.h1 = probeAsNobody('h1');
+      during.h2 = probeAsNobody('h2');
+    }
+  });
+  expect(during.h1).toBeDefined();
+  expect(reached(during.h1!, before.h1)).toEqual([]);
+  expect(reached(during.h2!, before.h2)).toEqual([]);
+  // The move itself was not disturbed: one copy, on h2, with its memory intact.
+  expect(run.error).toBeUndefined();
+  expect(run.status).toBe(0);
+  expect(state('h1', c.name).exists).toBe(false);
+  expect(state('h2', c.name)).toMatchObject({ exists: true, state: 'running' });
+  expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
+}, 600_000); // post-copy pages arrive slowly on a loaded machine; nothing here depends on timing

@@ -13,7 +13,9 @@
         "cc/pidfd.cc",
         "cc/netns-socket.cc",
         "cc/tcp-repair.cc",
-        "cc/memcpy-bench.cc"
+        "cc/memcpy-bench.cc",
+        "cc/netns.cc",
+        "cc/sockets.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -26,6 +26,8 @@ const FAMILIES: [prefix: string, exit: number][] = [
   ['ERR_TRANSPORT_', EXIT.transport],
   ['ERR_AGENT_', EXIT.agent],
   ['ERR_ROLLBACK_', EXIT.rollback],
+  ['ERR_POSTCOPY_', EXIT.rollback],
+  ['ERR_PAGES_', EXIT.transport],
   ['ERR_MOVE_IN_DOUBT', EXIT.rollback],
   ['ERR_ABORTED', EXIT.aborted],
 ];

@@ -26,6 +26,7 @@ export * from './replication/replica-store';
 export * from './replication/replicate';
 export { ensureFreeCgroupsPath } from './agent/cgroup-fixup';
 export * from './precopy/convergence-policy';
+export * from './pages';
 export * from './journal/journal';
 export { lockHolder } from './journal/move-lock';
 export { pruneDecisions, pruneFinishedMoves } from './journal/prune';

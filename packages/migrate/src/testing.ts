@@ -1,2 +1,2 @@
 /** Fakes for other packages' tests (MemoryTransport arrives with the migration engine). */
-export {};
+export { duplexPair } from './testing/duplex-pair';

@@ -16,6 +16,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ferry::InitNetnsSocket(env, exports);
   ferry::InitTcpRepair(env, exports);
   ferry::InitMemcpyBench(env, exports);
+  ferry::InitNetns(env, exports);
+  ferry::InitSockets(env, exports);
   return exports;
 }
 

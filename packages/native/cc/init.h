@@ -14,4 +14,6 @@ void InitPidfd(Napi::Env env, Napi::Object exports);
 void InitNetnsSocket(Napi::Env env, Napi::Object exports);
 void InitTcpRepair(Napi::Env env, Napi::Object exports);
 void InitMemcpyBench(Napi::Env env, Napi::Object exports);
+void InitNetns(Napi::Env env, Napi::Object exports);
+void InitSockets(Napi::Env env, Napi::Object exports);
 }  // namespace ferry

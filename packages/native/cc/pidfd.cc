@@ -35,11 +35,24 @@ Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// pidfdGetfd(pidfd, targetFd) -> fd: a duplicate (CLOEXEC) of fd `targetFd` of the process behind the pidfd, as
+// pidfd_getfd(2) makes it (ptrace-attach rights over that process needed). The caller owns it.
+Napi::Value PidfdGetfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "pidfd and targetFd must be numbers");
+  int pidfd = info[0].As<Napi::Number>().Int32Value();
+  int target = info[1].As<Napi::Number>().Int32Value();
+  long fd = syscall(SYS_pidfd_getfd, pidfd, target, 0);
+  if (fd < 0) throw ErrnoError(env, "pidfd_getfd", "pidfd=" + std::to_string(pidfd) + ", fd=" + std::to_string(target), errno);
+  return Napi::Number::New(env, static_cast<double>(fd));
+}
+
 }  // namespace
 
 void InitPidfd(Napi::Env env, Napi::Object exports) {
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdSendSignal", Napi::Function::New(env, PidfdSendSignal, "pidfdSendSignal"));
+  exports.Set("pidfdGetfd", Napi::Function::New(env, PidfdGetfd, "pidfdGetfd"));
 }
 
 }  // namespace ferry

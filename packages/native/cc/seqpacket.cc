@@ -43,6 +43,8 @@ class SeqpacketSocket : public Napi::ObjectWrap<SeqpacketSocket> {
                            InstanceAccessor<&SeqpacketSocket::GetSendBufferBytes>("sendBufferBytes"),
                            InstanceMethod<&SeqpacketSocket::Send>("send"),
                            InstanceMethod<&SeqpacketSocket::Recv>("recv"),
+                           InstanceMethod<&SeqpacketSocket::ReadInto>("readInto"),
+                           InstanceMethod<&SeqpacketSocket::WriteStream>("writeStream"),
                            InstanceMethod<&SeqpacketSocket::Wait>("wait"),
                            InstanceMethod<&SeqpacketSocket::Stop>("stop"),
                            InstanceMethod<&SeqpacketSocket::Close>("close"),
@@ -181,6 +183,94 @@ class SeqpacketSocket : public Napi::ObjectWrap<SeqpacketSocket> {
     return result;
   }
 
+  // readInto(dest, offset, length, peek) -> { bytes, fds } after reading up to `length` bytes into dest at offset,
+  // null at end of stream, undefined when nothing is queued. For stream sockets, where recv() has no message to size
+  // itself by; the caller's buffer is reused, nothing is allocated per call. A peek leaves the bytes queued and takes
+  // no fds (the kernel would install copies of them).
+  Napi::Value ReadInto(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = CheckOpen(env, "recvmsg");
+    Bytes dest = BytesOf(info[0], "dest");
+    if (!info[1].IsNumber() || !info[2].IsNumber()) throw Napi::TypeError::New(env, "offset and length must be numbers");
+    size_t offset = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
+    size_t length = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+    if (offset > dest.length || length > dest.length - offset) throw Napi::RangeError::New(env, "offset + length beyond dest");
+    bool peek = info[3].ToBoolean();
+    std::vector<char> control(peek ? 0 : CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage));
+    iovec iov{dest.data + offset, length};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = peek ? nullptr : control.data();
+    msg.msg_controllen = control.size();
+    ssize_t n;
+    do {
+      n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | (peek ? MSG_PEEK : 0));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return env.Undefined();
+      throw ErrnoError(env, "recvmsg", FdSubject(fd), errno);
+    }
+    std::vector<int> fds;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      const unsigned char* p = CMSG_DATA(c);
+      for (size_t i = 0; i < count; i++) {
+        int received;
+        memcpy(&received, p + i * sizeof(int), sizeof(int));
+        fds.push_back(received);
+      }
+    }
+    if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+      for (int f : fds) close(f);
+      throw ErrnoError(env, "recvmsg", FdSubject(fd) + ", fds truncated", EMSGSIZE);
+    }
+    if (n == 0 && fds.empty()) return env.Null();
+    Napi::Array fdArray = Napi::Array::New(env, fds.size());
+    for (size_t i = 0; i < fds.size(); i++) fdArray.Set(static_cast<uint32_t>(i), fds[i]);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("bytes", static_cast<double>(n));
+    result.Set("fds", fdArray);
+    return result;
+  }
+
+  // writeStream(data, fds) -> bytes written (0 when it would block): one nonblocking sendmsg, which a stream socket
+  // may take in part. fds ride with the first byte.
+  Napi::Value WriteStream(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int fd = CheckOpen(env, "sendmsg");
+    Bytes data = BytesOf(info[0], "data");
+    std::vector<int> fds;
+    if (info[1].IsArray()) {
+      Napi::Array fdArray = info[1].As<Napi::Array>();
+      if (fdArray.Length() > kMaxFdsPerMessage) throw Napi::RangeError::New(env, "a message carries at most 253 fds");
+      for (uint32_t i = 0; i < fdArray.Length(); i++) fds.push_back(fdArray.Get(i).As<Napi::Number>().Int32Value());
+    }
+    iovec iov{data.data, data.length};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    std::vector<char> control;
+    if (!fds.empty()) {
+      control.assign(CMSG_SPACE(sizeof(int) * fds.size()), 0);
+      msg.msg_control = control.data();
+      msg.msg_controllen = control.size();
+      cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+      cmsg->cmsg_level = SOL_SOCKET;
+      cmsg->cmsg_type = SCM_RIGHTS;
+      cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+      memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+    }
+    for (;;) {
+      ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n >= 0) return Napi::Number::New(env, static_cast<double>(n));
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, 0);
+      throw ErrnoError(env, "sendmsg", FdSubject(fd) + ", " + std::to_string(data.length) + " bytes", errno);
+    }
+  }
+
   // wait(events, callback): one-shot; callback(error | null, revents) once the fd is ready for `events`
   // (1 = readable, 2 = writable, as UV_READABLE/UV_WRITABLE). A new wait() replaces a pending one.
   Napi::Value Wait(const Napi::CallbackInfo& info) {
@@ -308,6 +398,13 @@ Napi::Value SeqpacketPair(const Napi::CallbackInfo& info) {
   return pair;
 }
 
+// adoptSocket(fd) -> SeqpacketSocket object owning fd (any connected socket: the stream methods work on all kinds).
+Napi::Value AdoptSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
+  return GetAddonData(env)->seqpacketSocketClass.Value().New({info[0]});
+}
+
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "fd must be a number");
@@ -324,6 +421,7 @@ void InitSeqpacket(Napi::Env env, Napi::Object exports) {
   exports.Set("SeqpacketSocket", cls);
   exports.Set("seqpacketPair", Napi::Function::New(env, SeqpacketPair, "seqpacketPair"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("adoptSocket", Napi::Function::New(env, AdoptSocket, "adoptSocket"));
 }
 
 }  // namespace ferry

@@ -25,8 +25,26 @@ export interface RawSeqpacketSocket {
   /** One-shot readiness callback on Node's event loop; a second wait() replaces the first. */
   wait(events: number, callback: (error: Error | null, revents: number) => void): void;
   stop(): void;
+  /** Reads up to length queued bytes into dest at offset; null at end of stream, undefined when nothing is queued. */
+  readInto(dest: ByteArray, offset: number, length: number, peek: boolean): { bytes: number; fds: number[] } | null | undefined;
+  /** One nonblocking sendmsg: the bytes the kernel took (0 when it would block). */
+  writeStream(data: ByteArray, fds: number[]): number;
   /** Idempotent; the native object also closes the fd when garbage-collected. */
   close(): void;
+}
+
+export interface RawSocketName {
+  family: number;
+  address: string;
+  port: number;
+}
+
+export interface RawTcpCounters {
+  bytesAcked: bigint;
+  bytesReceived: bigint;
+  unread: number;
+  unsent: number;
+  state: number;
 }
 
 export interface RawBinding {
@@ -65,6 +83,22 @@ export interface RawBinding {
   pagemapScan(pid: number, start: bigint, end: bigint, returnMask: number): Promise<BigUint64Array>;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(fd: number, signal: number): void;
+  pidfdGetfd(pidfd: number, targetFd: number): number;
+  /** A new network namespace with lo up; resolves with an fd that keeps it alive. */
+  createNetns(): Promise<number>;
+  /** A socket created in the namespace behind netnsFd; bound and listening when address is a string. */
+  socketInNetns(netnsFd: number, family: number, type: number, address: string | null, port: number, backlog: number): Promise<number>;
+  /** Wraps any connected socket fd (taking ownership) in the poll-driven socket object. */
+  adoptSocket(fd: number): RawSeqpacketSocket;
+  streamSocketPair(): [number, number];
+  listenUnix(path: string, backlog: number): number;
+  acceptSocket(fd: number, timeoutMs: number): Promise<number>;
+  connectSocket(fd: number, family: number, address: string, port: number, timeoutMs: number): Promise<void>;
+  socketName(fd: number, peer: boolean): RawSocketName;
+  socketQueues(fd: number): { unread: number; unsent: number };
+  tcpCounters(fd: number): RawTcpCounters;
+  setSendBuffer(fd: number, bytes: number): number;
+  dupFd(fd: number): number;
   leaveTcpRepair(pid: number, fd: number): boolean;
   resetOnClose(fd: number): void;
   /** Seconds one memcpy of src into dest takes. Benchmark only (src/testing.ts). */

@@ -44,6 +44,22 @@ export class FdHandle implements Disposable {
     binding().closeFd(fd);
   }
 
+  /**
+   * Gives up ownership: returns the fd, which the caller must now close (or hand to something that will). The
+   * handle reads as closed afterwards. Throws NativeError EBADF if it was closed already.
+   */
+  release(): number {
+    const fd = this.fd;
+    this.#fd = -1;
+    unclosed.unregister(this);
+    return fd;
+  }
+
+  /** A new handle on a CLOEXEC duplicate of this fd; both must be closed. */
+  dup(): FdHandle {
+    return new FdHandle(binding().dupFd(this.fd));
+  }
+
   [Symbol.dispose](): void {
     this.close();
   }

@@ -21,7 +21,22 @@ export {
   type PagemapOptions,
   type PresentRangesOptions,
 } from './pagemap';
-export { pidfdOpen, pidfdSendSignal } from './pidfd';
+export { pidfdOpen, pidfdSendSignal, pidfdGetfd } from './pidfd';
+export { createNetns, socketInNetns, createSocket, type SocketFamily, type SocketType, type SocketInNetnsOptions } from './netns';
+export {
+  streamSocketPair,
+  listenUnix,
+  acceptSocket,
+  connectSocket,
+  socketName,
+  socketQueues,
+  tcpCounters,
+  setSendBuffer,
+  tcpLoopbackPair,
+  type SocketName,
+  type TcpCounters,
+} from './sockets';
+export { StreamSocket, type StreamChunk, type StreamReadOptions } from './stream-socket';
 export { leaveTcpRepair, resetOnClose } from './tcp-repair';
 export { gatherFiles, scatterFiles, type FdRange } from './file-gather';
 export type { ByteArray } from './validate';

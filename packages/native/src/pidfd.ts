@@ -31,3 +31,16 @@ export function pidfdSendSignal(pidfd: FdHandle, signal: NodeJS.Signals | number
   }
   binding().pidfdSendSignal(pidfd.fd, number);
 }
+
+/**
+ * A duplicate of fd `targetFd` of the process behind `pidfd` (pidfd_getfd(2), Linux >= 5.6; needs ptrace rights over
+ * it, which root has). The caller owns the returned handle; the process keeps its own fd. Throws NativeError EBADF
+ * when the process has no such fd, ESRCH once it has exited.
+ */
+export function pidfdGetfd(pidfd: FdHandle, targetFd: number): FdHandle {
+  if (!(pidfd instanceof FdHandle)) throw new TypeError('pidfdGetfd: pidfd must be an FdHandle from pidfdOpen()');
+  if (!Number.isInteger(targetFd) || targetFd < 0 || targetFd > 0x7fffffff) {
+    throw new RangeError(`pidfdGetfd: targetFd must be a non-negative int, got ${String(targetFd)}`);
+  }
+  return new FdHandle(binding().pidfdGetfd(pidfd.fd, targetFd));
+}

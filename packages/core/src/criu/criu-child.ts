@@ -30,8 +30,10 @@ export async function startCriuChild(options: {
   code: ErrorCode;
   hint: string;
   startTimeoutMs?: number;
+  /** Own session and process group: signals to the caller's group (a terminal's Ctrl-C) do not reach it. */
+  detached?: boolean;
 }): Promise<CriuChild> {
-  const child = spawn(options.criuPath, [...options.args], { stdio: options.stdio });
+  const child = spawn(options.criuPath, [...options.args], { stdio: options.stdio, detached: options.detached === true });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

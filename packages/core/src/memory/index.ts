@@ -9,6 +9,7 @@ export {
   PAGE_SIZE,
   allocPageAligned,
   findPresentRanges,
+  gatherFiles,
   hashPages,
   listMemoryRegions,
   parseMaps,

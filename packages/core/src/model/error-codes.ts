@@ -65,6 +65,14 @@ export const ERROR_CODES = [
   'ERR_AGENT_PROTOCOL',
   'ERR_AGENT_FAILED',
   'ERR_ROLLBACK_FAILED',
+  // Post-copy pages (docs/design/crash-safety.md section 4): the frozen source is the only copy of the pages not yet
+  // at the destination.
+  /** The source's memory cannot be read any more (host gone, tasks gone or thawed): the destination copy is lost. */
+  'ERR_POSTCOPY_SOURCE_LOST',
+  /** The destination's lazy-pages daemon died with pages missing: its tasks wait (never read zeros) and must go. */
+  'ERR_POSTCOPY_DAEMON_LOST',
+  /** A peer spoke the page protocols (CRIU's page server, ferry's page link) wrongly. */
+  'ERR_PAGES_PROTOCOL',
   /** The process that drives a move (`ferry guardian`) could not start, or ended without a result. */
   'ERR_GUARDIAN_FAILED',
   /** A move past its commit request whose outcome the destination cannot be asked about: the source stays held. */

@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+
 /** Undo steps a test registers as it creates things (containers, netns, dirs); runAll() undoes newest first. */
 export type Cleanup = () => Promise<void> | void;
 
@@ -24,4 +27,22 @@ export function killQuietly(...pids: number[]): void {
       /* gone */
     }
   }
+}
+
+/**
+ * Removes a test's directory, first unmounting whatever is mounted below it (deepest first): a CRIU restore that was
+ * killed leaves its cgroup yard (.criu.cgyard.*, the machine's real cgroup hierarchies) mounted in its work dir, and
+ * a recursive delete must never walk into those.
+ */
+export function removeTestDir(dir: string): void {
+  const prefix = `${dir.replace(/\/$/, '')}/`;
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4] ?? '')
+    .filter((point) => point.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+  for (const point of mounts) spawnSync('umount', ['-l', point], { stdio: 'ignore' });
+  const left = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((line) => (line.split(' ')[4] ?? '').startsWith(prefix));
+  if (left) throw new Error(`${dir} still has mounts below it; not removing it`);
+  rmSync(dir, { recursive: true, force: true });
 }

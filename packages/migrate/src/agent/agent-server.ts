@@ -13,10 +13,10 @@ import type { Readable, Writable } from 'node:stream';
 import { FerryError, assertContainerName, isFerryError, printable, startPageServerProcess, type CriuClient, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { Journal, migrationDir } from '../journal/journal';
 import { processId, selfId } from '../journal/proc-identity';
-import { freeLocalPort } from '../transport/free-port';
+import { openPageLink } from '../pages/destination-link';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from '../protocol/agent-peer';
-import type { HelloParams, HelloResult, HostSummary, PrepareParams, UploadParams, UploadResult } from '../protocol/agent-messages';
+import type { HelloParams, HelloResult, HostSummary, PageLinkResult, PrepareParams, UploadParams, UploadResult } from '../protocol/agent-messages';
 import { awaitPages, serveCommit } from './commit-service';
 import { undoIncoming } from './destination-moves';
 import { serveReplicaRounds } from './replica-service';
@@ -138,20 +138,30 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
   });
 
   // Streamed stop-and-copy: the dump sends its memory here (through the source's tunnel) while it runs, instead of
-  // writing it to the source's disk and sending it afterwards.
-  peer.handle('page-server', async (params: { migrationId: string }) => {
+  // writing it to the source's disk and sending it afterwards. The page server listens nowhere (pages/destination-link.ts).
+  peer.handle('page-server', async (params: { migrationId: string }): Promise<PageLinkResult> => {
     const m = get(params.migrationId);
+    const link = await openLink(m);
     m.pageServer = await startPageServerProcess({
       criuPath: deps.criu.criuPath,
       imagesDir: join(m.dir, 'images'),
       workDir: join(m.dir, 'work'),
-      address: '127.0.0.1',
-      port: await freeLocalPort(),
+      socket: link.pair,
     });
+    link.attach();
     const server = processId(m.pageServer.pid);
     m.journal?.hold({ kind: 'page-server', pids: server ? [server] : [] });
-    return { port: m.pageServer.port };
+    return { socketPath: link.socketPath };
   });
+
+  // Post-copy: the link the restore's lazy-pages daemon gets its pages over (started by the restore).
+  peer.handle('page-link', async (params: { migrationId: string }): Promise<PageLinkResult> => ({ socketPath: (await openLink(get(params.migrationId))).socketPath }));
+
+  async function openLink(m: Incoming) {
+    if (m.pageLink) throw new FerryError('ERR_AGENT_PROTOCOL', `migration ${m.id} already has a page link`);
+    m.pageLink = await openPageLink(join(m.dir, 'link'));
+    return m.pageLink;
+  }
 
   // Hash-based pre-copy: one round of changed pages, while the container still runs on the source. Each round
   // becomes one level of a parent image chain on disk (page-levels.ts).

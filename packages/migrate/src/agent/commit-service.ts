@@ -44,9 +44,11 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     const top = m.pages?.levels;
     await m.pages?.close(); // the rounds are over
     if (top) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
-    const lazy = params.lazyPagesPort !== undefined;
-    if (params.lazyPagesPort !== undefined) {
-      m.lazy = await startLazyPagesDaemon({ criuPath: ctx.criu.criuPath, imagesDir, workDir, pageServer: { address: '127.0.0.1', port: params.lazyPagesPort } });
+    const lazy = params.lazyPagesLink === true;
+    if (lazy) {
+      if (!m.pageLink) throw new FerryError('ERR_AGENT_PROTOCOL', 'a lazy restore without a page link (ask `page-link` first)');
+      m.lazy = await startLazyPagesDaemon({ criuPath: ctx.criu.criuPath, imagesDir, workDir, pageServer: { socket: m.pageLink.pair }, detached: false });
+      m.pageLink.attach();
       const daemon = processId(m.lazy.pid);
       m.journal?.hold({ kind: 'lazy-daemon', pids: daemon ? [daemon] : [] });
       void m.lazy.exited.then(({ code }) => ctx.log(`lazy-pages daemon exited (${code})`));

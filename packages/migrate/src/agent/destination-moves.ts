@@ -26,6 +26,7 @@ export async function undoIncoming(m: Incoming, deps: DestinationDeps): Promise<
   m.journal?.append({ t: 'aborted' });
   m.lazy?.kill();
   m.pageServer?.kill();
+  m.pageLink?.close();
   await m.pages?.close();
   // A restore still running when the connection went (Docker's start can take a while) is waited for; one
   // journaled as begun by an agent that died since may have finished without it: either way what it made goes.

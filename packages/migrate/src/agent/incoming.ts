@@ -1,4 +1,5 @@
 /** What the agent knows about one incoming migration (or replication round), shared by its services. */
+import type { DestinationPageLink } from '../pages/destination-link';
 import { statfsSync } from 'node:fs';
 import type { LazyPagesDaemon, PageServerProcess, RuntimeName } from '@ferry/core';
 import type { Journal } from '../journal/journal';
@@ -26,6 +27,8 @@ export interface Incoming {
   loadedImage?: string;
   /** Streamed stop-and-copy: the page server receiving the dump's memory; not serialised. */
   pageServer?: PageServerProcess;
+  /** Post-copy and streamed stop-and-copy: the private link CRIU's process here talks to the source over. */
+  pageLink?: DestinationPageLink;
   /** Hash-based pre-copy: the chain of parent image sets the rounds write; not serialised (the files are). */
   pages?: PageLevels;
   /** The destination's journal of this move (replication rounds keep none). */

@@ -4,16 +4,17 @@
  * cleanly tells it the transfer is over, and CRIU then finishes the dump and ends the source tree, as after a
  * post-copy. Called only once the destination has committed.
  */
-import { connect } from 'node:net';
+import type { Socket } from 'node:net';
 
-export function endLazyDump(port: number, timeoutMs = 10_000): Promise<void> {
+/** `dial` connects to the page server (in the dump's private network namespace: pages/dump-netns.ts). */
+export async function endLazyDump(dial: () => Promise<Socket>, timeoutMs = 10_000): Promise<void> {
+  const socket = await dial();
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`the lazy dump's page server on port ${port} did not answer within ${timeoutMs} ms`));
+      reject(new Error(`the lazy dump's page server did not answer within ${timeoutMs} ms`));
     }, timeoutMs);
-    socket.once('connect', () => socket.end());
+    socket.end();
     socket.once('close', () => {
       clearTimeout(timer);
       resolve();

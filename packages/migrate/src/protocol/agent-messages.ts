@@ -50,8 +50,8 @@ export interface UploadResult {
 
 export interface RestoreParams {
   migrationId: string;
-  /** Post-copy: the source's page server, tunnelled to 127.0.0.1:PORT on this host. */
-  lazyPagesPort?: number;
+  /** Post-copy: the pages come over the link opened by `page-link` (the source's page server at its far end). */
+  lazyPagesLink?: boolean;
   /** Clones: new addresses (CIDR by interface) for the re-created network namespace. */
   readdress?: Record<string, string>;
   /** Paths on the source (the bundle, a rootfs, bind-mounted directories) and the parts they were copied as. */
@@ -72,4 +72,9 @@ export interface RemoteOutcome {
   decision?: 'committed' | 'aborted';
   /** Post-copy: whether every page arrived, or the copy was removed because some could not. */
   pages?: 'complete' | 'lost' | 'pending';
+}
+
+/** `page-link` and `page-server`: the unix socket (in the migration's 0700 directory) the source's SSH opens. */
+export interface PageLinkResult {
+  socketPath: string;
 }

@@ -8,7 +8,8 @@ import { FerryError, isErrorCode, type ErrorCode } from '@ferry/core';
 import { FRAME_DATA, FRAME_DATA_END, FRAME_JSON, FrameDecoder, encodeFrame, encodeJson, type Frame } from './frames';
 
 /** Bumped on any incompatible change; the hello exchange refuses a mismatch with ERR_PRECHECK_*. */
-export const PROTOCOL_VERSION = 1;
+/** 2: page paths over unix sockets in 0700 directories (page-link, page-server answers socketPath). */
+export const PROTOCOL_VERSION = 2;
 const DATA_CHUNK_BYTES = 1 << 20;
 
 export interface WireError {

@@ -13,6 +13,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { FerryError, isFerryError, tasksRunning, type ContainerInfo, type RuntimeAdapter } from '@ferry/core';
 import { endLazyDump } from '../precopy/end-lazy-dump';
+import { dialLazyDumpOf } from '../pages/dump-netns';
 import { Journal, migrationDir, readJournal, removeMoveFiles, type JournalState } from '../journal/journal';
 import { lockHolder, lockPath } from '../journal/move-lock';
 import { isAlive, killIfSame, processesMarked, selfId, type ProcessId } from '../journal/proc-identity';
@@ -205,7 +206,7 @@ async function finishSource(state: JournalState, deps: RecoveryDeps, journal: Jo
   const dump = dumpProcesses(state);
   const port = state.holds.get('dump')?.port;
   if (dump.some(isAlive) && port !== undefined && state.strategy === 'hash-pre-copy') {
-    await endLazyDump(port).catch((err: unknown) => journal.append({ t: 'note', message: `lazy dump not ended cleanly: ${(err as Error).message}` }));
+    await endLazyDump(() => dialLazyDumpOf(dump.filter(isAlive).map((p) => p.pid), port)).catch((err: unknown) => journal.append({ t: 'note', message: `lazy dump not ended cleanly: ${(err as Error).message}` }));
     await waitGone(dump);
   }
   for (const p of dump) killIfSame(p);

@@ -1,7 +1,7 @@
 /**
  * Starts `ferry agent` on the destination over SSH and wraps the exec channel in an AgentPeer.
  */
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { FerryError, resetPageServerLinkOnDeath } from '@ferry/core';
 import { AgentPeer } from '../protocol/agent-peer';
 import type { AgentConnection } from '../protocol/agent-connection';
@@ -72,42 +72,25 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
     },
     tunnelledBytes: () => tunnelBytes,
     finishTunnels,
-    forwardToRemote: async (remotePort) => {
-      // A listener here whose connections come out at 127.0.0.1:remotePort on the destination.
-      const server = createServer((local) => {
-        ssh.forwardOut('127.0.0.1', remotePort).then(
-          (remote) => {
-            local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
-            local.pipe(remote);
-            remote.pipe(local);
-            local.on('error', () => remote.destroy());
-            remote.on('error', () => local.destroy());
-          },
-          () => local.resetAndDestroy(),
-        );
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', resolve);
-      });
-      // Never what keeps the process alive: the migration's own requests do that.
-      server.unref();
-      return { localPort: (server.address() as AddressInfo).port, close: () => server.close() };
+    tunnelToSocket: async (remotePath, local) => {
+      let remote: Awaited<ReturnType<SshConnection['forwardOutStreamLocal']>>;
+      try {
+        remote = await ssh.forwardOutStreamLocal(remotePath);
+      } catch (err) {
+        local.destroy();
+        throw err;
+      }
+      // The local end is CRIU's page server or page client: this process dying must read as failure there.
+      resetPageServerLinkOnDeath(local);
+      local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
+      tunnelled.add(local);
+      local.on('close', () => tunnelled.delete(local));
+      local.on('error', () => remote.destroy());
+      remote.on('error', () => undefined);
+      remote.pipe(local, { end: false });
+      local.pipe(remote);
+      if (tunnelsFinished) finishTunnels(tunnelsFinished);
     },
-    tunnelToLocal: (localPort) =>
-      ssh.forwardIn('127.0.0.1', 0, (remote) => {
-        const local = connect({ host: '127.0.0.1', port: localPort });
-        // The far end is a lazy dump's page server: this process dying must read as failure there, not success.
-        local.once('connect', () => resetPageServerLinkOnDeath(local));
-        local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
-        tunnelled.add(local);
-        local.on('close', () => tunnelled.delete(local));
-        local.on('error', () => remote.destroy());
-        remote.on('error', () => undefined);
-        remote.pipe(local, { end: false });
-        local.pipe(remote);
-        if (tunnelsFinished) finishTunnels(tunnelsFinished);
-      }),
   };
 }
 

@@ -125,6 +125,23 @@ export class SshConnection {
   }
 
   /**
+   * A connection to the unix socket at `path` on the destination (OpenSSH's direct-streamlocal): sshd connects as the
+   * logged-in user, so a socket in a 0700 directory of that user is reachable this way and by nobody else. No port.
+   */
+  forwardOutStreamLocal(path: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      this.client.openssh_forwardOutStreamLocal(path, (err, channel) => {
+        if (err) {
+          reject(new FerryError('ERR_TRANSPORT_CLOSED', `cannot reach ${path} on ${this.destination.name}: ${err.message}`, {
+            hint: 'The destination sshd must allow stream-local forwarding (AllowStreamLocalForwarding yes, the default).',
+            cause: err,
+          }));
+        } else resolve(channel);
+      });
+    });
+  }
+
+  /**
    * Listens on address:port on the destination (port 0: any) and hands each connection made there to onConnection,
    * as a channel. Resolves with the port the destination bound.
    */

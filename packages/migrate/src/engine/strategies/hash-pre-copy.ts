@@ -68,7 +68,7 @@ export function hashPreCopy(ctx: MoveContext): MoveStrategy {
     async afterCommit() {
       // The lazy dump still holds the frozen source; ending its page server cleanly makes CRIU end it.
       try {
-        await endLazyDump(lazy!.port);
+        await endLazyDump(() => lazy!.dial());
         await lazy!.done;
         ctx.journal.release('dump');
       } catch (err) {

@@ -1,12 +1,15 @@
 /**
  * A lazy dump (post-copy, hash-pre-copy): CRIU freezes the tree, writes everything but the memory pages, and then
- * holds the frozen tasks while its page server waits on 127.0.0.1:PORT. A client that ends that connection cleanly
- * makes CRIU finish and kill the source tree; a reset (or killing CRIU) lets the tasks go again.
+ * holds the frozen tasks while its page server waits on 127.0.0.1:PORT of a private network namespace (pages/
+ * dump-netns.ts: reachable by ferry only). A client that ends that connection cleanly makes CRIU finish and kill the
+ * source tree; a reset (or killing CRIU) lets the tasks go again.
  *
  * The dump's processes are journaled with their start times as soon as it is ready, so that recovery can end them
  * should this process die while they hold the container.
  */
+import type { Socket } from 'node:net';
 import { FerryError } from '@ferry/core';
+import { assertLazyDumpable, createDumpNetns } from '../../pages/dump-netns';
 import { processesMarked } from '../../journal/proc-identity';
 import { freeLocalPort } from '../../transport/free-port';
 import { faultPoint } from '../fault-points';
@@ -18,11 +21,15 @@ export interface LazyDump {
   ready: Promise<void>;
   /** Settles when the dump is over: CRIU ended the source (resolves) or let it go (rejects). */
   done: Promise<unknown>;
+  /** A connection to the page server (only ferry can make one). */
+  dial(): Promise<Socket>;
 }
 
 export async function startLazyDump(ctx: MoveContext): Promise<LazyDump> {
   const { imagesDir, workDir } = ctx.dumpDirs();
+  assertLazyDumpable(ctx.container.pid, ctx.name);
   const port = await freeLocalPort();
+  const netns = await createDumpNetns();
   const stop = new AbortController();
   let onReady!: () => void;
   const isReady = new Promise<void>((resolve) => (onReady = resolve));
@@ -32,9 +39,11 @@ export async function startLazyDump(ctx: MoveContext): Promise<LazyDump> {
     workDir,
     ...ctx.criuFlags,
     lazyPages: { address: '127.0.0.1', port, onReady: () => onReady() },
+    netnsPath: netns.path,
     signal: stop.signal,
   });
   done.catch(() => undefined);
+  void done.finally(() => netns.close()).catch(() => undefined);
   // Killing the dump makes the adapter thaw what CRIU froze; the steps registered earlier then resume the rest.
   ctx.revert.add('stop the lazy dump', async () => {
     stop.abort();
@@ -50,5 +59,5 @@ export async function startLazyDump(ctx: MoveContext): Promise<LazyDump> {
     await faultPoint(ctx.request.faults, 'dump-ready');
   });
   ready.catch(() => undefined);
-  return { port, ready, done };
+  return { port, ready, done, dial: () => netns.dial(port) };
 }

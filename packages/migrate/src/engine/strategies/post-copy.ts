@@ -4,15 +4,16 @@
  * restored copy runs (its network is released then), so the transfer of the remaining pages happens after the point
  * of no return: from then on the container needs both hosts until the last page has arrived.
  *
- * With this page path (CRIU's page server, reached through the agent's SSH connection) a lost link cannot be
- * resumed: the destination's lazy-pages daemon dies with it. The destination then removes its copy (it would run
- * on pages that read back as zeros) and says `lost`; the tunnel to CRIU is reset, CRIU lets the source tasks go, and
- * the source's undo steps bring it back on its network: one intact copy, the source. Until the destination has
- * said `complete` or `lost`, the tunnel stays open and the source stays held (never guess).
- *
- * Page path: this module only (a new page path replaces it).
+ * Page path: CRIU's page server in a private network namespace (pages/dump-netns.ts), joined through the agent's
+ * SSH connection to a unix socket in a 0700 directory on the destination, whose other end is the lazy-pages
+ * daemon's --ps-socket (pages/destination-link.ts): no other local user can read a page or end the dump. A lost
+ * link cannot be resumed: the destination's lazy-pages daemon dies with it. The destination then removes its copy
+ * (it would run on pages that read back as zeros) and says `lost`; the tunnel to CRIU is reset, CRIU lets the source
+ * tasks go, and the source's undo steps bring it back on its network: one intact copy, the source. Until the
+ * destination has said `complete` or `lost`, the tunnel stays open and the source stays held (never guess).
  */
 import { FerryError, isFerryError } from '@ferry/core';
+import type { PageLinkResult } from '../../protocol/agent-messages';
 import type { MoveContext } from '../move-context';
 import type { Reverter } from '../reverter';
 import { endDump } from '../../recovery/end-dump';
@@ -31,7 +32,10 @@ export function postCopy(ctx: MoveContext): MoveStrategy {
       await ctx.phase('checkpoint', () => lazy!.ready);
     },
     async restoreParams() {
-      return { lazyPagesPort: await ctx.connection.tunnelToLocal(lazy!.port) };
+      // The link is private at both ends (pages/dump-netns.ts, pages/destination-link.ts).
+      const { socketPath } = await ctx.peer.request<PageLinkResult>('page-link', { migrationId: ctx.id });
+      await ctx.connection.tunnelToSocket(socketPath, await lazy!.dial());
+      return { lazyPagesLink: true };
     },
     async afterCommit(fallback: Reverter) {
       await ctx.phase(

@@ -5,12 +5,13 @@
  */
 import type { CheckpointStats } from '@ferry/core';
 import type { MoveContext } from '../move-context';
+import { privatePageClient, type PrivatePageClient } from '../../pages/private-page-client';
 import type { MoveStrategy } from './strategy';
 
 /** The frozen dump of stop-and-copy and CRIU pre-copy: runc/LXC/Docker checkpoint with leaveRunning. */
 export async function dumpLeavingRunning(
   ctx: MoveContext,
-  extra: { pageServer?: { address: string; port: number }; parentImage?: string },
+  extra: { pageServer?: { address: string; port: number }; netnsPath?: string; parentImage?: string },
 ): Promise<CheckpointStats> {
   const { imagesDir, workDir } = ctx.dumpDirs();
   ctx.journal.hold({ kind: 'dump', marker: imagesDir, initPid: ctx.container.pid });
@@ -20,32 +21,24 @@ export async function dumpLeavingRunning(
 }
 
 export function stopAndCopy(ctx: MoveContext): MoveStrategy {
-  let pageServer: { address: string; port: number } | undefined;
-  let closeTunnel = () => undefined as void;
+  let link: PrivatePageClient | undefined;
   return {
     pauseBeforeDump: true,
     async beforeFreeze() {
       if (!ctx.plan.streamPages) return;
-      // The destination's page server and the tunnel to it are ready before the freeze.
-      const { port } = await ctx.peer.request<{ port: number }>('page-server', { migrationId: ctx.id });
-      const forward = await ctx.connection.forwardToRemote(port);
-      const step = ctx.revert.add('close the page tunnel', () => forward.close());
-      closeTunnel = () => {
-        forward.close();
-        step.release();
-      };
-      pageServer = { address: '127.0.0.1', port: forward.localPort };
+      // The destination's page server and the link to it are ready before the freeze; both ends are private.
+      link = await privatePageClient(ctx);
     },
     async dump() {
       const before = ctx.connection.tunnelledBytes();
       const bytes = await ctx.phase(
         'checkpoint',
         async () => {
-          await dumpLeavingRunning(ctx, { pageServer });
-          closeTunnel(); // the dump has sent every page
+          await dumpLeavingRunning(ctx, link ? { pageServer: link.pageServer, netnsPath: link.netnsPath } : {});
+          link?.close(); // the dump has sent every page
           return { bytes: ctx.connection.tunnelledBytes() - before };
         },
-        (r) => (pageServer ? r : {}),
+        (r) => (link ? r : {}),
       );
       ctx.sent(bytes.bytes, true);
     },

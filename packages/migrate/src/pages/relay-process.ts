@@ -1,0 +1,131 @@
+/**
+ * The destination relay as a process of its own, detached from sshd and from the agent that asked for it (own
+ * session, stdio on a log file), so that neither the death of SSH nor of the agent touches the page stream. The CLI
+ * runs it as the hidden `ferry page-relay --config FILE`; runPageRelayProcess() is that command's body, and
+ * spawnPageRelay() starts one and waits until it is ready.
+ *
+ * Files in the relay's directory (0700): relay-config.json (what to do), events.jsonl (one RelayEvent per line,
+ * appended), report.json (the end: { ok, report } or { ok: false, code, message }), relay.log (stdio).
+ *
+ * Signals: SIGTERM after the daemon finished exits 0. Otherwise SIGTERM means the owner has killed the restored copy
+ * (rollback, or after a loss): the relay kills the daemon, drops its copies of the userfaultfds and exits 1. Never
+ * SIGTERM a relay while the restored copy may still run on missing pages: it would then read zeros.
+ */
+import { spawn } from 'node:child_process';
+import { appendFileSync, closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensurePrivateDir, FerryError, processStartTime, type ErrorCode } from '@ferry/core';
+import { PageRelay, type PageRelayOptions, type RelayEvent, type RelayReport } from './relay';
+
+export type RelayProcessConfig = Omit<PageRelayOptions, 'onEvent'>;
+
+export const RELAY_CONFIG = 'relay-config.json';
+export const RELAY_EVENTS = 'events.jsonl';
+export const RELAY_REPORT = 'report.json';
+
+export type RelayOutcome = { ok: true; report: RelayReport } | { ok: false; code: ErrorCode; message: string };
+
+/** The hidden command's body. Resolves with the exit code. */
+export async function runPageRelayProcess(configPath: string): Promise<number> {
+  const config = JSON.parse(readFileSync(configPath, 'utf8')) as RelayProcessConfig;
+  const eventsPath = join(config.dir, RELAY_EVENTS);
+  const emit = (event: RelayEvent | { type: 'relay-failed'; code: string; message: string }) =>
+    appendFileSync(eventsPath, `${JSON.stringify({ ...event, at: Date.now() })}\n`, { mode: 0o600 });
+  const finish = (outcome: RelayOutcome) => writeFileSync(join(config.dir, RELAY_REPORT), JSON.stringify(outcome), { mode: 0o600 });
+  let relay: PageRelay;
+  try {
+    relay = await PageRelay.start({ ...config, onEvent: emit });
+  } catch (error) {
+    const code = (error as FerryError).code ?? 'ERR_AGENT_FAILED';
+    emit({ type: 'relay-failed', code, message: (error as Error).message });
+    finish({ ok: false, code, message: (error as Error).message });
+    return 1;
+  }
+  let outcome: RelayOutcome | undefined;
+  const stop = new Promise<number>((resolve) => {
+    process.once('SIGTERM', () => {
+      if (outcome?.ok) {
+        relay.release();
+        return resolve(0);
+      }
+      relay.killDaemon();
+      relay.release();
+      resolve(1);
+    });
+  });
+  relay.finished.then(
+    (report) => {
+      outcome = { ok: true, report };
+      finish(outcome);
+    },
+    (error: unknown) => {
+      outcome = { ok: false, code: (error as FerryError).code ?? 'ERR_POSTCOPY_DAEMON_LOST', message: (error as Error).message };
+      finish(outcome);
+    },
+  );
+  // A finished relay exits once the source has heard (nothing left to hold); a failed one waits for its owner's SIGTERM.
+  return Promise.race([stop, relay.finished.then(() => relay.sourceReleased.then(() => 0), () => stop)]);
+}
+
+export interface SpawnedRelay {
+  pid: number;
+  startTime: string;
+  dir: string;
+  /** This relay's relay-ready event. Rejects when the relay could not start. */
+  ready: Promise<Extract<RelayEvent, { type: 'relay-ready' }>>;
+  /** The outcome, once report.json is written. */
+  outcome(): Promise<RelayOutcome>;
+  events(): Record<string, unknown>[];
+}
+
+/**
+ * Starts `command page-relay --config DIR/relay-config.json` (command: how to run ferry's CLI, e.g. [node, bin]),
+ * detached, and waits until it reports ready (or failed) within timeoutMs.
+ */
+export function spawnPageRelay(config: RelayProcessConfig, command: readonly string[], timeoutMs = 30_000): SpawnedRelay {
+  ensurePrivateDir(config.dir);
+  // A predecessor's events and outcome (takeover) are not this relay's.
+  const eventsPath = join(config.dir, RELAY_EVENTS);
+  const since = existsSync(eventsPath) ? statSync(eventsPath).size : 0;
+  rmSync(join(config.dir, RELAY_REPORT), { force: true });
+  const configPath = join(config.dir, RELAY_CONFIG);
+  writeFileSync(configPath, JSON.stringify(config), { mode: 0o600 });
+  const log = openSync(join(config.dir, 'relay.log'), 'a', 0o600);
+  const child = spawn(command[0]!, [...command.slice(1), 'page-relay', '--config', configPath], { stdio: ['ignore', log, log], detached: true });
+  closeSync(log);
+  child.unref();
+  const pid = child.pid!;
+  const events = (): Record<string, unknown>[] =>
+    existsSync(eventsPath)
+      ? readFileSync(eventsPath).subarray(since).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+      : [];
+  const poll = async <T>(what: string, probe: () => T | undefined, limitMs: number): Promise<T> => {
+    const deadline = Date.now() + limitMs;
+    for (;;) {
+      const v = probe();
+      if (v !== undefined) return v;
+      if (Date.now() > deadline) throw new FerryError('ERR_AGENT_FAILED', `the page relay (pid ${pid}) did not report ${what} within ${limitMs} ms`, { hint: `See ${join(config.dir, 'relay.log')}.` });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const ready = poll(
+    'ready',
+    () => {
+      for (const e of events()) {
+        if (e.type === 'relay-ready') return e as Extract<RelayEvent, { type: 'relay-ready' }>;
+        if (e.type === 'relay-failed') throw new FerryError((e.code as ErrorCode) ?? 'ERR_AGENT_FAILED', `the page relay failed to start: ${String(e.message)}`, { hint: `See ${join(config.dir, 'relay.log')}.` });
+      }
+      return undefined;
+    },
+    timeoutMs,
+  );
+  ready.catch(() => undefined);
+  return {
+    pid,
+    startTime: processStartTime(pid) ?? '',
+    dir: config.dir,
+    ready,
+    events,
+    outcome: () => poll('its outcome', () => (existsSync(join(config.dir, RELAY_REPORT)) ? (JSON.parse(readFileSync(join(config.dir, RELAY_REPORT), 'utf8')) as RelayOutcome) : undefined), 24 * 3600_000),
+  };
+}

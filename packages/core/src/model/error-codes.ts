@@ -23,6 +23,8 @@ export const ERROR_CODES = [
   'ERR_PRECHECK_DISK_SPACE',
   /** A path ferry reads or writes is a symlink, a special file or a non-empty directory it did not expect. */
   'ERR_PRECHECK_UNSAFE_PATH',
+  /** --max-downtime cannot be met: every strategy the hosts allow is predicted to freeze the container longer. */
+  'ERR_PRECHECK_DOWNTIME',
   // CRIU itself.
   'ERR_CRIU_SPAWN_FAILED',
   'ERR_CRIU_PROTOCOL',

@@ -1,5 +1,5 @@
 /**
- * What a move will cost, predicted from measurements taken before anything is frozen (dry-run.ts, downtime-limit.ts):
+ * What a move will cost, predicted from measurements taken before anything is frozen (dry-run.ts, assess-move.ts):
  * the link's rate, the container's memory and how fast it dirties it, the bytes of its files. Pure. Pre-copy's rounds
  * are simulated with the same convergence policy the real move applies, so the prediction ends its rounds where the
  * move would.

@@ -8,7 +8,7 @@ import { waitFor } from '@ferry/core/testing';
 import { HOSTS_FILE, ferryOn, jsonLines, onHost, sandbox } from './lib/sandbox';
 import { expectRolledBack, removeTestContainers, startContainer, state } from './lib/containers';
 
-jest.setTimeout(240_000);
+jest.setTimeout(600_000);
 
 beforeAll(() => {
   sandbox('up');

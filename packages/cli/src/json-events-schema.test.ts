@@ -4,6 +4,7 @@
  */
 import type { MigrationEvent } from '@ferry/core';
 import { FerryError } from '@ferry/core';
+import { predictMove, predictionError } from '@ferry/migrate';
 import { createEventRenderer } from './render-events';
 import { renderError } from './render-error';
 import { jsonEventProblems } from './testing/json-events';
@@ -40,6 +41,29 @@ it('accepts every event type as the renderer writes it, an error line and a repo
     },
   };
   expect(jsonEventProblems([...rendered(every), error, bug, report])).toEqual([]);
+});
+
+it('accepts a dry run as dryRunMigration returns it, and a report with its prediction error', () => {
+  const measurements = { linkBytesPerSec: 100 * 2 ** 20, memoryBytes: 64 * 2 ** 20, dirtyBytesPerSec: 8e6, filesBytes: 3e6 };
+  const prediction = predictMove('hash-pre-copy', measurements);
+  const dryRun = {
+    event: 'dry-run',
+    dryRun: {
+      container: 'web', runtime: 'runc', destination: 'h2',
+      plan: { strategy: 'post-copy', reason: 'r', targetName: 'web', clone: false, copyImage: false, copyBundle: true, copyTrees: [], streamPages: false },
+      measurements: { ...measurements, windowMs: 1000 }, prediction, fallback: { from: 'hash-pre-copy', reason: 'r' }, refusal: 'why',
+    },
+  };
+  const report = {
+    event: 'report',
+    report: {
+      migrationId: 'm', container: 'web', runtime: 'runc', destination: 'h2', destinationName: 'web', strategy: 'hash-pre-copy', strategyReason: 'r',
+      downtimeMs: 1, totalMs: 2, bytesSent: 3, bytesSentFrozen: 3, phasesMs: {}, rounds: 2, warnings: [],
+      prediction: { ...predictionError(prediction, { bytes: 3, freezeMs: 1, totalMs: 2 }), strategy: 'hash-pre-copy', source: 'dry-run' },
+    },
+  };
+  expect(jsonEventProblems([dryRun, report])).toEqual([]);
+  expect(jsonEventProblems([{ ...dryRun, dryRun: { ...dryRun.dryRun, measurements: { ...dryRun.dryRun.measurements, linkBytesPerSec: 0 } } }])).toHaveLength(1);
 });
 
 it.each([

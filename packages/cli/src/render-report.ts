@@ -1,5 +1,6 @@
 import type { MigrationReport } from '@ferry/migrate';
 import { formatBytes } from './render-events';
+import { renderPrediction } from './render-plan';
 
 export function renderReport(r: MigrationReport, options: { clone?: boolean } = {}): string {
   const lines = [
@@ -21,6 +22,7 @@ export function renderReport(r: MigrationReport, options: { clone?: boolean } = 
       `                the destination already held ${held}% of the final ${p.finalPages} pages`,
     );
   }
+  lines.push(...renderPrediction(r));
   for (const w of r.warnings) lines.push(`  warning       ${w}`);
   return `${lines.join('\n')}\n`;
 }

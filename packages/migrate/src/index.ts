@@ -35,3 +35,7 @@ export * from './guardian/guarded-move';
 export * from './guardian/run-guardian';
 export * from './guardian/watchdog';
 export * from './guardian/start-guarded-move';
+export * from './engine/predict-move';
+export * from './engine/assess-move';
+export * from './engine/dry-run';
+export * from './transport/rate-limiter';

@@ -2,12 +2,14 @@ import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { FerryError, assertContainerName } from '@ferry/core';
 import { parseFaults, resolveDestination } from '@ferry/migrate';
-import { recoverInterrupted, runGuarded } from '../guarded-run';
+import { recoverInterrupted } from '../guarded-run';
+import { limitOptions, limitsFromArgs, type LimitArgs } from '../move-limits';
+import { runMove } from '../run-move';
 import { guardedSsh, migrationDeps } from '../migration-deps';
 import { createEventRenderer } from '../render-events';
 import { renderReport } from '../render-report';
 
-export interface CloneArgs {
+export interface CloneArgs extends LimitArgs {
   container: string;
   to: string;
   name?: string;
@@ -22,7 +24,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
   command: 'clone <container>',
   describe: 'Copy a running container to another host; the original keeps running',
   builder: (y) =>
-    y
+    limitOptions(y)
       .positional('container', { type: 'string', demandOption: true, describe: 'Container name, or RUNTIME:NAME' })
       .option('to', { type: 'string', demandOption: true, describe: 'Destination host' })
       .option('name', { type: 'string', describe: 'Name of the copy (default: NAME-clone)' })
@@ -32,6 +34,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
       .option('agent-command', { type: 'string', hidden: true })
       .option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
+    const limits = limitsFromArgs(args);
     // Checked before connecting anywhere: the name ends up in paths on the destination.
     if (args.name !== undefined) assertContainerName(args.name, 'name for the clone');
     const readdress: Record<string, string> = {};
@@ -45,7 +48,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s), verb: 'cloning' });
     const deps = migrationDeps(args);
     await recoverInterrupted(deps, (message) => render({ type: 'warning', message }));
-    const report = await runGuarded({
+    await runMove({
       move: {
         request: {
           container: args.container,
@@ -57,14 +60,15 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
           sharedStorage: false,
           clone: { name: args.name ?? `${base}-clone`, readdress: Object.keys(readdress).length ? readdress : undefined },
           faults: parseFaults(process.env.FERRY_FAULT),
+          ...limits,
         },
         ssh: guardedSsh(args),
       },
       deps,
-      onEvent: render,
-      onNotice: (message) => render({ type: 'warning', message }),
-      announce: args.json || process.stderr.isTTY === true,
+      dryRun: args['dry-run'],
+      json: args.json,
+      render,
+      renderReport: (report) => renderReport(report, { clone: true }),
     });
-    process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report, { clone: true }));
   },
 };

@@ -9,18 +9,19 @@ import { randomUUID } from 'node:crypto';
 import { homedir, hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { FerryError } from '@ferry/core';
-import { boundedAll, checkResolvable, parseFaults, planDrain, resolveDestination, runFerryRemote, type RequestedStrategy } from '@ferry/migrate';
+import { boundedAll, checkResolvable, dryRunMigration, parseFaults, planDrain, resolveDestination, runFerryRemote, type RequestedStrategy } from '@ferry/migrate';
 import { recoverInterrupted, runGuarded } from '../guarded-run';
 import { drainRecordPath, loadDrains, returnable, saveDrains, type DrainEntry } from '../drain-record';
 import { runtimeRegistry, stateDir } from '../host-context';
 import { guardedSsh, migrationDeps, sshOptionsFrom } from '../migration-deps';
+import { limitOptions, limitsFromArgs, type LimitArgs } from '../move-limits';
+import { renderDryRun } from '../render-plan';
 
-export interface DrainArgs {
+export interface DrainArgs extends LimitArgs {
   host?: string;
   to?: string;
   return: boolean;
   concurrency: number;
-  'dry-run': boolean;
   strategy: RequestedStrategy;
   as?: string;
   'hosts-file'?: string[];
@@ -32,12 +33,11 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
   command: 'drain [host]',
   describe: 'Move every running container off a host (and back with --return)',
   builder: (y) =>
-    y
+    limitOptions(y)
       .positional('host', { type: 'string', describe: 'The host to drain (default: this one; another host is drained over SSH)' })
       .option('to', { type: 'string', describe: 'Destinations, comma-separated: HOST2[,HOST3]' })
       .option('return', { type: 'boolean', default: false, describe: 'Bring back what the last drain of this host moved' })
       .option('concurrency', { type: 'number', default: 2, describe: 'Migrations at a time' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'Show the plan only' })
       .option('strategy', { choices: ['auto', 'stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'] as const, default: 'auto' as const })
       .option('as', { type: 'string', describe: 'The name the destinations use for this host (for --return; default: hostname)' })
       .option('hosts-file', { type: 'string', array: true, describe: 'Hosts files to read (on every host involved)' })
@@ -51,6 +51,7 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
   handler: async (args) => {
     const out = (line: string, json?: Record<string, unknown>) =>
       process.stdout.write(args.json ? `${JSON.stringify(json ?? { event: 'message', message: line })}\n` : `${line}\n`);
+    const limits = limitsFromArgs(args);
     if (args.host && args.host !== 'local') return drainElsewhere(args);
     if (args.return) return drainReturn(args, out);
     const destinations = (args.to ?? '').split(',').map((d) => d.trim()).filter(Boolean);
@@ -62,9 +63,9 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     out(`drain plan (${plan.moves.length} to move, ${args.concurrency} at a time):`, { event: 'plan', ...plan });
     for (const m of plan.moves) out(`  ${m.runtime}:${m.container} -> ${m.destination}`);
     for (const s of plan.skipped) out(`  ${s.runtime}:${s.container} stays (${s.reason})`);
-    if (args['dry-run']) return;
-
     const deps = migrationDeps(args);
+    if (args['dry-run']) return dryRunDrain(plan.moves, { args, deps, limits, out });
+
     await recoverInterrupted(deps, (message) => out(`  ${message}`, { event: 'recovered', message }));
     // Recorded before the first move and after each one: whatever stops this drain, --return knows what left.
     const path = drainRecordPath(stateDir());
@@ -86,12 +87,11 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     const faults = parseFaults(process.env.FERRY_FAULT);
     const results = await boundedAll(plan.moves, args.concurrency, async (move) => {
       const index = plan.moves.indexOf(move);
-      const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
       let report;
       try {
         report = await runGuarded({
           move: {
-            request: { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, faults },
+            request: { ...moveRequest(move, args, limits), faults },
             ssh: guardedSsh(args),
           },
           deps,
@@ -150,6 +150,8 @@ async function drainElsewhere(args: DrainArgs): Promise<void> {
   const destination = resolveDestination(args.host!, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
   const argv = ['drain', ...(args.return ? ['--return'] : ['--to', args.to!]), '--concurrency', String(args.concurrency), '--strategy', args.strategy, '--as', args.as ?? args.host!];
   if (args['dry-run']) argv.push('--dry-run');
+  if (args['max-downtime']) argv.push('--max-downtime', args['max-downtime']);
+  if (args.bandwidth) argv.push('--bandwidth', args.bandwidth);
   if (args.json) argv.push('--json');
   for (const f of args['hosts-file'] ?? []) argv.push('--hosts-file', f);
   const run = await runFerryRemote(destination, argv, sshOptionsFrom(args), (chunk) => process.stderr.write(chunk));
@@ -164,5 +166,25 @@ function finish(moves: { container: string; destination: string; ok: boolean; er
     throw new FerryError('ERR_DRAIN_INCOMPLETE', `${failed.length} container(s) did not move: ${failed.map((f) => `${f.container} (${f.error})`).join('; ')}`, {
       hint: 'The ones that did not move still run where they were; fix the cause and run the command again.',
     });
+  }
+}
+
+function moveRequest(move: { runtime: string; container: string; destination: string }, args: DrainArgs, limits: ReturnType<typeof limitsFromArgs>) {
+  const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
+  return { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, ...limits };
+}
+
+/** --dry-run: each move's plan and prediction, one after the other (measurements taken together would skew each other). */
+async function dryRunDrain(
+  moves: readonly { runtime: string; container: string; destination: string }[],
+  { args, deps, limits, out }: { args: DrainArgs; deps: ReturnType<typeof migrationDeps>; limits: ReturnType<typeof limitsFromArgs>; out: (line: string, json?: Record<string, unknown>) => void },
+): Promise<void> {
+  for (const move of moves) {
+    try {
+      const result = await dryRunMigration(moveRequest(move, args, limits), deps);
+      out(renderDryRun(result).trimEnd(), { event: 'dry-run', dryRun: result });
+    } catch (err) {
+      out(`  ${move.container}: would not move: ${(err as Error).message}`, { event: 'notice', ...move, message: (err as Error).message });
+    }
   }
 }

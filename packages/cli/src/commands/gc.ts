@@ -5,7 +5,7 @@
 import type { CommandModule } from 'yargs';
 import { collectGarbage, DEFAULT_RETENTION_MS } from '@ferry/migrate';
 import { runtimeRegistry, stateDir } from '../host-context';
-import { parseDuration } from './replicate';
+import { parseEvery } from './replicate';
 
 export interface GcArgs {
   'older-than': string;
@@ -22,7 +22,7 @@ export const gcCommand: CommandModule<object, GcArgs> = {
       .option('dry-run', { type: 'boolean', default: false, describe: 'Only list what would go' })
       .option('json', { type: 'boolean', default: false }),
   handler: async (args) => {
-    const olderThanMs = parseDuration(args['older-than']);
+    const olderThanMs = parseEvery(args['older-than']);
     const registry = runtimeRegistry();
     const log = (line: string) => process.stderr.write(`ferry gc: ${line}\n`);
     const items = await collectGarbage({ stateDir: stateDir(), runtime: (name) => registry.get(name), log }, { olderThanMs, dryRun: args['dry-run'] });

@@ -1,12 +1,14 @@
 import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { parseFaults, resolveDestination, type RequestedStrategy } from '@ferry/migrate';
-import { recoverInterrupted, runGuarded } from '../guarded-run';
+import { recoverInterrupted } from '../guarded-run';
+import { limitOptions, limitsFromArgs, type LimitArgs } from '../move-limits';
+import { runMove } from '../run-move';
 import { guardedSsh, migrationDeps } from '../migration-deps';
 import { createEventRenderer } from '../render-events';
 import { renderReport } from '../render-report';
 
-export interface MigrateArgs {
+export interface MigrateArgs extends LimitArgs {
   container: string;
   to: string;
   strategy: RequestedStrategy;
@@ -24,7 +26,7 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
   command: 'migrate <container>',
   describe: 'Move a running container to another host',
   builder: (y) =>
-    y
+    limitOptions(y)
       .positional('container', { type: 'string', demandOption: true, describe: 'Container name, or RUNTIME:NAME' })
       .option('to', { type: 'string', demandOption: true, describe: 'Destination: NAME from the hosts file or ~/.ssh/config, or USER@ADDRESS[:PORT]' })
       .option('strategy', { choices: ['auto', 'stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'] as const, default: 'auto' as const })
@@ -37,11 +39,12 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
       .option('agent-command', { type: 'string', hidden: true, describe: 'The agent command on the destination (tests)' })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object per event and a final report' }),
   handler: async (args) => {
+    const limits = limitsFromArgs(args);
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) });
     const deps = migrationDeps(args);
     await recoverInterrupted(deps, (message) => render({ type: 'warning', message }));
-    const report = await runGuarded({
+    await runMove({
       move: {
         request: {
           container: args.container,
@@ -52,14 +55,15 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
           extUnixSk: args['ext-unix-sk'],
           sharedStorage: args['shared-storage'],
           faults: parseFaults(process.env.FERRY_FAULT),
+          ...limits,
         },
         ssh: guardedSsh(args),
       },
       deps,
-      onEvent: render,
-      onNotice: (message) => render({ type: 'warning', message }),
-      announce: args.json || process.stderr.isTTY === true,
+      dryRun: args['dry-run'],
+      json: args.json,
+      render,
+      renderReport: (report) => renderReport(report),
     });
-    process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report));
   },
 };

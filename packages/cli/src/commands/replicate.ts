@@ -14,14 +14,13 @@ import { runtimeRegistry, stateDir } from '../host-context';
 import { migrationDeps } from '../migration-deps';
 import { formatBytes } from '../render-events';
 import { withInterrupt } from './interrupt';
+import { parseDuration } from '../move-limits';
 
 const statusDir = () => join(stateDir(), 'replication');
 const store = () => new ReplicaStore(join(stateDir(), 'replicas'));
 
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
-  if (!m) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `"${text}" is not a duration`, { hint: 'Use e.g. 30s, 5m or 1h.' });
-  const value = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+export function parseEvery(text: string): number {
+  const value = parseDuration(text, '--every');
   if (value < 1000) throw new FerryError('ERR_PRECHECK_BAD_INPUT', `--every ${text} is under a second`, { hint: 'Replicate at most once a second.' });
   return value;
 }
@@ -55,7 +54,7 @@ export const replicateCommand: CommandModule<object, ReplicateArgs> = {
         return true;
       }),
   handler: async (args) => {
-    const everyMs = parseDuration(args.every);
+    const everyMs = parseEvery(args.every);
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const deps = migrationDeps(args);
     // A container that is not here is an error now, not a round that fails every --every until someone notices.

@@ -25,6 +25,8 @@ export const ERROR_CODES = [
   'ERR_PRECHECK_UNSAFE_PATH',
   /** ferry's root lacks a capability CRIU needs for this container (CAP_SYS_RESOURCE for another user's rlimits). */
   'ERR_PRECHECK_CAPABILITY_MISSING',
+  /** --max-downtime cannot be met: every strategy the hosts allow is predicted to freeze the container longer. */
+  'ERR_PRECHECK_DOWNTIME',
   // CRIU itself.
   'ERR_CRIU_SPAWN_FAILED',
   'ERR_CRIU_PROTOCOL',

@@ -197,6 +197,15 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
     return { compatible: result.compatible, detail: result.compatible ? undefined : `see ${result.logPath}` };
   });
 
+  // The dry run's link measurement: bytes in, counted and dropped. Nothing is written on this host.
+  peer.handle('probe', async (_params: unknown, stream) => {
+    requireHello();
+    if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'probe without data');
+    let bytes = 0;
+    for await (const chunk of stream) bytes += (chunk as Buffer).length;
+    return { bytes };
+  });
+
   serveCommit(peer, { ...deps, migrations, get });
 
   return new Promise((resolve, reject) => {

@@ -21,7 +21,10 @@ import { commit } from './commit';
 import { checkCpu, greet } from './greet';
 import type { MigrationReport } from './migrate-deps';
 import type { MoveContext } from './move-context';
-import { planMigration, type ContainerFacts } from './plan-migration';
+import { planMigration, type ContainerFacts, type PlanInputs } from './plan-migration';
+import { assessMove, downtimeRefusal } from './assess-move';
+import { predictionError, type MovePrediction } from './predict-move';
+import { RateLimiter } from '../transport/rate-limiter';
 import { criuPreCopy } from './strategies/criu-pre-copy';
 import { hashPreCopy } from './strategies/hash-pre-copy';
 import { postCopy } from './strategies/post-copy';
@@ -41,7 +44,8 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
   try {
     ctx.connection = await ctx.phase('connect', () => ctx.deps.connectAgent(request.destination, request.signal));
     revert.add('close the connection', () => ctx.connection.close());
-    await negotiate(ctx, facts);
+    if (request.bandwidthBytesPerSec) ctx.peer.limitRate(new RateLimiter(request.bandwidthBytesPerSec));
+    const predicted = await negotiate(ctx, facts);
     const strategy = STRATEGIES[ctx.plan.strategy](ctx);
     await copyImage(ctx);
     const trees = ctx.plan.copyBundle ? await copyBundle(ctx) : [];
@@ -90,6 +94,7 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
       phasesMs: ctx.phasesMs,
       ...strategy.report(),
       restoredPid: restored.pid,
+      ...(predicted ? { prediction: { ...predictionError(predicted, { bytes: ctx.bytesSent, freezeMs: downtimeMs, totalMs: Date.now() - ctx.started }), strategy: predicted.strategy, source: 'max-downtime' as const } } : {}),
       warnings: ctx.warnings,
     };
   } catch (err) {
@@ -103,18 +108,27 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
   }
 }
 
-async function negotiate(ctx: MoveContext, facts: ContainerFacts): Promise<void> {
+/** Returns the prediction --max-downtime's measurements made (assess-move.ts), when it was given. */
+async function negotiate(ctx: MoveContext, facts: ContainerFacts): Promise<MovePrediction | undefined> {
   const { adapter, request } = ctx;
+  let predicted: MovePrediction | undefined;
   await ctx.phase('negotiate', async () => {
     const { local, remote } = await greet(ctx.peer, ctx.deps);
-    ctx.plan = planMigration({
+    const inputs: PlanInputs = {
       request,
       source: local,
       destination: remote,
       destinationName: request.destination.name,
       runtime: { name: adapter.name, features: adapter.features, needsImage: adapter.images !== undefined },
       container: facts,
-    });
+    };
+    ctx.plan = planMigration(inputs);
+    if (request.maxDowntimeMs !== undefined) {
+      const assessment = await assessMove(ctx.peer, inputs, ctx.plan, request, ctx.container);
+      if (assessment.refusal) throw downtimeRefusal(assessment, request.maxDowntimeMs);
+      ctx.plan = assessment.plan;
+      predicted = assessment.prediction;
+    }
     ctx.journal.append({ t: 'plan', strategy: ctx.plan.strategy, reason: ctx.plan.reason });
     ctx.journal.hold({ kind: 'prepared', name: ctx.plan.targetName });
     const prepared = await ctx.peer.request<{ dir?: string; freeDiskBytes?: number } | null>('prepare', { migrationId: ctx.id, runtime: adapter.name, name: ctx.plan.targetName });
@@ -128,6 +142,7 @@ async function negotiate(ctx: MoveContext, facts: ContainerFacts): Promise<void>
     await checkDestinationDisk(ctx, prepared);
   });
   ctx.emit({ type: 'plan', strategy: ctx.plan.strategy, reason: ctx.plan.reason, container: ctx.name, destination: request.destination.name });
+  return predicted;
 }
 
 /** Refuses the move before anything is frozen when the destination lacks the disk it will write (disk-space.ts). */

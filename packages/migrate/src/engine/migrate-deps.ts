@@ -6,6 +6,7 @@ import type { Destination } from '../hosts/resolve-host';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import type { HashPrecopyResult } from '../precopy/hash-precopy';
 import type { FaultPoint } from './fault-points';
+import type { PredictionError } from './predict-move';
 import type { RequestedStrategy, StrategyName } from './plan-migration';
 
 export interface MigrateDeps {
@@ -49,6 +50,13 @@ export interface MigrateRequest {
   clone?: { name: string; readdress?: Record<string, string> };
   /** The move's id (the guardian's journal directory); a new one when absent. */
   migrationId?: string;
+  /**
+   * --max-downtime: measure before the move (assess-move.ts); fall back to a strategy whose predicted freeze fits,
+   * or refuse with ERR_PRECHECK_DOWNTIME before anything is frozen.
+   */
+  maxDowntimeMs?: number;
+  /** --bandwidth: cap on the bytes per second of images, bundles and pages sent over the agent connection. */
+  bandwidthBytesPerSec?: number;
   /** FERRY_FAULT, parsed: what to do at which step (tests of the recovery paths). */
   faults?: readonly FaultPoint[];
 }
@@ -73,8 +81,12 @@ export interface MigrationReport {
   /** Pre-copy: each round, why the rounds ended, and what the final dump left to send. */
   precopy?: PrecopyReport;
   restoredPid?: number;
+  /** What was predicted for this move (by --max-downtime's measurements or a recent --dry-run) against what happened. */
+  prediction?: PredictionReport;
   warnings: string[];
 }
+
+export type PredictionReport = PredictionError & { strategy: StrategyName; source: 'dry-run' | 'max-downtime' };
 
 export interface PrecopyReport {
   outcome: HashPrecopyResult['outcome'];

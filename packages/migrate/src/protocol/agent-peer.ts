@@ -6,6 +6,7 @@
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { FerryError, isErrorCode, type ErrorCode } from '@ferry/core';
 import { FRAME_DATA, FRAME_DATA_END, FRAME_JSON, FrameDecoder, encodeFrame, encodeJson, type Frame } from './frames';
+import type { RateLimiter } from '../transport/rate-limiter';
 
 /** Bumped on any incompatible change; the hello exchange refuses a mismatch with ERR_PRECHECK_*. */
 /** 2: page paths over unix sockets in 0700 directories (page-link, page-server answers socketPath). */
@@ -45,6 +46,8 @@ export class AgentPeer {
   private sending: Promise<void> = Promise.resolve();
   private readonly drainWaiters = new Set<{ resolve: () => void; reject: (e: unknown) => void }>();
   private readonly decoder = new FrameDecoder();
+  /** --bandwidth: every request's byte stream waits for it (JSON messages do not). */
+  private rateLimiter: RateLimiter | undefined;
 
   /**
    * @param explainClose called when the input ends: lets the transport say why (e.g. "ferry: command not found" on
@@ -124,9 +127,15 @@ export class AgentPeer {
     return reply;
   }
 
+  /** Caps the rate of the byte streams this peer writes (images, bundles, pages); undefined lifts the cap. */
+  limitRate(limiter: RateLimiter | undefined): void {
+    this.rateLimiter = limiter;
+  }
+
   private async writeData(chunk: Buffer): Promise<void> {
     for (let offset = 0; offset < chunk.length; offset += DATA_CHUNK_BYTES) {
       const piece = chunk.subarray(offset, offset + DATA_CHUNK_BYTES);
+      if (this.rateLimiter) await this.rateLimiter.take(piece.length);
       // Header and payload as two writes: copying each MiB into a joined buffer costs more than the extra call.
       const header = Buffer.allocUnsafe(5);
       header.writeUInt32BE(piece.length + 1, 0);

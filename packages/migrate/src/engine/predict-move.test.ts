@@ -1,0 +1,88 @@
+import { DEFAULT_CONVERGENCE_POLICY } from '../precopy/convergence-policy';
+import { FREEZE_FIXED_MS, MOVE_FIXED_MS, decideDowntime, policyFor, predictMove, predictionError, simulateRounds, type MoveMeasurements } from './predict-move';
+
+const MiB = 1 << 20;
+const m = (over: Partial<MoveMeasurements> = {}): MoveMeasurements => ({ linkBytesPerSec: 100 * MiB, memoryBytes: 200 * MiB, dirtyBytesPerSec: 10 * MiB, filesBytes: 10 * MiB, ...over });
+
+describe('predictMove', () => {
+  it('stop-and-copy freezes for the whole memory at the link rate plus CRIU', () => {
+    const p = predictMove('stop-and-copy', m());
+    expect(p.freezeMs).toBeCloseTo(2000 + FREEZE_FIXED_MS);
+    expect(p.bytes).toBe(210 * MiB);
+    expect(p.totalMs).toBeCloseTo(100 + 2000 + FREEZE_FIXED_MS + MOVE_FIXED_MS);
+    expect(p.basis.join('\n')).toMatch(/100\.0 MiB\/s.*200\.0 MiB/s);
+  });
+
+  it('post-copy freezes only for CRIU: memory follows the restore', () => {
+    const p = predictMove('post-copy', m());
+    expect(p.freezeMs).toBe(FREEZE_FIXED_MS);
+    expect(p.totalMs).toBeCloseTo(100 + FREEZE_FIXED_MS + 2000 + MOVE_FIXED_MS);
+  });
+
+  it('pre-copy rounds shrink by dirty rate ÷ link until the policy freezes', () => {
+    // 200 MiB in 2 s dirties 20 MiB; 20 MiB in 0.2 s dirties 2 MiB: under the 4 MiB floor, so the policy freezes.
+    const { rounds, frozenBytes } = simulateRounds(m(), DEFAULT_CONVERGENCE_POLICY);
+    expect(rounds.map((r) => r.bytes / MiB)).toEqual([200, 20]);
+    expect(frozenBytes / MiB).toBeCloseTo(2);
+    const p = predictMove('hash-pre-copy', m());
+    expect(p.rounds).toBe(2);
+    expect(p.freezeMs).toBeCloseTo(20 + FREEZE_FIXED_MS);
+    expect(p.bytes / MiB).toBeCloseTo(10 + 220 + 2);
+  });
+
+  it('a workload dirtying faster than the link stops after the policy sees it, and freezes with the lot', () => {
+    const p = predictMove('pre-copy', m({ dirtyBytesPerSec: 150 * MiB }));
+    expect(p.rounds).toBe(2);
+    expect(p.frozenBytes).toBe(200 * MiB); // capped at the memory there is
+    expect(p.freezeMs).toBeCloseTo(2000 + FREEZE_FIXED_MS);
+  });
+
+  it('an idle workload leaves nothing for the freeze', () => {
+    expect(predictMove('hash-pre-copy', m({ dirtyBytesPerSec: 0 })).frozenBytes).toBe(0);
+  });
+
+  it('refuses a link rate of zero', () => {
+    expect(() => predictMove('stop-and-copy', m({ linkBytesPerSec: 0 }))).toThrow(RangeError);
+  });
+});
+
+describe('decideDowntime', () => {
+  const pre = predictMove('hash-pre-copy', m({ dirtyBytesPerSec: 150 * MiB }));
+  const post = predictMove('post-copy', m());
+  const stop = predictMove('stop-and-copy', m());
+
+  it('keeps a strategy that fits', () => {
+    expect(decideDowntime([pre, post], 5000)).toEqual({ action: 'keep', prediction: pre });
+  });
+
+  it('falls back to the first later strategy that fits, saying why', () => {
+    const d = decideDowntime([pre, stop, post], 1000);
+    expect(d).toMatchObject({ action: 'fall-back', prediction: post });
+    expect(d.action === 'fall-back' && d.reason).toMatch(/hash-pre-copy would freeze .* about 2400 ms, over --max-downtime 1000 ms; post-copy fits/);
+  });
+
+  it('refuses with every number when nothing fits', () => {
+    const d = decideDowntime([pre, post], 1);
+    expect(d.action).toBe('refuse');
+    expect(d.action === 'refuse' && d.reason).toMatch(/about 2400 ms, over --max-downtime 1 ms \(post-copy about 400 ms\)/);
+  });
+});
+
+describe('policyFor', () => {
+  it('aims the frozen send at what --max-downtime leaves after CRIU', () => {
+    expect(policyFor(600).targetFrozenSendMs).toBe(200);
+    expect(policyFor(60_000).targetFrozenSendMs).toBe(DEFAULT_CONVERGENCE_POLICY.targetFrozenSendMs);
+    expect(policyFor(100)).toMatchObject({ targetFrozenSendMs: 0, targetFrozenBytes: 0 });
+    expect(policyFor(undefined)).toBe(DEFAULT_CONVERGENCE_POLICY);
+  });
+});
+
+describe('predictionError', () => {
+  it('is (actual - predicted) / predicted in percent', () => {
+    const e = predictionError({ bytes: 1000, freezeMs: 400, totalMs: 2000 }, { bytes: 1100, freezeMs: 300, totalMs: 2000 });
+    expect(e.errorPct).toEqual({ bytes: 10, freezeMs: -25, totalMs: 0 });
+  });
+  it('does not divide by zero', () => {
+    expect(predictionError({ bytes: 0, freezeMs: 0, totalMs: 0 }, { bytes: 5, freezeMs: 0, totalMs: 1 }).errorPct).toEqual({ bytes: 100, freezeMs: 0, totalMs: 100 });
+  });
+});

@@ -30,7 +30,8 @@ function fake(name: RuntimeName, containers: string[], broken?: FerryError): Run
 test('parses NAME and RUNTIME:NAME', () => {
   expect(parseContainerSpec('web')).toEqual({ id: 'web' });
   expect(parseContainerSpec('lxc:web')).toEqual({ runtime: 'lxc', id: 'web' });
-  expect(() => parseContainerSpec('podman:web')).toThrow(/unknown runtime "podman"/);
+  expect(parseContainerSpec('podman:web')).toEqual({ runtime: 'podman', id: 'web' });
+  expect(() => parseContainerSpec('crio:web')).toThrow(/unknown runtime "crio"/);
   expect(() => parseContainerSpec('runc:')).toThrow(FerryError);
   expect(() => parseContainerSpec('')).toThrow(FerryError);
 });

@@ -586,6 +586,7 @@ function byHand(runtime: RuntimeName, name: string): { thaw: string; remove: str
     return { thaw: `lxc-cgroup -n ${name} freezer.state THAWED`, remove: `lxc-destroy -f -n ${name}` };
   }
   if (runtime === 'docker') return { thaw: `docker unpause ${name}`, remove: `docker rm -f ${name}` };
+  if (runtime === 'podman') return { thaw: `podman unpause ${name}`, remove: `podman rm -f ${name}` };
   return { thaw: `${runtime} resume ${name}`, remove: `${runtime} delete -f ${name}` };
 }
 

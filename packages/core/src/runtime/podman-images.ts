@@ -9,7 +9,11 @@ import type { RuntimeImages } from './runtime-adapter';
 
 export function podmanImages(podman: PodmanCli, timeoutMs: number): RuntimeImages {
   return {
-    imageOf: async (container: ContainerInfo) => (await podman.inspect(container.ref.id)).Image,
+    // By name where there is one: a `podman save` by id carries no tag, and the import looks the image up by name.
+    imageOf: async (container: ContainerInfo) => {
+      const inspect = await podman.inspect(container.ref.id);
+      return inspect.ImageName || inspect.Image;
+    },
     has: async (image) => (await podman.raw(['image', 'exists', '--', image])).exitCode === 0,
     save: (image, sink) => podman.stream(['save', '--format', 'docker-archive', '--', image], { sink }, timeoutMs),
     load: (tar) => podman.stream(['load', '--quiet'], { source: tar }, timeoutMs),

@@ -46,9 +46,12 @@ export function readPodmanRecord(imagesDir: string): CheckpointRecord<'podman'> 
   });
 }
 
-/** `podman container restore --import ARCHIVE --name NAME` with the dump's CRIU flags. */
-export function podmanRestoreArgs(archive: string, name: string, criu: RestorePlan<'podman'>['criu']): string[] {
-  return ['container', 'restore', '--import', archive, '--name', name, ...(criu.tcpEstablished ? ['--tcp-established'] : []), ...(criu.fileLocks ? ['--file-locks'] : [])];
+/**
+ * `podman container restore --import ARCHIVE` with the dump's CRIU flags. The name comes from config.dump, not
+ * `--name`: Podman 4.3 refuses --name together with --tcp-established.
+ */
+export function podmanRestoreArgs(archive: string, criu: RestorePlan<'podman'>['criu']): string[] {
+  return ['container', 'restore', '--import', archive, ...(criu.tcpEstablished ? ['--tcp-established'] : []), ...(criu.fileLocks ? ['--file-locks'] : [])];
 }
 
 /** Writes the archive Podman imports (removed again after the restore, or by `revert` on failure). */
@@ -89,7 +92,7 @@ export async function writeImportArchive(plan: RestorePlan<'podman'>, revert: Re
 
 export async function podmanImport(podman: PodmanCli, prep: PodmanRestorePrep, plan: RestorePlan<'podman'>, timeoutMs: number): Promise<ToolOutcome> {
   throwIfAborted(plan.options.signal, `restore of ${plan.name}`);
-  const args = podmanRestoreArgs(prep.archive, plan.name, plan.criu);
+  const args = podmanRestoreArgs(prep.archive, plan.criu);
   const run = await podman.raw(args, timeoutMs, plan.options.signal);
   const ok = run.exitCode === 0 && !run.timedOut && !run.aborted;
   // Podman removes the container it created when its restore failed; a killed podman may leave it: the undo removes it.

@@ -44,6 +44,7 @@ test('registers runc and docker by default; adapters given replace built-ins of 
   expect(registry.get('runc')).toBe(runc);
   expect(registry.adapters.map((a) => a.name)).toEqual(['runc', 'lxc']);
   expect(() => createRuntimeRegistry({ runc: false }).get('runc')).toThrow(expect.objectContaining({ code: 'ERR_RUNTIME_UNAVAILABLE' }));
+  expect(createRuntimeRegistry({ docker: false, podman: {} }).adapters.map((a) => a.name)).toEqual(['runc', 'podman']);
 });
 
 test('finds a container in whichever runtime has it', async () => {

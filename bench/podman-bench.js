@@ -24,10 +24,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function runPodmanBench(ctx) {
   const rows = [];
   const tar = spawnSync('tar', ['-C', buildTestRootfs(), '-c', '.'], { maxBuffer: 256 << 20 });
-  for (const host of ['h1', 'h2']) {
-    const imported = await ctx.onHost(host, ['podman', 'import', '-q', '-', IMAGE], { input: tar.stdout });
-    if (imported.status !== 0) throw new Error(`podman import on ${host} failed: ${imported.stderr}`);
-  }
+  const imported = await ctx.onHost('h1', ['podman', 'import', '-q', '-', IMAGE], { input: tar.stdout });
+  if (imported.status !== 0) throw new Error(`podman import on h1 failed: ${imported.stderr}`);
+  // The same image id on h2 (Podman's own import looks the image up by the id in config.dump): save | load.
+  const saved = await ctx.onHost('h1', ['podman', 'save', '--format', 'docker-archive', IMAGE], { binary: true });
+  const loaded = await ctx.onHost('h2', ['podman', 'load', '-q'], { input: saved.stdoutBuffer });
+  if (saved.status !== 0 || loaded.status !== 0) throw new Error(`podman save | load failed: ${saved.stderr} ${loaded.stderr}`);
   let seq = 0;
   const methods = [FERRY_METHOD, OWN_METHOD];
   for (const sizeMib of ctx.sizes) {
@@ -135,14 +137,18 @@ if (require.main === module) {
   const onHost = (host, argv, { input, timeoutMs = 120_000 } = {}) =>
     new Promise((resolve) => {
       const child = spawn('bash', [script, 'exec', host, '--', ...argv], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
+      const out = [];
       let stderr = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.stdout.setEncoding('utf8').on('data', (c) => (stdout += c));
+      child.stdout.on('data', (c) => out.push(c));
       child.stderr.setEncoding('utf8').on('data', (c) => (stderr += c));
       child.stdin.on('error', () => undefined);
       child.stdin.end(input ?? undefined);
-      child.on('close', (status) => (clearTimeout(timer), resolve({ status, stdout, stderr })));
+      child.on('close', (status) => {
+        clearTimeout(timer);
+        const stdoutBuffer = Buffer.concat(out);
+        resolve({ status, stdout: stdoutBuffer.toString('utf8'), stdoutBuffer, stderr });
+      });
     });
   const sandbox = (...a) => spawnSync('bash', [script, ...a], { env, stdio: ['ignore', 'inherit', 'inherit'], timeout: 180_000 });
   (async () => {

@@ -1,14 +1,15 @@
 /**
- * ferry migrate between two real Debian 12 VMs (scripts/vm/lab.sh: qemu under TCG, a private link between them,
- * real kernels, sshd, runc and CRIU). What the namespace hosts of e2e/ cannot show: the guests' kernel has
- * soft-dirty bits, so CRIU's own pre-copy (pre-dumps with memory tracking) runs for real, and the two hosts are
+ * ferry migrate between two real Debian 12 VMs (real kernels, sshd, runc and CRIU, a private network between them),
+ * brought up by either lab of e2e-vm/lib/vm-lab.ts: qemu booted directly (`npm run test:vm`) or Vagrant with the
+ * project's Vagrantfile (`npm run test:vagrant`). What the namespace hosts of e2e/ cannot show: the guests' kernel
+ * has soft-dirty bits, so CRIU's own pre-copy (pre-dumps with memory tracking) runs for real, and the two hosts are
  * separate kernels with separate PID spaces, cgroups and disks.
  *
- * Slow by nature (TCG: ~1.5-2 min per migration); `npm run test:vm`. FERRY_VM_STRATEGIES=pre-copy runs a subset.
+ * Slow by nature (TCG: ~1.5-2 min per migration). FERRY_VM_STRATEGIES=pre-copy runs a subset.
  */
 import { dirname } from 'node:path';
 import { waitFor } from '@ferry/core/testing';
-import { GUEST_APP, ctl, ferryIn, lab, onGuest, type Guest } from './lib/vm-lab';
+import { GUEST_APP, LAB_KIND, ctl, ferryIn, guests, lab, onGuest, type Guest } from './lib/vm-lab';
 
 jest.setTimeout(900_000);
 
@@ -37,31 +38,39 @@ const DIRTY_PAGES_PER_SEC = 20;
 const ALL = ['pre-copy', 'stop-and-copy', 'post-copy'];
 const STRATEGIES = (process.env.FERRY_VM_STRATEGIES ?? ALL.join(',')).split(',').filter((s) => ALL.includes(s));
 
+/** Every move goes from SRC to DST (g1 to g2 in the qemu lab, ferry1 to ferry2 in the Vagrant one). */
+const [SRC, DST] = guests();
+// A cold Vagrant lab builds the image and the box, then boots and provisions both VMs: up to ~20 min under TCG.
+const UP_TIMEOUT_MS = 2_400_000;
+
 const leftovers: [Guest, string][] = [];
 let seq = 0;
 
 beforeAll(() => {
-  const up = lab('up', 900_000);
-  if (up.status !== 0) throw new Error(`lab.sh up failed (${up.status}):\n${up.stderr}`);
+  const t0 = Date.now();
+  // FERRY_VM_REUSE=1: the VMs a run with FERRY_VM_KEEP=1 left up (iterating on a test without minutes of boot).
+  const up = process.env.FERRY_VM_REUSE === '1' ? { status: 0, stdout: '', stderr: '' } : lab('up', UP_TIMEOUT_MS);
   process.stderr.write(up.stderr);
+  if (up.status !== 0) throw new Error(`the ${LAB_KIND} lab did not come up (${up.status}):\n${up.stderr.slice(-4000)}`);
+  process.stderr.write(`${LAB_KIND} lab up in ${Math.round((Date.now() - t0) / 1000)} s\n`);
   // The test containers' rootfs lives outside their bundle (as an image store's would): both hosts hold it.
-  const rootfs = onGuest('g2', ['node', '-e', `console.log(require('${GUEST_APP}/packages/core/dist/testing.js').buildTestRootfs())`]);
-  if (rootfs.status !== 0) throw new Error(`cannot build the test rootfs on g2: ${rootfs.stderr}`);
-});
+  const rootfs = onGuest(DST, ['node', '-e', `console.log(require('${GUEST_APP}/packages/core/dist/testing.js').buildTestRootfs())`]);
+  if (rootfs.status !== 0) throw new Error(`cannot build the test rootfs on ${DST}: ${rootfs.stderr}`);
+}, UP_TIMEOUT_MS + 300_000);
 afterEach(() => {
-  for (const [guest, name] of leftovers.splice(0)) onGuest(guest, ['node', '/opt/ferry/app/e2e/bin/container-ctl.js', 'remove', name]);
+  for (const [guest, name] of leftovers.splice(0)) onGuest(guest, ['node', `${GUEST_APP}/e2e/bin/container-ctl.js`, 'remove', name]);
 });
 afterAll(() => {
-  if (process.env.FERRY_VM_KEEP !== '1') lab('down', 60_000);
-});
+  if (process.env.FERRY_VM_KEEP !== '1') lab('down', 600_000);
+}, 700_000);
 
 test('the guests are provisioned by scripts/provision-host.sh and track memory', () => {
-  for (const guest of ['g1', 'g2'] as const) {
+  for (const guest of [SRC, DST]) {
     const check = onGuest(guest, ['bash', '/opt/ferry/app/scripts/provision-host.sh', '--check']);
     expect(check.stdout).toMatch(/all checks passed/);
     expect(check.stdout).toMatch(/soft-dirty: yes/);
   }
-  const doctor = onGuest('g1', ['ferry', 'doctor', '--json']);
+  const doctor = onGuest(SRC, ['ferry', 'doctor', '--json']);
   expect(doctor.status).toBe(0);
   const facts = JSON.parse(doctor.stdout) as { strategies?: { name: string; available: boolean }[] };
   // CRIU pre-copy is what the namespace hosts cannot offer; the others come along.
@@ -69,60 +78,107 @@ test('the guests are provisioned by scripts/provision-host.sh and track memory',
 });
 
 /**
- * A workload container on g1. Its state file is on a host directory bind-mounted at /state; `withStateDir` makes
- * that directory on g2 too, as shared storage would (without it, the restore on g2 fails: the mount source is missing).
+ * A workload container on SRC. Its state file is on a host directory bind-mounted at /state; `withStateDir` makes
+ * that directory on DST too, as shared storage would (without it, the restore on DST fails: the mount source is missing).
  */
 function startContainer(withStateDir: boolean): Started {
   const name = `vm-${process.pid}-${++seq}`;
-  leftovers.push(['g1', name], ['g2', name]);
-  const started = ctl<Started>('g1', 'start', name, '--mem-mib', String(MEM_MIB), '--dirty-pages-per-sec', String(DIRTY_PAGES_PER_SEC), '--address', `10.77.0.${10 + seq}/24`);
-  if (withStateDir) expect(onGuest('g2', ['mkdir', '-p', dirname(started.stateFile)]).status).toBe(0);
+  leftovers.push([SRC, name], [DST, name]);
+  const started = ctl<Started>(SRC, 'start', name, '--mem-mib', String(MEM_MIB), '--dirty-pages-per-sec', String(DIRTY_PAGES_PER_SEC), '--address', `10.77.0.${10 + seq}/24`);
+  if (withStateDir) expect(onGuest(DST, ['mkdir', '-p', dirname(started.stateFile)]).status).toBe(0);
   return started;
 }
 
 describe.each(STRATEGIES)('%s between the VMs', (strategy) => {
   test('memory and counter survive the move; the source is gone, the destination runs it', async () => {
     const { name } = startContainer(true);
-    await waitFor('the workload to count', () => (ctl<State>('g1', 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
-    const before = ctl<State>('g1', 'state', name).workload!.counter;
+    await waitFor('the workload to count', () => (ctl<State>(SRC, 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
+    const before = ctl<State>(SRC, 'state', name).workload!.counter;
 
     // auto must pick CRIU pre-copy here: the source tracks memory.
     const requested = strategy === 'pre-copy' ? 'auto' : strategy;
-    const run = await ferryIn('g1', ['migrate', name, '--to', 'g2', '--strategy', requested]);
+    const run = await ferryIn(SRC, ['migrate', name, '--to', DST, '--strategy', requested]);
     if (run.status !== 0) process.stderr.write(`ferry migrate failed:\n${run.stdout}\n${run.stderr}\n`);
     expect(run.error).toBeUndefined();
     expect(run.status).toBe(0);
-    expect(run.report).toMatchObject({ container: name, destination: 'g2', strategy });
+    expect(run.report).toMatchObject({ container: name, destination: DST, strategy });
     process.stderr.write(`${strategy}: ${JSON.stringify(run.report)}\n`);
 
     if (strategy === 'pre-copy') checkPreCopy(run.report!, run.events);
 
-    expect(ctl<State>('g1', 'state', name).exists).toBe(false);
-    expect(ctl<State>('g2', 'state', name)).toMatchObject({ exists: true, state: 'running' });
-    await waitFor('the counter to continue on g2', () => (ctl<State>('g2', 'state', name).workload?.counter ?? 0) > before + 2, 120_000, 2000);
-    expect(ctl('g2', 'verify', name)).toEqual({ verdict: 'ok' });
+    expect(ctl<State>(SRC, 'state', name).exists).toBe(false);
+    expect(ctl<State>(DST, 'state', name)).toMatchObject({ exists: true, state: 'running' });
+    await waitFor(`the counter to continue on ${DST}`, () => (ctl<State>(DST, 'state', name).workload?.counter ?? 0) > before + 2, 120_000, 2000);
+    expect(ctl(DST, 'verify', name)).toEqual({ verdict: 'ok' });
   });
 });
 
 test('a restore that fails after the pre-copy rounds leaves the source running and the destination clean', async () => {
   if (!STRATEGIES.includes('pre-copy')) return;
   const { name } = startContainer(false);
-  await waitFor('the workload to count', () => (ctl<State>('g1', 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
-  const run = await ferryIn('g1', ['migrate', name, '--to', 'g2', '--strategy', 'pre-copy']);
+  await waitFor('the workload to count', () => (ctl<State>(SRC, 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
+  const run = await ferryIn(SRC, ['migrate', name, '--to', DST, '--strategy', 'pre-copy']);
   expect(run.status).toBe(5);
   expect(run.error?.code).toBe('ERR_RUNTIME_FAILED');
-  // The rounds went over before the restore failed: the rollback had pre-dump images to remove on g2.
+  // The rounds went over before the restore failed: the rollback had pre-dump images to remove on DST.
   expect(run.events.filter((e) => e.event === 'precopy-round').length).toBeGreaterThanOrEqual(2);
   expect(run.events.map((e) => e.event)).toContain('rolled-back');
 
-  const source = ctl<State>('g1', 'state', name);
+  const source = ctl<State>(SRC, 'state', name);
   expect(source).toMatchObject({ exists: true, state: 'running' });
-  await waitFor('the source to keep counting', () => (ctl<State>('g1', 'state', name).workload?.counter ?? 0) > source.workload!.counter + 2, 60_000, 2000);
-  expect(ctl<State>('g2', 'state', name).exists).toBe(false);
-  // No migration directory of this container is left on g2 (each records its container's name).
-  const left = onGuest('g2', ['grep', '-l', '-s', `"name":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'migration.json']);
+  await waitFor('the source to keep counting', () => (ctl<State>(SRC, 'state', name).workload?.counter ?? 0) > source.workload!.counter + 2, 60_000, 2000);
+  expect(ctl<State>(DST, 'state', name).exists).toBe(false);
+  // No migration directory of this container is left on DST (each records its container's name).
+  const left = onGuest(DST, ['grep', '-l', '-s', `"name":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'migration.json']);
   expect(left.stdout.trim()).toBe('');
-  expect(onGuest('g2', ['find', '/var/lib/ferry/migrations', '-path', '*/pre/*']).stdout.trim()).toBe('');
+  expect(onGuest(DST, ['find', '/var/lib/ferry/migrations', '-path', '*/pre/*']).stdout.trim()).toBe('');
+});
+
+/**
+ * Crash safety (docs/design/crash-safety.md, "the promise"): before the destination has taken over, the source copy
+ * is the container and runs again whatever dies, here kill -9 of the `ferry migrate` process itself, at the freeze.
+ * The scenario and its preconditions are one test; the promise is the next one.
+ *
+ * KNOWN FAILING on today's engine, which runs the move inside the `ferry migrate` process: killed at the freeze,
+ * nothing is left to thaw the source, which stays paused (frozen) for good. It is marked `test.failing` until the
+ * guardian of the crash-safety design lands; jest then reports it as failing because it passes: drop `.failing`.
+ */
+describe('kill -9 of ferry migrate at the freeze', () => {
+  // How long the source may take to run again: the guardian's rollback under TCG, with room to spare.
+  const RECOVERY_MS = 120_000;
+  let outcome: { running: boolean; counting: boolean; memory?: string; onDestination: boolean } | undefined;
+
+  test('the scenario: ferry is killed by pid at the freeze, while the source is frozen', async () => {
+    const { name } = startContainer(true);
+    await waitFor('the workload to count', () => (ctl<State>(SRC, 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
+    const run = await ferryIn(SRC, ['migrate', name, '--to', DST, '--strategy', 'stop-and-copy'], {
+      killAt: (e) => e.event === 'phase-end' && e.phase === 'freeze',
+    });
+    expect(run.killedAt).toMatchObject({ event: 'phase-end', phase: 'freeze' });
+    expect(run.report).toBeUndefined();
+    // The source has not moved on since the freeze: only a recovery can make it run again.
+    const frozen = ctl<State>(SRC, 'state', name);
+    const counter = frozen.workload?.counter ?? 0;
+    let running = false;
+    let counting = false;
+    try {
+      await waitFor('the source to run and count again', () => {
+        const now = ctl<State>(SRC, 'state', name);
+        running = now.state === 'running';
+        counting = (now.workload?.counter ?? 0) > counter + 2;
+        return running && counting;
+      }, RECOVERY_MS, 3000);
+    } catch {
+      // The outcome is judged by the next test.
+    }
+    const memory = running ? ctl<{ verdict: string }>(SRC, 'verify', name).verdict : undefined;
+    outcome = { running, counting, memory, onDestination: ctl<State>(DST, 'state', name).exists };
+    process.stderr.write(`kill -9 at the freeze: ${JSON.stringify({ frozen: frozen.state, ...outcome })}\n`);
+  });
+
+  test.failing('the source runs again with its memory intact, and the destination holds no copy', () => {
+    expect(outcome).toEqual({ running: true, counting: true, memory: 'ok', onDestination: false });
+  });
 });
 
 /** Rounds shrink, the policy stopped them, and the final dump holds only what changed since the last round. */

@@ -3,12 +3,14 @@
 /**
  * Test containers on a sandbox host, for the e2e tests and the demo. Run it inside a host:
  *   scripts/sandbox-hosts.sh exec h1 -- node e2e/bin/container-ctl.js start NAME [--mem-mib N] [--dirty-pages-per-sec N]
+ *   ... run NAME --bundle DIR --address CIDR   (any bundle, e.g. an application's: e2e/apps/bundle.js)
  *   ... state NAME | verify NAME | remove NAME
  * It prints one JSON object. The network uplink comes from FERRY_NETNS_UPLINK (set by the sandbox's sshd and env).
  */
 const { readFileSync, existsSync } = require('node:fs');
 const { parseNetnsUplink, RuncAdapter } = require('@ferry/core');
-const { startRuncContainer, verifyWorkloadMemory, readWorkloadState } = require('@ferry/core/testing');
+const { spawnSync } = require('node:child_process');
+const { startRuncContainer, verifyWorkloadMemory, readWorkloadState, createNetns, deleteNetns, netnsTools } = require('@ferry/core/testing');
 
 function option(args, name, fallback) {
   const i = args.indexOf(`--${name}`);
@@ -30,6 +32,22 @@ async function main() {
       uplink,
     });
     return { name: c.name, bundle: c.bundle, netnsPath: c.netnsPath, address: c.address, port: c.port, stateFile: c.stateFile, pid: await c.pid() };
+  }
+  if (command === 'run') {
+    // The bundle's config.json joins /run/netns/ferry-ct-NAME: made here, on the LAN uplink, then `runc run -d`
+    // with stdio on /dev/null (runc hands them to the container) and runc's own messages in the bundle.
+    const bundle = option(rest, 'bundle');
+    const address = option(rest, 'address');
+    if (!bundle || !address) throw new Error('run needs --bundle DIR and --address CIDR');
+    const tools = netnsTools();
+    await createNetns(tools, `ferry-ct-${name}`, [{ ifname: 'eth0', addresses: [{ ifname: 'eth0', family: 'inet', address }] }], uplink);
+    const r = spawnSync('runc', ['--log', `${bundle}/runc.log`, '--log-format', 'json', 'run', '--detach', '--bundle', bundle, name], { stdio: 'ignore', timeout: 60_000 });
+    if (r.status !== 0) {
+      await deleteNetns(tools, `ferry-ct-${name}`).catch(() => undefined);
+      throw new Error(`runc run ${name} failed (${r.status ?? r.signal}): ${readFileSync(`${bundle}/runc.log`, 'utf8').trim().split('\n').slice(-3).join(' ')}`);
+    }
+    const info = await adapter.inspect(name);
+    return { name, bundle, pid: info.pid, address };
   }
   if (command === 'state') {
     try {

@@ -19,10 +19,28 @@ NODE=${FERRY_VM_NODE:-$(command -v node)}
 SIZE=${FERRY_VM_IMAGE_SIZE:-3G}
 SUITE=bookworm
 MIRROR=${FERRY_VM_MIRROR:-http://deb.debian.org/debian}
-# The kernel and what busybox init, runc's network lock and ferry's node need; provision-host.sh adds the rest.
-BASE_PACKAGES=linux-image-amd64,kmod,busybox-static,iproute2,openssh-server,openssh-client,iptables,runc,procps,libstdc++6,rsync,ca-certificates,apt-utils
+# The kernel and what busybox init, runc's network lock, ferry's node and Vagrant (sudo, rsync) need;
+# provision-host.sh adds the rest.
+BASE_PACKAGES=linux-image-amd64,kmod,busybox-static,iproute2,openssh-server,openssh-client,iptables,runc,procps,libstdc++6,rsync,ca-certificates,apt-utils,sudo
 
 say() { echo "ferry-vm-image: $*" >&2; }
+sshd_config() { # sshd_config HOSTKEY PIDFILE
+  cat <<EOF
+HostKey $1
+ListenAddress 0.0.0.0:22
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile /root/.ssh/authorized_keys
+UsePAM no
+UseDNS no
+PidFile $2
+# Under TCG a login takes seconds: let the test's parallel logins queue instead of being dropped.
+MaxStartups 50:30:100
+LoginGraceTime 300
+Subsystem sftp internal-sftp
+EOF
+}
 die() { echo "ferry-vm-image: ERROR: $1${2:+; hint: $2}" >&2; exit 1; }
 
 [[ $(id -u) == 0 ]] || die "must run as root" "sudo $0"
@@ -57,22 +75,35 @@ for n in 1 2; do
   # known_hosts is written per run by lab.sh from these public keys.
   cp "$WORK/stage/g$n/ssh_host_ed25519_key.pub" "$WORK/keys/g$n.pub"
   echo "10.98.0.$n $pub" >>"$WORK/stage/guest_known_hosts"
-  cat >"$WORK/stage/g$n/sshd_config" <<EOF
-HostKey /etc/ssh/ferryvm/g$n/ssh_host_ed25519_key
-ListenAddress 0.0.0.0:22
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AuthorizedKeysFile /root/.ssh/authorized_keys
-UsePAM no
-UseDNS no
-PidFile none
-# Under TCG a login takes seconds: let the test's parallel logins queue instead of being dropped.
-MaxStartups 50:30:100
-LoginGraceTime 300
-Subsystem sftp internal-sftp
-EOF
+  sshd_config "/etc/ssh/ferryvm/g$n/ssh_host_ed25519_key" none >"$WORK/stage/g$n/sshd_config"
 done
+# The Vagrant box (guest-boot.sh with ferryvm.vagrant=1): the host key the Vagrantfile installs; a pid file, so that
+# its provisioning can make sshd reload that key (SIGHUP) without systemd.
+mkdir "$WORK/stage/vagrant"
+sshd_config /etc/ssh/ssh_host_ed25519_key /run/sshd.pid >"$WORK/stage/vagrant/sshd_config"
+# busybox udhcpc's hook: it hands over the lease in the environment ($ip, $mask in bits, $router, $dns).
+cat >"$WORK/stage/udhcpc.script" <<'EOF'
+#!/bin/sh
+case $1 in
+  deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    # A renewal of the same lease must not flush the address under the connections that use it.
+    [ "$(ip -4 -o addr show dev "$interface" | awk '{print $4}')" = "$ip/$mask" ] || ip -4 addr flush dev "$interface"
+    ip addr replace "$ip/$mask" dev "$interface"
+    [ -z "$router" ] || ip route replace default via "${router%% *}" dev "$interface"
+    [ -z "$dns" ] || { for d in $dns; do echo "nameserver $d"; done >/etc/resolv.conf; } ;;
+esac
+exit 0
+EOF
+# busybox ifup/ifdown stand in for Debian's ifupdown, which Vagrant drives: it appends its private networks here and
+# runs `ifdown IF; ifup IF` on every link when it sets the hostname. "manual" makes that a no-op for eth0 (DHCP,
+# started by guest-boot.sh) and for eth1 before Vagrant has configured it.
+cat >"$WORK/stage/interfaces" <<'EOF'
+auto lo
+iface lo inet loopback
+iface eth0 inet manual
+iface eth1 inet manual
+EOF
 { cat "$WORK/keys/client_ed25519.pub"; cat "$WORK/stage/guest_client_ed25519.pub"; } >"$WORK/stage/authorized_keys"
 # ferry's host resolution inside the guests: g1 and g2 on the private link, strict host keys.
 cat >"$WORK/stage/hosts.yaml" <<EOF
@@ -97,14 +128,16 @@ mmdebstrap --variant=minbase --include="$BASE_PACKAGES" "${APTOPTS[@]}" \
   --customize-hook='mkdir -p "$1/etc/ssh/ferryvm" "$1/etc/ferryvm" "$1/root/.ssh" "$1/etc/ferry" "$1/usr/local/ferryvm" "$1/tmp/ferryvm"' \
   --customize-hook="copy-in $WORK/stage/provision-host.sh /tmp/ferryvm" \
   --customize-hook='rc=0; chroot "$1" env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin FERRY_PROVISION_IMAGE=1 FERRY_PROVISION_LOG=/var/log/ferry-provision.log bash /tmp/ferryvm/provision-host.sh || rc=$?; [ $rc = 0 ] || { tail -40 "$1/var/log/ferry-provision.log"; exit 1; }' \
-  --customize-hook="copy-in $WORK/stage/g1 $WORK/stage/g2 /etc/ssh/ferryvm" \
-  --customize-hook="copy-in $WORK/stage/guest-boot.sh /etc/ferryvm" \
+  --customize-hook="copy-in $WORK/stage/g1 $WORK/stage/g2 $WORK/stage/vagrant /etc/ssh/ferryvm" \
+  --customize-hook="copy-in $WORK/stage/guest-boot.sh $WORK/stage/udhcpc.script /etc/ferryvm" \
+  --customize-hook='mkdir -p "$1"/etc/network/if-pre-up.d "$1"/etc/network/if-up.d "$1"/etc/network/if-down.d "$1"/etc/network/if-post-down.d; ln -sf /bin/busybox "$1/sbin/ifup"; ln -sf /bin/busybox "$1/sbin/ifdown"' \
+  --customize-hook="upload $WORK/stage/interfaces /etc/network/interfaces" \
   --customize-hook="copy-in $WORK/stage/node /usr/local/bin" \
   --customize-hook="upload $WORK/stage/authorized_keys /root/.ssh/authorized_keys" \
   --customize-hook="upload $WORK/stage/guest_client_ed25519 /root/.ssh/id_ed25519" \
   --customize-hook="upload $WORK/stage/guest_known_hosts /root/.ssh/known_hosts" \
   --customize-hook="upload $WORK/stage/hosts.yaml /etc/ferry/hosts.yaml" \
-  --customize-hook='chmod 700 "$1/root/.ssh" "$1/etc/ssh/ferryvm"; chmod 600 "$1/root/.ssh/id_ed25519" "$1/etc/ssh/ferryvm"/g*/ssh_host_ed25519_key; chmod 755 "$1/etc/ferryvm/guest-boot.sh" "$1/usr/local/bin/node"' \
+  --customize-hook='chmod 700 "$1/root/.ssh" "$1/etc/ssh/ferryvm"; chmod 600 "$1/root/.ssh/id_ed25519" "$1/etc/ssh/ferryvm"/g*/ssh_host_ed25519_key; chmod 755 "$1/etc/ferryvm/guest-boot.sh" "$1/etc/ferryvm/udhcpc.script" "$1/usr/local/bin/node"' \
   --customize-hook='ln -sf /bin/busybox "$1/usr/local/ferryvm/init"; ln -sf /opt/ferry/app/packages/cli/bin/ferry.js "$1/usr/local/bin/ferry"; ln -sf /opt/ferry/app/packages/cli/bin/migrate.js "$1/usr/local/bin/migrate"' \
   --customize-hook='printf "::sysinit:/etc/ferryvm/guest-boot.sh\n::respawn:/usr/sbin/sshd -D -e -f /run/ferryvm-sshd_config\n::ctrlaltdel:/bin/busybox poweroff -f\n" >"$1/etc/inittab"' \
   --customize-hook='rm -rf "$1/tmp/ferryvm" "$1/etc/ssh/ssh_host_"*; rm -f "$1/etc/machine-id"; : >"$1/etc/machine-id"; cp "$1"/boot/vmlinuz-* "$1/../vmlinuz"; cp "$1"/boot/initrd.img-* "$1/../initrd.img"' \

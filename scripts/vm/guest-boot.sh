@@ -1,7 +1,11 @@
 #!/bin/sh
 # Runs inside a ferry test guest as busybox init's sysinit step (the image has no systemd: booting it under TCG
-# would cost minutes). Guest number N comes from the kernel command line (ferryvm.id=N); it picks the host keys
-# made for this guest at image build, the address on the private link (10.98.0.N) and the hostname.
+# would cost minutes). Two ways to boot, chosen on the kernel command line:
+# - ferryvm.id=N (scripts/vm/lab.sh): guest N of the qemu suite; picks the host keys made for this guest at image
+#   build, the address on the private link (10.98.0.N) and the hostname.
+# - ferryvm.vagrant=1 (the Vagrant box, scripts/vagrant/box.sh): a host like any Vagrant box's. eth0 asks the
+#   provider's management network for an address (DHCP), the other links are Vagrant's to configure
+#   (/etc/network/interfaces, busybox ifup), the hostname and the SSH host key are the Vagrantfile's provisioning.
 set -eu
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -17,19 +21,32 @@ mounted /run || mount -t tmpfs -o mode=755 tmpfs /run
 mounted /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -o remount,rw /
 
-id=$(sed -n 's/.*ferryvm\.id=\([0-9]*\).*/\1/p' /proc/cmdline)
-[ -n "$id" ] || id=1
-hostname "ferryvm-g$id"
-echo "ferryvm-g$id" >/etc/hostname
-
-# No udev: load the NIC driver and bring the links up by hand. eth0 is qemu's user network (the host reaches sshd
-# through a loopback port forward), eth1 the private link to the other guest.
+# No udev: load the NIC driver by hand. Device nodes udev would have made: CRIU checks (and dumps) tun devices
+# through /dev/net/tun.
 modprobe virtio_net 2>/dev/null || true
-# Device nodes udev would have made: CRIU checks (and dumps) tun devices through /dev/net/tun.
 modprobe tun 2>/dev/null && [ -e /dev/net/tun ] || { mkdir -p /dev/net && mknod -m 666 /dev/net/tun c 10 200; } || true
 ip link set lo up
-ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0
-ip link set eth1 up && ip addr add "10.98.0.$id/24" dev eth1
+
+if grep -q 'ferryvm\.vagrant=1' /proc/cmdline; then
+  [ -s /etc/hostname ] && hostname -F /etc/hostname
+  # The provisioning replaces this key with the one the Vagrantfile made; until then sshd needs one of its own.
+  [ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -C vagrant-box -f /etc/ssh/ssh_host_ed25519_key
+  ip link set eth0 up
+  # Backgrounds itself once it holds a lease (or after three tries) and keeps renewing it.
+  busybox udhcpc -b -i eth0 -p /run/udhcpc.eth0.pid -s /etc/ferryvm/udhcpc.script >/dev/console 2>&1 || true
+  ifup -a >/dev/console 2>&1 || true  # the private networks Vagrant wrote into /etc/network/interfaces on an earlier boot
+  ln -sf /etc/ssh/ferryvm/vagrant/sshd_config /run/ferryvm-sshd_config
+else
+  id=$(sed -n 's/.*ferryvm\.id=\([0-9]*\).*/\1/p' /proc/cmdline)
+  [ -n "$id" ] || id=1
+  hostname "ferryvm-g$id"
+  echo "ferryvm-g$id" >/etc/hostname
+  # eth0 is qemu's user network (the host reaches sshd through a loopback port forward), eth1 the private link to
+  # the other guest.
+  ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0
+  ip link set eth1 up && ip addr add "10.98.0.$id/24" dev eth1
+  ln -sf "/etc/ssh/ferryvm/g$id/sshd_config" /run/ferryvm-sshd_config
+fi
 
 # What provision-host.sh persisted (fs.pipe-max-size for lazy pages); nothing else applies sysctl.d here.
 for f in /etc/sysctl.d/*.conf; do [ -f "$f" ] && sysctl -q -p "$f" || true; done
@@ -44,5 +61,4 @@ fi
 
 mkdir -p /run/sshd /run/runc
 chmod 0755 /run/sshd
-ln -sf "/etc/ssh/ferryvm/g$id/sshd_config" /run/ferryvm-sshd_config
-echo "ferryvm: guest $id up" >/dev/console
+echo "ferryvm: $(hostname) up" >/dev/console

@@ -19,6 +19,8 @@ export * from './freezer/freezer';
 export * from './host/host-id';
 export * from './model/events';
 export * from './runtime/registry';
+/** Throws ERR_PRECHECK_UNSUPPORTED_CONFIG when the container holds a file lock on its root's filesystem (a --shared-storage move would hang in restore). */
+export { assertNoSharedStorageLocks } from './runtime/shared-storage-locks';
 export { RuncAdapter, type RuncAdapterOptions } from './runtime/runc-adapter';
 export { LxcAdapter, DEFAULT_LXC_PATH, type LxcAdapterOptions } from './runtime/lxc-adapter';
 export { recordedRuntime } from './runtime/checkpoint-record';

@@ -10,6 +10,7 @@ export { rejection } from './testing/rejection';
 export { sampleSessionManifest } from './testing/session-fixtures';
 export * from './testing/lxc-container';
 export * from './testing/docker-daemon';
+export { createNetns, deleteNetns, netnsPath } from './runtime/runc-netns';
 export { FakeRuntime, type FakeCall } from './testing/fake-runtime';
 // For tools/record-swrk.ts: CRIU's socket pair as production uses it, the request decoder, the recording format.
 export { nativeSocketPair } from './criu/native-socket';

@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { migrationDeps } from '../migration-deps';
 import { withInterrupt } from './interrupt';
 import { migrateContainer, resolveDestination, type RequestedStrategy } from '@ferry/migrate';
+import { assertNoSharedStorageLocks } from '@ferry/core';
 import { createEventRenderer } from '../render-events';
 import { renderReport } from '../render-report';
 
@@ -40,6 +41,11 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
     await withInterrupt(async (signal) => {
+      const deps = migrationDeps(args);
+      if (args['shared-storage'] && args['file-locks']) {
+        // Before anything is frozen: a lock the source keeps while frozen would hang the destination's restore.
+        assertNoSharedStorageLocks((await deps.findContainer(args.container)).container);
+      }
       const report = await migrateContainer(
         {
           container: args.container,
@@ -52,7 +58,7 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
           onEvent: render,
           signal,
         },
-        migrationDeps(args),
+        deps,
       );
       process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report));
     });

@@ -15,7 +15,7 @@ import { RuncAdapter } from '../runtime/runc-adapter';
 import { archiveTools } from './archive-file';
 import { writeCheckpointArchive } from './export-archive';
 import { prepareArchiveImport } from './import-archive';
-import { DEFAULT_SEARCH_PATH } from '../runtime/runc-adapter';
+import { DEFAULT_SEARCH_PATH } from '../runtime/adapter-options';
 import { isFerryError } from '../model/ferry-error';
 
 jest.setTimeout(120_000);

@@ -19,6 +19,8 @@ export const ERROR_CODES = [
   'ERR_PRECHECK_DISK_SPACE',
   /** A path ferry reads or writes is a symlink, a special file or a non-empty directory it did not expect. */
   'ERR_PRECHECK_UNSAFE_PATH',
+  /** ferry's root lacks a capability CRIU needs for this container (CAP_SYS_RESOURCE for another user's rlimits). */
+  'ERR_PRECHECK_CAPABILITY_MISSING',
   // CRIU itself.
   'ERR_CRIU_SPAWN_FAILED',
   'ERR_CRIU_PROTOCOL',

@@ -1,4 +1,5 @@
 /** Small pieces every runtime adapter needs in the same form. */
+import { assertRlimitsReadable } from './rlimit-access';
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { parseCgroupLayout, type CgroupInfo } from '../host/cgroup-layout';
@@ -69,8 +70,11 @@ export function nameRule(runtime: RuntimeName, label: string, pattern: RegExp, h
 
 /** ERR_RUNTIME_NOT_RUNNING unless the container is running or paused (frozen): only those can be checkpointed. */
 export function assertCheckpointable(container: ContainerInfo, label: string, startCommand: string): void {
-  if (container.state === 'running' || container.state === 'paused') return;
   const { id } = container.ref;
+  if (container.state === 'running' || container.state === 'paused') {
+    if (container.pid !== undefined) assertRlimitsReadable(container.pid, id);
+    return;
+  }
   throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `${label} container ${id} is ${container.state}`, {
     hint: `Start it first (\`${startCommand}\`); only running or paused containers can be checkpointed.`,
     details: { id, state: container.state },

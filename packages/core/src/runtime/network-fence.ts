@@ -12,6 +12,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readlinkSync,
 import type { RuntimeName } from '../model/container';
 import { unescapeMountPath } from '../host/mountinfo';
 import { FerryError } from '../model/ferry-error';
+import { nsenterRunner, removeCriuNetworkLock } from './criu-network-lock';
 import { ipHere, ipIn, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 
 /** What a fence did, as plain JSON (a journal holds it; unfenceNetwork() lifts it from any process). */
@@ -80,11 +81,14 @@ export async function fenceLinks(tools: NetnsTools, owner: { runtime: RuntimeNam
 
 /**
  * Lifts a fence; idempotent. Nothing happens when the fenced namespace is gone or the path now names another one,
- * and interfaces or links that no longer exist are passed over: there is nothing left to reconnect.
+ * and interfaces or links that no longer exist are passed over: there is nothing left to reconnect. A fenced
+ * namespace also loses the iptables lock a frozen dump with TCP connections leaves in it (criu-network-lock.ts):
+ * with the links up but the lock in place, a rolled-back source could still send or receive nothing.
  */
 export async function liftFence(tools: NetnsTools, record: FenceRecord): Promise<void> {
   if (record.kind === 'links-down') {
     if (netnsInode(record.netns.path) !== record.netns.inode) return;
+    await removeCriuNetworkLock(nsenterRunner(tools.nsenterPath, record.netns.path));
     for (const ifname of record.interfaces) {
       await ipIn(tools, record.netns.path, ['link', 'set', ifname, 'up']).catch((err: unknown) => {
         if (!/Cannot find device|does not exist/i.test(String((err as FerryError).details?.stderr ?? ''))) throw err;

@@ -178,10 +178,17 @@ test('a fence is plain JSON that another adapter (another process) lifts, twice 
   const journaled = JSON.stringify(fence);
   expect(JSON.parse(journaled)).toMatchObject({ runtime: 'runc', id: c.name, kind: 'links-down', netns: { path: c.netnsPath }, interfaces: ['eth0'] });
   expect(linkState()).not.toMatch(/,UP[,>]/);
+  // CRIU's network lock as a frozen dump with TCP connections leaves it (criu-network-lock.ts): lifting removes it.
+  const iptables = (...args: string[]) => execFileSync('ip', ['netns', 'exec', c.netnsName, 'iptables', '-w', ...args], { encoding: 'utf8' });
+  iptables('-N', 'CRIU');
+  iptables('-A', 'CRIU', '-m', 'mark', '!', '--mark', '0xC114', '-j', 'DROP');
+  iptables('-I', 'INPUT', '-j', 'CRIU');
+  iptables('-I', 'OUTPUT', '-j', 'CRIU');
 
   const recovery = new RuncAdapter({ stateDir });
   await recovery.unfenceNetwork(JSON.parse(journaled));
   expect(linkState()).toMatch(/,UP[,>]/);
+  expect(iptables('-S')).not.toMatch(/CRIU/);
   await recovery.unfenceNetwork(JSON.parse(journaled)); // idempotent
   await fence.unfence(); // the old shape still works
   expect(linkState()).toMatch(/,UP[,>]/);

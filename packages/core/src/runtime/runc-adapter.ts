@@ -11,7 +11,7 @@
  * made and undone with it (runc-restore.ts). A paused container stays frozen across `checkpoint --leave-running`:
  * that is the migration's hold (pause, checkpoint with leaveRunning, then remove to commit or resume to roll back).
  */
-import { readlinkSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerInfo, ContainerRef } from '../model/container';
 import { FerryError } from '../model/ferry-error';
@@ -24,7 +24,8 @@ import { RuncCli, runcCheckpoint, runcRestoreArgs, type RuncOutcome } from './ru
 import { netnsTies, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { RUNC_TOOL_HINT, RuncContainers } from './runc-containers';
 import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, type RuncRestoreDeps, type RuncRestorePrep } from './runc-restore';
-import { networkNamespaceOf, stdioProblem } from './runc-state';
+import { networkNamespaceOf } from './runc-state';
+import { readStdioProblem } from './stdio-targets';
 import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
 
 export interface RuncAdapterOptions {
@@ -129,7 +130,8 @@ export class RuncAdapter implements RuntimeAdapter {
       );
     }
     if (container.pid === undefined) return;
-    const problem = stdioProblem([0, 1, 2].map((fd) => tryReadlink(`/proc/${container.pid}/fd/${fd}`)));
+    // A file on one of the container's own mounts (nginx's error log) is the container's: stdio-targets.ts.
+    const problem = readStdioProblem(container.pid);
     if (problem) throw unsupported(problem, 'Start the container with stdio on /dev/null or pipes; CRIU cannot dump files outside the container.');
   }
 
@@ -231,13 +233,5 @@ export class RuncAdapter implements RuntimeAdapter {
     names.name(id);
     if (await this.containers.exists(id)) await this.containers.runc(['delete', '--force', id], `delete ${id}`);
     await this.owned.release(id);
-  }
-}
-
-function tryReadlink(path: string): string | undefined {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return undefined;
   }
 }

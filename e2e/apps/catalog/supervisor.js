@@ -1,0 +1,70 @@
+'use strict';
+/**
+ * A multi-process service under a supervisor: Debian's supervisor (supervisord as its systemd unit runs it, `-n -c
+ * /etc/supervisor/supervisord.conf`, stock configuration, its control socket and logs) supervising Debian's
+ * beanstalkd work queue with its persistent binlog, as the beanstalkd package's defaults suggest (`-b
+ * /var/lib/beanstalkd`), as user beanstalkd. Load: a producer and a consumer on two connections held throughout
+ * (clients/beanstalk-ledger.js; beanstalkd ships no client). Data: every job beanstalkd acknowledged delivered
+ * exactly once; supervisorctl on the destination shows beanstalkd RUNNING under the same pid it had before.
+ */
+const { writeFileSync } = require('node:fs');
+const { join } = require('node:path');
+const { lanNodeLoad, tcpOpen, waitUntil } = require('../app-kit');
+const { mustOnHost } = require('../sandbox-access');
+
+const PORT = 11300;
+const PROGRAM = `; ferry e2e/apps: beanstalkd under supervisor, with Debian's /etc/default/beanstalkd values except the address
+[program:beanstalkd]
+command=/usr/bin/beanstalkd -l 0.0.0.0 -p ${PORT} -b /var/lib/beanstalkd
+user=beanstalkd
+autorestart=true
+`;
+
+/** `supervisorctl status beanstalkd` inside the container, wherever it runs now: "RUNNING pid N". */
+function status(ctx) {
+  const out = mustOnHost(ctx.sb, ctx.host, ['runc', 'exec', ctx.name, 'supervisorctl', 'status', 'beanstalkd']).trim();
+  const m = /RUNNING\s+pid (\d+)/.exec(out);
+  if (!m) throw new Error(`supervisorctl: ${out}`);
+  return { pid: Number(m[1]), line: out };
+}
+
+module.exports = {
+  name: 'supervisor',
+  kind: 'supervisor + work queue (beanstalkd), multi-process',
+  packages: ['supervisor', 'beanstalkd'],
+  versionOf: 'supervisor',
+  port: PORT,
+  run: { args: ['/usr/bin/supervisord', '-n', '-c', '/etc/supervisor/supervisord.conf'] },
+  // beanstalkd holds a POSIX lock on /var/lib/beanstalkd/lock: with --shared-storage the destination's restore would
+  // wait for the lock the frozen source holds, and ferry refuses that move (shared-storage-locks.ts). Copied, it moves.
+  copyRootfs: true,
+  deviations: 'a conf.d program entry for beanstalkd (Debian\'s defaults with -b, listening on the LAN)',
+  prepare(rootfs) {
+    writeFileSync(join(rootfs, 'etc', 'supervisor', 'conf.d', 'beanstalkd.conf'), PROGRAM);
+  },
+  async ready(ctx) {
+    await waitUntil('beanstalkd under supervisord to accept connections', () => tcpOpen(ctx.sb, ctx.address, PORT), 60_000);
+    ctx.before = await waitUntil('supervisorctl to show beanstalkd RUNNING', () => status(ctx), 30_000, 500);
+  },
+  loadLabel: 'put + reserve/delete, 100 jobs/s on 2 held connections',
+  startLoad(ctx) {
+    const load = lanNodeLoad(ctx.sb, 'beanstalk-ledger.js', [ctx.address, String(PORT), '10']);
+    return {
+      stop: async () => {
+        const { result, stderr } = await load.stop();
+        if (!result) return { ok: false, errors: [`no result from the ledger client: ${stderr.slice(-300)}`], maxLatencyMs: NaN, opsPerSec: 0, requests: 0 };
+        const errors = [];
+        if (result.closed > 0) errors.push(`${result.closed} connection(s) closed`);
+        return { ok: errors.length === 0, errors, maxLatencyMs: result.maxLatencyMs, opsPerSec: 100, requests: result.acked, ledger: result };
+      },
+    };
+  },
+  async verify(ctx, load) {
+    const l = load.ledger ?? {};
+    const after = status(ctx);
+    const problems = [];
+    if (!(l.missing === 0 && l.duplicates === 0 && l.acked > 0)) problems.push(`jobs: ${JSON.stringify(l)}`);
+    if (after.pid !== ctx.before.pid) problems.push(`beanstalkd restarted: pid ${ctx.before.pid} -> ${after.pid}`);
+    return { ok: problems.length === 0, detail: problems.join('; ') || `${l.acked} acknowledged jobs delivered exactly once; supervisorctl: beanstalkd RUNNING, same pid ${after.pid}` };
+  },
+};

@@ -212,14 +212,14 @@ function median(values) {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
-function summarize(rows, ctx) {
+function summarize(rows, ctx, [ferryMethod, ownMethod] = [FERRY_METHOD, OWN_METHOD]) {
   const out = [];
   for (const sizeMib of ctx.sizes) {
-    for (const method of [FERRY_METHOD, OWN_METHOD]) {
+    for (const method of [ferryMethod, ownMethod]) {
       const rs = rows.filter((r) => !r.warmup && r.sizeMib === sizeMib && r.method === method);
       if (!rs.length) continue;
       const good = rs.filter((r) => !r.error);
-      const own = rows.filter((r) => !r.warmup && r.sizeMib === sizeMib && r.method === OWN_METHOD && !r.error);
+      const own = rows.filter((r) => !r.warmup && r.sizeMib === sizeMib && r.method === ownMethod && !r.error);
       const ratio = (key) =>
         median(good.map((r) => {
           const o = own.find((x) => x.run === r.run);
@@ -237,8 +237,8 @@ function summarize(rows, ctx) {
         totalMs: median(good.map((r) => r.totalMs)),
         bytesSent: median(good.map((r) => r.bytesSent)),
         verified: good.filter((r) => r.memory === 'ok').length,
-        downtimeRatio: method === OWN_METHOD ? undefined : ratio('downtimeMs'),
-        totalRatio: method === OWN_METHOD ? undefined : ratio('totalMs'),
+        downtimeRatio: method === ownMethod ? undefined : ratio('downtimeMs'),
+        totalRatio: method === ownMethod ? undefined : ratio('totalMs'),
         phasesMs: Object.fromEntries(Object.keys(phases).map((p) => [p, median(good.map((r) => r.phasesMs?.[p] ?? 0))])),
       });
     }
@@ -295,4 +295,4 @@ ${phaseLines.join('\n')}
 ${failures.length ? `\nFailed trials: ${failures.map((r) => `${sizeLabel(r.sizeMib)} run ${r.run} ${r.method}: ${r.error.code}: ${String(r.error.message).replace(/\s+/g, ' ').slice(0, 300)}`).join('; ')}\n` : ''}`;
 }
 
-module.exports = { runDockerBench, renderDockerSection, summarize };
+module.exports = { runDockerBench, renderDockerSection, summarize, event, lastJson, fmtMs, fmtRatio, sizeLabel };

@@ -78,6 +78,7 @@ function usage() {
   --runtimes LIST       runc and/or lxc (default runc,lxc; lxc: ${LXC_STRATEGIES.join(', ')} and lxc-checkpoint -s | ssh | -r)
   --no-naive            leave out the naive runc checkpoint | tar | ssh | runc restore baseline
   --no-docker           leave out the Docker rows (ferry vs docker checkpoint/start --checkpoint; bench/docker-bench.js)
+  --no-podman           leave out the Podman rows (ferry vs podman checkpoint --export/restore --import; bench/podman-bench.js)
   --dirty-percent P     pages the workload rewrites per second, % of its memory (default 2)
   --quick               1 run, 256 MiB, unshaped only (output to bench/results/quick.md unless --out)
   --out FILE            markdown results (default docs/benchmarks.md)
@@ -95,6 +96,7 @@ function parseOptions(argv) {
       strategies: { type: 'string' },
       'no-naive': { type: 'boolean', default: false },
       'no-docker': { type: 'boolean', default: false },
+      'no-podman': { type: 'boolean', default: false },
       'dirty-percent': { type: 'string', default: '2' },
       runtimes: { type: 'string', default: 'runc,lxc' },
       quick: { type: 'boolean', default: false },
@@ -134,6 +136,7 @@ function parseOptions(argv) {
     naive: !values['no-naive'],
     runtimes,
     docker: !values['no-docker'],
+    podman: !values['no-podman'],
     dirtyPercent,
     quick,
     out: path.resolve(values.out ?? (quick ? path.join(__dirname, 'results', 'quick.md') : path.join(ROOT, 'docs', 'benchmarks.md'))),
@@ -177,6 +180,7 @@ function run(file, args, { timeoutMs = 120_000, input } = {}) {
 
 const sandbox = (...args) => run('bash', [SANDBOX_SCRIPT, ...args]);
 const { runDockerBench, renderDockerSection } = require('./docker-bench');
+const { runPodmanBench, renderPodmanSection } = require('./podman-bench');
 const onHost = (host, argv, options) => run('bash', [SANDBOX_SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, ...argv], options);
 
 /** onHost for the Docker rows: the host's dockerd through DOCKER_HOST, stdin from a Buffer, stdout kept as bytes. */
@@ -771,7 +775,7 @@ function clientExtraNotes(rows, methods) {
   );
 }
 
-function renderMarkdown({ options, facts, summary, rows, skipped, startedAt, elapsedMs, methods, docker }) {
+function renderMarkdown({ options, facts, summary, rows, skipped, startedAt, elapsedMs, methods, docker, podman }) {
   const cmd = `node bench/migration-bench.js${options.argv.length ? ` ${options.argv.join(' ')}` : ''}`;
   const failures = rows.filter((r) => r.error && !r.warmup);
   return `# Migration benchmark
@@ -840,6 +844,7 @@ ${observations(summary)
   .join('\n')}
 ${failures.length ? `\n## Failed trials\n\n${failures.map((r) => `- ${sizeLabel(r.sizeMib)} ${r.link} run ${r.run} ${r.method}: ${r.error.code}: ${r.error.message.replace(/\s+/g, ' ').slice(0, 400)}`).join('\n')}\n` : ''}
 ${renderDockerSection(docker)}
+${renderPodmanSection(podman)}
 Raw results: \`${path.relative(ROOT, options.jsonOut)}\` (every trial, with the client's counts and all phases).
 `;
 }
@@ -1006,20 +1011,26 @@ async function main() {
     }).catch((err) => ({ error: err.message, rows: [], summary: [] }));
     writeRaw({ complete: false, docker });
   }
+  let podman;
+  if (options.podman && !interrupted) {
+    podman = await runPodmanBench({ sizes: options.sizes, runs: options.runs, dirtyPercent: options.dirtyPercent, sshConfig: SSH_CONFIG, hostsFile: HOSTS_FILE, onHost: dockerOnHost, log, interrupted: () => interrupted })
+      .catch((err) => ({ error: err.message, rows: [], summary: [] }));
+    writeRaw({ complete: false, docker, podman });
+  }
 
   const elapsedMs = performance.now() - t0;
   const summary = summarize(rows, options, methods);
-  const markdown = renderMarkdown({ options, facts, summary, rows, skipped, startedAt, elapsedMs, methods, docker });
+  const markdown = renderMarkdown({ options, facts, summary, rows, skipped, startedAt, elapsedMs, methods, docker, podman });
   fs.mkdirSync(path.dirname(options.out), { recursive: true });
   fs.writeFileSync(options.out, markdown);
-  writeRaw({ complete: true, elapsedMs, summary, docker });
+  writeRaw({ complete: true, elapsedMs, summary, docker, podman });
   if (options.links.length * options.sizes.length > 1) {
     log('');
     log(resultsTable(summary, options.runs));
   }
   log('');
   log(`== done in ${(elapsedMs / 60000).toFixed(1)} minutes; results in ${path.relative(process.cwd(), options.out)} and ${path.relative(process.cwd(), options.jsonOut)}`);
-  const failed = rows.filter((r) => !r.warmup && r.error).length + (docker?.error ? 1 : 0) + (docker?.rows ?? []).filter((r) => !r.warmup && r.error).length;
+  const failed = rows.filter((r) => !r.warmup && r.error).length + [docker, podman].reduce((n, x) => n + (x?.error ? 1 : 0) + (x?.rows ?? []).filter((r) => !r.warmup && r.error).length, 0);
   return failed ? 1 : 0;
 }
 

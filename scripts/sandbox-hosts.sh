@@ -51,7 +51,7 @@ TIMEOUT=${FERRY_SANDBOX_TIMEOUT:-20}
 # /usr/local/bin/ferry points at: two checkouts (a CI clone, a work tree) can then test side by side.
 CHECKOUT_BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/packages/cli/bin
 HOST_PATH_TAIL=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc /etc/criu)
+STATE_MOUNTS=(/run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc /etc/criu /var/lib/containers /run/containers /run/libpod)
 # Where a host's own dockerd listens when a test starts one (e2e/lib/docker-hosts.ts): inside the host's private
 # /run/ferry, so ferry and its agent on each host find that host's daemon through DOCKER_HOST.
 HOST_DOCKER_SOCKET=/run/ferry/docker.sock
@@ -402,7 +402,7 @@ PrintMotd no
 PrintLastLog no
 UseDNS no
 LogLevel ERROR
-SetEnv PATH=$HOST_PATH FERRY_NETNS_UPLINK=$DIR/lan.netns:$LAN_BRIDGE DOCKER_HOST=unix://$HOST_DOCKER_SOCKET
+SetEnv PATH=$HOST_PATH FERRY_NETNS_UPLINK=$DIR/lan.netns:$LAN_BRIDGE DOCKER_HOST=unix://$HOST_DOCKER_SOCKET CONTAINERS_CONF=/run/ferry/podman/containers.conf CONTAINERS_STORAGE_CONF=/run/ferry/podman/storage.conf
 EOF
   done
   cat >"$DIR/ssh_config" <<EOF
@@ -449,7 +449,15 @@ done
 # Own runtime state per host; /run/netns too, so that `ip netns add` inside a host names namespaces of that host only.
 # /var/lib/lxc: each host has its own LXC containers (LXC's default lxcpath). /etc/criu: runc's CRIU configuration
 # (runc.conf) of this host only; the Docker tests turn on tcp-established there.
-for d in /run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc /etc/criu; do mount -t tmpfs -o mode=0755 "ferry-h$n" "$d"; done
+# /var/lib/containers, /run/containers, /run/libpod: Podman's storage, run root and tmp dir, so each host's Podman knows
+# only its own containers; its settings (LAB.md: runc, cgroupfs, vfs, file events) come from CONTAINERS_CONF and
+# CONTAINERS_STORAGE_CONF (sshd's SetEnv) naming the files written below.
+for d in /run/runc /run/ferry /var/lib/ferry /run/netns /var/lib/lxc /etc/criu /var/lib/containers /run/containers /run/libpod; do
+  mkdir -p "$d"; mount -t tmpfs -o mode=0755 "ferry-h$n" "$d"
+done
+mkdir -m 0700 /run/ferry/podman
+printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' >/run/ferry/podman/storage.conf
+printf '[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\ntmp_dir = "/run/libpod"\n[containers]\nulimits = ["nofile=1024:1024", "nproc=4096:4096"]\nnetns = "none"\n' >/run/ferry/podman/containers.conf
 mount -t tmpfs -o mode=1777,nosuid,nodev "ferry-h$n" /dev/shm
 # A sysfs of this netns (/sys/class/net shows the host's own interfaces), keeping the machine's mounts below /sys
 # (/sys/fs/cgroup above all: runc needs it, and `ip netns exec` loses it). Top-level submounts are parked, then moved.
@@ -662,6 +670,8 @@ cmd_exec() {
   host_alive "$n" || die "host h$n is not running (pid ${PID[$n]:-?} gone)" "run '$0 up --dir $DIR' again"
   trap - ERR
   export PATH=$DIR/bin:$PATH
+  # As over ssh (sshd's SetEnv): the host's own Podman configuration.
+  export CONTAINERS_CONF=/run/ferry/podman/containers.conf CONTAINERS_STORAGE_CONF=/run/ferry/podman/storage.conf
   # nsenter -p forks the command into the host's pid namespace; pdeathsig TERM ends it if nsenter is killed (a
   # test timeout). The inner sh keeps the caller's working directory (setns(mnt) resets it to /). argv stays intact.
   # shellcheck disable=SC2016 # the inner script expands its own positional parameters

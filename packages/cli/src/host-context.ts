@@ -14,6 +14,8 @@ export function runtimeRegistry(options: { lxcPaths?: readonly string[] } = {}):
     lxc: { searchPath: process.env.PATH, lxcPaths: [...(options.lxcPaths ?? []), ...fromEnv, DEFAULT_LXC_PATH] },
     // dockerd's socket: DOCKER_HOST as the docker CLI reads it, else Docker's default (/var/run/docker.sock).
     docker: { searchPath: process.env.PATH, dockerHost: process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST },
+    // Podman reads its own configuration (containers.conf, storage.conf, CONTAINERS_CONF, CONTAINERS_STORAGE_CONF).
+    podman: { searchPath: process.env.PATH },
   });
 }
 

@@ -29,6 +29,7 @@ export { RuncAdapter, type RuncAdapterOptions } from './runtime/runc-adapter';
 export { LxcAdapter, DEFAULT_LXC_PATH, type LxcAdapterOptions } from './runtime/lxc-adapter';
 export { recordedRuntime } from './runtime/checkpoint-record';
 export { DockerAdapter, DEFAULT_DOCKER_HOST, type DockerAdapterOptions } from './runtime/docker-adapter';
+export { PodmanAdapter, type PodmanAdapterOptions } from './runtime/podman-adapter';
 export { parseNetnsUplink, type NetnsUplink } from './runtime/runc-netns';
 export * from './criu/lazy-pages-daemon';
 export * from './snapshots';

@@ -27,7 +27,7 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     y
       .positional('dir', { type: 'string', describe: 'Image directory written by `ferry checkpoint` (or --import FILE)' })
       .option('name', { type: 'string', describe: 'Name of the restored container (default: the checkpointed one)' })
-      .option('runtime', { choices: ['runc', 'lxc', 'docker'] as const, describe: 'Runtime to restore with (default: the one that checkpointed, else runc)' })
+      .option('runtime', { choices: ['runc', 'lxc', 'docker', 'podman'] as const, describe: 'Runtime to restore with (default: the one that checkpointed, else runc)' })
       .option('bundle', { type: 'string', describe: 'Bundle to restore into (default: the one recorded at checkpoint)' })
       .option('tcp-established', { type: 'boolean', default: false })
       .option('file-locks', { type: 'boolean', default: true })

@@ -33,7 +33,7 @@ export const PROBED_CRIU_FEATURES = [
 ] as const;
 
 export interface RuntimeFact {
-  name: 'runc' | 'lxc' | 'docker';
+  name: 'runc' | 'lxc' | 'docker' | 'podman';
   present: boolean;
   usable: boolean;
   path?: string;
@@ -155,6 +155,7 @@ async function probeRuntimes(searchPath: string): Promise<RuntimeFact[]> {
     ['runc', 'runc', ['--version']],
     ['lxc', 'lxc-checkpoint', ['--version']],
     ['docker', 'docker', ['version', '--format', '{{.Server.Version}}']],
+    ['podman', 'podman', ['version', '--format', '{{.Client.Version}}']],
   ];
   return Promise.all(
     probes.map(async ([name, binary, args]): Promise<RuntimeFact> => {

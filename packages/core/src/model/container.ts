@@ -1,6 +1,6 @@
 /** Domain types shared by runtimes, the CLI and the migration engine. */
 
-export type RuntimeName = 'runc' | 'lxc' | 'docker';
+export type RuntimeName = 'runc' | 'lxc' | 'docker' | 'podman';
 
 export interface ContainerRef {
   runtime: RuntimeName;

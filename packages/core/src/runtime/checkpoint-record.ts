@@ -59,6 +59,17 @@ export interface RecordExtras {
       rootfsChanges?: { tar: string; files: number; deleted: string[] };
     };
   };
+  podman: {
+    podman: {
+      /** Id of the checkpointed container on the source (for messages only: the import makes a new one). */
+      containerId: string;
+      /** Image id: the restore lays the root filesystem over exactly this image. */
+      imageId: string;
+      imageName?: string;
+      /** The OCI spec Podman ran the container with (spec.dump of the import). */
+      spec: OciConfig;
+    };
+  };
 }
 
 interface RecordBase<R extends RuntimeName> {
@@ -79,6 +90,7 @@ const REQUIRED: { readonly [R in RuntimeName]: (value: Partial<CheckpointRecord<
   runc: (v) => typeof v.config === 'object' && v.config !== null,
   lxc: (v) => typeof v.lxcpath === 'string' && typeof v.containerDir === 'string',
   docker: (v) => typeof v.docker?.create === 'object' && typeof v.docker.imageId === 'string',
+  podman: (v) => typeof v.podman?.spec === 'object' && typeof v.podman.imageId === 'string',
 };
 
 /** Writes the record (0600) into `imagesDir`; returns its path. */
@@ -114,7 +126,7 @@ export function readCheckpointRecord<R extends RuntimeName>(imagesDir: string, r
 export function recordedRuntime(imagesDir: string): RuntimeName | undefined {
   try {
     const runtime = (readRecordJson(imagesDir)?.value as { runtime?: unknown } | null | undefined)?.runtime;
-    return runtime === 'runc' || runtime === 'lxc' || runtime === 'docker' ? runtime : undefined;
+    return runtime === 'runc' || runtime === 'lxc' || runtime === 'docker' || runtime === 'podman' ? runtime : undefined;
   } catch {
     return undefined;
   }

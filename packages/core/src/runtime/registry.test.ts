@@ -30,7 +30,8 @@ function fake(name: RuntimeName, containers: string[], broken?: FerryError): Run
 test('parses NAME and RUNTIME:NAME', () => {
   expect(parseContainerSpec('web')).toEqual({ id: 'web' });
   expect(parseContainerSpec('lxc:web')).toEqual({ runtime: 'lxc', id: 'web' });
-  expect(() => parseContainerSpec('podman:web')).toThrow(/unknown runtime "podman"/);
+  expect(parseContainerSpec('podman:web')).toEqual({ runtime: 'podman', id: 'web' });
+  expect(() => parseContainerSpec('crio:web')).toThrow(/unknown runtime "crio"/);
   expect(() => parseContainerSpec('runc:')).toThrow(FerryError);
   expect(() => parseContainerSpec('')).toThrow(FerryError);
 });
@@ -43,6 +44,7 @@ test('registers runc and docker by default; adapters given replace built-ins of 
   expect(registry.get('runc')).toBe(runc);
   expect(registry.adapters.map((a) => a.name)).toEqual(['runc', 'lxc']);
   expect(() => createRuntimeRegistry({ runc: false }).get('runc')).toThrow(expect.objectContaining({ code: 'ERR_RUNTIME_UNAVAILABLE' }));
+  expect(createRuntimeRegistry({ docker: false, podman: {} }).adapters.map((a) => a.name)).toEqual(['runc', 'podman']);
 });
 
 test('finds a container in whichever runtime has it', async () => {

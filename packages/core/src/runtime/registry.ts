@@ -1,13 +1,14 @@
 /**
  * The one place runtime adapters are registered. runc is the reference adapter (runc-adapter.ts); Docker
- * (docker-adapter.ts) is registered too; LXC (lxc-adapter.ts) joins when its options are given (the CLI always gives
- * them). `findContainer` resolves what a user typed ("web" or "runc:web") to one container.
+ * (docker-adapter.ts) is registered too; LXC (lxc-adapter.ts) and Podman (podman-adapter.ts) join when their options
+ * are given (the CLI always gives them). `findContainer` resolves what a user typed ("web" or "runc:web") to one container.
  */
 import type { ContainerInfo, RuntimeName } from '../model/container';
 import { printable } from '../model/printable';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { DockerAdapter, type DockerAdapterOptions } from './docker-adapter';
 import { LxcAdapter, type LxcAdapterOptions } from './lxc-adapter';
+import { PodmanAdapter, type PodmanAdapterOptions } from './podman-adapter';
 import { RuncAdapter, type RuncAdapterOptions } from './runc-adapter';
 import type { RuntimeAdapter } from './runtime-adapter';
 
@@ -18,6 +19,8 @@ export interface RuntimeRegistryOptions {
   lxc?: Partial<LxcAdapterOptions> | false;
   /** Options of the Docker adapter; `false` leaves Docker out. */
   docker?: Partial<DockerAdapterOptions> | false;
+  /** Options of the Podman adapter; Podman joins only when they are given. */
+  podman?: Partial<PodmanAdapterOptions> | false;
   /** Extra or replacement adapters (tests pass fakes here); an adapter replaces a built-in one of the same name. */
   adapters?: readonly RuntimeAdapter[];
 }
@@ -41,7 +44,7 @@ export interface RuntimeRegistry {
   findContainer(spec: string): Promise<FoundContainer>;
 }
 
-const RUNTIME_NAMES: readonly RuntimeName[] = ['runc', 'lxc', 'docker'];
+const RUNTIME_NAMES: readonly RuntimeName[] = ['runc', 'lxc', 'docker', 'podman'];
 
 /** The registry of the runtimes `options` enables (runc and Docker by default, LXC when its options are given). */
 export function createRuntimeRegistry(options: RuntimeRegistryOptions = {}): RuntimeRegistry {
@@ -49,6 +52,7 @@ export function createRuntimeRegistry(options: RuntimeRegistryOptions = {}): Run
   if (options.runc !== false) byName.set('runc', new RuncAdapter(options.runc ?? {}));
   if (options.lxc !== undefined && options.lxc !== false) byName.set('lxc', new LxcAdapter(options.lxc));
   if (options.docker !== false) byName.set('docker', new DockerAdapter(options.docker ?? {}));
+  if (options.podman !== undefined && options.podman !== false) byName.set('podman', new PodmanAdapter(options.podman));
   for (const adapter of options.adapters ?? []) byName.set(adapter.name, adapter);
   const adapters = Object.freeze([...byName.values()]);
 

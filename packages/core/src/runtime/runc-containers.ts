@@ -10,7 +10,7 @@ import { freezerPathOfPid } from './adapter-common';
 import type { RecordExtras } from './checkpoint-record';
 import type { RuncCli, RuncOutcome } from './runc-cli';
 import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
-import { containerStateOf, networkNamespaceOf, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
+import { containerStateOf, networkNamespaceOf, managedElsewhere, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
 import { toolFailure } from './tool-failure';
 
 export const RUNC_TOOL_HINT = 'Check the container with `runc list`; `ferry doctor` checks the host.';
@@ -40,7 +40,7 @@ export class RuncContainers {
 
   async list(): Promise<ContainerInfo[]> {
     const outcome = await this.runc(['list', '--format', 'json'], 'list containers');
-    return Promise.all(parseRuncList(outcome.stdout).map((state) => this.describe(state)));
+    return Promise.all(parseRuncList(outcome.stdout).filter((state) => !managedElsewhere(state)).map((state) => this.describe(state)));
   }
 
   async exists(id: string): Promise<boolean> {

@@ -16,6 +16,12 @@ export interface RuncStateJson {
   rootfs: string;
   created: string;
   owner?: string;
+  annotations?: Record<string, string>;
+}
+
+/** Containers another manager owns in runc's state (Podman's share runc's default root): listed by their own adapter. */
+export function managedElsewhere(state: RuncStateJson): boolean {
+  return state.annotations?.['io.container.manager'] === 'libpod';
 }
 
 /** The parts of an OCI runtime config.json ferry reads or rewrites; everything else is carried along untouched. */

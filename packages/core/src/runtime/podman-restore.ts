@@ -1,0 +1,105 @@
+/**
+ * A Podman restore: Podman must own the restored container, and it restores foreign images only from a checkpoint
+ * archive (`podman container restore --import`, the format of archive-layout.ts). So the received CRIU images, the
+ * spec Podman ran the container with and its root filesystem are packed into that archive (uncompressed, in the
+ * work directory) and imported under the container's name. Podman passes --tcp-established and --file-locks to
+ * runc itself; it has no flag for external unix sockets or lazy pages (refused here).
+ */
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildConfigDump, buildSpecDump } from '../archive/archive-layout';
+import { writeArchive, type ArchiveMember } from '../archive/archive-tar';
+import { FerryError } from '../model/ferry-error';
+import { throwIfAborted, type Reverter } from './adapter-common';
+import { readCheckpointRecord, RECORD_FILE, type CheckpointRecord } from './checkpoint-record';
+import type { PodmanCli } from './podman-cli';
+import type { RestorePlan } from './restore-pipeline';
+import type { ToolOutcome } from './run-tool';
+import type { RestoreOptions } from './runtime-adapter';
+
+/** The writable layer's tar in a Podman image directory (the whole rootfs, laid over the image on restore). */
+export const PODMAN_ROOTFS_TAR = 'podman-rootfs.tar';
+/** Files of the image directory that are ferry's, not CRIU's. */
+const NOT_CRIU = new Set([RECORD_FILE, PODMAN_ROOTFS_TAR, 'dump.log', 'stats-dump', 'restore.log', 'lazy-status', 'podman-import.tar']);
+
+export interface PodmanRestorePrep {
+  archive: string;
+}
+
+export function refusePodmanRestoreOptions(options: RestoreOptions): void {
+  if (options.lazyPages) {
+    throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', 'Podman containers cannot be restored with lazy pages', {
+      hint: "Podman's restore cannot pass --lazy-pages to CRIU; use --strategy stop-and-copy (auto picks it).",
+    });
+  }
+  if (options.readdress && Object.keys(options.readdress).length > 0) {
+    throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', 'Podman containers cannot be restored with new addresses', { hint: 'Podman assigns addresses itself; restore without --address.' });
+  }
+}
+
+export function readPodmanRecord(imagesDir: string): CheckpointRecord<'podman'> {
+  const record = readCheckpointRecord(imagesDir, 'podman');
+  if (record) return record;
+  throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} has no ${RECORD_FILE}: ferry cannot tell which Podman container to make`, {
+    hint: 'Restore a directory written by `ferry checkpoint` of a Podman container (or a Podman archive with `ferry restore --import`).',
+    details: { path: join(imagesDir, RECORD_FILE) },
+  });
+}
+
+/**
+ * `podman container restore --import ARCHIVE` with the dump's CRIU flags. The name comes from config.dump, not
+ * `--name`: Podman 4.3 refuses --name together with --tcp-established.
+ */
+export function podmanRestoreArgs(archive: string, criu: RestorePlan<'podman'>['criu']): string[] {
+  return ['container', 'restore', '--import', archive, ...(criu.tcpEstablished ? ['--tcp-established'] : []), ...(criu.fileLocks ? ['--file-locks'] : [])];
+}
+
+/** Writes the archive Podman imports (removed again after the restore, or by `revert` on failure). */
+export async function writeImportArchive(plan: RestorePlan<'podman'>, revert: Reverter): Promise<PodmanRestorePrep> {
+  const record = plan.record!;
+  if (plan.criu.extUnixSk) {
+    throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', `Podman cannot restore ${plan.name} with external unix sockets`, {
+      hint: 'Podman has no --ext-unix-sk; close the connection to the outside socket, or move the container with runc.',
+    });
+  }
+  const archive = join(plan.workDir, 'podman-import.tar');
+  const staging = join(plan.workDir, 'podman-import');
+  revert.add(async () => rmSync(archive, { force: true }));
+  rmSync(staging, { recursive: true, force: true });
+  const { podman } = record;
+  const at = new Date(record.checkpointedAt);
+  const spec = buildSpecDump(podman.spec);
+  const config = buildConfigDump({ name: plan.name, spec, rootfsImage: podman.imageName ?? podman.imageId, ownNetns: false, createdAt: at, checkpointedAt: at });
+  const members: ArchiveMember[] = [];
+  const json = (name: string, value: unknown) => {
+    const path = join(plan.workDir, `podman-import.${name}`);
+    writeFileSync(path, `${JSON.stringify(value)}\n`, { mode: 0o600 });
+    revert.add(async () => rmSync(path, { force: true }));
+    members.push({ name, path });
+  };
+  json('config.dump', config);
+  json('spec.dump', spec);
+  json('network.status', null);
+  const tar = join(plan.imagesDir, PODMAN_ROOTFS_TAR);
+  if (existsSync(tar)) members.push({ name: 'rootfs-diff.tar', path: tar });
+  for (const file of readdirSync(plan.imagesDir).sort()) {
+    if (NOT_CRIU.has(file) || !statSync(join(plan.imagesDir, file)).isFile()) continue;
+    members.push({ name: `checkpoint/${file}`, path: join(plan.imagesDir, file) });
+  }
+  await writeArchive(archive, members);
+  return { archive };
+}
+
+export async function podmanImport(podman: PodmanCli, prep: PodmanRestorePrep, plan: RestorePlan<'podman'>, timeoutMs: number): Promise<ToolOutcome> {
+  throwIfAborted(plan.options.signal, `restore of ${plan.name}`);
+  const args = podmanRestoreArgs(prep.archive, plan.criu);
+  const run = await podman.raw(args, timeoutMs, plan.options.signal);
+  const ok = run.exitCode === 0 && !run.timedOut && !run.aborted;
+  // Podman removes the container it created when its restore failed; a killed podman may leave it: the undo removes it.
+  const errorText = run.stderr
+    .split('\n')
+    .map((l) => l.replace(/^Error: /, '').trim())
+    .filter((l) => l !== '' && !/level=(warning|info)/.test(l))
+    .join('\n');
+  return { args: podman.argv(args), exitCode: run.exitCode, stdout: run.stdout, stderr: run.stderr, errorText, timedOut: run.timedOut, aborted: run.aborted, durationMs: run.durationMs, ok };
+}

@@ -11,7 +11,8 @@
  * On stderr: "connected" once the first connection is made, then "since MS" (time since the last answer) every
  * 100 ms. On SIGTERM/SIGINT, one JSON line on stdout:
  *   { connected, connectionSurvived, firstClosedBy?, reconnects, refused, pingsSent, pingsAnswered, longestSilenceMs,
- *     trailingSilenceMs, gaps: [[start ms, length ms], ...] (silences >= 100 ms) }
+ *     trailingSilenceMs, gaps: [[start ms, length ms], ...] (silences >= 100 ms), startedAtMs (epoch ms the gap
+ *     starts count from) }
  * connectionSurvived: the first connection was never closed and answered after its longest silence.
  */
 const net = require('node:net');
@@ -127,6 +128,7 @@ function finish() {
     longestSilenceMs: Math.round(Math.max(longestGapMs, trailing)),
     trailingSilenceMs: Math.round(trailing),
     gaps,
+    startedAtMs: Math.round(performance.timeOrigin + started),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   for (const s of [first, current]) s?.socket.destroy();

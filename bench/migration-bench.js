@@ -1023,6 +1023,10 @@ async function main() {
   return failed ? 1 : 0;
 }
 
+// bench/switchover-bench.js reuses the sandbox, container and client plumbing.
+module.exports = { startProbe, ctl, onHost, sandbox, mustSandbox, tcpCounter, removeContainer, parseFerry, lastJson, run, children, live, sleep, LAN_NETNS, SANDBOX_DIR, SANDBOX_NAME, HOSTS_FILE, UPLINK, PORT, PAGE_SIZE, STEADY_MAX_MS, SETTLE_BEFORE_MS, SETTLE_AFTER_MS };
+if (require.main !== module) return;
+
 main()
   .then(async (code) => {
     await cleanup();

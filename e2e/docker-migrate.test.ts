@@ -104,7 +104,7 @@ async function expectRolledBack(name: string): Promise<void> {
   expect(source).toMatchObject({ exists: true, status: 'running' });
   await waitFor('the source to keep counting', () => (seen('h1', name).counter ?? 0) > (source.counter ?? 0) + 3, 10_000, 100);
   await waitFor('a clean destination', () => !seen('h2', name).exists && migrationDirs('h2').length === 0, 15_000, 200).catch((err: Error) => {
-    const left = onHost('h2', ['sh', '-c', 'cat /var/lib/ferry/migrations/*/migration.json; ls -laR /var/lib/ferry/migrations | head -30']).stdout;
+    const left = onHost('h2', ['sh', '-c', 'cat /var/lib/ferry/migrations/*/journal; ls -laR /var/lib/ferry/migrations | head -30']).stdout;
     throw new Error(`${err.message}: h2 has ${JSON.stringify(seen('h2', name))}, migrations:\n${left}`);
   });
 }

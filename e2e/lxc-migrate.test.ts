@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { startNetnsTcpClient, waitFor, type NetnsTcpClient } from '@ferry/core/testing';
 import { CONTAINER_CTL, FAULT_BIN, HOSTS_FILE, LAN_NETNS, SANDBOX_DIR, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { migrationsOf } from './lib/containers';
 
 jest.setTimeout(180_000);
 
@@ -54,11 +55,6 @@ function startContainer(memMib = 64, extraConfig: string[] = []): { name: string
 }
 
 const state = (host: 'h1' | 'h2', name: string) => lxc<State>(host, 'state', name);
-
-function migrationsOf(host: 'h1' | 'h2', name: string): string[] {
-  const r = onHost(host, ['grep', '-l', '-s', `"name":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'migration.json']);
-  return r.stdout.split('\n').filter(Boolean);
-}
 
 /** The source runs (not frozen) and keeps counting; the destination has no container and no migration files. */
 async function expectRolledBack(name: string): Promise<void> {

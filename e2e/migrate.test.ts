@@ -126,7 +126,8 @@ describe('bad input: one clear error, its own exit code, nothing frozen', () => 
 });
 
 describe('faults: the source runs again and the destination is clean', () => {
-  const agentWith = (fault: string) => ['--agent-command', `env FERRY_FAULT=${fault} PATH=${FAULT_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ferry agent`];
+  // The sandbox bin first after the fault bin: /usr/local/bin/ferry may be another checkout.
+  const agentWith = (fault: string) => ['--agent-command', `env FERRY_FAULT=${fault} PATH=${FAULT_BIN}:${SANDBOX_DIR}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ferry agent`];
 
   test('the destination restore fails', async () => {
     const c = startContainer(32);

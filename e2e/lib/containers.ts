@@ -37,11 +37,11 @@ export function removeSuiteContainers(): void {
 }
 
 /** A container on h1 for one test (removed after it), or with `forSuite` for a whole describe block. */
-export function startContainer(memMib = 64, forSuite = false, dirtyPagesPerSec = 2000): Started {
+export function startContainer(memMib = 64, forSuite = false, dirtyPagesPerSec = 2000, extra: string[] = []): Started {
   const name = `e2e-${process.pid}-${++seq}`;
   // Each test's container has its own address on the LAN, so a leftover can never answer for another.
   const address = `10.77.0.${10 + seq}/24`;
-  const started = ctl<Started>('h1', 'start', name, '--mem-mib', String(memMib), '--dirty-pages-per-sec', String(dirtyPagesPerSec), '--address', address);
+  const started = ctl<Started>('h1', 'start', name, '--mem-mib', String(memMib), '--dirty-pages-per-sec', String(dirtyPagesPerSec), '--address', address, ...extra);
   (forSuite ? perSuite : perTest).push(['h1', name], ['h2', name]);
   return started;
 }
@@ -50,9 +50,9 @@ export function state(host: 'h1' | 'h2', name: string): State {
   return ctl<State>(host, 'state', name);
 }
 
-/** Migration directories on `host` that belong to container `name` (each records its container). */
+/** Incoming migration directories on `host` that belong to container `name` (their journal names it). */
 export function migrationsOf(host: 'h1' | 'h2', name: string): string[] {
-  const r = onHost(host, ['grep', '-l', '-s', `"name":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'migration.json']);
+  const r = onHost(host, ['grep', '-l', '-s', '-E', `"role":"destination".*"container":"${name}"`, '-r', '/var/lib/ferry/migrations', '--include', 'journal']);
   return r.stdout.split('\n').filter(Boolean);
 }
 

@@ -55,11 +55,13 @@ export interface FerryRun extends Run {
 }
 
 /**
- * `ferry ARGS --json` on host h1; `onEvent` sees each JSON event as it arrives (fault tests act on phases).
+ * `ferry ARGS --json` on host h1; `onEvent` sees each JSON event as it arrives (fault tests act on phases);
+ * `extraEnv` is set for ferry alone (FERRY_FAULT).
  */
-export function ferryOn(host: 'h1' | 'h2', args: string[], onEvent?: (e: Record<string, unknown>) => void): Promise<FerryRun> {
+export function ferryOn(host: 'h1' | 'h2', args: string[], onEvent?: (e: Record<string, unknown>) => void, extraEnv: Record<string, string> = {}): Promise<FerryRun> {
   return new Promise((resolvePromise) => {
-    const child = spawn('bash', [SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, `DOCKER_HOST=${HOST_DOCKER_HOST}`, 'ferry', ...args, '--json'], { env });
+    const vars = Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`);
+    const child = spawn('bash', [SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, `DOCKER_HOST=${HOST_DOCKER_HOST}`, ...vars, 'ferry', ...args, '--json'], { env });
     let stdout = '';
     let stderr = '';
     const events: Record<string, unknown>[] = [];

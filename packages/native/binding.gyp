@@ -11,6 +11,8 @@
         "cc/file-gather.cc",
         "cc/pagemap.cc",
         "cc/pidfd.cc",
+        "cc/netns-socket.cc",
+        "cc/tcp-repair.cc",
         "cc/memcpy-bench.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -22,9 +22,11 @@ const FAMILIES: [prefix: string, exit: number][] = [
   ['ERR_FREEZER_', EXIT.criu],
   ['ERR_IMAGE_', EXIT.criu],
   ['ERR_RUNTIME_', EXIT.runtime],
+  ['ERR_NETWORK_', EXIT.runtime],
   ['ERR_TRANSPORT_', EXIT.transport],
   ['ERR_AGENT_', EXIT.agent],
   ['ERR_ROLLBACK_', EXIT.rollback],
+  ['ERR_MOVE_IN_DOUBT', EXIT.rollback],
   ['ERR_ABORTED', EXIT.aborted],
 ];
 

@@ -18,6 +18,8 @@ const every: MigrationEvent[] = [
   { type: 'warning', message: 'w' },
   { type: 'committed', downtimeMs: 300 },
   { type: 'rolled-back', reason: 'restore failed' },
+  { type: 'rolled-back', reason: 'interrupted', sourceFrozen: true },
+  { type: 'guardian', id: '9f0c8a52-0d9e-4f3c-8a57-0a1b2c3d4e5f', pid: 4242 },
 ];
 
 function rendered(events: MigrationEvent[]): unknown[] {

@@ -6,6 +6,8 @@ import { FerryError } from '@ferry/core';
 import { agentCommand } from './commands/agent';
 import { doctorCommand } from './commands/doctor';
 import { gcCommand } from './commands/gc';
+import { guardianCommand } from './commands/guardian';
+import { recoverCommand } from './commands/recover';
 import { drainCommand } from './commands/drain';
 import { checkpointCommand } from './commands/checkpoint';
 import { cloneCommand } from './commands/clone';
@@ -20,14 +22,14 @@ import { versionCommand } from './commands/version';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, gcCommand, agentCommand, versionCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, recoverCommand, gcCommand, agentCommand, guardianCommand, versionCommand];
 
 /**
  * Options that take a value: a value that starts with one "-" (`--every -5m`, `--to -oProxyCommand=x`) is that
  * option's value, to be checked and refused as such, not a cluster of short flags ("Unknown arguments: 5, m").
  */
 const VALUE_OPTIONS = new Set([
-  'to', 'every', 'rounds', 'name', 'dir', 'store', 'as', 'hosts-file', 'address', 'concurrency', 'criu', 'state-dir', 'cleanup', 'bundle',
+  'to', 'every', 'rounds', 'name', 'dir', 'store', 'as', 'hosts-file', 'address', 'concurrency', 'criu', 'state-dir', 'cleanup', 'status', 'bundle',
   'older-than', 'strategy', 'lxcpath', 'from', 'count', 'name-prefix', 'runtime', 'agent-command',
 ]);
 

@@ -71,6 +71,8 @@ export function createEventRenderer(options: EventRendererOptions): (e: Migratio
         );
       case 'warning':
         return line(`warning: ${event.message}`);
+      case 'guardian':
+        return line(`ferry: move ${event.id} runs in guardian ${event.pid}; it finishes or rolls back even if this command dies`);
       case 'committed':
         return line(`  committed: the destination runs the container (downtime ${event.downtimeMs} ms)`);
       case 'rolled-back':

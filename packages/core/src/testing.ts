@@ -11,6 +11,7 @@ export { sampleSessionManifest } from './testing/session-fixtures';
 export * from './testing/lxc-container';
 export * from './testing/docker-daemon';
 export { createNetns, deleteNetns, netnsPath } from './runtime/runc-netns';
+export * from './testing/netns-lab';
 export { FakeRuntime, type FakeCall } from './testing/fake-runtime';
 // For tools/record-swrk.ts: CRIU's socket pair as production uses it, the request decoder, the recording format.
 export { nativeSocketPair } from './criu/native-socket';

@@ -13,6 +13,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ferry::InitFileGather(env, exports);
   ferry::InitPagemap(env, exports);
   ferry::InitPidfd(env, exports);
+  ferry::InitNetnsSocket(env, exports);
+  ferry::InitTcpRepair(env, exports);
   ferry::InitMemcpyBench(env, exports);
   return exports;
 }

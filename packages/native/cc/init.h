@@ -11,5 +11,7 @@ void InitPageHash(Napi::Env env, Napi::Object exports);
 void InitFileGather(Napi::Env env, Napi::Object exports);
 void InitPagemap(Napi::Env env, Napi::Object exports);
 void InitPidfd(Napi::Env env, Napi::Object exports);
+void InitNetnsSocket(Napi::Env env, Napi::Object exports);
+void InitTcpRepair(Napi::Env env, Napi::Object exports);
 void InitMemcpyBench(Napi::Env env, Napi::Object exports);
 }  // namespace ferry

@@ -49,7 +49,8 @@ class SeqpacketSocket : public Napi::ObjectWrap<SeqpacketSocket> {
                        });
   }
 
-  // new SeqpacketSocket(fd): takes ownership of fd; only seqpacketPair() calls it.
+  // new SeqpacketSocket(fd): takes ownership of fd. seqpacketPair() makes them, and src/seqpacket.ts wraps netlink fds
+  // (messageSocketFromFd): every call here works on any socket that keeps message boundaries.
   explicit SeqpacketSocket(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<SeqpacketSocket>(info), context_(info.Env(), "FerrySeqpacketSocket") {
     if (!info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "fd must be a number");

@@ -31,7 +31,17 @@ export interface RawSeqpacketSocket {
 
 export interface RawBinding {
   setErrorClass(errorClass: new (message: string, details: NativeErrorDetails) => Error): void;
+  /**
+   * Wraps an fd of any socket that keeps message boundaries (SEQPACKET, netlink) and takes ownership of it; the
+   * send()/recv()/wait() calls are the same nonblocking ones.
+   */
+  SeqpacketSocket: new (fd: number) => RawSeqpacketSocket;
   seqpacketPair(sendBufferBytes: number): [RawSeqpacketSocket, RawSeqpacketSocket];
+  /**
+   * A bound, nonblocking, CLOEXEC AF_NETLINK socket of `protocol`, created by a thread that joined the network
+   * namespace at nsPath ('' = the caller's own). Resolves with the fd; the caller owns it.
+   */
+  netlinkSocketInNetns(nsPath: string, protocol: number, receiveBufferBytes: number): Promise<number>;
   closeFd(fd: number): void;
   /** Reads [address, length] pairs back to back into dest; resolves with the unreadable [address, length] pairs. */
   vmRead(pid: number, ranges: BigUint64Array, dest: ByteArray): Promise<BigUint64Array>;
@@ -55,6 +65,8 @@ export interface RawBinding {
   pagemapScan(pid: number, start: bigint, end: bigint, returnMask: number): Promise<BigUint64Array>;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(fd: number, signal: number): void;
+  leaveTcpRepair(pid: number, fd: number): boolean;
+  resetOnClose(fd: number): void;
   /** Seconds one memcpy of src into dest takes. Benchmark only (src/testing.ts). */
   memcpyBench(dest: ByteArray, src: ByteArray): number;
 }

@@ -22,5 +22,7 @@ export {
   type PresentRangesOptions,
 } from './pagemap';
 export { pidfdOpen, pidfdSendSignal } from './pidfd';
+export { leaveTcpRepair, resetOnClose } from './tcp-repair';
 export { gatherFiles, scatterFiles, type FdRange } from './file-gather';
 export type { ByteArray } from './validate';
+export { NfQueue, NfVerdict, NfInetHook, type NfQueueOptions, type QueuedPacket, type NfVerdictValue } from './nfqueue';

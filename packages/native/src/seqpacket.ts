@@ -254,6 +254,14 @@ export class SeqpacketSocket implements Disposable {
 }
 
 /**
+ * @internal A SeqpacketSocket around `fd`, a socket of another kind that also keeps message boundaries (netlink: each
+ * recv() is one datagram, send() goes to the kernel). Takes ownership of `fd`. For this package's own facades.
+ */
+export function messageSocketFromFd(fd: number): SeqpacketSocket {
+  return new SeqpacketSocket(internal, new (binding().SeqpacketSocket)(fd));
+}
+
+/**
  * A connected pair of SOCK_SEQPACKET sockets (CLOEXEC, blocking at the kernel level, so an end handed to a child
  * behaves normally there). Typical use, CRIU's RPC:
  *

@@ -4,6 +4,10 @@ import { allocPageAligned, listMemoryRegions, NativeError, parseMaps, PAGE_SIZE,
 import { binding } from './load-binding';
 import { patternPage, spawnPatternChild, type PatternChild } from './testing';
 
+// Spawning the pattern child and reading 300 pages off the event loop take well under a second; a loaded 2-core CI
+// machine has taken more than jest's default 5 s.
+jest.setTimeout(30_000);
+
 const DATA_PAGES = 300;
 const HOLE_PAGES = 3;
 const TAIL_PAGES = 5;

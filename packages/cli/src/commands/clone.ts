@@ -1,11 +1,11 @@
 import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { FerryError, assertContainerName } from '@ferry/core';
-import { migrateContainer, resolveDestination } from '@ferry/migrate';
-import { migrationDeps } from '../migration-deps';
+import { parseFaults, resolveDestination } from '@ferry/migrate';
+import { recoverInterrupted, runGuarded } from '../guarded-run';
+import { guardedSsh, migrationDeps } from '../migration-deps';
 import { createEventRenderer } from '../render-events';
 import { renderReport } from '../render-report';
-import { withInterrupt } from './interrupt';
 
 export interface CloneArgs {
   container: string;
@@ -43,9 +43,11 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
     const base = args.container.includes(':') ? args.container.split(':')[1]! : args.container;
     const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s), verb: 'cloning' });
-    await withInterrupt(async (signal) => {
-      const report = await migrateContainer(
-        {
+    const deps = migrationDeps(args);
+    await recoverInterrupted(deps, (message) => render({ type: 'warning', message }));
+    const report = await runGuarded({
+      move: {
+        request: {
           container: args.container,
           destination,
           strategy: 'auto',
@@ -53,13 +55,16 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
           fileLocks: true,
           extUnixSk: false,
           sharedStorage: false,
-          onEvent: render,
-          signal,
           clone: { name: args.name ?? `${base}-clone`, readdress: Object.keys(readdress).length ? readdress : undefined },
+          faults: parseFaults(process.env.FERRY_FAULT),
         },
-        migrationDeps(args),
-      );
-      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report, { clone: true }));
+        ssh: guardedSsh(args),
+      },
+      deps,
+      onEvent: render,
+      onNotice: (message) => render({ type: 'warning', message }),
+      announce: args.json || process.stderr.isTTY === true,
     });
+    process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report, { clone: true }));
   },
 };

@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { homedir, hostname } from 'node:os';
 import type { CommandModule } from 'yargs';
 import { FerryError } from '@ferry/core';
-import { boundedAll, checkResolvable, migrateContainer, planDrain, resolveDestination, runFerryRemote, type RequestedStrategy } from '@ferry/migrate';
+import { boundedAll, checkResolvable, parseFaults, planDrain, resolveDestination, runFerryRemote, type RequestedStrategy } from '@ferry/migrate';
+import { recoverInterrupted, runGuarded } from '../guarded-run';
 import { drainRecordPath, loadDrains, returnable, saveDrains, type DrainEntry } from '../drain-record';
 import { runtimeRegistry, stateDir } from '../host-context';
-import { migrationDeps, sshOptionsFrom } from '../migration-deps';
-import { withInterrupt } from './interrupt';
+import { guardedSsh, migrationDeps, sshOptionsFrom } from '../migration-deps';
 
 export interface DrainArgs {
   host?: string;
@@ -65,6 +65,7 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
     if (args['dry-run']) return;
 
     const deps = migrationDeps(args);
+    await recoverInterrupted(deps, (message) => out(`  ${message}`, { event: 'recovered', message }));
     // Recorded before the first move and after each one: whatever stops this drain, --return knows what left.
     const path = drainRecordPath(stateDir());
     const history = loadDrains(path);
@@ -81,25 +82,31 @@ export const drainCommand: CommandModule<object, DrainArgs> = {
       entry.moves[index] = error === undefined ? { ...entry.moves[index]!, status: 'moved' } : { ...entry.moves[index]!, status: 'failed', error: (error as Error).message };
       saveDrains(path, history);
     };
-    const results = await withInterrupt((signal) =>
-      boundedAll(plan.moves, args.concurrency, async (move) => {
-        const index = plan.moves.indexOf(move);
-        const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
-        let report;
-        try {
-          report = await migrateContainer(
-            { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, signal },
-            deps,
-          );
-        } catch (err) {
-          settle(index, err);
-          throw err;
-        }
-        settle(index);
-        out(`  moved ${move.container} to ${move.destination} (downtime ${report.downtimeMs} ms)`, { event: 'moved', ...move, report });
-        return report;
-      }),
-    );
+    // Each move runs in its own guardian; a signal reaches every one of them (runGuarded forwards it).
+    const faults = parseFaults(process.env.FERRY_FAULT);
+    const results = await boundedAll(plan.moves, args.concurrency, async (move) => {
+      const index = plan.moves.indexOf(move);
+      const destination = resolveDestination(move.destination, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
+      let report;
+      try {
+        report = await runGuarded({
+          move: {
+            request: { container: `${move.runtime}:${move.container}`, destination, strategy: args.strategy, tcpEstablished: true, fileLocks: true, extUnixSk: false, sharedStorage: false, faults },
+            ssh: guardedSsh(args),
+          },
+          deps,
+          onEvent: () => undefined,
+          onNotice: (message) => out(`  ${move.container}: ${message}`, { event: 'notice', ...move, message }),
+          announce: false,
+        });
+      } catch (err) {
+        settle(index, err);
+        throw err;
+      }
+      settle(index);
+      out(`  moved ${move.container} to ${move.destination} (downtime ${report.downtimeMs} ms)`, { event: 'moved', ...move, report });
+      return report;
+    });
     finish(
       plan.moves.map((m, i) => (results[i]!.ok ? { ...m, ok: true } : { ...m, ok: false, error: (results[i]!.error as Error).message })),
       out,

@@ -1,9 +1,8 @@
 import { homedir } from 'node:os';
 import type { CommandModule } from 'yargs';
-import { migrationDeps } from '../migration-deps';
-import { withInterrupt } from './interrupt';
-import { migrateContainer, resolveDestination, type RequestedStrategy } from '@ferry/migrate';
-import { assertNoSharedStorageLocks } from '@ferry/core';
+import { parseFaults, resolveDestination, type RequestedStrategy } from '@ferry/migrate';
+import { recoverInterrupted, runGuarded } from '../guarded-run';
+import { guardedSsh, migrationDeps } from '../migration-deps';
 import { createEventRenderer } from '../render-events';
 import { renderReport } from '../render-report';
 
@@ -39,15 +38,12 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object per event and a final report' }),
   handler: async (args) => {
     const destination = resolveDestination(args.to, { home: homedir(), hostsFiles: args['hosts-file'], hostsFilesGiven: args['hosts-file'] !== undefined });
-    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (s) => process.stderr.write(s) });
-    await withInterrupt(async (signal) => {
-      const deps = migrationDeps(args);
-      if (args['shared-storage'] && args['file-locks']) {
-        // Before anything is frozen: a lock the source keeps while frozen would hang the destination's restore.
-        assertNoSharedStorageLocks((await deps.findContainer(args.container)).container);
-      }
-      const report = await migrateContainer(
-        {
+    const render = createEventRenderer({ json: args.json, tty: process.stderr.isTTY === true, write: (text) => process.stderr.write(text) });
+    const deps = migrationDeps(args);
+    await recoverInterrupted(deps, (message) => render({ type: 'warning', message }));
+    const report = await runGuarded({
+      move: {
+        request: {
           container: args.container,
           destination,
           strategy: args.strategy,
@@ -55,12 +51,15 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
           fileLocks: args['file-locks'],
           extUnixSk: args['ext-unix-sk'],
           sharedStorage: args['shared-storage'],
-          onEvent: render,
-          signal,
+          faults: parseFaults(process.env.FERRY_FAULT),
         },
-        deps,
-      );
-      process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report));
+        ssh: guardedSsh(args),
+      },
+      deps,
+      onEvent: render,
+      onNotice: (message) => render({ type: 'warning', message }),
+      announce: args.json || process.stderr.isTTY === true,
     });
+    process.stdout.write(args.json ? `${JSON.stringify({ event: 'report', report })}\n` : renderReport(report));
   },
 };

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { ContainerInfo, RuntimeAdapter } from '@ferry/core';
-import { runtimeRegistry } from '../host-context';
+import { openMoves } from '@ferry/migrate';
+import { runtimeRegistry, stateDir } from '../host-context';
 
 export const psCommand: CommandModule<object, { json: boolean; lxcpath?: string[]; all?: boolean; verbose?: boolean }> = {
   command: 'ps',
@@ -25,11 +26,25 @@ export const psCommand: CommandModule<object, { json: boolean; lxcpath?: string[
         else problems.push(`${adapter.name}: ${(err as Error).message}`);
       }
     }
+    // A container in a move is not simply "running": its move is in flight, or was interrupted (`ferry recover`).
+    const moves = new Map(openMoves(stateDir()).map((m) => [`${m.state.runtime}:${m.state.container}`, m]));
+    const moveOf = (c: ContainerInfo) => {
+      const m = moves.get(`${c.ref.runtime}:${c.ref.id}`);
+      return m && { id: m.id, to: m.state.peer, phase: m.state.phase, state: m.ownerAlive ? ('in flight' as const) : ('interrupted' as const) };
+    };
     if (args.json) {
-      process.stdout.write(`${JSON.stringify({ containers: rows, problems, unavailable }, null, 2)}\n`);
+      const containers = rows.map((c) => {
+        const move = moveOf(c);
+        return move ? { ...c, move } : c;
+      });
+      process.stdout.write(`${JSON.stringify({ containers, problems, unavailable }, null, 2)}\n`);
       return;
     }
-    const table = [['RUNTIME', 'NAME', 'STATE', 'PID', 'BUNDLE'], ...rows.map((c) => [c.ref.runtime, c.ref.id, c.state, String(c.pid ?? '-'), c.bundle ?? '-'])];
+    const stateText = (c: ContainerInfo) => {
+      const m = moveOf(c);
+      return m ? `${m.state === 'in flight' ? 'moving' : 'interrupted'} to ${m.to} (${m.id}, phase ${m.phase ?? 'none'})` : c.state;
+    };
+    const table = [['RUNTIME', 'NAME', 'STATE', 'PID', 'BUNDLE'], ...rows.map((c) => [c.ref.runtime, c.ref.id, stateText(c), String(c.pid ?? '-'), c.bundle ?? '-'])];
     const widths = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
     for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
     for (const p of problems) process.stderr.write(`warning: ${p}\n`);

@@ -77,8 +77,7 @@ export interface ProbeOptions {
 export async function probeHost(options: ProbeOptions): Promise<HostFacts> {
   const [criu, runtimes] = await Promise.all([probeCriu(options), probeRuntimes(options.searchPath)]);
   const cgroups = parseCgroupLayout(readText('/proc/self/mountinfo') ?? '');
-  const pipeText = readText('/proc/sys/fs/pipe-max-size');
-  const pipeMaxSizeBytes = pipeText ? Number.parseInt(pipeText, 10) : undefined;
+  const pipeMaxSizeBytes = readPipeMaxSize();
   const criuUsable = criu.versionOk && criu.check.ok;
   const strategies = strategiesFor({
     criuUsable,
@@ -204,7 +203,14 @@ function describe(err: unknown): string {
 }
 
 /** Reads a page of this process's own stack the way hash-based pre-copy reads a container's memory. */
-async function canReadMemory(): Promise<boolean> {
+/** fs.pipe-max-size, undefined when unreadable. */
+export function readPipeMaxSize(): number | undefined {
+  const text = readText('/proc/sys/fs/pipe-max-size');
+  return text ? Number.parseInt(text, 10) : undefined;
+}
+
+/** Whether this process can read another's memory the way hash-pre-copy does (tried on its own stack). */
+export async function canReadMemory(): Promise<boolean> {
   try {
     const regions = await listMemoryRegions(process.pid);
     const stack = regions.find((r) => r.pathname === '[stack]');

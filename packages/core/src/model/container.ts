@@ -26,6 +26,8 @@ export interface ContainerInfo {
   /** OCI bundle (runc): the directory with config.json. */
   bundle?: string;
   rootfs?: string;
+  /** Host paths the container bind-mounts (runc: config.json mounts), when known. */
+  bindMounts?: string[];
   /** The cgroup freezer directory of the container, when known. */
   freezerPath?: string;
   /** Network namespace: a path when the container joined an existing one (external to CRIU). */

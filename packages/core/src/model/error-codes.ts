@@ -15,6 +15,10 @@ export const ERROR_CODES = [
   /** A container configuration CRIU cannot dump (a terminal, stdio on host files). */
   'ERR_PRECHECK_UNSUPPORTED_CONFIG',
   'ERR_PRECHECK_CLONE_CONFLICT',
+  /** The container needs files outside what ferry copies (a rootfs or bind mount source outside its bundle). */
+  'ERR_PRECHECK_STORAGE_NOT_COPIED',
+  /** Another move of the same container holds its lock (or was interrupted and awaits `ferry recover`). */
+  'ERR_PRECHECK_MOVE_IN_PROGRESS',
   /** The destination has less free disk than the move will write there. */
   'ERR_PRECHECK_DISK_SPACE',
   /** A path ferry reads or writes is a symlink, a special file or a non-empty directory it did not expect. */
@@ -46,6 +50,10 @@ export const ERROR_CODES = [
   'ERR_RUNTIME_UNAVAILABLE',
   'ERR_RUNTIME_FAILED',
   'ERR_RUNTIME_NAME_TAKEN',
+  // A container's network during a switch-over (the NFQUEUE packet hold).
+  'ERR_NETWORK_HOLD_FAILED',
+  /** release() of a hold that was aborted: its packets were dropped, nothing can be delivered any more. */
+  'ERR_NETWORK_HOLD_ABORTED',
   // Between hosts.
   'ERR_TRANSPORT_CONNECT_FAILED',
   'ERR_TRANSPORT_HOST_KEY_UNKNOWN',
@@ -57,6 +65,10 @@ export const ERROR_CODES = [
   'ERR_AGENT_PROTOCOL',
   'ERR_AGENT_FAILED',
   'ERR_ROLLBACK_FAILED',
+  /** The process that drives a move (`ferry guardian`) could not start, or ended without a result. */
+  'ERR_GUARDIAN_FAILED',
+  /** A move past its commit request whose outcome the destination cannot be asked about: the source stays held. */
+  'ERR_MOVE_IN_DOUBT',
   // Host drains: some containers moved, some did not (each one's error is reported).
   'ERR_DRAIN_INCOMPLETE',
   // A record ferry keeps on this host (drain history, replication status, a replica's metadata) cannot be read.
@@ -65,6 +77,8 @@ export const ERROR_CODES = [
   'ERR_NATIVE_FAILED',
   // The user interrupted.
   'ERR_ABORTED',
+  /** FERRY_FAULT made this step fail (tests of the recovery paths). */
+  'ERR_FAULT_INJECTED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -39,6 +39,8 @@ export type MigrationEvent =
       reason: string;
     }
   | { type: 'warning'; message: string }
+  /** The move runs in a guardian process (ferry's CLI), which survives the CLI. */
+  | { type: 'guardian'; id: string; pid: number }
   | { type: 'committed'; downtimeMs: number }
   /** `sourceFrozen`: whether the source had been frozen (false: it ran throughout, nothing needed undoing there). */
   | { type: 'rolled-back'; reason: string; sourceFrozen?: boolean };

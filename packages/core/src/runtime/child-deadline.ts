@@ -13,6 +13,11 @@ export interface ChildDeadline {
   signal?: AbortSignal;
   /** Between killing the descendants and the process group. */
   killGraceMs?: number;
+  /**
+   * The deadline is lifted once this resolves. A lazy dump lives as long as its page transfer (minutes for a GiB on a
+   * slow link, after the commit): only its start is bounded; its owner (the move) ends it after that.
+   */
+  liftDeadline?: Promise<unknown>;
 }
 
 export interface ChildGuard {
@@ -41,6 +46,7 @@ export function guardChild(child: ChildProcess, call: ChildDeadline): ChildGuard
     }, call.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
   };
   const timer = call.timeoutMs !== undefined ? setTimeout(() => stop('timeout'), call.timeoutMs) : undefined;
+  if (timer) call.liftDeadline?.then(() => clearTimeout(timer), () => undefined);
   const onAbort = () => stop('abort');
   call.signal?.addEventListener('abort', onAbort, { once: true });
   return {

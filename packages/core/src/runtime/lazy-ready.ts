@@ -49,3 +49,20 @@ function poll(ready: () => boolean, onReady: () => void): { stop(): void } {
   }, POLL_MS);
   return { stop: () => clearInterval(timer) };
 }
+
+/**
+ * A lazy dump's readiness, also as a promise: it lifts the dump tool's deadline (ChildDeadline.liftDeadline), since
+ * the tool then lives on for the whole page transfer. Without a lazy dump, `lifted` is undefined.
+ */
+export function lazyReadiness(lazy: { onReady(): void } | undefined): { onReady(): void; lifted?: Promise<void> } {
+  if (!lazy) return { onReady: () => undefined };
+  let lift!: () => void;
+  const lifted = new Promise<void>((resolve) => (lift = resolve));
+  return {
+    onReady: () => {
+      lift();
+      lazy.onReady();
+    },
+    lifted,
+  };
+}

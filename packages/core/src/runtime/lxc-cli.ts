@@ -19,7 +19,7 @@ import { findExecutable } from '../host/find-executable';
 import { FerryError } from '../model/ferry-error';
 import type { DumpPlan } from './checkpoint-pipeline';
 import { descendantsOf } from './child-deadline';
-import { watchListening } from './lazy-ready';
+import { lazyReadiness, watchListening } from './lazy-ready';
 import type { Located } from './lxc-containers';
 import { writeLxcCriuConfig } from './lxc-criu-config';
 import { netnsInode } from './network-fence';
@@ -34,6 +34,8 @@ export interface LxcCallOptions {
   logFile?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** See ChildDeadline.liftDeadline (a lazy dump's page server is ready). */
+  liftDeadline?: Promise<unknown>;
   /** Environment additions (CRIU_CONFIG_FILE); PATH is always the adapter's search path. */
   env?: Record<string, string>;
   killGraceMs?: number;
@@ -109,9 +111,10 @@ export async function lxcCheckpoint(cli: LxcCli, where: Located, plan: DumpPlan,
   // CRIU kills the tree itself at the end of a lazy dump: liblxc must not stop it (-s) as well.
   const args = ['-P', where.lxcpath, '-n', where.name, '-D', imagesDir, ...(plan.leaveRunning || lazy ? [] : ['-s'])];
   let toolPid: number | undefined;
-  const watch = lazy ? watchListening(lazy.port, listenerPid(() => toolPid, plan.netnsPath), lazy.onReady) : undefined;
+  const ready = lazyReadiness(lazy);
+  const watch = lazy ? watchListening(lazy.port, listenerPid(() => toolPid, plan.netnsPath), ready.onReady) : undefined;
   try {
-    return await cli.run('lxc-checkpoint', args, { timeoutMs, signal: options.signal, env, onSpawn: (pid) => (toolPid = pid) });
+    return await cli.run('lxc-checkpoint', args, { timeoutMs, liftDeadline: ready.lifted, signal: options.signal, env, onSpawn: (pid) => (toolPid = pid) });
   } finally {
     watch?.stop();
   }

@@ -21,12 +21,13 @@ import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './che
 import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './network-fence';
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
 import { RuncCli, runcCheckpoint, runcRestoreArgs, type RuncOutcome } from './runc-cli';
-import { netnsTies, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { netnsTies, raiseUplink, type NetnsTools, type NetnsUplink } from './runc-netns';
 import { RUNC_TOOL_HINT, RuncContainers } from './runc-containers';
 import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, type RuncRestoreDeps, type RuncRestorePrep } from './runc-restore';
 import { networkNamespaceOf } from './runc-state';
 import { readStdioProblem } from './stdio-targets';
-import type { CheckpointOptions, CheckpointResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
+import { RuncTrafficHolds } from './runc-traffic-hold';
+import type { CheckpointOptions, CheckpointResult, NetworkRelease, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
 
 export interface RuncAdapterOptions {
   /** The runc binary; default: `runc` found in searchPath. */
@@ -44,6 +45,11 @@ export interface RuncAdapterOptions {
   netnsPrefix: string;
   /** Where re-created container interfaces plug in (a LAN bridge); without it they stay inside the namespace. */
   netnsUplink: NetnsUplink | undefined;
+  /**
+   * restore({ holdNetwork }) holds a re-created namespace's packets (queued, delivered at releaseNetwork()) rather
+   * than keeping its uplink down until then; false is the old way (benchmarks compare the two).
+   */
+  packetHold: boolean;
   checkpointTimeoutMs: number;
   restoreTimeoutMs: number;
   commandTimeoutMs: number;
@@ -64,6 +70,7 @@ export function resolveRuncAdapterOptions(input: Partial<RuncAdapterOptions> = {
     searchPath: DEFAULT_SEARCH_PATH,
     netnsPrefix: DEFAULT_NETNS_PREFIX,
     netnsUplink: undefined,
+    packetHold: true,
     checkpointTimeoutMs: DEFAULT_CHECKPOINT_TIMEOUT_MS,
     restoreTimeoutMs: DEFAULT_RESTORE_TIMEOUT_MS,
     commandTimeoutMs: DEFAULT_COMMAND_TIMEOUT_MS,
@@ -75,12 +82,14 @@ const names = nameRule('runc', 'runc', /^[A-Za-z0-9_][A-Za-z0-9_+.-]*$/, 'runc n
 
 export class RuncAdapter implements RuntimeAdapter {
   readonly name = 'runc' as const;
+  readonly features = { lazyPages: true, preDump: true, relocatablePaths: true } as const;
   readonly options: Readonly<RuncAdapterOptions>;
   private readonly cli: RuncCli;
   private readonly tools: NetnsTools;
   private readonly owned: OwnedStore;
   private readonly containers: RuncContainers;
   private readonly restoreDeps: RuncRestoreDeps;
+  private readonly holds: RuncTrafficHolds;
   private readonly pipeline: PipelineRuntime<'runc'>;
 
   constructor(options: Partial<RuncAdapterOptions> = {}) {
@@ -92,7 +101,8 @@ export class RuncAdapter implements RuntimeAdapter {
     this.containers = new RuncContainers(this.cli, this.tools, this.options.commandTimeoutMs, names.name);
     const { netnsPrefix, netnsUplink: uplink, umountPath } = this.options;
     this.pipeline = { runtime: 'runc', label: 'runc', toolHint: RUNC_TOOL_HINT, timeouts: this.options };
-    this.restoreDeps = { tools: this.tools, store: this.owned, containers: this.containers, netnsPrefix, uplink, runcRoot, umountPath };
+    this.holds = new RuncTrafficHolds(this.owned, this.options.searchPath);
+    this.restoreDeps = { tools: this.tools, store: this.owned, containers: this.containers, netnsPrefix, uplink, runcRoot, umountPath, ...(this.options.packetHold ? { holds: this.holds } : {}) };
   }
 
   async availability(): Promise<RuntimeAvailability> {
@@ -216,6 +226,19 @@ export class RuncAdapter implements RuntimeAdapter {
     return liftFence(this.tools, record);
   }
 
+  /** Delivers the packets restore({ holdNetwork }) held, or raises the uplink ends it left down (owned.json names both, for any process). */
+  async releaseNetwork(name: string): Promise<NetworkRelease | void> {
+    names.name(name);
+    const owned = this.owned.read(name);
+    const released = await this.holds.release(name, owned);
+    const uplink = this.options.netnsUplink;
+    if (!owned?.heldUplink?.length || !uplink) return released;
+    await raiseUplink(this.tools, uplink, owned.heldUplink);
+    delete owned.heldUplink;
+    this.owned.write(name, owned);
+    return released;
+  }
+
   manualCommands(name: string): { thaw: string; remove: string } {
     const runc = this.options.runcRoot === undefined ? 'runc' : `runc --root ${this.options.runcRoot}`;
     return { thaw: `${runc} resume ${name}`, remove: `${runc} delete -f ${name}` };
@@ -232,6 +255,7 @@ export class RuncAdapter implements RuntimeAdapter {
   async remove(id: string): Promise<void> {
     names.name(id);
     if (await this.containers.exists(id)) await this.containers.runc(['delete', '--force', id], `delete ${id}`);
+    await this.holds.abort(id);
     await this.owned.release(id);
   }
 }

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { FerryError } from '../model/ferry-error';
 import type { DumpPlan } from './checkpoint-pipeline';
 import type { RestorePlan } from './restore-pipeline';
-import { watchStatusFile } from './lazy-ready';
+import { lazyReadiness, watchStatusFile } from './lazy-ready';
 import { runTool, type ToolOutcome } from './run-tool';
 import type { CheckpointOptions } from './runtime-adapter';
 
@@ -37,6 +37,8 @@ export interface RuncCallOptions {
   logFile?: string;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** See ChildDeadline.liftDeadline (a lazy dump's page server is ready). */
+  liftDeadline?: Promise<unknown>;
   /** How long runc gets to clean up after its descendants were killed. */
   killGraceMs?: number;
   /** A file descriptor runc gets as fd 3 (for `--status-fd 3`); the caller owns it. */
@@ -125,10 +127,11 @@ export async function runcCheckpoint(cli: RuncCli, plan: DumpPlan, containerId: 
   const lazy = options.lazyPages;
   const statusPath = join(workDir, 'lazy-status');
   const statusFd = lazy ? openSync(statusPath, 'w', 0o600) : undefined;
-  const watch = lazy ? watchStatusFile(statusPath, lazy.onReady) : undefined;
+  const ready = lazyReadiness(lazy);
+  const watch = lazy ? watchStatusFile(statusPath, ready.onReady) : undefined;
   try {
     const args = runcCheckpointArgs(imagesDir, workDir, options, containerId);
-    return await cli.run(args, { timeoutMs, signal: options.signal, statusFd, netnsPath: plan.netnsPath });
+    return await cli.run(args, { timeoutMs, liftDeadline: ready.lifted, signal: options.signal, statusFd, netnsPath: plan.netnsPath });
   } finally {
     watch?.stop();
     if (statusFd !== undefined) closeSync(statusFd);

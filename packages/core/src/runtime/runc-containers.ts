@@ -3,7 +3,7 @@
  * state, the bundle's config.json, /proc/PID/cgroup and the container's network namespace. Only reads.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { ContainerInfo, NetworkAddress } from '../model/container';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import { freezerPathOfPid } from './adapter-common';
@@ -75,6 +75,8 @@ export class RuncContainers {
     const config = tryReadConfig(join(state.bundle, 'config.json'));
     const rootfs = state.rootfs || (config ? rootfsOf(config, state.bundle) : undefined);
     if (rootfs) info.rootfs = rootfs;
+    const binds = (config?.mounts ?? []).filter((m) => m.source && (m.type === 'bind' || m.options?.some((o) => o === 'bind' || o === 'rbind')));
+    if (binds.length > 0) info.bindMounts = binds.map((m) => resolve(state.bundle, m.source!));
     const freezerPath = live ? freezerPathOfPid(state.pid) : undefined;
     if (freezerPath) info.freezerPath = freezerPath;
     const ns = config && read.netns ? networkNamespaceOf(config) : undefined;

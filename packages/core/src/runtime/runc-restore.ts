@@ -16,10 +16,12 @@ import { unescapeMountPath } from '../host/mountinfo';
 import { FerryError } from '../model/ferry-error';
 import { hostCgroups, type Reverter } from './adapter-common';
 import { createNetns, deleteNetns, ipIn, netnsPath, raiseUplink, readdressed, type NetnsTools, type NetnsUplink } from './runc-netns';
-import { networkNamespaceOf, rewriteConfigForRestore, type OciConfig } from './runc-state';
+import { networkNamespaceOf, relocatePaths, rewriteConfigForRestore, type OciConfig } from './runc-state';
 import type { RestorePlan } from './restore-pipeline';
 import type { RuncContainers } from './runc-containers';
 import { readFileNoFollow } from '../host/safe-files';
+import type { PacketHoldRecord } from '../network';
+import type { RuncTrafficHolds } from './runc-traffic-hold';
 
 const run = promisify(execFile);
 /** How long killed tasks get to leave their cgroups before the (then empty) directories are removed. */
@@ -29,6 +31,10 @@ const CGROUP_DRAIN_MS = 200;
 export interface OwnedResources {
   netns?: string;
   bundleCopy?: string;
+  /** Uplink ends a restore with holdNetwork left down, until releaseNetwork(). */
+  heldUplink?: string[];
+  /** The packet hold a restore with holdNetwork put on the namespace instead, until releaseNetwork(). */
+  heldTraffic?: PacketHoldRecord;
 }
 
 /** owned.json files under the adapter's state dir. */
@@ -37,6 +43,14 @@ export class OwnedStore {
     private readonly stateDir: string,
     private readonly tools: NetnsTools,
   ) {}
+
+  read(name: string): OwnedResources | undefined {
+    try {
+      return JSON.parse(readFileSync(this.file(name), 'utf8')) as OwnedResources;
+    } catch {
+      return undefined;
+    }
+  }
 
   write(name: string, owned: OwnedResources): void {
     mkdirSync(join(this.stateDir, name), { recursive: true, mode: 0o700 });
@@ -87,6 +101,8 @@ export interface RuncRestoreDeps {
   uplink: NetnsUplink | undefined;
   /** runc's state root (`--root`), or undefined for runc's default. */
   runcRoot: string | undefined;
+  /** Packet holds for restore({ holdNetwork }); without them the bridge ends stay down until the release. */
+  holds?: RuncTrafficHolds;
   umountPath: string;
 }
 
@@ -129,7 +145,14 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
     deps.store.write(name, owned);
     const uplink = deps.uplink;
     const interfaces = readdressed(record?.netns?.interfaces ?? [], options.readdress);
-    newNetnsPath = await createNetns(deps.tools, nsName, interfaces, uplink, (peers) => afterRestore.push(() => raiseUplink(deps.tools, uplink!, peers)));
+    newNetnsPath = await createNetns(deps.tools, nsName, interfaces, uplink, (peers) => {
+      if (!options.holdNetwork) return void afterRestore.push(() => raiseUplink(deps.tools, uplink!, peers));
+      // Held until releaseNetwork(), perhaps by another process: noted where that one finds it.
+      owned.heldUplink = peers;
+      deps.store.write(name, owned);
+    });
+    const held = owned.heldUplink;
+    if (held && deps.holds) await deps.holds.holdThenRaise(name, newNetnsPath, owned, () => raiseUplink(deps.tools, uplink!, held), revert);
   } else if (ns?.path !== undefined) {
     // The namespace is still here (the container comes back to a host it left): a migration fenced its links when it
     // moved away. They must be up before the restore: CRIU reconnects the TCP sockets through them.
@@ -142,8 +165,10 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
     oldName: record?.id ?? name,
     newName: name,
   });
+  if (options.relocate) relocatePaths(rewritten, options.relocate);
   let bundle = sourceBundle;
-  if (bundleConfig === undefined || JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux)) {
+  const pathsOf = (c: OciConfig) => JSON.stringify([c.root, c.mounts]);
+  if (bundleConfig === undefined || JSON.stringify(rewritten.linux) !== JSON.stringify(config.linux) || pathsOf(rewritten) !== pathsOf(config)) {
     bundle = deps.store.bundleDir(name);
     owned.bundleCopy = bundle;
     deps.store.write(name, owned);

@@ -5,6 +5,7 @@ import {
   networkNamespaceOf,
   parseRuncList,
   parseRuncState,
+  relocatePaths,
   rewriteConfigForRestore,
   rootfsOf,
   stdioProblem,
@@ -106,5 +107,22 @@ describe('rewriteConfigForRestore', () => {
     expect(rewriteConfigForRestore(other, { bundle: '/b', oldName: 'web', newName: 'x' }).linux?.cgroupsPath).toBe('/pods/abc');
     const systemd = { ...config, linux: { ...config.linux, cgroupsPath: 'system.slice:runc:web' } };
     expect(rewriteConfigForRestore(systemd, { bundle: '/b', oldName: 'web', newName: 'x' }).linux?.cgroupsPath).toBe('system.slice:runc:x');
+  });
+});
+
+describe('relocatePaths', () => {
+  it('moves the root and bind mount sources under a relocated directory, longest key first, and nothing else', () => {
+    const config: OciConfig = {
+      root: { path: '/tmp/old-bundle/rootfs' },
+      mounts: [
+        { destination: '/state', type: 'bind', source: '/tmp/old-bundle/state', options: ['rbind', 'rw'] },
+        { destination: '/data', type: 'bind', source: '/srv/data', options: ['rbind'] },
+        { destination: '/etc/x', source: '/srv/data-other/x', options: ['bind'] },
+        { destination: '/proc', type: 'proc', source: 'proc' },
+      ],
+    };
+    relocatePaths(config, { '/tmp/old-bundle': '/var/lib/ferry/migrations/m/bundle', '/srv/data': '/var/lib/ferry/migrations/m/mount/0' });
+    expect(config.root?.path).toBe('/var/lib/ferry/migrations/m/bundle/rootfs');
+    expect(config.mounts?.map((m) => m.source)).toEqual(['/var/lib/ferry/migrations/m/bundle/state', '/var/lib/ferry/migrations/m/mount/0', '/srv/data-other/x', 'proc']);
   });
 });

@@ -139,3 +139,16 @@ export function rewriteConfigForRestore(
   }
   return copy;
 }
+
+/** Applies a restore's `relocate` map to the root path and the bind mount sources (longest matching key first). */
+export function relocatePaths(config: OciConfig, relocate: Readonly<Record<string, string>>): void {
+  const keys = Object.keys(relocate).sort((a, b) => b.length - a.length);
+  const moved = (path: string) => {
+    const key = keys.find((k) => path === k || path.startsWith(`${k}/`));
+    return key === undefined ? path : join(relocate[key]!, path.slice(key.length));
+  };
+  if (config.root?.path && isAbsolute(config.root.path)) config.root.path = moved(config.root.path);
+  for (const m of config.mounts ?? []) {
+    if (m.source && isAbsolute(m.source) && (m.type === 'bind' || m.options?.some((o) => o === 'bind' || o === 'rbind'))) m.source = moved(m.source);
+  }
+}

@@ -64,6 +64,19 @@ export interface RestoreOptions {
    * answer for the original's addresses.
    */
   readdress?: Readonly<Record<string, string>>;
+  /**
+   * Keep the restored copy off the network (its re-created interfaces unplugged from the uplink) until
+   * releaseNetwork(): a migration's destination must not answer clients before it has committed. Runtimes that
+   * cannot hold it (their restore plugs the interfaces in) ignore this, and have no releaseNetwork(). runc holds the
+   * namespace's packets (queued, delivered at the release: docs/network-switchover.md) where it can.
+   */
+  holdNetwork?: boolean;
+  /**
+   * Paths of the checkpointed configuration that live elsewhere on this host now (a migration copied the bundle, and
+   * a rootfs or bind mount sources that lay outside it): each key, a path or a directory above paths, is replaced by
+   * its value in the root path and the bind mount sources. Only runtimes with features.relocatablePaths honour it.
+   */
+  relocate?: Readonly<Record<string, string>>;
   signal?: AbortSignal;
 }
 
@@ -109,6 +122,8 @@ export interface RuntimeAdapter {
     readonly lazyPages: boolean;
     /** Incremental checkpoints (`preDump`, `parentImage`) for CRIU pre-copy; absent means yes. */
     readonly preDump?: boolean;
+    /** restore() takes `relocate`: a rootfs and bind mount sources copied to other places; absent means no. */
+    readonly relocatablePaths?: boolean;
   };
   availability(): Promise<RuntimeAvailability>;
   list(): Promise<ContainerInfo[]>;
@@ -137,6 +152,24 @@ export interface RuntimeAdapter {
   unfenceNetwork(record: FenceRecord): Promise<void>;
   /** The commands an operator runs by hand to thaw or to remove the container (quoted in hints; never executed). */
   manualCommands(name: string): { thaw: string; remove: string };
+  /**
+   * Plugs in what restore({ holdNetwork }) held back, delivering held packets. Idempotent; the hold survives the
+   * process that restored (then what it had queued is gone, and TCP retransmits it).
+   */
+  releaseNetwork?(name: string): Promise<NetworkRelease | void>;
   /** What ties the container to its network identity: its addresses and its established TCP connections. */
   networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }>;
+}
+
+/** What releaseNetwork() let go. */
+export interface NetworkRelease {
+  /** Packets held while the copy was restored and committed, delivered in arrival order at the release. */
+  heldInbound: number;
+  heldOutbound: number;
+  /** From release() to the kernel's verdict on every held packet. */
+  verdictMs?: number;
+  /** The hold belonged to a process that died: its rules were removed ('gone': the namespace with them). */
+  lifted?: 'removed' | 'gone';
+  /** Why nothing was held (the bridge ends stayed down until the release instead). */
+  notHeld?: string;
 }

@@ -144,6 +144,7 @@ export class FakeRuntime implements RuntimeAdapter {
     return { thaw: `runc resume ${name}`, remove: `runc delete -f ${name}` };
   }
 
+
   async networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }> {
     await this.inspect(id);
     return { addresses: [], establishedTcp: 0 };

@@ -16,6 +16,7 @@ import {
   chmodSync,
   closeSync,
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -144,6 +145,10 @@ export interface RuncContainerOptions {
   runcRoot?: string;
   /** Plug eth0 into this bridge (the sandbox hosts' LAN) instead of leaving it alone in the namespace. */
   uplink?: NetnsUplink;
+  /** A private copy of the test rootfs at this path (outside the bundle), instead of the shared cached one. */
+  rootfsCopy?: string;
+  /** More host directories bind-mounted into the container (source on the host, destination inside). */
+  binds?: { source: string; destination: string }[];
 }
 
 /** A test container's bundle and network namespace (runc-container.ts, slow-start.ts). */
@@ -170,7 +175,11 @@ export interface RuncContainer extends TestRuncBundle {
 
 export async function startRuncContainer(options: RuncContainerOptions = {}): Promise<RuncContainer> {
   const name = options.name ?? `ferry-t-${Math.random().toString(36).slice(2, 8)}`;
-  const rootfs = buildTestRootfs();
+  let rootfs = buildTestRootfs();
+  if (options.rootfsCopy) {
+    cpSync(rootfs, options.rootfsCopy, { recursive: true, verbatimSymlinks: true });
+    rootfs = options.rootfsCopy;
+  }
   const bundle = mkdtempSync(join(tmpdir(), `ferry-bundle-${name}-`));
   const stateDir = join(bundle, 'state');
   mkdirSync(stateDir);
@@ -188,6 +197,7 @@ export async function startRuncContainer(options: RuncContainerOptions = {}): Pr
     }),
   ];
   const config = testContainerConfig({ name, rootfs, stateDir, netnsPath: netnsPath(netnsName), args });
+  for (const bind of options.binds ?? []) config.mounts?.push({ destination: bind.destination, type: 'bind', source: bind.source, options: ['rbind', 'rw'] });
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
   const tools = netnsTools();
   const runc = hostTool('runc');
@@ -223,7 +233,8 @@ export async function startRuncContainer(options: RuncContainerOptions = {}): Pr
     } finally {
       if (typeof stdout === 'number') closeSync(stdout);
     }
-    await waitForCounter(container.stateFile, 1, 15_000);
+    // The workload fills its memory before the first tick: allow for a GiB of it on a loaded machine.
+    await waitForCounter(container.stateFile, 1, 15_000 + (options.memMib ?? 64) * 40);
     return container;
   } catch (err) {
     let log = '';

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { FerryError, type CriuClient, type RuntimeAdapter } from '@ferry/core';
 import { packDir } from '../transfer';
-import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
-import type { HostSummary } from './agent-messages';
+import { AgentPeer, PROTOCOL_VERSION } from '../protocol/agent-peer';
+import type { HostSummary } from '../protocol/agent-messages';
 import { serveAgent } from './agent-server';
 
 const ID = 'a1b2c3d4-precopy';

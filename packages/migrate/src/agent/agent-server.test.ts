@@ -7,9 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable, type Writable } from 'node:stream';
 import { FerryError, type ContainerInfo, type CriuClient, type RestoreResult, type RuntimeAdapter } from '@ferry/core';
-import { AgentPeer, PROTOCOL_VERSION } from './agent-peer';
-import type { HostSummary } from './agent-messages';
-import { cleanupMigration, serveAgent } from './agent-server';
+import { AgentPeer, PROTOCOL_VERSION } from '../protocol/agent-peer';
+import type { HostSummary } from '../protocol/agent-messages';
+import { serveAgent } from './agent-server';
+import { cleanupMigration } from './destination-moves';
+import { Journal } from '../journal/journal';
 
 const HOST: HostSummary = {
   hostId: 'dest',
@@ -128,9 +130,11 @@ test('a restore that fails after the connection went leaves nothing to remove (n
 test('cleanup by a new agent after the old one died mid-restore removes the container; an image it loaded goes too', async () => {
   const { runtime, calls } = slowRuntime();
   const dir = join(stateDir, 'migrations', ID);
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'migration.json'), JSON.stringify({ id: ID, runtime: 'docker', name: 'ct', restored: false, restoring: true, committed: false, loadedImage: 'sha256:abc' }));
+  const journal = Journal.create(dir, { t: 'begin', role: 'destination', id: ID, runtime: 'docker', container: 'ct', peer: 'src' });
+  journal.hold({ kind: 'owner', pids: [{ pid: 1, startTime: 1 }] });
+  journal.hold({ kind: 'image-loaded', image: 'sha256:abc' });
+  journal.hold({ kind: 'restored', name: 'ct' });
+  journal.close();
   const result = await cleanupMigration(ID, { runtime: () => runtime, log: () => undefined, stateDir });
   expect(result).toEqual({ cleaned: true, committed: false });
   expect(calls).toEqual(['remove ct', 'remove-image sha256:abc']);
@@ -157,14 +161,14 @@ test('prepare refuses a migration ID that already has a directory: a committed c
   const dir = join(stateDir, 'migrations', ID);
   mkdirSync(join(dir, 'bundle', 'rootfs'), { recursive: true });
   writeFileSync(join(dir, 'bundle', 'rootfs', 'data'), 'the running container');
-  writeFileSync(join(dir, 'migration.json'), JSON.stringify({ id: ID, runtime: 'docker', name: 'ct', restored: true, committed: true }));
+  writeFileSync(join(dir, 'journal'), `${JSON.stringify({ t: 'begin', role: 'destination', id: ID, runtime: 'docker', container: 'ct', peer: 'src' })}\n`);
   const { source, toAgent, served } = start(runtime);
   await source.request('hello', { protocol: PROTOCOL_VERSION, ferryVersion: '0', source: { hostId: 'src', hostname: 'src' } });
   await expect(source.request('prepare', { migrationId: ID, runtime: 'docker', name: 'other' })).rejects.toMatchObject({ code: 'ERR_AGENT_PROTOCOL', message: expect.stringMatching(/already/) });
   toAgent.end(); // the undo of whatever this connection prepared
   await served;
   expect(readFileSync(join(dir, 'bundle', 'rootfs', 'data'), 'utf8')).toBe('the running container');
-  expect(JSON.parse(readFileSync(join(dir, 'migration.json'), 'utf8'))).toMatchObject({ committed: true });
+  expect(readFileSync(join(dir, 'journal'), 'utf8')).toMatch(/"container":"ct"/);
   expect(calls).toEqual([]);
 });
 

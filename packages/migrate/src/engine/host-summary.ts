@@ -5,19 +5,20 @@
 import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { arch, hostname, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FERRY_STATE_DIR, MIN_CRIU_VERSION, hostId, kernelPageSizeBytes, type CriuClient, type RuntimeAdapter } from '@ferry/core';
-import type { HostSummary } from '../agent/agent-messages';
+import { FERRY_STATE_DIR, MIN_CRIU_VERSION, canReadMemory, hostId, kernelPageSizeBytes, readPipeMaxSize, type CriuClient, type RuntimeAdapter } from '@ferry/core';
+import type { HostSummary } from '../protocol/agent-messages';
 
 export const FERRY_VERSION: string = (require('../../package.json') as { version: string }).version;
 
 export async function hostSummary(criu: CriuClient, runtimes: readonly RuntimeAdapter[], stateDir = FERRY_STATE_DIR): Promise<HostSummary> {
   const workDir = mkdtempSync(join(tmpdir(), 'ferry-hello-'));
   try {
-    const [version, features, check, runtimeFacts] = await Promise.all([
+    const [version, features, check, runtimeFacts, memoryRead] = await Promise.all([
       criu.version().catch(() => undefined),
       criu.features().catch(() => ({ memTrack: false, lazyPages: false })),
       criu.check(workDir).then((r) => r.ok, () => false),
       Promise.all(runtimes.map(async (r) => ({ name: r.name, ...(await r.availability()) }))),
+      canReadMemory(),
     ]);
     const versionOk = version !== undefined && version.major * 1000 + version.minor >= MIN_CRIU_VERSION.major * 1000 + MIN_CRIU_VERSION.minor;
     const fs = statfsSync(tmpdir());
@@ -31,6 +32,8 @@ export async function hostSummary(criu: CriuClient, runtimes: readonly RuntimeAd
       criu: { version: version?.text, versionOk, checkOk: check, memTrack: features.memTrack, lazyPages: features.lazyPages },
       runtimes: runtimeFacts.map((r) => ({ name: r.name, usable: r.usable, reason: r.reason })),
       freeDiskBytes: fs.bavail * fs.bsize,
+      pipeMaxSizeBytes: readPipeMaxSize(),
+      memoryRead,
     };
   } finally {
     rmSync(workDir, { recursive: true, force: true });

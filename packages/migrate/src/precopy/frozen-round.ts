@@ -10,7 +10,7 @@
  */
 import type { Writable } from 'node:stream';
 import { containerTasks, Freezer, FerryError, lazyRanges, PAGE_SIZE, presentPrivateRanges, type MemoryRange } from '@ferry/core';
-import type { AgentPeer } from '../agent/agent-peer';
+import type { AgentPeer } from '../protocol/agent-peer';
 import { sendTaskRanges, type RoundStats, type SentPages } from './memory-rounds';
 import { subtract, union, type Interval } from './page-intervals';
 

@@ -4,7 +4,7 @@
  * The engine then freezes, dumps locally and sends the dump rewritten against the chain's top.
  */
 import type { EventSink } from '@ferry/core';
-import type { AgentPeer } from '../agent/agent-peer';
+import type { AgentPeer } from '../protocol/agent-peer';
 import { DEFAULT_CONVERGENCE_POLICY, nextPrecopyStep, type ConvergencePolicy, type PrecopyOutcome, type PrecopyRound } from './convergence-policy';
 import { SentPages, sendRound, type RoundStats } from './memory-rounds';
 

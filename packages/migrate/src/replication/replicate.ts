@@ -10,10 +10,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError, createImageDir, type EventSink } from '@ferry/core';
-import type { UploadResult } from '../agent/agent-messages';
-import { greet, type MigrateDeps } from '../engine/migrate-container';
+import type { UploadResult } from '../protocol/agent-messages';
+import { greet } from '../engine/greet';
+import { checkHostPair } from '../engine/plan-migration';
+import type { MigrateDeps } from '../engine/migrate-deps';
 import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from '../engine/disk-space';
-import { UndoStack } from '../engine/undo-stack';
+import { Reverter } from '../engine/reverter';
 import type { Destination } from '../hosts/resolve-host';
 import { packDir } from '../transfer';
 import type { ReplicaMeta } from './replica-store';
@@ -35,7 +37,7 @@ export async function replicateOnce(
 ): Promise<ReplicaRound> {
   const started = Date.now();
   const roundId = randomUUID();
-  const undo = new UndoStack();
+  const undo = new Reverter();
   const { adapter, container } = await deps.findContainer(request.container);
   if (container.state !== 'running') {
     throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `container ${request.container} is ${container.state}, not running`, { hint: 'Replication copies running containers.' });
@@ -45,11 +47,12 @@ export async function replicateOnce(
   const outgoing = join(deps.stateDir, 'outgoing', roundId);
   try {
     const connection = await deps.connectAgent(request.destination, request.signal);
-    undo.push('close the connection', () => connection.close());
+    undo.add('close the connection', () => connection.close());
     const peer = connection.peer;
-    const { local } = await greet(peer, deps, adapter.name, request.destination.name);
+    const { local, remote } = await greet(peer, deps);
+    checkHostPair(local, remote, adapter, request.destination.name);
     const prepared = await peer.request<{ dir: string; freeDiskBytes: number }>('replica-prepare', { migrationId: roundId, runtime: adapter.name, name });
-    undo.push('drop the incomplete round', () => peer.request('abort', { migrationId: roundId }).then(() => undefined, () => undefined));
+    const dropRound = undo.add('drop the incomplete round', () => peer.request('abort', { migrationId: roundId }).then(() => undefined, () => undefined));
     const estimate = { bundleBytes: container.bundle ? await treeBytes(container.bundle) : 0, memoryBytes: container.pid ? await anonymousMemoryBytes(container.pid).catch(() => 0) : 0 };
     checkDiskSpace(prepared.freeDiskBytes, neededBytes(estimate, { pagesOnDisk: true }), request.destination.name, prepared.dir);
     let bytes = 0;
@@ -61,21 +64,21 @@ export async function replicateOnce(
     mkdirSync(join(outgoing, 'work'), { recursive: true, mode: 0o700 });
     await adapter.pause(name);
     const frozenAt = Date.now();
-    undo.push('thaw the container', () => adapter.resume(name));
+    const thaw = undo.add('thaw the container', () => adapter.resume(name));
     await adapter.checkpoint(container.ref, { imagesDir, workDir: join(outgoing, 'work'), leaveRunning: true, fileLocks: true, signal: request.signal });
     await adapter.resume(name);
-    undo.drop('thaw the container');
+    thaw.release();
     const frozenMs = Date.now() - frozenAt;
     bytes += (await peer.request<UploadResult>('upload', { migrationId: roundId, part: 'images' }, (sink) => packDir(imagesDir, sink).then(() => undefined))).bytes;
     const takenAt = new Date(frozenAt).toISOString();
     const kind = 'full' as const; // incremental rounds need soft-dirty memory tracking (CRIU pre-dump chains)
     const meta: ReplicaMeta = { container: name, runtime: adapter.name, roundId, sourceHost: local.hostname, takenAt, frozenMs, bytes, kind };
     await peer.request('replica-commit', { migrationId: roundId, meta });
-    undo.drop('drop the incomplete round');
-    await undo.run();
+    dropRound.release();
+    await undo.fail(); // closes the connection
     return { roundId, container: name, destination: request.destination.name, takenAt, frozenMs, bytes, totalMs: Date.now() - started, kind };
   } catch (err) {
-    await undo.run();
+    await undo.fail();
     throw err;
   } finally {
     rmSync(outgoing, { recursive: true, force: true });

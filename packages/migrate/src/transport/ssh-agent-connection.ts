@@ -2,9 +2,10 @@
  * Starts `ferry agent` on the destination over SSH and wraps the exec channel in an AgentPeer.
  */
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { FerryError } from '@ferry/core';
-import { AgentPeer } from '../agent/agent-peer';
-import type { AgentConnection } from '../engine/migrate-container';
+import { FerryError, resetPageServerLinkOnDeath } from '@ferry/core';
+import { AgentPeer } from '../protocol/agent-peer';
+import type { AgentConnection } from '../protocol/agent-connection';
+import type { RemoteOutcome } from '../protocol/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
 import { SshConnection } from './ssh-connection';
 
@@ -96,6 +97,8 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
     tunnelToLocal: (localPort) =>
       ssh.forwardIn('127.0.0.1', 0, (remote) => {
         const local = connect({ host: '127.0.0.1', port: localPort });
+        // The far end is a lazy dump's page server: this process dying must read as failure there, not success.
+        local.once('connect', () => resetPageServerLinkOnDeath(local));
         local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
         tunnelled.add(local);
         local.on('close', () => tunnelled.delete(local));
@@ -110,24 +113,33 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
 
 /**
  * Runs `AGENT --cleanup ID` on the destination over a new connection and waits for it to finish: an uncommitted
- * migration is undone there; a committed one (post-copy: every page arrived) is kept, and `kept` says so.
+ * migration is undone there (the destination decides `aborted`); a committed one is kept, and `kept` says so.
  */
 export async function runAgentCleanup(destination: Destination, options: SshAgentOptions, migrationId: string): Promise<{ kept: boolean }> {
+  const result = await runAgentOnce<{ committed?: boolean }>(destination, options, ['--cleanup', migrationId], 'cleaning');
+  return { kept: result.committed === true };
+}
+
+/** Runs `AGENT --status ID` on the destination: its decision on the move, changing nothing. */
+export function runAgentStatus(destination: Destination, options: SshAgentOptions, migrationId: string): Promise<RemoteOutcome> {
+  return runAgentOnce<RemoteOutcome>(destination, options, ['--status', migrationId], 'asking about');
+}
+
+async function runAgentOnce<T>(destination: Destination, options: SshAgentOptions, args: string[], what: string): Promise<T> {
   const ssh = await SshConnection.connect({ destination, agentSocket: options.agentSocket, acceptNewHostKey: false });
   try {
-    const channel = await ssh.exec([...(options.agentCommand ?? ['ferry', 'agent']), '--cleanup', migrationId]);
+    const channel = await ssh.exec([...(options.agentCommand ?? ['ferry', 'agent']), ...args]);
     let stderr = '';
     let stdout = '';
     channel.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     channel.on('data', (c: Buffer) => (stdout += c.toString()));
     const code = await new Promise<number | null>((resolve) => channel.once('exit', (c: number | null) => resolve(c)).once('close', () => resolve(null)));
     if (code !== 0) {
-      throw new FerryError('ERR_ROLLBACK_FAILED', `cleaning migration ${migrationId} on ${destination.name} failed (exit ${code}): ${stderr.trim()}`, {
-        hint: `Run \`ferry agent --cleanup ${migrationId}\` on ${destination.name}.`,
+      throw new FerryError('ERR_ROLLBACK_FAILED', `${what} migration ${args[1]} on ${destination.name} failed (exit ${code}): ${stderr.trim()}`, {
+        hint: `Run \`ferry agent ${args.join(' ')}\` on ${destination.name}.`,
       });
     }
-    const result = JSON.parse(stdout.trim().split('\n').at(-1) || '{}') as { committed?: boolean };
-    return { kept: result.committed === true };
+    return JSON.parse(stdout.trim().split('\n').at(-1) || '{}') as T;
   } finally {
     ssh.close();
   }

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FerryError, type CheckpointStats } from '@ferry/core';
-import { DEFAULT_CONVERGENCE_POLICY } from '../precopy/convergence-policy';
+import { DEFAULT_CONVERGENCE_POLICY } from './convergence-policy';
 import { finalDumpReport, processCpuMs, runCriuPreCopy, type CriuPreCopyDeps } from './criu-precopy';
 
 const MiB = 1 << 20;

@@ -11,6 +11,10 @@ export interface HostSummary {
   criu: { version?: string; versionOk: boolean; checkOk: boolean; memTrack: boolean; lazyPages: boolean };
   runtimes: { name: RuntimeName; usable: boolean; reason?: string }[];
   freeDiskBytes: number;
+  /** fs.pipe-max-size: CRIU's lazy pages need a big pipe (core's strategy rule). */
+  pipeMaxSizeBytes?: number;
+  /** ferry can read other processes' memory here (hash-pre-copy's rounds). */
+  memoryRead?: boolean;
 }
 
 export interface HelloParams {
@@ -32,8 +36,11 @@ export interface PrepareParams {
 
 export interface UploadParams {
   migrationId: string;
-  /** `pre/N`: CRIU pre-copy round N (engine/criu-precopy.ts). */
-  part: 'bundle' | 'images' | 'cpuinfo' | `pre/${number}`;
+  /**
+   * `pre/N`: CRIU pre-copy round N (precopy/criu-precopy.ts); `rootfs`, `mount/N`: a root filesystem or a
+   * bind-mounted directory that lay outside the bundle on the source.
+   */
+  part: 'bundle' | 'rootfs' | 'images' | 'cpuinfo' | `pre/${number}` | `mount/${number}`;
 }
 
 export interface UploadResult {
@@ -47,6 +54,8 @@ export interface RestoreParams {
   lazyPagesPort?: number;
   /** Clones: new addresses (CIDR by interface) for the re-created network namespace. */
   readdress?: Record<string, string>;
+  /** Paths on the source (the bundle, a rootfs, bind-mounted directories) and the parts they were copied as. */
+  relocate?: Record<string, string>;
   tcpEstablished: boolean;
   fileLocks: boolean;
   extUnixSk: boolean;
@@ -55,4 +64,12 @@ export interface RestoreParams {
 export interface RestoreResultMessage {
   pid?: number;
   restoreMs: number;
+}
+
+/** The destination's word on a move, asked over a new connection (`ferry agent --status ID`). */
+export interface RemoteOutcome {
+  /** The destination's decision; undefined when it has none (it never prepared the move, or forgot it). */
+  decision?: 'committed' | 'aborted';
+  /** Post-copy: whether every page arrived, or the copy was removed because some could not. */
+  pages?: 'complete' | 'lost' | 'pending';
 }

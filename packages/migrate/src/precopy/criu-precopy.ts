@@ -15,7 +15,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError, type CheckpointStats } from '@ferry/core';
-import { DEFAULT_CONVERGENCE_POLICY, nextPrecopyStep, type ConvergencePolicy, type PrecopyOutcome, type PrecopyRound, type PrecopyStep } from '../precopy/convergence-policy';
+import { DEFAULT_CONVERGENCE_POLICY, nextPrecopyStep, type ConvergencePolicy, type PrecopyOutcome, type PrecopyRound, type PrecopyStep } from './convergence-policy';
 
 /** The page size CRIU's page counts are in, when a round's stats lack them (x86-64, arm64 with 4 KiB pages). */
 const FALLBACK_PAGE_BYTES = 4096;

@@ -1,0 +1,179 @@
+/**
+ * The fault matrix of issue #13: for each strategy, at the start of each phase it goes through, one process of the
+ * move is killed with SIGKILL, found by pid: the source CLI, the guardian, the source's criu, the destination agent,
+ * the destination's criu (restore, lazy-pages daemon), or the SSH session. Then the move's guardian (or its watchdog)
+ * ends the move; once neither lives, the move must be closed within 30 s, else `ferry recover ID` is run. Afterwards
+ * exactly one copy runs (its counter goes on), its memory verifies, and the other host holds nothing of it.
+ *
+ * The normal run (scripts/test.sh) tries QUICK: every strategy, every phase and every kind of fault at least once
+ * (e2e/crash-safety.test.ts adds the long post-copy and recovery cases). `npm run test:faults`
+ * (FERRY_FAULT_MATRIX=full) tries every cell; FERRY_FAULT_CELLS=REGEX a part of them. With FERRY_FAULT_RESULTS=FILE each cell appends
+ * one JSON line (scripts/fault-table.js turns them into docs/reliability.md's table).
+ */
+import { spawnSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { waitFor } from '@ferry/core/testing';
+import { HOSTS_FILE, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { migrationsOf, removeTestContainers, startContainer, state } from './lib/containers';
+
+jest.setTimeout(300_000);
+
+beforeAll(() => {
+  sandbox('up');
+});
+afterEach(() => removeTestContainers());
+afterAll(() => sandbox('down'));
+
+type Strategy = 'stop-and-copy' | 'hash-pre-copy' | 'post-copy';
+type Fault = 'cli' | 'guardian' | 'src-criu' | 'agent' | 'dst-criu' | 'ssh';
+
+const COMMON = ['connect', 'negotiate', 'copy-bundle', 'freeze', 'checkpoint', 'transfer-images', 'restore', 'commit'];
+const PHASES: Record<Strategy, string[]> = {
+  'stop-and-copy': [...COMMON, 'cleanup'],
+  'hash-pre-copy': [...COMMON.slice(0, 3), 'precopy', 'freeze', 'checkpoint', 'final-round', 'mark-held', ...COMMON.slice(5), 'cleanup'],
+  'post-copy': [...COMMON, 'transfer-pages', 'cleanup'],
+};
+/** Where a fault has a process to kill: criu lives on the source from the checkpoint on (a lazy dump until the commit), on the destination for the restore and the page pull. */
+const FAULTS_AT: Record<Fault, (phase: string) => boolean> = {
+  cli: () => true,
+  guardian: () => true,
+  'src-criu': (p) => ['checkpoint', 'final-round', 'mark-held', 'transfer-images', 'restore', 'transfer-pages'].includes(p),
+  agent: (p) => p !== 'cleanup',
+  'dst-criu': (p) => ['restore', 'commit', 'transfer-pages'].includes(p),
+  ssh: (p) => p !== 'cleanup',
+};
+const QUICK = [
+  'stop-and-copy/connect/guardian',
+  'stop-and-copy/copy-bundle/ssh',
+  'stop-and-copy/checkpoint/src-criu',
+  'stop-and-copy/transfer-images/cli',
+  'stop-and-copy/restore/dst-criu',
+  'stop-and-copy/cleanup/guardian',
+  'hash-pre-copy/negotiate/agent',
+  'hash-pre-copy/precopy/ssh',
+  'hash-pre-copy/freeze/cli',
+  'hash-pre-copy/final-round/src-criu',
+  'hash-pre-copy/mark-held/guardian',
+  'hash-pre-copy/commit/agent',
+  'post-copy/transfer-pages/dst-criu',
+  'post-copy/transfer-pages/cli',
+];
+
+const cells: string[] = [];
+for (const strategy of Object.keys(PHASES) as Strategy[]) {
+  for (const phase of PHASES[strategy]) for (const fault of Object.keys(FAULTS_AT) as Fault[]) if (FAULTS_AT[fault](phase)) cells.push(`${strategy}/${phase}/${fault}`);
+}
+for (const q of QUICK) if (!cells.includes(q)) throw new Error(`QUICK names a cell that is not in the matrix: ${q}`);
+// FERRY_FAULT_CELLS=REGEX picks cells of the full matrix (to split it, or to re-run one).
+const only = process.env.FERRY_FAULT_CELLS ? new RegExp(process.env.FERRY_FAULT_CELLS) : undefined;
+const selected = process.env.FERRY_FAULT_MATRIX === 'full' || only ? cells.filter((c) => !only || only.test(c)) : QUICK;
+
+/**
+ * SIGKILL to the processes pgrep finds in host `host`'s own pid namespace (each sandbox host has one: only this
+ * test's processes are in it), waiting up to 5 s for one to appear (the phase event arrives after the phase began);
+ * how many were killed.
+ */
+function killOn(host: 'h1' | 'h2', how: '-f', pattern: string): number {
+  // The pattern goes in the environment: in argv, the shell's own command line would match `pgrep -f`.
+  const script = 'for i in $(seq 100); do p=$(pgrep $KILL_HOW "$KILL_PATTERN"); if [ -n "$p" ]; then kill -KILL $p; echo $p; exit 0; fi; sleep 0.05; done';
+  return onHost(host, ['env', `KILL_HOW=${how}`, `KILL_PATTERN=${pattern}`, 'sh', '-c', script]).stdout.split(/\s+/).filter(Boolean).length;
+}
+
+/**
+ * CRIU by its command line: the provisioned criu is a wrapper that execs it through a private loader, so its process
+ * name is the loader's (`ld-linux-x86-64`), not `criu`.
+ */
+const CRIU = 'sbin/criu( |$)';
+
+/** SIGKILL to the processes `fault` names; how many there were. */
+function inject(fault: Fault, container: string, guardianPid: number): number {
+  switch (fault) {
+    case 'cli': {
+      const r = spawnSync('pgrep', ['-f', `^node [^ ]+/bin/ferry migrate ${container} `], { encoding: 'utf8' });
+      const pids = r.stdout.split('\n').filter(Boolean).map(Number);
+      for (const pid of pids) process.kill(pid, 'SIGKILL');
+      return pids.length;
+    }
+    case 'guardian':
+      return onHost('h1', ['kill', '-KILL', String(guardianPid)]).status === 0 ? 1 : 0;
+    case 'src-criu':
+      return killOn('h1', '-f', CRIU);
+    case 'agent':
+      return killOn('h2', '-f', '/bin/ferry agent');
+    case 'dst-criu':
+      return killOn('h2', '-f', CRIU);
+    case 'ssh':
+      return killOn('h2', '-f', 'sshd: root@notty');
+  }
+}
+
+function journal(id: string): { t: string; outcome?: string; kind?: string; pids?: { pid: number }[] }[] {
+  return onHost('h1', ['cat', `/var/lib/ferry/migrations/${id}/journal`]).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+const outcomeOf = (id: string) => journal(id).find((r) => r.t === 'done')?.outcome;
+
+/** Whether the move's guardian or its watchdog still lives: then it, not `ferry recover`, resolves the move. */
+function ownerAlive(id: string, guardianPid: number): boolean {
+  const watchdogs = journal(id).filter((r) => r.t === 'hold' && r.kind === 'watchdog').flatMap((r) => (r.pids ?? []).map((p) => p.pid));
+  return [guardianPid, ...watchdogs].some((pid) => pid > 0 && onHost('h1', ['kill', '-0', String(pid)]).status === 0);
+}
+
+/** Whether `host` runs the container: runc says running and its counter goes on (a source held by CRIU does not count). */
+async function runsOn(host: 'h1' | 'h2', name: string): Promise<boolean> {
+  const first = state(host, name);
+  if (first.state !== 'running') return false;
+  return waitFor('the counter to go on', () => (state(host, name).workload?.counter ?? 0) > (first.workload?.counter ?? 0) + 3, 15_000, 250).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Longest a move may take to be resolved once nothing runs it any more, before `ferry recover` is run. */
+const RESOLVE_MS = 30_000;
+/** Longest the test waits for a living guardian to end the move (a loaded machine makes a move take minutes). */
+const MOVE_MS = 600_000;
+
+describe.each(selected.map((c) => c.split('/') as [Strategy, string, Fault]))('%s: at %s, kill -9 of %s', (strategy, phase, fault) => {
+  test('exactly one copy runs afterwards, intact, and the other host is clean', async () => {
+    const c = startContainer(strategy === 'post-copy' ? 128 : 64);
+    let id = '';
+    let guardianPid = 0;
+    let killedAt = 0;
+    let killed = -1;
+    const started = Date.now();
+    const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', strategy], (e) => {
+      if (e.event === 'guardian') [id, guardianPid] = [e.id as string, e.pid as number];
+      if (e.event === 'phase-start' && e.phase === phase && killed < 0) {
+        killedAt = Date.now();
+        killed = inject(fault, c.name, guardianPid);
+      }
+    });
+    expect(id).not.toBe('');
+    const at = killedAt || started;
+    let outcome: string | undefined;
+    let recovered = false;
+    await waitFor('the guardian to end the move', () => (outcome = outcomeOf(id)) !== undefined || !ownerAlive(id, guardianPid), MOVE_MS, 500);
+    if (outcome === undefined) {
+      try {
+        await waitFor('the move to be resolved', () => (outcome = outcomeOf(id)) !== undefined, RESOLVE_MS, 250);
+      } catch {
+        recovered = true;
+        await ferryOn('h1', ['recover', id]);
+        outcome = outcomeOf(id);
+      }
+    }
+    const resolvedMs = Date.now() - at;
+    const copies: ('h1' | 'h2')[] = [];
+    for (const h of ['h1', 'h2'] as const) if (await runsOn(h, c.name)) copies.push(h);
+    const row = { strategy, phase, fault, phaseReached: killedAt > 0, processesKilled: Math.max(killed, 0), exit: run.status, error: run.error?.code, outcome, recovered, resolvedMs, copies };
+    if (process.env.FERRY_FAULT_RESULTS) appendFileSync(process.env.FERRY_FAULT_RESULTS, `${JSON.stringify(row)}\n`);
+
+    expect(copies).toHaveLength(1);
+    const [where] = copies;
+    const other = where === 'h1' ? 'h2' : 'h1';
+    expect(outcome).toBe(where === 'h1' ? 'rolled-back' : 'moved');
+    expect(ctl(where!, 'verify', c.name)).toEqual({ verdict: 'ok' });
+    await waitFor('a clean other host', () => !state(other, c.name).exists && (other === 'h1' || migrationsOf('h2', c.name).length === 0), 15_000, 250);
+  }, MOVE_MS + 300_000);
+});

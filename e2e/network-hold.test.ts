@@ -1,0 +1,125 @@
+/**
+ * The destination holds the moved container's packets from the restore until the commit (issue #15 item 2,
+ * docs/network-switchover.md): a client that keeps sending over one TCP connection through the switch-over has
+ * what it sent delivered at the release, and no reset. A kill -9 of the destination's agent while it holds leaves
+ * no hold behind. How much sooner the client is answered is a benchmark (bench/switchover-bench.js), not a test.
+ */
+import { waitFor } from '@ferry/core/testing';
+import { HOSTS_FILE, LAN_NETNS, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { connectClient, expectRolledBack, removeTestContainers, startContainer, state } from './lib/containers';
+import { spawnSync } from 'node:child_process';
+
+jest.setTimeout(300_000);
+
+beforeAll(() => {
+  sandbox('up');
+});
+afterEach(() => removeTestContainers());
+afterAll(() => sandbox('down'));
+
+const migrate = (name: string, ...more: string[]) => ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE, ...more];
+
+/** The LAN namespace's TCP counters (the client is the only TCP endpoint there). */
+function lanTcp(): { inRsts: number; estabResets: number } {
+  const r = spawnSync('nsenter', [`--net=${LAN_NETNS}`, 'nstat', '-az', '--json', 'TcpInRsts', 'TcpEstabResets'], { encoding: 'utf8' });
+  const kernel = (JSON.parse(r.stdout) as { kernel: Record<string, number> }).kernel;
+  return { inRsts: kernel.TcpInRsts ?? NaN, estabResets: kernel.TcpEstabResets ?? NaN };
+}
+
+/** Lines of the destination's journal of move `id` (h2). */
+function destinationJournal(id: string): Record<string, unknown>[] {
+  const r = onHost('h2', ['cat', `/var/lib/ferry/migrations/${id}/journal`]);
+  return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The packet hold's rules in the container's namespace on h2 ('' when none, or no namespace). */
+function holdRules(name: string): string {
+  const rules = (bin: string) => onHost('h2', ['ip', 'netns', 'exec', `ferry-ct-${name}`, bin, '-S']).stdout;
+  return [rules('iptables'), rules('ip6tables')].join('\n').split('\n').filter((l) => l.includes('FERRY-HOLD')).join('\n');
+}
+
+test('runc stop-and-copy: what the client sends during the switch-over is held and delivered at the release, no reset', async () => {
+  const c = startContainer(64);
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  const before = lanTcp();
+  let sent = 0;
+  let sending: NodeJS.Timeout | undefined;
+  let id = '';
+  let late: Promise<ReturnType<typeof connectClient> | undefined> | undefined;
+  const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
+    if (e.event === 'guardian') id = e.id as string;
+    // From the freeze to the end of the move: some of it lands while the destination holds, some before.
+    if (e.event === 'phase-start' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`during ${++sent}`), 20);
+    // A new connection while the destination holds: its SYN waits in the queue for the restored listener; without
+    // the hold the namespace's kernel would refuse it (RST: nothing listens before CRIU restored the socket).
+    if (e.event === 'phase-start' && e.phase === 'restore' && !late) {
+      late = waitFor('the packet hold on h2', () => holdRules(c.name) !== '' || undefined, 60_000, 50).then(
+        () => connectClient(c),
+        () => undefined,
+      );
+    }
+  });
+  clearInterval(sending);
+  expect(run.error).toBeUndefined();
+  const second = await late;
+  expect(second).toBeDefined();
+  await second!.waitFor(/tick \d+/, 30_000);
+  second!.send('second');
+  await second!.waitFor(/echo second/, 30_000);
+  expect(state('h2', c.name)).toMatchObject({ exists: true, state: 'running' });
+
+  // Everything sent during the switch-over came back on the same connection, in order, then 'after'. The workload
+  // echoes each read as one chunk prefixed "echo " and writes whole tick lines between chunks: without those, the
+  // stream is what the client sent.
+  client.send('after');
+  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
+  await waitFor('the echo of after', () => stream().endsWith('after\n') || undefined, 60_000, 100);
+  expect(sent).toBeGreaterThan(0);
+  const echoed = stream();
+  const expected = Array.from({ length: sent }, (_, i) => `during ${i + 1}\n`).join('') + 'after\n';
+  expect(echoed.endsWith(expected)).toBe(true);
+  expect(lanTcp()).toEqual(before);
+
+  // The destination held packets (the client's) and delivered them once it had journaled `committed`.
+  const records = destinationJournal(id);
+  const committedAt = records.findIndex((r) => r.t === 'committed');
+  const release = records.findIndex((r) => r.t === 'note' && /network of .* released: held/.test(String(r.message)));
+  expect(committedAt).toBeGreaterThanOrEqual(0);
+  expect(release).toBeGreaterThan(committedAt);
+  const [, inbound] = /held (\d+) in/.exec(String(records[release]!.message))!;
+  expect(Number(inbound)).toBeGreaterThan(0);
+  expect(holdRules(c.name)).toBe('');
+  expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
+});
+
+test('kill -9 of the destination agent while it holds the packets: rolled back, no hold left on the destination', async () => {
+  const c = startContainer(64);
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  let killing: Promise<boolean> | undefined;
+  const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
+    if (e.event === 'phase-start' && e.phase === 'restore' && !killing) {
+      killing = (async () => {
+        // The hold is up once its rules are in the re-created namespace; the restore is still running then.
+        try {
+          await waitFor('the packet hold on h2', () => holdRules(c.name) !== '' || undefined, 30_000, 50);
+        } catch {
+          return false;
+        }
+        const agents = onHost('h2', ['pgrep', '-f', 'bin/ferry agent']).stdout.split('\n').filter(Boolean);
+        for (const pid of agents) onHost('h2', ['kill', '-KILL', pid]);
+        return agents.length > 0;
+      })();
+    }
+  });
+  expect(await killing).toBe(true);
+  expect(run.status).not.toBe(0);
+  await expectRolledBack(c.name);
+  // Nothing held on h2: the copy's namespace is gone, and with it the rules and the queue.
+  expect(onHost('h2', ['ip', 'netns', 'list']).stdout).not.toContain(`ferry-ct-${c.name}`);
+  expect(holdRules(c.name)).toBe('');
+  expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
+  client.send('after-rollback');
+  await client.waitFor(/echo after-rollback/, 90_000);
+});

@@ -1,0 +1,53 @@
+/**
+ * Whether a container's tasks really run: its freezer reads thawed AND none of its tasks is stopped. A task seized
+ * by a `criu dump` that still lives, or left in a group stop, is in state t or T while the freezer says THAWED
+ * (measured with a lazy dump: the freezer read THAWED, runc said running, the workload's process was `t`).
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Freezer } from './freezer';
+
+export interface TasksVerdict {
+  running: boolean;
+  /** What stops it: the freezer state, or the stopped tasks with their state letters. */
+  detail?: string;
+  stopped: number[];
+}
+
+/** Reads the container's cgroup (its freezer directory) and the state of each of its tasks. */
+export function tasksRunning(freezerPath: string): TasksVerdict {
+  const freezer = Freezer.at(freezerPath);
+  const state = freezer.state();
+  const pids = readFileSync(join(freezerPath, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  const stopped: number[] = [];
+  const letters: string[] = [];
+  for (const pid of pids) {
+    for (const tid of threadsOf(pid)) {
+      const letter = taskStateLetter(tid);
+      if (letter === 't' || letter === 'T') {
+        stopped.push(tid);
+        letters.push(`${tid}:${letter}`);
+      }
+    }
+  }
+  if (state !== 'thawed') return { running: false, detail: `freezer ${state}`, stopped };
+  if (stopped.length > 0) return { running: false, detail: `stopped tasks ${letters.join(' ')}`, stopped };
+  return { running: true, stopped };
+}
+
+function threadsOf(pid: number): number[] {
+  try {
+    return readdirSync(`/proc/${pid}/task`).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function taskStateLetter(tid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The agent's end of a move: restore, the commit (the destination is the authority: decision.ts), post-copy's wait
+ * for the pages, and abort. The restored copy stays off the network (restore's holdNetwork) until this host has
+ * journaled `committed`; then the network is released.
+ */
+import { rmSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { FerryError, privateImageFiles, startLazyPagesDaemon, type CriuClient, type NetworkRelease } from '@ferry/core';
+import { decide, decidePages } from '../journal/decision';
+import type { AgentPeer } from '../protocol/agent-peer';
+import type { RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
+import { processId } from '../journal/proc-identity';
+import { ensureFreeCgroupsPath } from './cgroup-fixup';
+import { loseCopy, undoIncoming, type DestinationDeps } from './destination-moves';
+import { isTreePart, type Incoming } from './incoming';
+
+export interface CommitServiceContext extends DestinationDeps {
+  criu: CriuClient;
+  cgroupRoots: readonly string[];
+  migrations: Map<string, Incoming>;
+  get(id: unknown): Incoming;
+}
+
+export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
+  peer.handle('restore', async (params: RestoreParams): Promise<RestoreResultMessage> => {
+    const m = ctx.get(params.migrationId);
+    const bundle = join(m.dir, 'bundle');
+    ensureFreeCgroupsPath(bundle, ctx.cgroupRoots, m.id.slice(0, 8));
+    if (m.pageServer) {
+      // The dump is over on the source; its page server finishes writing the pages it received.
+      const { code, signal } = await m.pageServer.exited;
+      if (code !== 0) {
+        throw new FerryError('ERR_CRIU_PAGE_SERVER_FAILED', `the page server receiving the memory of ${m.name} ended with ${signal ?? `exit ${code}`} (log: ${m.pageServer.logPath})`, {
+          hint: 'The source resumes; check the link between the hosts and migrate again.',
+        });
+      }
+      m.journal?.release('page-server');
+    }
+    const started = Date.now();
+    const imagesDir = join(m.dir, 'images');
+    privateImageFiles(imagesDir); // the page server's CRIU wrote its pages 0644
+    const workDir = join(m.dir, 'work');
+    // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
+    const top = m.pages?.levels;
+    await m.pages?.close(); // the rounds are over
+    if (top) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
+    const lazy = params.lazyPagesPort !== undefined;
+    if (params.lazyPagesPort !== undefined) {
+      m.lazy = await startLazyPagesDaemon({ criuPath: ctx.criu.criuPath, imagesDir, workDir, pageServer: { address: '127.0.0.1', port: params.lazyPagesPort } });
+      const daemon = processId(m.lazy.pid);
+      m.journal?.hold({ kind: 'lazy-daemon', pids: daemon ? [daemon] : [] });
+      void m.lazy.exited.then(({ code }) => ctx.log(`lazy-pages daemon exited (${code})`));
+    }
+    m.restoring = true;
+    m.journal?.hold({ kind: 'restored', name: m.name });
+    let result;
+    try {
+      const attempt = ctx.runtime(m.runtime).restore({
+        imagesDir,
+        workDir,
+        name: m.name,
+        bundle,
+        tcpEstablished: params.tcpEstablished,
+        fileLocks: params.fileLocks,
+        extUnixSk: params.extUnixSk,
+        lazyPages: lazy,
+        readdress: params.readdress,
+        holdNetwork: true,
+        ...(params.relocate ? { relocate: relocation(params.relocate, m.dir) } : {}),
+      });
+      m.restoreSettled = attempt.then(() => true, () => false);
+      result = await attempt;
+    } catch (err) {
+      m.lazy?.kill();
+      throw err;
+    }
+    m.restored = true;
+    ctx.log(`restored ${m.name} (pid ${result.container.pid ?? '?'}) in ${Date.now() - started} ms`);
+    return { pid: result.container.pid, restoreMs: result.restoreMs };
+  });
+
+  // The commit: decided here, journaled, and only then is the restored copy let onto the network.
+  peer.handle('commit', async (params: { migrationId: string }) => {
+    const m = ctx.get(params.migrationId);
+    if (!m.restored) throw new FerryError('ERR_AGENT_PROTOCOL', 'commit before restore');
+    if (decide(ctx.stateDir, m.id, 'committed') !== 'committed') {
+      throw new FerryError('ERR_AGENT_FAILED', `the destination aborted migration ${m.id} before the commit arrived`, { hint: 'The source resumes; migrate again.' });
+    }
+    m.committed = true;
+    m.journal?.append({ t: 'committed' });
+    try {
+      const released = await ctx.runtime(m.runtime).releaseNetwork?.(m.name);
+      if (released) m.journal?.append({ t: 'note', message: describeRelease(m.name, released) });
+    } catch (err) {
+      ctx.log(`committed, but cannot plug ${m.name} into its network: ${(err as Error).message}`);
+    }
+    if (!m.lazy) finishKept(m, ctx);
+    return { committed: true };
+  });
+
+  // Post-copy, after the commit: answers once every page has arrived, or (having removed the copy, which would run
+  // on pages that read back as zeros) with an error once the lazy-pages daemon ended without them.
+  peer.handle('await-pages', async (params: { migrationId: string }) => {
+    const m = ctx.get(params.migrationId);
+    if (!m.lazy || !m.committed) throw new FerryError('ERR_AGENT_PROTOCOL', 'await-pages without a committed post-copy restore');
+    return awaitPages(m, ctx);
+  });
+
+  peer.handle('abort', async (params: { migrationId: string }) => {
+    const m = ctx.migrations.get(params.migrationId);
+    if (m) {
+      ctx.migrations.delete(m.id);
+      await undoIncoming(m, ctx);
+    }
+    return { aborted: true };
+  });
+}
+
+export function describeRelease(name: string, r: NetworkRelease): string {
+  if (r.notHeld) return `network of ${name} released (nothing held: ${r.notHeld})`;
+  if (r.lifted) return `network of ${name} released: the packet hold of a process that died lifted (${r.lifted})`;
+  return `network of ${name} released: held ${r.heldInbound} in / ${r.heldOutbound} out, verdict ${r.verdictMs ?? '?'} ms`;
+}
+
+/** The source's paths, mapped onto the copies in this move's directory (only parts that are copies of files). */
+function relocation(relocate: Record<string, string>, dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [from, part] of Object.entries(relocate)) {
+    if (!isTreePart(part) || !from.startsWith('/')) throw new FerryError('ERR_AGENT_PROTOCOL', `bad relocation ${from} -> ${part}`);
+    out[from] = join(dir, part);
+  }
+  return out;
+}
+
+/** Waits for a committed post-copy's daemon; records the pages' outcome before anyone can ask for it. Once per move. */
+export function awaitPages(m: Incoming, ctx: DestinationDeps): Promise<{ complete: true }> {
+  m.pagesSettled ??= settlePages(m, ctx);
+  return m.pagesSettled;
+}
+
+async function settlePages(m: Incoming, ctx: DestinationDeps): Promise<{ complete: true }> {
+  const { code, signal } = await m.lazy!.exited;
+  if (code !== 0) {
+    const why = `criu lazy-pages ended (${signal ?? `exit ${code}`}) before every page arrived (log: ${m.lazy!.logPath})`;
+    await loseCopy(m, ctx, why);
+    throw new FerryError('ERR_CRIU_RESTORE_FAILED', why, { hint: 'The source resumes its copy; check the link between the hosts and migrate again.' });
+  }
+  if (decidePages(ctx.stateDir, m.id, 'complete') === 'complete') {
+    m.journal?.release('lazy-daemon');
+    finishKept(m, ctx);
+  }
+  return { complete: true };
+}
+
+/** A committed move that holds nothing any more: the images served their purpose, the bundle is the container's. */
+function finishKept(m: Incoming, ctx: Pick<DestinationDeps, 'log'>): void {
+  for (const sub of ['images', 'work', 'levels', 'pre']) rmSync(join(m.dir, sub), { recursive: true, force: true });
+  m.journal?.append({ t: 'done', outcome: 'kept' });
+  m.journal?.close();
+  m.journal = undefined;
+  ctx.log(`migration ${m.id}: ${m.name} committed`);
+}
+

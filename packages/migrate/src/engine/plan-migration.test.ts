@@ -1,0 +1,109 @@
+import { LAZY_PAGES_MIN_PIPE_BYTES } from '@ferry/core';
+import type { HostSummary } from '../protocol/agent-messages';
+import { planMigration, type ContainerFacts, type PlanInputs } from './plan-migration';
+
+function host(id: string, overrides: { memTrack?: boolean; lazyPages?: boolean; pipe?: number; memoryRead?: boolean; arch?: string; criuOk?: boolean; runc?: boolean } = {}): HostSummary {
+  return {
+    hostId: id,
+    hostname: id,
+    kernel: '6.18',
+    arch: overrides.arch ?? 'x64',
+    pageSizeBytes: 4096,
+    ferryVersion: '0.1.0',
+    criu: { version: '4.2.1', versionOk: overrides.criuOk ?? true, checkOk: true, memTrack: overrides.memTrack ?? false, lazyPages: overrides.lazyPages ?? true },
+    runtimes: [{ name: 'runc', usable: overrides.runc ?? true }, { name: 'lxc', usable: true }, { name: 'docker', usable: true }],
+    freeDiskBytes: 1 << 30,
+    pipeMaxSizeBytes: overrides.pipe ?? LAZY_PAGES_MIN_PIPE_BYTES,
+    memoryRead: overrides.memoryRead ?? true,
+  };
+}
+
+const dir = (path: string) => ({ path, directory: true });
+const RUNC = { name: 'runc' as const, features: { relocatablePaths: true }, needsImage: false };
+const CONTAINER: ContainerFacts = { name: 'web', state: 'running', pid: 42, bundle: '/srv/web', rootfs: '/srv/web/rootfs' };
+
+function inputs(over: Partial<PlanInputs> & { request?: Partial<PlanInputs['request']> } = {}): PlanInputs {
+  return {
+    source: host('a'),
+    destination: host('b'),
+    destinationName: 'b',
+    runtime: { name: 'runc', needsImage: false },
+    ...over,
+    container: over.container ?? CONTAINER,
+    request: { strategy: 'auto', sharedStorage: false, ...over.request },
+  };
+}
+
+/** The plan's strategy and reason, or the error's code and message: one line per case. */
+function outcome(i: PlanInputs): string {
+  try {
+    const p = planMigration(i);
+    return `${p.strategy}: ${p.reason}`;
+  } catch (err) {
+    return `${(err as { code: string }).code}: ${(err as Error).message}`;
+  }
+}
+
+test('strategy choice, host by host (this project hosts first: no soft-dirty, lazy pages, memory reads)', () => {
+  const cases: Record<string, PlanInputs> = {
+    'project hosts, auto': inputs(),
+    'soft-dirty on the source, auto': inputs({ source: host('a', { memTrack: true }) }),
+    'soft-dirty only on the destination, pre-copy asked': inputs({ destination: host('b', { memTrack: true }), request: { strategy: 'pre-copy' } }),
+    'no memory reads on the source, auto': inputs({ source: host('a', { memoryRead: false }) }),
+    'small pipe on the destination, auto': inputs({ destination: host('b', { pipe: 65536 }) }),
+    'small pipe on the destination, post-copy asked': inputs({ destination: host('b', { pipe: 65536 }), request: { strategy: 'post-copy' } }),
+    'no lazy pages on the source, auto': inputs({ source: host('a', { lazyPages: false }) }),
+    'no lazy pages anywhere, hash-pre-copy asked': inputs({ source: host('a', { lazyPages: false }), destination: host('b', { lazyPages: false }), request: { strategy: 'hash-pre-copy' } }),
+    'docker (no lazy dumps), auto': inputs({ runtime: { name: 'docker', features: { lazyPages: false }, needsImage: true } }),
+    'lxc (no pre-dump), pre-copy asked': inputs({ source: host('a', { memTrack: true }), runtime: { name: 'lxc', features: { preDump: false }, needsImage: false }, request: { strategy: 'pre-copy' } }),
+    'stop-and-copy asked': inputs({ request: { strategy: 'stop-and-copy' } }),
+    'a clone, auto': inputs({ request: { clone: { name: 'web-2' } } }),
+  };
+  expect(Object.fromEntries(Object.entries(cases).map(([what, i]) => [what, outcome(i)]))).toMatchSnapshot();
+});
+
+test('refusals known before anything is frozen', () => {
+  const cases: Record<string, PlanInputs> = {
+    'the same host': inputs({ destination: host('a') }),
+    'CRIU unusable there': inputs({ destination: host('b', { criuOk: false }) }),
+    'another architecture': inputs({ destination: host('b', { arch: 'arm64' }) }),
+    'runtime missing there': inputs({ destination: host('b', { runc: false }) }),
+    'container paused': inputs({ container: { ...CONTAINER, state: 'paused' } }),
+    'rootfs outside the bundle, runtime cannot restore onto a copy': inputs({ container: { ...CONTAINER, rootfs: '/data/web-rootfs' } }),
+    'bind mount from the host, runtime cannot restore onto a copy': inputs({ container: { ...CONTAINER, bindMounts: [dir('/srv/web/config'), dir('/var/lib/web-data'), dir('/dev/fuse')] } }),
+    'a bind-mounted file from the host': inputs({ runtime: RUNC, container: { ...CONTAINER, bindMounts: [{ path: '/etc/resolv.conf', directory: false }] } }),
+    'a clone with hash-pre-copy': inputs({ request: { strategy: 'hash-pre-copy', clone: { name: 'x' } } }),
+    'a clone holding TCP connections': inputs({ container: { ...CONTAINER, ties: { addresses: [], establishedTcp: 2 } }, request: { clone: { name: 'x' } } }),
+    'a clone of an addressed container without --address': inputs({ container: { ...CONTAINER, ties: { addresses: ['10.0.0.5/24'], establishedTcp: 0 } }, request: { clone: { name: 'x' } } }),
+  };
+  expect(Object.fromEntries(Object.entries(cases).map(([what, i]) => [what, outcome(i)]))).toMatchSnapshot();
+});
+
+test('shared storage lifts the storage refusals and skips the bundle copy', () => {
+  const outside = { ...CONTAINER, rootfs: '/data/web-rootfs', bindMounts: [dir('/var/lib/web-data')] };
+  const plan = planMigration(inputs({ container: outside, request: { sharedStorage: true } }));
+  expect(plan).toMatchObject({ copyBundle: false, strategy: 'hash-pre-copy' });
+});
+
+test('what the plan says to copy', () => {
+  expect(planMigration(inputs({ request: { strategy: 'stop-and-copy' } }))).toEqual({
+    strategy: 'stop-and-copy',
+    reason: 'requested with --strategy',
+    targetName: 'web',
+    clone: false,
+    copyImage: false,
+    copyBundle: true,
+    copyTrees: [],
+    streamPages: true,
+  });
+  const docker = planMigration(inputs({ runtime: { name: 'docker', features: { lazyPages: false }, needsImage: true }, container: { name: 'd', state: 'running', pid: 9 } }));
+  expect(docker).toMatchObject({ strategy: 'stop-and-copy', copyImage: true, copyBundle: false });
+  const outside = { ...CONTAINER, rootfs: '/data/web-rootfs', bindMounts: [dir('/srv/web/state'), dir('/var/lib/web-data'), dir('/data/web-rootfs/var'), dir('/sys/fs/cgroup')] };
+  expect(planMigration(inputs({ container: outside, runtime: RUNC })).copyTrees).toEqual([
+    { part: 'rootfs', path: '/data/web-rootfs' },
+    { part: 'mount/0', path: '/var/lib/web-data' },
+  ]);
+  expect(planMigration(inputs({ container: outside, runtime: RUNC, request: { sharedStorage: true } })).copyTrees).toEqual([]);
+  const clone = planMigration(inputs({ request: { clone: { name: 'web-2', readdress: { eth0: '10.0.0.9/24' } } }, container: { ...CONTAINER, ties: { addresses: ['10.0.0.5/24'], establishedTcp: 0 } } }));
+  expect(clone).toMatchObject({ strategy: 'stop-and-copy', clone: true, targetName: 'web-2' });
+});

@@ -1,0 +1,80 @@
+/**
+ * hash-pre-copy: rounds of changed pages while the container runs (precopy/hash-precopy.ts), then a lazy dump whose
+ * frozen memory ferry reads itself and sends as the final round (precopy/frozen-round.ts); the dump's pages are then
+ * marked "in parent" so the destination restores from what it holds. The lazy dump keeps the source frozen until
+ * the destination has committed; ending its page server cleanly then makes CRIU end the source.
+ *
+ * Page path: rounds and the final round over the agent connection. A new page path changes this module only.
+ */
+import { lazyToParent } from '@ferry/core';
+import { endLazyDump } from '../../precopy/end-lazy-dump';
+import { runFinalRound } from '../../precopy/frozen-round';
+import { runRounds, type HashPrecopyResult } from '../../precopy/hash-precopy';
+import type { PrecopyReport } from '../migrate-deps';
+import type { MoveContext } from '../move-context';
+import { startLazyDump, type LazyDump } from './lazy-dump';
+import type { MoveStrategy } from './strategy';
+
+export function hashPreCopy(ctx: MoveContext): MoveStrategy {
+  let rounds: HashPrecopyResult | undefined;
+  let report: PrecopyReport | undefined;
+  let lazy: LazyDump | undefined;
+  return {
+    pauseBeforeDump: false,
+    async beforeFreeze() {
+      rounds = await ctx.phase(
+        'precopy',
+        () =>
+          runRounds({
+            peer: ctx.peer,
+            migrationId: ctx.id,
+            pid: ctx.container.pid!,
+            policy: ctx.request.convergence,
+            emit: (e) => ctx.emit(e),
+            checkpoint: () => ctx.checkAbort(),
+          }),
+        (r) => ({ bytes: r.bytes }),
+      );
+      ctx.sent(rounds.bytes);
+      report = {
+        outcome: rounds.outcome,
+        reason: rounds.reason,
+        rounds: rounds.rounds.map((r) => ({ round: r.round, pages: r.pages, bytes: r.bytes, scannedPages: r.scannedPages, zeroPages: r.zeroPages, ms: r.ms, readMs: r.readMs, cpuMs: r.cpuMs })),
+        finalPages: 0,
+        finalPagesHeld: 0,
+      };
+    },
+    async dump() {
+      lazy = await startLazyDump(ctx);
+      // The final round starts reading as soon as the tree is frozen, while CRIU still dumps.
+      const finalRound = runFinalRound({
+        peer: ctx.peer,
+        migrationId: ctx.id,
+        initPid: ctx.container.pid!,
+        imagesDir: ctx.imagesDir,
+        sent: rounds!.sent,
+        freezerPath: ctx.container.freezerPath,
+        dumpReady: lazy.ready,
+      });
+      finalRound.catch(() => undefined);
+      await ctx.phase('checkpoint', () => lazy!.ready);
+      const final = await ctx.phase('final-round', () => finalRound, (r) => ({ bytes: r.bytes }));
+      ctx.sent(final.bytes, true);
+      await ctx.phase('mark-held', () => lazyToParent(ctx.imagesDir));
+      report!.finalPages = final.lazyPages;
+      report!.finalPagesHeld = Math.max(0, final.lazyPages - final.pages);
+      report!.finalRound = { pages: final.pages, bytes: final.bytes, readMs: final.readMs, cpuMs: final.cpuMs, latePages: final.latePages, overlappedDump: final.early };
+    },
+    async afterCommit() {
+      // The lazy dump still holds the frozen source; ending its page server cleanly makes CRIU end it.
+      try {
+        await endLazyDump(lazy!.port);
+        await lazy!.done;
+        ctx.journal.release('dump');
+      } catch (err) {
+        ctx.warnings.push(`the source's lazy dump did not end cleanly (${(err as Error).message}); removing the source container`);
+      }
+    },
+    report: () => ({ rounds: rounds?.rounds.length ?? 0, precopy: report }),
+  };
+}

@@ -32,11 +32,12 @@ in_ns() { nsenter --net="/run/netns/$NS" -- "$@"; }
 virsh_() { virsh -q -c "$URI" "$@"; }
 
 # Vagrant as the suite uses it: its own home (the box), machine state in $RUN, libvirt through the lab's socket,
-# and the Vagrantfile's settings for a machine without KVM (TCG) and VMs without internet (ferry prebuilt here).
+# and the Vagrantfile's settings for a machine without KVM (TCG), VMs without internet (ferry prebuilt here) and
+# the hostname set by the provisioning rather than by Vagrant's slow step.
 vg() {
   VAGRANT_HOME=$CACHE/home VAGRANT_DOTFILE_PATH=$RUN/dot VAGRANT_CWD=$ROOT VAGRANT_CHECKPOINT_DISABLE=1 \
     VAGRANT_BOX_UPDATE_CHECK_DISABLE=1 VAGRANT_DEFAULT_PROVIDER=libvirt LIBVIRT_DEFAULT_URI=$URI \
-    FERRY_VAGRANT_BOX=$(cat "$RUN/box") FERRY_VAGRANT_APP=$RUN/app FERRY_VAGRANT_LIBVIRT_DRIVER=qemu \
+    FERRY_VAGRANT_BOX=$(cat "$RUN/box") FERRY_VAGRANT_APP=$RUN/app FERRY_VAGRANT_LIBVIRT_DRIVER=qemu FERRY_VAGRANT_HOSTNAME_STEP=0 \
     FERRY_VAGRANT_CPUS=${FERRY_VAGRANT_CPUS:-1} FERRY_VAGRANT_MEMORY_MIB=${FERRY_VAGRANT_MEMORY_MIB:-1536} \
     in_ns vagrant "$@"
 }

@@ -74,8 +74,12 @@ test('kill -9 of `ferry migrate` at the freeze of a 256 MiB hash-pre-copy move: 
   expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
 });
 
-test('kill -9 of `ferry migrate` during a 1 GiB post-copy transfer: the guardian finishes, one copy on the destination, memory intact', async () => {
-  const c = startContainer(1024);
+// The issue's reproduction moves 1 GiB. Since pages travel over private paths (docs/page-paths.md) post-copy pulls
+// them at ~1.5 MiB/s here (about 11 min per GiB): the normal run moves 256 MiB, `npm run test:faults` the whole GiB.
+const POST_COPY_MIB = process.env.FERRY_FAULT_MATRIX === 'full' ? 1024 : 256;
+
+test(`kill -9 of \`ferry migrate\` during a ${POST_COPY_MIB} MiB post-copy transfer: the guardian finishes, one copy on the destination, memory intact`, async () => {
+  const c = startContainer(POST_COPY_MIB);
   let killed = false;
   let id = '';
   const run = await ferryOn('h1', migrate(c.name, '--strategy', 'post-copy'), (e) => {
@@ -87,13 +91,13 @@ test('kill -9 of `ferry migrate` during a 1 GiB post-copy transfer: the guardian
   });
   expect(killed).toBe(true);
   expect(run.report).toBeUndefined();
-  // A GiB through CRIU's page server and the SSH tunnel: minutes on a loaded machine.
-  await waitFor('the guardian to finish the move', () => outcomeOf(id) !== undefined, 600_000, 1000);
+  // Every page through CRIU's page server and the SSH tunnel: many minutes for a GiB.
+  await waitFor('the guardian to finish the move', () => outcomeOf(id) !== undefined, 1_500_000, 1000);
   expect(outcomeOf(id)).toBe('moved');
   expect(state('h1', c.name).exists).toBe(false);
   expect(state('h2', c.name)).toMatchObject({ exists: true, state: 'running' });
   expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
-}, 900_000);
+}, 1_800_000);
 
 test('kill -9 of the guardian during a post-copy transfer: the source comes back (its copy of the pages is the only whole one)', async () => {
   const c = startContainer(256);

@@ -98,6 +98,9 @@ function wrap(handle: FdHandle): Socket {
  */
 function join2(a: Socket, b: Socket, sockets: Socket[]): void {
   sockets.push(a, b);
+  // Small requests and answers, one at a time (CRIU's page protocol): no Nagle wait on either side (a no-op on unix sockets).
+  a.setNoDelay(true);
+  b.setNoDelay(true);
   a.pipe(b);
   b.pipe(a);
   a.on('error', () => b.end());

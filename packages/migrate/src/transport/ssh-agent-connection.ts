@@ -82,6 +82,8 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
       }
       // The local end is CRIU's page server or page client: this process dying must read as failure there.
       resetPageServerLinkOnDeath(local);
+      // The page protocols are small requests and answers, one at a time: Nagle's wait would be paid on every one.
+      local.setNoDelay(true);
       local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
       tunnelled.add(local);
       local.on('close', () => tunnelled.delete(local));

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): set-up, then every jest project (unit, native, integration with the
-# real CRIU, end to end), then one closing line "tests: N passed, N failed, N skipped".
+# The project's test command (README, .ci/run): set-up, then the jest projects unit and integration (native, real
+# CRIU, end to end), then one closing line "tests: N passed, N failed, N skipped". The application matrix (project
+# apps) has its own command, scripts/test-apps.sh; --selectProjects given here chooses instead.
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,7 +9,9 @@ bash scripts/setup.sh
 results=$(mktemp /tmp/ferry-jest-XXXXXX.json)
 trap 'rm -f "$results"' EXIT
 status=0
-npx jest --ci --json --outputFile="$results" "$@" || status=$?
+projects=(--selectProjects unit integration)
+for arg in "$@"; do [[ $arg == --selectProjects* ]] && projects=(); done
+npx jest --ci --json --outputFile="$results" "${projects[@]}" "$@" || status=$?
 
 node -e '
   const r = require(process.argv[1]);

@@ -3,17 +3,19 @@
  * variable once and passes the parsed list down; nothing happens unless it is set. Points are the phase names
  * (at the start of the phase) and `dump-ready` (a lazy dump holds the frozen tasks). Actions: `throw` (an error at
  * that step, the normal failure path), `exit` (the process ends without any cleanup), `kill9` (SIGKILL to itself),
- * `hang` (the step never ends).
+ * `hang` (the step never ends), `delay` (the step starts 2 s late: a window that timing-dependent tests need to be
+ * wide, such as the destination's packet hold before the commit).
  */
 import { FerryError } from '@ferry/core';
 
-export type FaultAction = 'throw' | 'exit' | 'kill9' | 'hang';
+export type FaultAction = 'throw' | 'exit' | 'kill9' | 'hang' | 'delay';
 export interface FaultPoint {
   point: string;
   action: FaultAction;
 }
 
-const ACTIONS: readonly FaultAction[] = ['throw', 'exit', 'kill9', 'hang'];
+const ACTIONS: readonly FaultAction[] = ['throw', 'exit', 'kill9', 'hang', 'delay'];
+export const FAULT_DELAY_MS = 2_000;
 
 /** Parses FERRY_FAULT; entries without a colon belong to other fault hooks (the e2e fault-bin) and are skipped. */
 export function parseFaults(text: string | undefined): FaultPoint[] {
@@ -46,5 +48,8 @@ export async function faultPoint(faults: readonly FaultPoint[] | undefined, poin
       break;
     case 'hang':
       await new Promise<never>(() => undefined);
+      break;
+    case 'delay':
+      await new Promise((resolve) => setTimeout(resolve, FAULT_DELAY_MS));
   }
 }

@@ -20,7 +20,7 @@ let seq = 0;
 let stopping = false;
 
 /** One connection: commands answered in order, each answer one line (plus a body for RESERVED). */
-function connection() {
+function connection(role) {
   const socket = net.connect({ host, port: Number(port) });
   socket.setNoDelay(true);
   let buffer = Buffer.alloc(0);
@@ -39,15 +39,29 @@ function connection() {
       queue.shift()({ line, body });
     }
   });
+  // A closed connection answers whatever is still waiting with CLOSED: the client then reports instead of hanging.
   socket.on('close', () => {
-    if (!stopping) closed++;
+    if (!stopping) {
+      closed++;
+      closedConnections.push(role);
+    }
+    for (const resolve of queue.splice(0)) resolve({ line: 'CLOSED' });
   });
-  socket.on('error', () => undefined);
-  return { send: (text) => new Promise((resolve) => { queue.push(resolve); socket.write(text); }), end: () => socket.end() };
+  socket.on('error', (err) => errors.push(`${role}: ${err.code ?? err.message}`));
+  return {
+    send: (text) => new Promise((resolve) => {
+      if (socket.destroyed) return resolve({ line: 'CLOSED' });
+      queue.push(resolve);
+      socket.write(text);
+    }),
+    end: () => socket.end(),
+  };
 }
 
-const producer = connection();
-const consumer = connection();
+const closedConnections = [];
+const errors = [];
+const producer = connection('producer');
+const consumer = connection('consumer');
 const timer = setInterval(async () => {
   const n = ++seq;
   const body = `${n} ${Date.now()}`;
@@ -59,6 +73,7 @@ let draining = false;
 (async () => {
   for (;;) {
     const { line, body } = await consumer.send(`reserve-with-timeout ${draining ? 2 : 1}\r\n`);
+    if (line === 'CLOSED') break;
     if (line === 'TIMED_OUT') {
       if (draining) break;
       continue;
@@ -73,7 +88,7 @@ let draining = false;
   }
   stopping = true;
   const missing = [...acked].filter((n) => !delivered.has(n));
-  process.stdout.write(`${JSON.stringify({ ok: missing.length === 0 && duplicates === 0 && closed === 0, put: seq, acked: acked.size, delivered: delivered.size, missing: missing.length, duplicates, closed, maxLatencyMs })}\n`);
+  process.stdout.write(`${JSON.stringify({ ok: missing.length === 0 && duplicates === 0 && closed === 0, put: seq, acked: acked.size, delivered: delivered.size, missing: missing.length, duplicates, closed, closedConnections, errors, maxLatencyMs })}\n`);
   producer.end();
   consumer.end();
   process.exit(0);

@@ -54,7 +54,7 @@ async function moveApp(sb, appName, options) {
   const row = { app: app.name, version, kind: app.kind, runtime: options.runtime ?? 'runc', storage: copyRootfs ? 'copied' : 'shared', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
   try {
     try {
-      runtime.start(sb, app, name, options.address, built.dir, { copyRootfs });
+      runtime.start(sb, app, name, options.address, built.dir);
       await app.ready(ctx);
       if (app.seed) await app.seed(ctx);
     } catch (err) {

@@ -61,6 +61,7 @@ module.exports = {
         const { result, stderr } = await load.stop();
         if (!result) return { ok: false, errors: [`no result from the ledger client: ${stderr.slice(-300)}`], maxLatencyMs: NaN, opsPerSec: 0, requests: 0 };
         const errors = [];
+        if (result.stuck) errors.push(`the drain never ended: ${JSON.stringify(result.stuck)} (${result.acked} acknowledged, ${result.delivered} delivered)`);
         if (result.closed > 0) errors.push(`${result.closed} connection(s) closed (${result.closedConnections.join(', ')}${result.errors.length ? `: ${result.errors.join(', ')}` : ''})`);
         return { ok: errors.length === 0, errors, maxLatencyMs: result.maxLatencyMs, opsPerSec: 100, requests: result.acked, ledger: result };
       },

@@ -51,13 +51,19 @@ function connection(role) {
   return {
     send: (text) => new Promise((resolve) => {
       if (socket.destroyed) return resolve({ line: 'CLOSED' });
-      queue.push(resolve);
+      waiting.set(role, { command: text.split('\r\n')[0], since: Date.now() });
+      queue.push((answer) => {
+        waiting.delete(role);
+        resolve(answer);
+      });
       socket.write(text);
     }),
     end: () => socket.end(),
   };
 }
 
+/** The command each connection still waits an answer to: reported when the drain never ends. */
+const waiting = new Map();
 const closedConnections = [];
 const errors = [];
 const producer = connection('producer');
@@ -86,16 +92,23 @@ let draining = false;
     delivered.set(n, true);
     await consumer.send(`delete ${id}\r\n`);
   }
+  report();
+})();
+
+function report(stuck) {
   stopping = true;
   const missing = [...acked].filter((n) => !delivered.has(n));
-  process.stdout.write(`${JSON.stringify({ ok: missing.length === 0 && duplicates === 0 && closed === 0, put: seq, acked: acked.size, delivered: delivered.size, missing: missing.length, duplicates, closed, closedConnections, errors, maxLatencyMs })}\n`);
+  const ok = missing.length === 0 && duplicates === 0 && closed === 0 && !stuck;
+  process.stdout.write(`${JSON.stringify({ ok, put: seq, acked: acked.size, delivered: delivered.size, missing: missing.length, duplicates, closed, closedConnections, errors, maxLatencyMs, ...(stuck ? { stuck } : {}) })}\n`);
   producer.end();
   consumer.end();
   process.exit(0);
-})();
+}
 
 process.on('SIGTERM', () => {
   clearInterval(timer);
   // The last put's answer is still on its way: give it a moment, then drain.
   setTimeout(() => (draining = true), 500);
+  // A drain that never ends is an answer that never came: say which, rather than be killed without a word.
+  setTimeout(() => report(Object.fromEntries([...waiting].map(([role, w]) => [role, `${w.command} unanswered for ${Date.now() - w.since} ms`]))), 15_000).unref();
 });

@@ -4,7 +4,8 @@
  * `runc spec` writes it, relative ("rootfs"): the destination gets no copy of the bundle's config.json, and a
  * relative root must still mean the source bundle's rootfs there (it used to resolve against the destination's empty
  * migration directory: `runc restore: invalid rootfs`, rolled back). stop-and-copy also restores while the frozen
- * source still occupies its cgroup, which the restore must not join.
+ * source still occupies its cgroup, which the restore must not join: the cgroup fix-up needs a config.json in the
+ * destination's bundle, which shared storage did not give it (`runc restore: container's cgroup unexpectedly frozen`).
  */
 import { waitFor } from '@ferry/core/testing';
 import { HOSTS_FILE, ctl, ferryOn, sandbox } from './lib/sandbox';
@@ -20,8 +21,12 @@ afterAll(() => {
   sandbox('down');
 });
 
-test.each(['hash-pre-copy', 'stop-and-copy'])('%s: a bundle with a relative root moves on shared storage, its TCP connection kept', async (strategy) => {
-  const c = startContainer(16, false, 2000, ['--rootfs-in-bundle']);
+test.each([
+  ['hash-pre-copy', 'a relative root', ['--rootfs-in-bundle']],
+  ['stop-and-copy', 'a relative root', ['--rootfs-in-bundle']],
+  ['stop-and-copy', 'an absolute root', []],
+])('%s: a bundle with %s moves on shared storage, its TCP connection kept', async (strategy, _root, extra) => {
+  const c = startContainer(16, false, 2000, extra);
   const client = connectClient(c);
   await client.waitFor(/tick \d+/);
   const before = state('h1', c.name).workload!.counter;

@@ -81,6 +81,7 @@ module.exports = {
       const warned = (ctx.report?.warnings ?? []).find((w) => w.includes('/var/run/supervisor.sock.'));
       problems.push(`${err.message}${warned ? ` (ferry warned: ${warned})` : ' (ferry did not warn)'}`);
     }
-    return { ok: problems.length === 0, detail: problems.join('; ') || `${l.acked} acknowledged jobs delivered exactly once; supervisorctl: beanstalkd RUNNING, same pid ${after.pid}` };
+    const jobs = problems.length === 0 || !problems[0].startsWith('jobs:') ? `${l.acked} acknowledged jobs delivered exactly once` : undefined;
+    return { ok: problems.length === 0, detail: problems.length === 0 ? `${jobs}; supervisorctl: beanstalkd RUNNING, same pid ${after.pid}` : [...problems, ...(jobs ? [jobs] : [])].join('; ') };
   },
 };

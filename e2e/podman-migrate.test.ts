@@ -104,6 +104,29 @@ test('stop-and-copy: image carried, memory verified, counter goes on, h2 Podman 
   expect(seen('h2', name).status).toBe('exited');
 });
 
+test('ferry checkpoint --export of a Podman container writes the archive Podman itself imports', async () => {
+  const name = runContainer(32);
+  const before = await counting('h1', name);
+  const file = `/tmp/ferry-pd-export-${process.pid}-${seq}.tar`;
+  try {
+    const run = await ferryOn('h1', ['checkpoint', name, '--export', file]);
+    expect(run.error).toBeUndefined();
+    expect(run.status).toBe(0);
+    const members = spawnSync('tar', ['-tf', file], { encoding: 'utf8' }).stdout.split('\n');
+    expect(members).toEqual(expect.arrayContaining(['config.dump', 'spec.dump', 'network.status', 'rootfs-diff.tar', 'checkpoint/inventory.img']));
+    // The checkpointed container is Podman's old record; the import makes the container anew under the same name.
+    expect(podman('h1', ['rm', '--force', '--time', '0', name]).status).toBe(0);
+    const restored = podman('h1', ['container', 'restore', '--import', file]);
+    expect(restored.stderr).not.toMatch(/Error/);
+    expect(restored.status).toBe(0);
+    expect(seen('h1', name)).toMatchObject({ exists: true, status: 'running' });
+    await waitFor('the counter to go on after the import', () => (seen('h1', name).counter ?? 0) > before + 3, 30_000, 200);
+    expect(verify('h1', name)).toBe('ok');
+  } finally {
+    spawnSync('rm', ['-f', file]);
+  }
+});
+
 // The target, not met yet: Podman's restore on h2 failed with "runc: criu failed: type NOTIFY errno 0" (Podman deletes
 // the container and its restore.log with it), so preflight refuses such containers (test above); docs/podman.md.
 test.skip('established TCP connection inside the container survives the move', async () => {

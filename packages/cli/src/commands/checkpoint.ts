@@ -30,8 +30,8 @@ export const checkpointCommand: CommandModule<object, CheckpointArgs> = {
       .option('tcp-established', { type: 'boolean', default: false, describe: 'Checkpoint established TCP connections' })
       .option('file-locks', { type: 'boolean', default: true })
       .option('json', { type: 'boolean', default: false, describe: 'One JSON object with the result and its stats' })
-      .option('export', { type: 'string', describe: 'Also write a checkpoint archive (Podman/checkpointctl layout) to FILE (runc containers)' })
-      .option('rootfs-image', { type: 'string', describe: 'With --export: the image Podman lays the rootfs over (default localhost/ferry-empty:latest)' }),
+      .option('export', { type: 'string', describe: 'Also write a checkpoint archive (Podman/checkpointctl layout) to FILE (runc and Podman containers)' })
+      .option('rootfs-image', { type: 'string', describe: 'With --export of a runc container: the image Podman lays the rootfs over (default localhost/ferry-empty:latest); a Podman container\'s archive names its own image' }),
   handler: async (args) => {
     // Checked before anything else: a planted link or an earlier checkpoint in the way is refused, not written into.
     const chosen = args.dir === undefined ? undefined : checkNewDirectory(args.dir, '--dir', '--allow-existing-dir', args['allow-existing-dir']);

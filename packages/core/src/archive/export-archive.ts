@@ -1,6 +1,7 @@
 /**
  * Writing a checkpoint archive (archive-layout.ts) from an image directory ferry wrote: `ferry checkpoint --export`,
- * and any other image directory of a runc container (a snapshot). Podman restores the result with
+ * and any other image directory of a runc container (a snapshot); a Podman container's goes through
+ * export-podman-archive.ts. Podman restores the result with
  * `podman container restore --import` (tested with Podman 4.3), ferry with `ferry restore --import`.
  *
  * Contract: reads imagesDir and the container's root filesystem, writes only `file` (atomically: a failure leaves no
@@ -28,6 +29,7 @@ import {
 } from './archive-layout';
 import { packRootfs, type RootfsTools } from './archive-rootfs';
 import { writeArchive, type ArchiveMember } from './archive-tar';
+import { writePodmanCheckpointArchive } from './export-podman-archive';
 
 /** Files of a ferry image directory that are logs of later runs, not part of the checkpoint. */
 const NOT_IMAGES = new Set([DUMP_LOG, STATS_DUMP, 'ferry-snapshot.json', 'restore.log', 'stats-restore', 'runc-restore.log', 'lazy-status', 'runc-checkpoint.log']);
@@ -83,6 +85,7 @@ export async function writeCheckpointArchive(options: ExportArchiveOptions): Pro
   const imagesDir = resolve(options.imagesDir);
   const file = resolve(options.file);
   assertExportTarget(file);
+  if (recordedRuntime(imagesDir) === 'podman') return writePodmanCheckpointArchive(imagesDir, file);
   const record = runcRecordOf(imagesDir);
   const rootfs = record.rootfs ?? rootfsOf(record.config, record.bundle);
   if (!rootfs || !existsSync(rootfs) || !statSync(rootfs).isDirectory()) {
@@ -134,7 +137,7 @@ export async function writeCheckpointArchive(options: ExportArchiveOptions): Pro
  * with the reason).
  */
 export function assertExportable(runtime: string): void {
-  if (runtime !== 'runc') {
+  if (runtime !== 'runc' && runtime !== 'podman') {
     throw new FerryError('ERR_PRECHECK_UNSUPPORTED_CONFIG', `a ${runtime} checkpoint cannot be written as a checkpoint archive: ${WHY_NOT[runtime] ?? 'ferry has no spec.dump for it'}`, {
       hint: runtime === 'docker' ? 'Move Docker containers with `ferry migrate`, or keep the image directory (`ferry checkpoint` without --export).' : 'Keep the image directory (`ferry checkpoint` without --export) and restore it with ferry.',
       details: { runtime },

@@ -106,4 +106,5 @@ it('refuses LXC and Docker checkpoints with the reason, before anything is froze
     expect((err as Error).message).toMatch(runtime === 'lxc' ? /OCI runtime spec/ : /create options, not the OCI spec/);
   }
   expect(() => assertExportable('runc')).not.toThrow();
+  expect(() => assertExportable('podman')).not.toThrow();
 });

@@ -56,38 +56,49 @@ export function podmanRestoreArgs(archive: string, criu: RestorePlan<'podman'>['
 
 /** Writes the archive Podman imports (removed again after the restore, or by `revert` on failure). */
 export async function writeImportArchive(plan: RestorePlan<'podman'>, revert: Reverter): Promise<PodmanRestorePrep> {
-  const record = plan.record!;
   if (plan.criu.extUnixSk) {
     throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', `Podman cannot restore ${plan.name} with external unix sockets`, {
       hint: 'Podman has no --ext-unix-sk; close the connection to the outside socket, or move the container with runc.',
     });
   }
   const archive = join(plan.workDir, 'podman-import.tar');
-  const staging = join(plan.workDir, 'podman-import');
   revert.add(async () => rmSync(archive, { force: true }));
-  rmSync(staging, { recursive: true, force: true });
+  const staged = (name: string) => {
+    const path = join(plan.workDir, `podman-import.${name}`);
+    revert.add(async () => rmSync(path, { force: true }));
+    return path;
+  };
+  await writeArchive(archive, podmanArchiveMembers(plan.imagesDir, plan.name, plan.record!, staged));
+  return { archive };
+}
+
+/**
+ * The members of the checkpoint archive of a Podman image directory, as Podman's own `--export` lays them out:
+ * config.dump and spec.dump (written to the paths `staged` names), no network, the writable layer as
+ * rootfs-diff.tar, CRIU's images under checkpoint/. Shared by the restore (an import under `name`) and
+ * `ferry checkpoint --export`.
+ */
+export function podmanArchiveMembers(imagesDir: string, name: string, record: CheckpointRecord<'podman'>, staged: (member: string) => string): ArchiveMember[] {
   const { podman } = record;
   const at = new Date(record.checkpointedAt);
   const spec = buildSpecDump(podman.spec);
-  const config = buildConfigDump({ name: plan.name, spec, rootfsImage: podman.imageName ?? podman.imageId, ownNetns: false, createdAt: at, checkpointedAt: at });
+  const config = buildConfigDump({ name, spec, rootfsImage: podman.imageName ?? podman.imageId, ownNetns: false, createdAt: at, checkpointedAt: at });
   const members: ArchiveMember[] = [];
-  const json = (name: string, value: unknown) => {
-    const path = join(plan.workDir, `podman-import.${name}`);
+  const json = (member: string, value: unknown) => {
+    const path = staged(member);
     writeFileSync(path, `${JSON.stringify(value)}\n`, { mode: 0o600 });
-    revert.add(async () => rmSync(path, { force: true }));
-    members.push({ name, path });
+    members.push({ name: member, path });
   };
   json('config.dump', config);
   json('spec.dump', spec);
   json('network.status', null);
-  const tar = join(plan.imagesDir, PODMAN_ROOTFS_TAR);
+  const tar = join(imagesDir, PODMAN_ROOTFS_TAR);
   if (existsSync(tar)) members.push({ name: 'rootfs-diff.tar', path: tar });
-  for (const file of readdirSync(plan.imagesDir).sort()) {
-    if (NOT_CRIU.has(file) || !statSync(join(plan.imagesDir, file)).isFile()) continue;
-    members.push({ name: `checkpoint/${file}`, path: join(plan.imagesDir, file) });
+  for (const file of readdirSync(imagesDir).sort()) {
+    if (NOT_CRIU.has(file) || !statSync(join(imagesDir, file)).isFile()) continue;
+    members.push({ name: `checkpoint/${file}`, path: join(imagesDir, file) });
   }
-  await writeArchive(archive, members);
-  return { archive };
+  return members;
 }
 
 export async function podmanImport(podman: PodmanCli, prep: PodmanRestorePrep, plan: RestorePlan<'podman'>, timeoutMs: number): Promise<ToolOutcome> {

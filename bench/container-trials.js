@@ -8,7 +8,7 @@
  *   { label, cli, image, ferryMethod, ownMethod, ownScript, ownFailedCode, namePrefix, countingTries,
  *     ferryRef(name), removeArgv(name), logRow(row) }
  *
- * Also the summary and formatting helpers both sections render with.
+ * Also the summary and formatting helpers both sections (and bench/migration-bench.js) render with.
  */
 const TRIAL_TIMEOUT_MS = 300_000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -164,4 +164,4 @@ const fmtMs = (ms) => (ms === undefined ? '–' : ms >= 10_000 ? `${(ms / 1000).
 const fmtRatio = (x) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
 const sizeLabel = (mib) => (mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`);
 
-module.exports = { runContainerTrials, summarize, event, lastJson, fmtMs, fmtRatio, sizeLabel };
+module.exports = { runContainerTrials, summarize, event, lastJson, median, fmtMs, fmtRatio, sizeLabel };

@@ -74,8 +74,9 @@ test('kill -9 of `ferry migrate` at the freeze of a 256 MiB hash-pre-copy move: 
   expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
 });
 
-// The issue's reproduction moves 1 GiB. Since pages travel over private paths (docs/page-paths.md) post-copy pulls
-// them at ~1.5 MiB/s here (about 11 min per GiB): the normal run moves 256 MiB, `npm run test:faults` the whole GiB.
+// The issue's reproduction moves 1 GiB. With this workload writing 2000 pages/s, CRIU's lazy-pages daemon pulls a GiB
+// at ~2.4 MiB/s (7+ min; 256 MiB in ~10 s: docs/page-paths.md says why): the normal run moves 256 MiB,
+// `npm run test:faults` the whole GiB.
 const POST_COPY_MIB = process.env.FERRY_FAULT_MATRIX === 'full' ? 1024 : 256;
 
 test(`kill -9 of \`ferry migrate\` during a ${POST_COPY_MIB} MiB post-copy transfer: the guardian finishes, one copy on the destination, memory intact`, async () => {

@@ -15,7 +15,7 @@
 set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/own-migrate-prelude.sh"
 DOCKER=/usr/bin/docker # /usr/local/bin/docker may be another client
-own_migrate_args docker-own-migrate.sh "$@"
+own_migrate_args docker-own-migrate.sh '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$' "$@"
 WORK=/var/lib/ferry/bench-docker/$NAME # the sandbox host's private tmpfs
 T_START=$(now_ms)
 

@@ -1,10 +1,11 @@
-# Sourced by the runtimes' own-path baselines (docker-own-migrate.sh, podman-own-migrate.sh), after their
-# `set -Eeuo pipefail`: the PATH, the one JSON line a failure prints for the benchmark, the clock, and their shared
-# command line, parsed by own_migrate_args SCRIPT "$@":
+# Sourced by the runtimes' own-path baselines (docker-own-migrate.sh, podman-own-migrate.sh, naive-lxc-migrate.sh),
+# after their `set -Eeuo pipefail`: the PATH, the one JSON line a failure prints for the benchmark, the clock, and
+# their shared command line, parsed by own_migrate_args SCRIPT NAME_PATTERN "$@":
 #
 #   SCRIPT NAME --to HOST --ssh-config FILE
 #
-# which sets NAME, DEST, SSH_CONFIG and SSH (the ssh command to DEST, an array); bad arguments exit 2 with a usage.
+# which sets NAME (it must match NAME_PATTERN, the runtime's names), DEST, SSH_CONFIG and SSH (the ssh command to
+# DEST, an array); bad arguments exit 2 with a usage.
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 
 # JSON without jq (not part of the provisioned tools): node is there, ferry needs it.
@@ -14,11 +15,11 @@ trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 own_migrate_args() {
-  local script=$1
-  shift
+  local script=$1 pattern=$2
+  shift 2
   STEP=args
   NAME=${1:-}
-  [[ $NAME =~ ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ ]] || { echo "usage: $script NAME --to HOST --ssh-config FILE" >&2; exit 2; }
+  [[ $NAME =~ $pattern ]] || { echo "usage: $script NAME --to HOST --ssh-config FILE" >&2; exit 2; }
   shift
   DEST= SSH_CONFIG=
   while [[ $# -gt 0 ]]; do

@@ -12,7 +12,7 @@
 # The image must be on DEST already (the benchmark loads it on both hosts first). No rollback.
 set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/own-migrate-prelude.sh"
-own_migrate_args podman-own-migrate.sh "$@"
+own_migrate_args podman-own-migrate.sh '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$' "$@"
 FILE=/var/lib/ferry/bench-podman-$NAME.tar.zst # each sandbox host's private tmpfs
 T_START=$(now_ms)
 

@@ -57,6 +57,7 @@ const QUICK = [
   'hash-pre-copy/commit/agent',
   'post-copy/transfer-pages/dst-criu',
   'post-copy/transfer-pages/cli',
+  'post-copy/transfer-pages/agent',
 ];
 
 const cells: string[] = [];

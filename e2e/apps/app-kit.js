@@ -78,9 +78,17 @@ function lanTool(sb, rootfs, argv) {
 function lanNodeLoad(sb, script, args) {
   const [file, ...rest] = lanNodeArgv(sb, script, args);
   const load = stoppable(spawn(file, rest, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  // Both hand over the parsed last line: stop() used to resolve to the bare output, and its callers saw no result.
+  const parsed = (r) => {
+    try {
+      return { ...r, result: JSON.parse(r.stdout.trim().split('\n').at(-1) || 'null') };
+    } catch {
+      return { ...r, result: null, stderr: `${r.stderr}\nstdout: ${r.stdout.slice(-300)}` };
+    }
+  };
   return {
-    done: load.done.then((r) => ({ ...r, result: JSON.parse(r.stdout.trim().split('\n').at(-1) || 'null') })),
-    stop: () => load.stop('SIGTERM'),
+    done: load.done.then(parsed),
+    stop: () => load.stop('SIGTERM').then(parsed),
   };
 }
 

@@ -79,9 +79,8 @@ function appConfig(input) {
  * A fresh bundle for container `name` of `app` (catalog.js) from its cached rootfs: BUNDLES/NAME/{rootfs,config.json}.
  * @param {{ run: { args: string[], user?: string, env?: string[], cwd?: string }, prepare?: (rootfs: string) => void }} app
  * @param {string} name @param {string} cachedRootfs
- * @param {{ copied?: boolean }} [options] copied: ferry copies the bundle (no --shared-storage)
  */
-function writeAppBundle(app, name, cachedRootfs, options = {}) {
+function writeAppBundle(app, name, cachedRootfs) {
   if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`bad container name ${name}`);
   const dir = join(BUNDLES, name);
   removeAppBundle(name);
@@ -91,11 +90,9 @@ function writeAppBundle(app, name, cachedRootfs, options = {}) {
   if (cp.status !== 0) throw new Error(`cp -a ${cachedRootfs} ${rootfs} failed: ${cp.stderr}`);
   app.prepare?.(rootfs);
   const config = appConfig({ name, rootfs, netnsPath: `/run/netns/ferry-ct-${name}`, ...app.run });
-  // Absolute for --shared-storage: the destination restores from a copy of config.json in its migration directory,
-  // where a relative "rootfs" would not resolve (ferry resolves it against that copy's directory). Relative when
-  // ferry copies the bundle: an absolute path would send the destination back to the source's rootfs (both sandbox
-  // hosts see it), not to its copy.
-  if (!options.copied) config.root.path = rootfs;
+  // Relative, as `runc spec` writes it. Copied, the destination's copy then names its own rootfs (an absolute path
+  // would send it back to the source's, which both sandbox hosts see); with --shared-storage ferry resolves it
+  // against the source's bundle (core's runc-shared-bundle.ts).
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   return { dir, rootfs, config };
 }

@@ -67,8 +67,8 @@ function lxcConfig(app, name, rootfs, address, dir) {
 
 const RUNTIMES = {
   runc: {
-    start(sb, app, name, address, cachedRootfs, options = {}) {
-      writeAppBundle(app, name, cachedRootfs, { copied: options.copyRootfs === true });
+    start(sb, app, name, address, cachedRootfs) {
+      writeAppBundle(app, name, cachedRootfs);
       lastJson(mustOnHost(sb, 'h1', ['node', CONTAINER_CTL, 'run', name, '--bundle', join(BUNDLES, name), '--address', address]));
     },
     /** @returns {{ exists: boolean, state?: string }} */

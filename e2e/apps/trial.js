@@ -54,7 +54,7 @@ async function moveApp(sb, appName, options) {
   const row = { app: app.name, version, kind: app.kind, runtime: options.runtime ?? 'runc', storage: copyRootfs ? 'copied' : 'shared', load: app.loadLabel, dataIntact: false, result: 'not run', detail: '' };
   try {
     try {
-      runtime.start(sb, app, name, options.address, built.dir, { copyRootfs });
+      runtime.start(sb, app, name, options.address, built.dir);
       await app.ready(ctx);
       if (app.seed) await app.seed(ctx);
     } catch (err) {
@@ -85,6 +85,7 @@ async function moveApp(sb, appName, options) {
       return row;
     }
     Object.assign(row, { strategy: run.report.strategy, frozenMs: run.report.downtimeMs, report: run.report });
+    ctx.report = run.report; // its warnings, for verify
     // A check that cannot even ask the application is a failed row of the matrix, not a lost one.
     const verdict = await app.verify(ctx, row.loadResult).catch((err) => ({ ok: false, detail: `check failed: ${err.message}` }));
     row.dataIntact = verdict.ok;

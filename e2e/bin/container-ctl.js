@@ -3,7 +3,7 @@
 /**
  * Test containers on a sandbox host, for the e2e tests and the demo. Run it inside a host:
  *   scripts/sandbox-hosts.sh exec h1 -- node e2e/bin/container-ctl.js start NAME [--mem-mib N] [--dirty-pages-per-sec N]
- *     [--rootfs-copy DIR] [--bind SRC:DST]
+ *     [--rootfs-copy DIR] [--rootfs-in-bundle] [--bind SRC:DST]
  *   ... run NAME --bundle DIR --address CIDR   (any bundle, e.g. an application's: e2e/apps/bundle.js)
  *   ... state NAME | verify NAME | remove NAME
  * It prints one JSON object. The network uplink comes from FERRY_NETNS_UPLINK (set by the sandbox's sshd and env).
@@ -33,6 +33,8 @@ async function main() {
       uplink,
       // --rootfs-copy DIR: the container's own rootfs at DIR (outside its bundle); --bind SRC:DST: a host directory.
       ...(option(rest, 'rootfs-copy') ? { rootfsCopy: option(rest, 'rootfs-copy') } : {}),
+      // --rootfs-in-bundle: the rootfs copied into the bundle, config.json's root.path relative ("rootfs").
+      ...(rest.includes('--rootfs-in-bundle') ? { rootfsInBundle: true } : {}),
       ...(option(rest, 'bind') ? { binds: [{ source: option(rest, 'bind').split(':')[0], destination: option(rest, 'bind').split(':')[1] }] } : {}),
     });
     return { name: c.name, bundle: c.bundle, netnsPath: c.netnsPath, address: c.address, port: c.port, stateFile: c.stateFile, pid: await c.pid() };

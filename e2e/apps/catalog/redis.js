@@ -11,6 +11,7 @@ const { lanTool, rounds, runOnLan, tcpOpen, waitUntil } = require('../app-kit');
 const { mkdirSync, chownSync } = require('node:fs');
 const { join } = require('node:path');
 const { idsOf } = require('../bundle');
+const { onHost } = require('../sandbox-access');
 
 const PORT = 6379;
 const ROUND_REQUESTS = 20_000;
@@ -33,6 +34,13 @@ function cli(ctx, ...args) {
   const r = runOnLan(ctx.sb, ctx.rootfs, ['redis-cli', '-h', ctx.address, '-p', String(PORT), ...args]);
   if (r.status !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${r.stderr || r.stdout}`);
   return r.stdout.trim();
+}
+
+/** The end of redis's log file (Debian's /var/log/redis/redis-server.log) in the container's rootfs on its host now. */
+function redisLog(ctx) {
+  const script = 'r=$(runc state "$1" 2>/dev/null | sed -n \'s/.*"rootfs": "\\(.*\\)".*/\\1/p\'); [ -n "$r" ] || r=/var/lib/lxc/$1/rootfs; tail -n 12 "$r/var/log/redis/redis-server.log"';
+  const r = onHost(ctx.sb, ctx.host, ['sh', '-c', script, 'sh', ctx.name]);
+  return `${r.stdout}${r.stderr}`.trim().replace(/\n/g, ' | ');
 }
 
 function info(ctx) {
@@ -93,6 +101,12 @@ module.exports = {
     if (counter !== load.requests) problems.push(`counter ${counter}, expected ${load.requests} acknowledged INCRs`);
     if (length !== load.requests) problems.push(`list length ${length}, expected ${load.requests} acknowledged LPUSHes`);
     if (after.runId !== ctx.before.runId || after.uptime < ctx.before.uptime) problems.push(`redis restarted (run_id ${ctx.before.runId} -> ${after.runId})`);
+    // A failed background save makes redis refuse writes (MISCONF): say which save and what redis logged about it.
+    const persistence = cli(ctx, 'INFO', 'persistence');
+    if (!/^rdb_last_bgsave_status:ok/m.test(persistence)) {
+      const fields = persistence.split('\n').filter((l) => /^(rdb_|aof_enabled|current_fork)/.test(l)).map((l) => l.trim()).join(' ');
+      problems.push(`background save failed: ${fields}; redis log: ${redisLog(ctx)}`);
+    }
     return { ok: problems.length === 0, detail: problems.join('; ') || `${load.requests} INCR and ${load.requests} LPUSH acknowledged, all present; same redis process (run_id)` };
   },
 };

@@ -23,6 +23,8 @@ module.exports = {
     user: 'tomcat',
     env: ['CATALINA_HOME=/usr/share/tomcat10', 'CATALINA_BASE=/var/lib/tomcat10', 'CATALINA_TMPDIR=/tmp', 'JAVA_OPTS=-Djava.awt.headless=true'],
   },
+  // Copied, not --shared-storage: the JVM holds file locks in its rootfs, which ferry refuses to move on shared storage.
+  copyRootfs: true,
   deviations: 'none',
   prepare(rootfs) {
     // The unit's CacheDirectory=tomcat10 and its ExecStartPre (tomcat-update-policy.sh: policy.d concatenated).

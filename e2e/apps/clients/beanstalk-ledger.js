@@ -20,7 +20,7 @@ let seq = 0;
 let stopping = false;
 
 /** One connection: commands answered in order, each answer one line (plus a body for RESERVED). */
-function connection() {
+function connection(role) {
   const socket = net.connect({ host, port: Number(port) });
   socket.setNoDelay(true);
   let buffer = Buffer.alloc(0);
@@ -39,15 +39,35 @@ function connection() {
       queue.shift()({ line, body });
     }
   });
+  // A closed connection answers whatever is still waiting with CLOSED: the client then reports instead of hanging.
   socket.on('close', () => {
-    if (!stopping) closed++;
+    if (!stopping) {
+      closed++;
+      closedConnections.push(role);
+    }
+    for (const resolve of queue.splice(0)) resolve({ line: 'CLOSED' });
   });
-  socket.on('error', () => undefined);
-  return { send: (text) => new Promise((resolve) => { queue.push(resolve); socket.write(text); }), end: () => socket.end() };
+  socket.on('error', (err) => errors.push(`${role}: ${err.code ?? err.message}`));
+  return {
+    send: (text) => new Promise((resolve) => {
+      if (socket.destroyed) return resolve({ line: 'CLOSED' });
+      waiting.set(role, { command: text.split('\r\n')[0], since: Date.now() });
+      queue.push((answer) => {
+        waiting.delete(role);
+        resolve(answer);
+      });
+      socket.write(text);
+    }),
+    end: () => socket.end(),
+  };
 }
 
-const producer = connection();
-const consumer = connection();
+/** The command each connection still waits an answer to: reported when the drain never ends. */
+const waiting = new Map();
+const closedConnections = [];
+const errors = [];
+const producer = connection('producer');
+const consumer = connection('consumer');
 const timer = setInterval(async () => {
   const n = ++seq;
   const body = `${n} ${Date.now()}`;
@@ -59,6 +79,7 @@ let draining = false;
 (async () => {
   for (;;) {
     const { line, body } = await consumer.send(`reserve-with-timeout ${draining ? 2 : 1}\r\n`);
+    if (line === 'CLOSED') break;
     if (line === 'TIMED_OUT') {
       if (draining) break;
       continue;
@@ -71,16 +92,23 @@ let draining = false;
     delivered.set(n, true);
     await consumer.send(`delete ${id}\r\n`);
   }
+  report();
+})();
+
+function report(stuck) {
   stopping = true;
   const missing = [...acked].filter((n) => !delivered.has(n));
-  process.stdout.write(`${JSON.stringify({ ok: missing.length === 0 && duplicates === 0 && closed === 0, put: seq, acked: acked.size, delivered: delivered.size, missing: missing.length, duplicates, closed, maxLatencyMs })}\n`);
+  const ok = missing.length === 0 && duplicates === 0 && closed === 0 && !stuck;
+  process.stdout.write(`${JSON.stringify({ ok, put: seq, acked: acked.size, delivered: delivered.size, missing: missing.length, duplicates, closed, closedConnections, errors, maxLatencyMs, ...(stuck ? { stuck } : {}) })}\n`);
   producer.end();
   consumer.end();
   process.exit(0);
-})();
+}
 
 process.on('SIGTERM', () => {
   clearInterval(timer);
   // The last put's answer is still on its way: give it a moment, then drain.
   setTimeout(() => (draining = true), 500);
+  // A drain that never ends is an answer that never came: say which, rather than be killed without a word.
+  setTimeout(() => report(Object.fromEntries([...waiting].map(([role, w]) => [role, `${w.command} unanswered for ${Date.now() - w.since} ms`]))), 15_000).unref();
 });

@@ -25,7 +25,11 @@ export * from './model/events';
 export * from './runtime/registry';
 /** Throws ERR_PRECHECK_UNSUPPORTED_CONFIG when the container holds a file lock on its root's filesystem (a --shared-storage move would hang in restore). */
 export { assertNoSharedStorageLocks } from './runtime/shared-storage-locks';
+/** Warnings for listening unix sockets whose bound name was unlinked: CRIU restores them without a file. */
+export { unnamedListenerWarnings } from './runtime/unix-socket-names';
 export { RuncAdapter, type RuncAdapterOptions } from './runtime/runc-adapter';
+/** With --shared-storage: the recorded config.json placed in the empty bundle, its relative paths the source bundle's. */
+export { placeRecordedRuncConfig } from './runtime/runc-shared-bundle';
 export { LxcAdapter, DEFAULT_LXC_PATH, type LxcAdapterOptions } from './runtime/lxc-adapter';
 export { recordedRuntime } from './runtime/checkpoint-record';
 export { DockerAdapter, DEFAULT_DOCKER_HOST, type DockerAdapterOptions } from './runtime/docker-adapter';

@@ -10,6 +10,7 @@ export * from './protocol/agent-peer';
 export * from './protocol/agent-messages';
 export * from './agent/agent-server';
 export { cleanupMigration, migrationStatus, recoverIncoming } from './agent/destination-moves';
+export { settleOrphanedPages } from './agent/orphaned-pages';
 export { collectGarbage, removeArrivedMigration, DEFAULT_RETENTION_MS, type GarbageItem } from './agent/garbage';
 export * from './engine/plan-migration';
 export * from './engine/migrate-container';

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { FERRY_STATE_DIR, ensureStateDir, parseCgroupLayout, printable } from '@ferry/core';
-import { cleanupMigration, hostSummary, migrationStatus, pruneDecisions, recoverIncoming, serveAgent } from '@ferry/migrate';
+import { cleanupMigration, hostSummary, migrationStatus, pruneDecisions, recoverIncoming, serveAgent, settleOrphanedPages } from '@ferry/migrate';
 import { criuClient, runtimeRegistry } from '../host-context';
 
 export interface AgentArgs {
@@ -30,6 +30,8 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     const log = (line: string) => process.stderr.write(`ferry agent: ${printable(line, 2000)}\n`);
     const deps = { runtime: (name: Parameters<typeof registry.get>[0]) => registry.get(name), log, stateDir: args['state-dir'] };
     if (args.status) {
+      // A post-copy whose agent died is settled first: asking is how the source's guardian learns it.
+      await settleOrphanedPages(args.status, deps);
       process.stdout.write(`${JSON.stringify(migrationStatus(args.status, args['state-dir']))}\n`);
       return;
     }

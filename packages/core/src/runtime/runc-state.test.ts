@@ -1,5 +1,6 @@
 import type { CgroupInfo } from '../host/cgroup-layout';
 import {
+  absoluteBundlePaths,
   containerStateOf,
   freezerPathOf,
   networkNamespaceOf,
@@ -124,5 +125,23 @@ describe('relocatePaths', () => {
     relocatePaths(config, { '/tmp/old-bundle': '/var/lib/ferry/migrations/m/bundle', '/srv/data': '/var/lib/ferry/migrations/m/mount/0' });
     expect(config.root?.path).toBe('/var/lib/ferry/migrations/m/bundle/rootfs');
     expect(config.mounts?.map((m) => m.source)).toEqual(['/var/lib/ferry/migrations/m/bundle/state', '/var/lib/ferry/migrations/m/mount/0', '/srv/data-other/x', 'proc']);
+  });
+});
+
+describe('absoluteBundlePaths', () => {
+  test('root and bind sources relative to the bundle become absolute; other mounts and the input stay as they are', () => {
+    const config: OciConfig = {
+      root: { path: 'rootfs' },
+      mounts: [
+        { destination: '/data', source: 'data', options: ['rbind'] },
+        { destination: '/x', type: 'bind', source: '../x' },
+        { destination: '/abs', type: 'bind', source: '/srv/abs' },
+        { destination: '/proc', type: 'proc', source: 'proc' },
+      ],
+    };
+    const copy = absoluteBundlePaths(config, '/srv/web');
+    expect(copy.root?.path).toBe('/srv/web/rootfs');
+    expect(copy.mounts?.map((m) => m.source)).toEqual(['/srv/web/data', '/srv/x', '/srv/abs', 'proc']);
+    expect(config.root?.path).toBe('rootfs');
   });
 });

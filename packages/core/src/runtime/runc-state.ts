@@ -127,8 +127,7 @@ export function rewriteConfigForRestore(
   config: OciConfig,
   change: { bundle: string; netnsPath?: string; oldName: string; newName: string },
 ): OciConfig {
-  const copy = structuredClone(config);
-  if (copy.root?.path && !isAbsolute(copy.root.path)) copy.root.path = resolve(change.bundle, copy.root.path);
+  const copy = absoluteBundlePaths(config, change.bundle);
   if (change.netnsPath !== undefined) {
     const ns = copy.linux?.namespaces?.find((n) => n.type === 'network');
     if (ns) ns.path = change.netnsPath;
@@ -146,6 +145,24 @@ export function rewriteConfigForRestore(
   return copy;
 }
 
+/**
+ * A copy of `config` with the paths runc reads relative to the bundle (root.path, bind mount sources) made absolute
+ * against `bundle`, the directory the config.json was in: a config restored from anywhere else (a rewritten copy, the
+ * one recorded with the images) means the same files.
+ */
+export function absoluteBundlePaths(config: OciConfig, bundle: string): OciConfig {
+  const copy = structuredClone(config);
+  if (copy.root?.path && !isAbsolute(copy.root.path)) copy.root.path = resolve(bundle, copy.root.path);
+  for (const m of copy.mounts ?? []) {
+    if (m.source && !isAbsolute(m.source) && isBindMount(m)) m.source = resolve(bundle, m.source);
+  }
+  return copy;
+}
+
+function isBindMount(m: NonNullable<OciConfig['mounts']>[number]): boolean {
+  return m.type === 'bind' || m.options?.some((o) => o === 'bind' || o === 'rbind') === true;
+}
+
 /** Applies a restore's `relocate` map to the root path and the bind mount sources (longest matching key first). */
 export function relocatePaths(config: OciConfig, relocate: Readonly<Record<string, string>>): void {
   const keys = Object.keys(relocate).sort((a, b) => b.length - a.length);
@@ -155,6 +172,6 @@ export function relocatePaths(config: OciConfig, relocate: Readonly<Record<strin
   };
   if (config.root?.path && isAbsolute(config.root.path)) config.root.path = moved(config.root.path);
   for (const m of config.mounts ?? []) {
-    if (m.source && isAbsolute(m.source) && (m.type === 'bind' || m.options?.some((o) => o === 'bind' || o === 'rbind'))) m.source = moved(m.source);
+    if (m.source && isAbsolute(m.source) && isBindMount(m)) m.source = moved(m.source);
   }
 }

@@ -147,6 +147,8 @@ export interface RuncContainerOptions {
   uplink?: NetnsUplink;
   /** A private copy of the test rootfs at this path (outside the bundle), instead of the shared cached one. */
   rootfsCopy?: string;
+  /** A private copy of the test rootfs inside the bundle, named relative to it (`"root": {"path": "rootfs"}`, as `runc spec` writes it). */
+  rootfsInBundle?: boolean;
   /** More host directories bind-mounted into the container (source on the host, destination inside). */
   binds?: { source: string; destination: string }[];
 }
@@ -181,6 +183,7 @@ export async function startRuncContainer(options: RuncContainerOptions = {}): Pr
     rootfs = options.rootfsCopy;
   }
   const bundle = mkdtempSync(join(tmpdir(), `ferry-bundle-${name}-`));
+  if (options.rootfsInBundle) cpSync(rootfs, join(bundle, 'rootfs'), { recursive: true, verbatimSymlinks: true });
   const stateDir = join(bundle, 'state');
   mkdirSync(stateDir);
   const netnsName = `ferry-ct-${name}`;
@@ -196,7 +199,7 @@ export async function startRuncContainer(options: RuncContainerOptions = {}): Pr
       ...(options.dirtyPagesPerSec ? { dirtyPagesPerSec: options.dirtyPagesPerSec } : {}),
     }),
   ];
-  const config = testContainerConfig({ name, rootfs, stateDir, netnsPath: netnsPath(netnsName), args });
+  const config = testContainerConfig({ name, rootfs: options.rootfsInBundle ? 'rootfs' : rootfs, stateDir, netnsPath: netnsPath(netnsName), args });
   for (const bind of options.binds ?? []) config.mounts?.push({ destination: bind.destination, type: 'bind', source: bind.source, options: ['rbind', 'rw'] });
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
   const tools = netnsTools();

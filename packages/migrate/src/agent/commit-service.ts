@@ -5,7 +5,7 @@
  */
 import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { FerryError, privateImageFiles, startLazyPagesDaemon, type CriuClient, type NetworkRelease } from '@ferry/core';
+import { FerryError, placeRecordedRuncConfig, privateImageFiles, startLazyPagesDaemon, type CriuClient, type NetworkRelease } from '@ferry/core';
 import { decide, decidePages } from '../journal/decision';
 import type { AgentPeer } from '../protocol/agent-peer';
 import type { RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
@@ -25,6 +25,8 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
   peer.handle('restore', async (params: RestoreParams): Promise<RestoreResultMessage> => {
     const m = ctx.get(params.migrationId);
     const bundle = join(m.dir, 'bundle');
+    // No bundle arrived (--shared-storage): the recorded config.json, its relative paths the source bundle's.
+    if (m.runtime === 'runc') placeRecordedRuncConfig(bundle, join(m.dir, 'images'));
     ensureFreeCgroupsPath(bundle, ctx.cgroupRoots, m.id.slice(0, 8));
     if (m.pageServer) {
       // The dump is over on the source; its page server finishes writing the pages it received.

@@ -12,6 +12,7 @@ import { Journal, migrationDir, readJournal, type JournalState } from '../journa
 import { isAlive, killIfSame } from '../journal/proc-identity';
 import type { RemoteOutcome } from '../protocol/agent-messages';
 import { MIGRATION_ID, type Incoming } from './incoming';
+import { settleOrphanedPages } from './orphaned-pages';
 
 export interface DestinationDeps {
   runtime(name: RuntimeName): RuntimeAdapter;
@@ -94,9 +95,9 @@ async function undoFromJournal(state: JournalState, dir: string, deps: Destinati
 }
 
 /**
- * The destination's word on `id`, for the source's recovery (`ferry agent --status ID`). Changes nothing. A
- * committed post-copy whose pages have no outcome yet is `pending`: only the agent that watched its lazy-pages
- * daemon knows how that ended, and it writes the outcome before anything else.
+ * The destination's word on `id`, for the source's recovery (`ferry agent --status ID`, which first settles a
+ * post-copy whose agent died: orphaned-pages.ts). Changes nothing. A committed post-copy whose pages have no outcome
+ * yet is `pending`: the agent that watches its lazy-pages daemon writes the outcome before anything else.
  */
 export function migrationStatus(id: string, stateDir: string): RemoteOutcome {
   checkId(id);
@@ -117,8 +118,7 @@ function pagesPending(stateDir: string, id: string): boolean {
 
 /**
  * At agent start: moves whose agent died. Uncommitted ones are undone; committed ones are closed as kept, except a
- * post-copy whose pages have no outcome (its agent died while the daemon ran): that one is left for a person, as
- * nobody knows whether every page arrived (docs/migration.md, "the post-copy window").
+ * post-copy whose pages have no outcome (its agent died while the daemon ran): orphaned-pages.ts settles that one.
  */
 export async function recoverIncoming(deps: DestinationDeps, ids: readonly string[]): Promise<string[]> {
   const recovered: string[] = [];
@@ -137,7 +137,8 @@ export async function recoverIncoming(deps: DestinationDeps, ids: readonly strin
       continue;
     }
     if (state.holds.has('lazy-daemon') && !readPagesOutcome(deps.stateDir, id)) {
-      recovered.push(`${id}: ${state.container} is a post-copy whose agent died before every page arrived: in doubt, check it by hand`);
+      const outcome = await settleOrphanedPages(id, deps);
+      recovered.push(`${id}: ${state.container} is a post-copy whose agent died before it recorded the pages: ${outcome === 'complete' ? 'every page had arrived, kept' : 'its copy was removed, the source takes it back'}`);
       continue;
     }
     await releaseKept(state, deps);

@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { assertNoSharedStorageLocks, isFerryError } from '@ferry/core';
+import { assertNoSharedStorageLocks, isFerryError, unnamedListenerWarnings } from '@ferry/core';
 import { Journal, migrationDir } from '../journal/journal';
 import { takeMoveLock } from '../journal/move-lock';
 import { selfId } from '../journal/proc-identity';
@@ -69,7 +69,10 @@ export async function migrateContainer(request: MigrateRequest, deps: MigrateDep
   try {
     journal.hold({ kind: 'owner', pids: [selfId()] });
     releaseLock = takeMoveLock(deps.stateDir, adapter.name, container.ref.id, id);
-    return await executeMigration(new MoveContext(id, request, deps, adapter, container, journal), facts);
+    const ctx = new MoveContext(id, request, deps, adapter, container, journal);
+    // Nothing ferry can carry: the report says which socket the restored container will not answer on by path.
+    ctx.warnings.push(...unnamedListenerWarnings(container));
+    return await executeMigration(ctx, facts);
   } catch (err) {
     if (!releaseLock) journal.append({ t: 'done', outcome: 'failed', error: { code: isFerryError(err) ? err.code : 'ERR_BUG', message: (err as Error).message } });
     throw err;

@@ -1,0 +1,103 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readPagesOutcome } from '../journal/decision';
+import { Journal, migrationDir, readJournal } from '../journal/journal';
+import { processId, type ProcessId } from '../journal/proc-identity';
+import type { DestinationDeps } from './destination-moves';
+import { LAZY_PAGES_LOG, lazyPagesFinished, settleOrphanedPages } from './orphaned-pages';
+
+const ID = 'move-0001-orphan';
+let stateDir: string;
+let children: ChildProcess[];
+let removed: string[];
+let deps: DestinationDeps;
+
+beforeEach(() => {
+  stateDir = mkdtempSync(join(tmpdir(), 'ferry-orphan-'));
+  children = [];
+  removed = [];
+  deps = {
+    stateDir,
+    log: () => undefined,
+    runtime: () => ({ remove: async (name: string) => void removed.push(name) }) as unknown as ReturnType<DestinationDeps['runtime']>,
+  };
+});
+afterEach(() => {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+/** A real process (its identity is pid + start time), alive until killed. */
+async function live(): Promise<{ id: ProcessId; child: ChildProcess }> {
+  const child = spawn('sleep', ['600'], { stdio: 'ignore' });
+  children.push(child);
+  await new Promise((r) => child.once('spawn', r));
+  return { id: processId(child.pid!)!, child };
+}
+
+async function gone(): Promise<ProcessId> {
+  const { id, child } = await live();
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  return id;
+}
+
+function committedPostCopy(owner: ProcessId, daemon: ProcessId, log?: string): void {
+  const dir = migrationDir(stateDir, ID);
+  const j = Journal.create(dir, { t: 'begin', role: 'destination', id: ID, runtime: 'runc', container: 'web', peer: 'h1' });
+  j.hold({ kind: 'owner', pids: [owner] });
+  j.hold({ kind: 'lazy-daemon', pids: [daemon] });
+  j.hold({ kind: 'restored', name: 'web' });
+  j.append({ t: 'committed' });
+  j.close();
+  if (log !== undefined) {
+    mkdirSync(join(dir, 'work'));
+    writeFileSync(join(dir, LAZY_PAGES_LOG), log);
+  }
+}
+
+const FINISHED = '(00.100000) uffd: 1-13: UFFD transferred pages: (10/10)\n(00.100100) Disconnect from the page server\n';
+
+test('the log counts as finished only after the disconnect, and only without an error line', () => {
+  expect(lazyPagesFinished(FINISHED)).toBe(true);
+  expect(lazyPagesFinished('(00.100000) uffd: 1-13: uffd_copy: 0x7f/4096\n')).toBe(false);
+  expect(lazyPagesFinished(`(00.090000) Error (criu/uffd.c:1150): uffd: 1-13: Error during UFFD copy\n${FINISHED}`)).toBe(false);
+});
+
+test('agent gone, daemon still waiting: the copy is removed, then the daemon killed, and the pages are lost', async () => {
+  const daemon = await live();
+  const exited = new Promise((r) => daemon.child.once('exit', r));
+  committedPostCopy(await gone(), daemon.id, FINISHED);
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBe('lost');
+  expect(removed).toEqual(['web']);
+  await exited;
+  expect(readPagesOutcome(stateDir, ID)).toBe('lost');
+  expect(existsSync(migrationDir(stateDir, ID))).toBe(false);
+});
+
+test('agent and daemon gone, the log shows every page: kept, and settled once', async () => {
+  committedPostCopy(await gone(), await gone(), FINISHED);
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBe('complete');
+  expect(removed).toEqual([]);
+  expect(readPagesOutcome(stateDir, ID)).toBe('complete');
+  expect(readJournal(migrationDir(stateDir, ID)).done).toEqual({ outcome: 'kept' });
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBeUndefined();
+});
+
+test('agent and daemon gone without a finished log: lost', async () => {
+  committedPostCopy(await gone(), await gone(), '(00.100000) uffd: 1-13: uffd_copy: 0x7f/4096\n');
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBe('lost');
+  expect(removed).toEqual(['web']);
+});
+
+test('a living agent, or a bad id, is left alone', async () => {
+  const agent = await live();
+  committedPostCopy(agent.id, (await live()).id, FINISHED);
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBeUndefined();
+  await expect(settleOrphanedPages('../../etc', deps)).resolves.toBeUndefined();
+  expect(removed).toEqual([]);
+  expect(readPagesOutcome(stateDir, ID)).toBeUndefined();
+});

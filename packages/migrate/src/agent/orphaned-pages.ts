@@ -1,0 +1,89 @@
+/**
+ * A committed post-copy whose agent died before it recorded the pages' outcome (issue #13: such a move used to stay
+ * in doubt, the source held until a person looked). The agent alone joined the page link (pages/destination-link.ts)
+ * and the lazy-pages daemon holds a copy of ferry's end, so once the agent is gone no page can reach the daemon and
+ * no word from the daemon can reach the source. The next agent on this host (`ferry agent --status ID`, which the
+ * source's guardian keeps asking, or any agent start) settles it:
+ *
+ * - the daemon still runs: it waits for pages that cannot come, or (holding them all) for the source's answer to its
+ *   close, which cannot come either: the source never heard the close, so its frozen tasks are whole. The copy is
+ *   removed, then the daemon killed (the other order would let faulting tasks read zeros), and the outcome is `lost`:
+ *   the source takes the container back.
+ * - the daemon is gone: `complete` only when its log shows it left the request loop and disconnected without an error
+ *   (CRIU logs "Disconnect from the page server" after its last page, errors as "Error (file:line)"); else `lost`.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { decidePages, readPagesOutcome, type PagesOutcome } from '../journal/decision';
+import { Journal, migrationDir, readJournal, type JournalState } from '../journal/journal';
+import { isAlive, killIfSame } from '../journal/proc-identity';
+import type { DestinationDeps } from './destination-moves';
+import { MIGRATION_ID } from './incoming';
+
+/** Where the agent starts the daemon's log (commit-service.ts: workDir `work`, CRIU's default log name). */
+export const LAZY_PAGES_LOG = join('work', 'lazy-pages.log');
+
+/** Settles move `id` if it is such an orphan; the outcome decided (or found), undefined when it is not one. */
+export async function settleOrphanedPages(id: string, deps: DestinationDeps): Promise<PagesOutcome | undefined> {
+  if (!MIGRATION_ID.test(id)) return undefined; // migrationStatus refuses it with the proper error
+  const dir = migrationDir(deps.stateDir, id);
+  let state: JournalState;
+  try {
+    state = readJournal(dir);
+  } catch {
+    return undefined;
+  }
+  if (!isOrphan(state) || readPagesOutcome(deps.stateDir, id)) return undefined;
+  const daemons = state.holds.get('lazy-daemon')?.pids ?? [];
+  const running = daemons.some(isAlive);
+  const logged = readLog(join(dir, LAZY_PAGES_LOG));
+  const whole = !running && logged !== undefined && lazyPagesFinished(logged);
+  const journal = Journal.open(dir);
+  try {
+    return whole ? keep(state, journal, deps) : await lose(state, journal, deps, running ? 'its agent died while the lazy-pages daemon still waited for pages' : 'its agent and the lazy-pages daemon died before the log showed every page');
+  } finally {
+    journal.close();
+  }
+}
+
+/** A committed post-copy, undecided pages, its agent gone. */
+export function isOrphan(state: JournalState): boolean {
+  return state.role === 'destination' && !state.done && state.committed && state.holds.has('lazy-daemon') && !(state.holds.get('owner')?.pids ?? []).some(isAlive);
+}
+
+/** Whether CRIU's lazy-pages log shows a daemon that took every page and closed the link without an error. */
+export function lazyPagesFinished(log: string): boolean {
+  return log.includes('Disconnect from the page server') && !/^\([0-9.]+\) +Error \(/m.test(log);
+}
+
+function keep(state: JournalState, journal: Journal, deps: DestinationDeps): PagesOutcome {
+  const outcome = decidePages(deps.stateDir, state.id, 'complete');
+  if (outcome !== 'complete') return outcome;
+  journal.release('lazy-daemon');
+  for (const sub of ['images', 'work', 'levels', 'pre']) rmSync(join(journal.dir, sub), { recursive: true, force: true });
+  journal.append({ t: 'done', outcome: 'kept' });
+  deps.log(`post-copy of ${state.container}: its agent died after every page arrived; the copy is kept`);
+  return outcome;
+}
+
+async function lose(state: JournalState, journal: Journal, deps: DestinationDeps, why: string): Promise<PagesOutcome> {
+  journal.append({ t: 'note', message: `pages lost: ${why}` });
+  deps.log(`post-copy of ${state.container}: ${why}; removing the incomplete copy`);
+  // Removed first, said after (as loseCopy): a copy that cannot be removed leaves the pages undecided, never two copies.
+  const name = state.holds.get('restored')?.name ?? state.container;
+  await deps.runtime(state.runtime).remove(name);
+  for (const daemon of state.holds.get('lazy-daemon')?.pids ?? []) killIfSame(daemon);
+  const outcome = decidePages(deps.stateDir, state.id, 'lost');
+  journal.append({ t: 'done', outcome: 'failed', error: { code: 'ERR_CRIU_RESTORE_FAILED', message: why } });
+  rmSync(journal.dir, { recursive: true, force: true });
+  return outcome;
+}
+
+function readLog(path: string): string | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

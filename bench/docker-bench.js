@@ -13,16 +13,29 @@ const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { buildTestRootfs, descendants, dockerdArgv, dockerdPaths, removeCgroupParent } = require('@ferry/core/testing');
+const { runContainerTrials, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
 
 const DOCKER = '/usr/bin/docker';
 const DOCKER_SOCKET = '/run/ferry/docker.sock';
 const IMAGE = 'ferry-dk-bench:1';
-const OWN = path.join(__dirname, 'docker-own-migrate.sh');
-const FERRY_METHOD = 'ferry docker';
-const OWN_METHOD = 'docker checkpoint';
-const TRIAL_TIMEOUT_MS = 300_000;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** What the Docker rows' trials differ in (bench/container-trials.js). */
+const DOCKER_TRIALS = {
+  label: 'Docker',
+  cli: DOCKER,
+  image: IMAGE,
+  ferryMethod: 'ferry docker',
+  ownMethod: 'docker checkpoint',
+  ownScript: path.join(__dirname, 'docker-own-migrate.sh'),
+  ownFailedCode: 'DOCKER_FAILED',
+  namePrefix: 'dkb',
+  countingTries: 100,
+  ferryRef: (name) => name,
+  removeArgv: (name) => ['rm', '-f', name],
+  logRow: consoleRow,
+};
 
 /**
  * Runs the Docker trials. ctx: { sizes, runs, dirtyPercent, sandboxScript, sandboxName, sandboxDir, sshConfig,
@@ -31,26 +44,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  */
 async function runDockerBench(ctx) {
   const daemons = [];
-  const rows = [];
   try {
     for (const host of ['h1', 'h2']) daemons.push(await startDockerd(ctx, host));
     await loadImage(ctx);
-    let seq = 0;
-    const methods = [FERRY_METHOD, OWN_METHOD];
-    for (const sizeMib of ctx.sizes) {
-      ctx.log(`== Docker, ${sizeMib} MiB, unshaped`);
-      for (let r = 0; r <= ctx.runs; r++) {
-        // Run 0 is a warm-up (first container of each daemon, page cache); methods take turns, the order rotating.
-        const order = r % 2 ? methods : [...methods].reverse();
-        for (const method of order) {
-          if (ctx.interrupted()) return { rows, summary: summarize(rows, ctx) };
-          const row = await trial(ctx, { method, sizeMib: r === 0 ? 64 : sizeMib, run: r, warmup: r === 0, name: `dkb${process.pid % 10000}x${++seq}` });
-          rows.push(row);
-          ctx.log(consoleRow(row));
-        }
-      }
-    }
-    return { rows, summary: summarize(rows, ctx) };
+    return await runContainerTrials(ctx, DOCKER_TRIALS);
   } finally {
     for (const d of daemons.reverse()) await d.stop().catch((err) => ctx.log(`bench: stopping dockerd on ${d.host}: ${err.message}`));
   }
@@ -122,134 +119,6 @@ async function loadImage(ctx) {
   if (loaded.status !== 0) throw new Error(`docker load on h2 failed: ${loaded.stderr}`);
 }
 
-async function trial(ctx, { method, sizeMib, run, warmup, name }) {
-  const pages = (sizeMib * 1024 * 1024) / 4096;
-  const dirtyPagesPerSec = Math.round((pages * ctx.dirtyPercent) / 100);
-  const row = { method, sizeMib, link: 'unshaped', run, warmup, container: name, dirtyPagesPerSec, ok: false };
-  try {
-    const started = await ctx.onHost('h1', [DOCKER, 'run', '-d', '--name', name, '--network', 'none', IMAGE,
-      '/usr/bin/workload', '--state', '/tmp/state', '--mem-mib', String(sizeMib), '--dirty-pages-per-sec', String(dirtyPagesPerSec)]);
-    if (started.status !== 0) throw new Error(`docker run failed: ${started.stderr}`);
-    if (!(await counting(ctx, 'h1', name))) throw new Error('the workload did not start counting');
-    await sleep(1000); // the dirty rate settles, like the runc trials
-    const wallStart = performance.now();
-    const r = method === FERRY_METHOD
-      ? await ctx.onHost('h1', ['ferry', 'migrate', name, '--to', 'h2', '--hosts-file', ctx.hostsFile, '--json'], { timeoutMs: TRIAL_TIMEOUT_MS })
-      : await ctx.onHost('h1', ['bash', OWN, name, '--to', 'h2', '--ssh-config', ctx.sshConfig], { timeoutMs: TRIAL_TIMEOUT_MS });
-    row.wallMs = Math.round(performance.now() - wallStart);
-    const out = method === FERRY_METHOD ? event(r.stdout, 'report') : lastJson(r.stdout);
-    if (r.status !== 0 || !out || out.ok === false) {
-      const error = method === FERRY_METHOD ? event(r.stdout, 'error') ?? event(r.stderr, 'error') : out;
-      row.error = { code: error?.code ?? (method === OWN_METHOD ? 'DOCKER_FAILED' : `EXIT_${r.status}`), message: error?.message ?? error?.error ?? r.stderr.trim().slice(-500) };
-      return row;
-    }
-    for (const k of ['downtimeMs', 'totalMs', 'bytesSent', 'bytesSentFrozen', 'phasesMs', 'strategy']) if (out[k] !== undefined) row[k] = out[k];
-    if (!(await counting(ctx, 'h2', name))) throw new Error('the workload does not count on h2');
-    row.memory = await verify(ctx, 'h2', name);
-    row.ok = row.memory === 'ok';
-    return row;
-  } catch (err) {
-    row.error = row.error ?? { code: 'BENCH', message: err.message };
-    return row;
-  } finally {
-    for (const host of ['h1', 'h2']) await ctx.onHost(host, [DOCKER, 'rm', '-f', name]);
-    await ctx.onHost('h2', ['sh', '-c', 'rm -rf /var/lib/ferry/migrations/*']);
-  }
-}
-
-async function pidOf(ctx, host, name) {
-  const r = await ctx.onHost(host, [DOCKER, 'inspect', '-f', '{{.State.Pid}}', name]);
-  return r.status === 0 ? Number(r.stdout.trim()) : 0;
-}
-
-async function counting(ctx, host, name) {
-  for (let i = 0; i < 100; i++) {
-    const pid = await pidOf(ctx, host, name);
-    if (pid > 0) {
-      const state = await ctx.onHost(host, ['cat', `/proc/${pid}/root/tmp/state`]);
-      if (Number(/counter=(\d+)/.exec(state.stdout)?.[1] ?? 0) >= 2) return true;
-    }
-    await sleep(200);
-  }
-  return false;
-}
-
-async function verify(ctx, host, name) {
-  const pid = await pidOf(ctx, host, name);
-  const r = await ctx.onHost(host, ['sh', '-c', 'rm -f "$1"; kill -USR1 "$2"; for i in $(seq 300); do [ -s "$1" ] && exec cat "$1"; sleep 0.1; done; echo timeout', 'sh', `/proc/${pid}/root/tmp/state.verify`, String(pid)]);
-  return /verify=(\S+)/.exec(r.stdout)?.[1] ?? r.stdout.trim();
-}
-
-function event(text, name) {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o = JSON.parse(line);
-      if (o.event === name) return o[name];
-    } catch {
-      /* not JSON */
-    }
-  }
-  return undefined;
-}
-
-function lastJson(text) {
-  const lines = text.split('\n').filter((l) => l.startsWith('{'));
-  for (let i = lines.length - 1; i >= 0; i--) {
-    try {
-      return JSON.parse(lines[i]);
-    } catch {
-      /* not JSON */
-    }
-  }
-  return undefined;
-}
-
-function median(values) {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return undefined;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
-
-function summarize(rows, ctx, [ferryMethod, ownMethod] = [FERRY_METHOD, OWN_METHOD]) {
-  const out = [];
-  for (const sizeMib of ctx.sizes) {
-    for (const method of [ferryMethod, ownMethod]) {
-      const rs = rows.filter((r) => !r.warmup && r.sizeMib === sizeMib && r.method === method);
-      if (!rs.length) continue;
-      const good = rs.filter((r) => !r.error);
-      const own = rows.filter((r) => !r.warmup && r.sizeMib === sizeMib && r.method === ownMethod && !r.error);
-      const ratio = (key) =>
-        median(good.map((r) => {
-          const o = own.find((x) => x.run === r.run);
-          return o && o[key] > 0 ? r[key] / o[key] : undefined;
-        }));
-      const phases = {};
-      for (const r of good) for (const p of Object.keys(r.phasesMs ?? {})) phases[p] = true;
-      out.push({
-        sizeMib,
-        method,
-        runs: rs.length,
-        succeeded: good.length,
-        errors: rs.filter((r) => r.error).map((r) => `${r.error.code}: ${r.error.message}`),
-        downtimeMs: median(good.map((r) => r.downtimeMs)),
-        totalMs: median(good.map((r) => r.totalMs)),
-        bytesSent: median(good.map((r) => r.bytesSent)),
-        verified: good.filter((r) => r.memory === 'ok').length,
-        downtimeRatio: method === ownMethod ? undefined : ratio('downtimeMs'),
-        totalRatio: method === ownMethod ? undefined : ratio('totalMs'),
-        phasesMs: Object.fromEntries(Object.keys(phases).map((p) => [p, median(good.map((r) => r.phasesMs?.[p] ?? 0))])),
-      });
-    }
-  }
-  return out;
-}
-
-const fmtMs = (ms) => (ms === undefined ? '–' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)}`);
-const fmtRatio = (x) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
-const sizeLabel = (mib) => (mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`);
-
 function consoleRow(r) {
   const what = `${sizeLabel(r.sizeMib).padStart(7)} docker   run ${String(r.run).padStart(2)} ${r.warmup ? 'warm-up ' : ''}${r.method}`;
   if (r.error) return `${what}: FAILED ${r.error.code}: ${String(r.error.message).split('\n')[0].slice(0, 200)}`;
@@ -295,4 +164,4 @@ ${phaseLines.join('\n')}
 ${failures.length ? `\nFailed trials: ${failures.map((r) => `${sizeLabel(r.sizeMib)} run ${r.run} ${r.method}: ${r.error.code}: ${String(r.error.message).replace(/\s+/g, ' ').slice(0, 300)}`).join('; ')}\n` : ''}`;
 }
 
-module.exports = { runDockerBench, renderDockerSection, summarize, event, lastJson, fmtMs, fmtRatio, sizeLabel };
+module.exports = { runDockerBench, renderDockerSection };

@@ -13,28 +13,9 @@
 #   4. ssh DEST `docker start --checkpoint cp NAME`
 # The image must be on DEST already (the benchmark loads it on both hosts first). No rollback.
 set -Eeuo pipefail
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
+source "$(dirname "${BASH_SOURCE[0]}")/own-migrate-prelude.sh"
 DOCKER=/usr/bin/docker # /usr/local/bin/docker may be another client
-
-json() { node -e "$1" "${@:2}"; }
-die() { printf '{"ok":false,"step":"%s","error":%s}\n' "$STEP" "$(json 'process.stdout.write(JSON.stringify(process.argv[1]))' "$1")"; exit 1; }
-trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-STEP=args
-NAME=${1:-}
-[[ $NAME =~ ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ ]] || { echo "usage: docker-own-migrate.sh NAME --to HOST --ssh-config FILE" >&2; exit 2; }
-shift
-DEST= SSH_CONFIG=
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --to) DEST=$2; shift 2 ;;
-    --ssh-config) SSH_CONFIG=$2; shift 2 ;;
-    *) echo "docker-own-migrate.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-[[ -n $DEST && -n $SSH_CONFIG ]] || { echo "docker-own-migrate.sh: --to and --ssh-config are required" >&2; exit 2; }
-SSH=(ssh -F "$SSH_CONFIG" "$DEST")
+own_migrate_args docker-own-migrate.sh '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$' "$@"
 WORK=/var/lib/ferry/bench-docker/$NAME # the sandbox host's private tmpfs
 T_START=$(now_ms)
 

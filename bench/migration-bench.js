@@ -179,6 +179,7 @@ function run(file, args, { timeoutMs = 120_000, input } = {}) {
 }
 
 const sandbox = (...args) => run('bash', [SANDBOX_SCRIPT, ...args]);
+const { event: parseFerry, median, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
 const { runDockerBench, renderDockerSection } = require('./docker-bench');
 const { runPodmanBench, renderPodmanSection } = require('./podman-bench');
 const onHost = (host, argv, options) => run('bash', [SANDBOX_SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, ...argv], options);
@@ -417,19 +418,6 @@ async function tcpCounter(host, name, counter) {
   return i > 0 ? Number(values.split(/\s+/)[i]) : undefined;
 }
 
-function parseFerry(text, event) {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const o = JSON.parse(line);
-      if (o.event === event) return o[event];
-    } catch {
-      /* not JSON */
-    }
-  }
-  return undefined;
-}
-
 /** Bytes per phase from ferry's JSON events on stderr ({"event":"phase-end","phase":P,"ms":N,"bytes":B}). */
 function phaseBytesOf(stderr) {
   const out = {};
@@ -452,13 +440,6 @@ function pick(o, keys) {
 }
 
 // ------------------------------------------------------------------------------------------------ statistics
-
-function median(values) {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
-  if (!v.length) return undefined;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-}
 
 /** Median rows per (size, link, method), with ratios against the naive run of the same run index. */
 function summarize(rows, options, methods) {
@@ -580,16 +561,13 @@ function throughput(row, phase) {
 
 // ------------------------------------------------------------------------------------------------ rendering
 
-const fmtMs = (ms) => (ms === undefined ? '–' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)}`);
 const fmtDuration = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 const fmtMiB = (b) => (b === undefined ? '–' : `${(b / 2 ** 20).toFixed(1)}`);
 const fmtRate = (x) => (x === undefined ? '' : `${Math.round(x)}`);
-const fmtRatio = (x) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
 const methodLabel = (m) =>
   m === NAIVE_METHOD ? 'naive (runc + tar \\| ssh)' : m === LXC_NAIVE ? 'LXC: lxc-checkpoint + tar \\| ssh' : isLxc(m) ? `LXC: ferry ${m.slice(LXC.length)}` : `ferry ${m}`;
 /** Short names for prose: naive, lxc-checkpoint, ferry STRATEGY, ferry lxc STRATEGY. */
 const shortLabel = (m) => (m === NAIVE_METHOD ? 'naive' : m === LXC_NAIVE ? 'lxc-checkpoint' : isLxc(m) ? `ferry lxc ${m.slice(LXC.length)}` : `ferry ${m}`);
-const sizeLabel = (mib) => (mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`);
 
 function resultsTable(summary, runs) {
   const head =

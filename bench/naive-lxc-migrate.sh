@@ -14,26 +14,8 @@
 # No rollback: if a step after the checkpoint fails, the container is stopped on the source (a restore from IMAGES
 # there brings it back).
 set -Eeuo pipefail
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
-
-die() { printf '{"ok":false,"step":"%s","error":%s}\n' "$STEP" "$(node -e 'process.stdout.write(JSON.stringify(process.argv[1]))' "$1")"; exit 1; }
-trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-STEP=args
-NAME=${1:-}
-[[ $NAME =~ ^[A-Za-z0-9_][A-Za-z0-9_.+-]*$ ]] || { echo "usage: naive-lxc-migrate.sh NAME --to HOST --ssh-config FILE" >&2; exit 2; }
-shift
-DEST= SSH_CONFIG=
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --to) DEST=$2; shift 2 ;;
-    --ssh-config) SSH_CONFIG=$2; shift 2 ;;
-    *) echo "naive-lxc-migrate.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-[[ -n $DEST && -n $SSH_CONFIG ]] || { echo "naive-lxc-migrate.sh: --to and --ssh-config are required" >&2; exit 2; }
-SSH=(ssh -F "$SSH_CONFIG" "$DEST")
+source "$(dirname "${BASH_SOURCE[0]}")/own-migrate-prelude.sh"
+own_migrate_args naive-lxc-migrate.sh '^[A-Za-z0-9_][A-Za-z0-9_.+-]*$' "$@"
 LXCPATH=/var/lib/lxc
 WORK=/var/lib/ferry/bench-naive/$NAME # a tmpfs private to each sandbox host
 IMAGES=$WORK/images

@@ -11,18 +11,28 @@
 const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { buildTestRootfs } = require('@ferry/core/testing');
-const { summarize, event, lastJson, fmtMs, fmtRatio, sizeLabel } = require('./docker-bench');
+const { runContainerTrials, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
 
 const IMAGE = 'localhost/ferry-pd-bench:1';
-const OWN = path.join(__dirname, 'podman-own-migrate.sh');
-const FERRY_METHOD = 'ferry podman';
-const OWN_METHOD = 'podman checkpoint';
-const TRIAL_TIMEOUT_MS = 300_000;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** What the Podman rows' trials differ in (bench/container-trials.js). */
+const PODMAN_TRIALS = {
+  label: 'Podman',
+  cli: 'podman',
+  image: IMAGE,
+  ferryMethod: 'ferry podman',
+  ownMethod: 'podman checkpoint',
+  ownScript: path.join(__dirname, 'podman-own-migrate.sh'),
+  ownFailedCode: 'PODMAN_FAILED',
+  namePrefix: 'pdb',
+  countingTries: 150,
+  ferryRef: (name) => `podman:${name}`,
+  removeArgv: (name) => ['rm', '-f', '--time', '0', name],
+  logRow: (row) => `${sizeLabel(row.sizeMib)} run ${row.run} ${row.warmup ? 'warm-up ' : ''}${row.method}: ${row.error ? `FAILED ${row.error.code}: ${String(row.error.message).slice(0, 200)}` : `freeze→running ${row.downtimeMs} ms, total ${row.totalMs} ms, ${((row.bytesSent ?? 0) / 2 ** 20).toFixed(1)} MiB, memory ${row.memory}, phases ${JSON.stringify(row.phasesMs)}`}`,
+};
 
 /** ctx: { sizes, runs, dirtyPercent, sshConfig, hostsFile, onHost(host, argv, {input, timeoutMs}), log, interrupted }. */
 async function runPodmanBench(ctx) {
-  const rows = [];
   const tar = spawnSync('tar', ['-C', buildTestRootfs(), '-c', '.'], { maxBuffer: 256 << 20 });
   const imported = await ctx.onHost('h1', ['podman', 'import', '-q', '-', IMAGE], { input: tar.stdout });
   if (imported.status !== 0) throw new Error(`podman import on h1 failed: ${imported.stderr}`);
@@ -30,73 +40,7 @@ async function runPodmanBench(ctx) {
   const saved = await ctx.onHost('h1', ['podman', 'save', '--format', 'docker-archive', IMAGE], { binary: true });
   const loaded = await ctx.onHost('h2', ['podman', 'load', '-q'], { input: saved.stdoutBuffer });
   if (saved.status !== 0 || loaded.status !== 0) throw new Error(`podman save | load failed: ${saved.stderr} ${loaded.stderr}`);
-  let seq = 0;
-  const methods = [FERRY_METHOD, OWN_METHOD];
-  for (const sizeMib of ctx.sizes) {
-    ctx.log(`== Podman, ${sizeMib} MiB, unshaped`);
-    for (let r = 0; r <= ctx.runs; r++) {
-      const order = r % 2 ? methods : [...methods].reverse();
-      for (const method of order) {
-        if (ctx.interrupted()) return { rows, summary: summarize(rows, ctx, methods) };
-        const row = await trial(ctx, { method, sizeMib: r === 0 ? 64 : sizeMib, run: r, warmup: r === 0, name: `pdb${process.pid % 10000}x${++seq}` });
-        rows.push(row);
-        ctx.log(`${sizeLabel(row.sizeMib)} run ${row.run} ${row.warmup ? 'warm-up ' : ''}${method}: ${row.error ? `FAILED ${row.error.code}: ${String(row.error.message).slice(0, 200)}` : `freeze→running ${row.downtimeMs} ms, total ${row.totalMs} ms, ${((row.bytesSent ?? 0) / 2 ** 20).toFixed(1)} MiB, memory ${row.memory}, phases ${JSON.stringify(row.phasesMs)}`}`);
-      }
-    }
-  }
-  return { rows, summary: summarize(rows, ctx, methods) };
-}
-
-async function trial(ctx, { method, sizeMib, run, warmup, name }) {
-  const dirtyPagesPerSec = Math.round(((sizeMib * 256) * ctx.dirtyPercent) / 100);
-  const row = { method, sizeMib, link: 'unshaped', run, warmup, container: name, dirtyPagesPerSec, ok: false };
-  try {
-    const started = await ctx.onHost('h1', ['podman', 'run', '-d', '--name', name, '--network', 'none', IMAGE,
-      '/usr/bin/workload', '--state', '/tmp/state', '--mem-mib', String(sizeMib), '--dirty-pages-per-sec', String(dirtyPagesPerSec)]);
-    if (started.status !== 0) throw new Error(`podman run failed: ${started.stderr}`);
-    if (!(await counting(ctx, 'h1', name))) throw new Error('the workload did not start counting');
-    await sleep(1000);
-    const r = method === FERRY_METHOD
-      ? await ctx.onHost('h1', ['ferry', 'migrate', `podman:${name}`, '--to', 'h2', '--hosts-file', ctx.hostsFile, '--json'], { timeoutMs: TRIAL_TIMEOUT_MS })
-      : await ctx.onHost('h1', ['bash', OWN, name, '--to', 'h2', '--ssh-config', ctx.sshConfig], { timeoutMs: TRIAL_TIMEOUT_MS });
-    const out = method === FERRY_METHOD ? event(r.stdout, 'report') : lastJson(r.stdout);
-    if (r.status !== 0 || !out || out.ok === false) {
-      const error = method === FERRY_METHOD ? event(r.stdout, 'error') ?? event(r.stderr, 'error') : out;
-      row.error = { code: error?.code ?? (method === OWN_METHOD ? 'PODMAN_FAILED' : `EXIT_${r.status}`), message: error?.message ?? error?.error ?? r.stderr.trim().slice(-500) };
-      return row;
-    }
-    for (const k of ['downtimeMs', 'totalMs', 'bytesSent', 'phasesMs', 'strategy']) if (out[k] !== undefined) row[k] = out[k];
-    if (!(await counting(ctx, 'h2', name))) throw new Error('the workload does not count on h2');
-    row.memory = await verify(ctx, 'h2', name);
-    row.ok = row.memory === 'ok';
-    return row;
-  } catch (err) {
-    row.error = row.error ?? { code: 'BENCH', message: err.message };
-    return row;
-  } finally {
-    for (const host of ['h1', 'h2']) await ctx.onHost(host, ['podman', 'rm', '-f', '--time', '0', name]);
-    await ctx.onHost('h2', ['sh', '-c', 'rm -rf /var/lib/ferry/migrations/*']);
-  }
-}
-
-async function pidOf(ctx, host, name) {
-  const r = await ctx.onHost(host, ['podman', 'inspect', '-f', '{{.State.Pid}}', name]);
-  return r.status === 0 ? Number(r.stdout.trim()) : 0;
-}
-
-async function counting(ctx, host, name) {
-  for (let i = 0; i < 150; i++) {
-    const pid = await pidOf(ctx, host, name);
-    if (pid > 0 && Number(/counter=(\d+)/.exec((await ctx.onHost(host, ['cat', `/proc/${pid}/root/tmp/state`])).stdout)?.[1] ?? 0) >= 2) return true;
-    await sleep(200);
-  }
-  return false;
-}
-
-async function verify(ctx, host, name) {
-  const pid = await pidOf(ctx, host, name);
-  const r = await ctx.onHost(host, ['sh', '-c', 'rm -f "$1"; kill -USR1 "$2"; for i in $(seq 300); do [ -s "$1" ] && exec cat "$1"; sleep 0.1; done; echo timeout', 'sh', `/proc/${pid}/root/tmp/state.verify`, String(pid)]);
-  return /verify=(\S+)/.exec(r.stdout)?.[1] ?? r.stdout.trim();
+  return runContainerTrials(ctx, PODMAN_TRIALS);
 }
 
 /** The markdown section of the Podman rows. */

@@ -11,27 +11,8 @@
 #   3. ssh DEST `podman container restore --import FILE`
 # The image must be on DEST already (the benchmark loads it on both hosts first). No rollback.
 set -Eeuo pipefail
-export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
-
-json() { node -e "$1" "${@:2}"; }
-die() { printf '{"ok":false,"step":"%s","error":%s}\n' "$STEP" "$(json 'process.stdout.write(JSON.stringify(process.argv[1]))' "$1")"; exit 1; }
-trap 'die "failed at line $LINENO: $BASH_COMMAND"' ERR
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-STEP=args
-NAME=${1:-}
-[[ $NAME =~ ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ ]] || { echo "usage: podman-own-migrate.sh NAME --to HOST --ssh-config FILE" >&2; exit 2; }
-shift
-DEST= SSH_CONFIG=
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --to) DEST=$2; shift 2 ;;
-    --ssh-config) SSH_CONFIG=$2; shift 2 ;;
-    *) echo "podman-own-migrate.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-[[ -n $DEST && -n $SSH_CONFIG ]] || { echo "podman-own-migrate.sh: --to and --ssh-config are required" >&2; exit 2; }
-SSH=(ssh -F "$SSH_CONFIG" "$DEST")
+source "$(dirname "${BASH_SOURCE[0]}")/own-migrate-prelude.sh"
+own_migrate_args podman-own-migrate.sh '^[a-zA-Z0-9][a-zA-Z0-9_.-]*$' "$@"
 FILE=/var/lib/ferry/bench-podman-$NAME.tar.zst # each sandbox host's private tmpfs
 T_START=$(now_ms)
 

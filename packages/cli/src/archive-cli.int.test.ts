@@ -3,44 +3,27 @@
  * --import`, `ferry start --from FILE`, `ferry snapshot export`, and their refusals, against real runc and CRIU.
  * (Podman reading ferry's archives and the reverse: core/src/archive/archive.int.test.ts.)
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RuncAdapter } from '@ferry/core';
-import { readWorkloadState, runCleanups, startRuncContainer, verifyWorkloadMemory, waitForCounter, type RuncContainer } from '@ferry/core/testing';
+import { readWorkloadState, verifyWorkloadMemory, waitForCounter } from '@ferry/core/testing';
 import { ferry, ferryOk, jsonOutput } from './testing/run-ferry';
+import { runcCliFixture } from './testing/runc-cli-fixture.test-helpers';
 
 jest.setTimeout(90_000);
 
-const adapter = new RuncAdapter();
-let dir: string;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-archive-cli-'));
-});
-
-afterEach(async () => {
-  await runCleanups(cleanups);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function container(): Promise<RuncContainer> {
-  const c = await startRuncContainer({ memMib: 16 });
-  cleanups.push(() => c.stop());
-  return c;
-}
+const cli = runcCliFixture('ferry-archive-cli-');
+const { adapter, cleanups, container } = cli;
 
 it('checkpoint --export writes an archive and no image directory; restore --import brings the container back', async () => {
   const c = await container();
   await waitForCounter(c.stateFile, 2);
-  const file = join(dir, 'ct.tar');
+  const file = join(cli.dir, 'ct.tar');
   const out = jsonOutput(await ferryOk('checkpoint', c.name, '--export', file, '--json'));
   expect(out.archive).toMatchObject({ file, rootfsImage: 'localhost/ferry-empty:latest' });
   expect(out.imagesDir).toBeUndefined(); // the temporary image directory is gone
   const stopped = readWorkloadState(c.stateFile)!.counter;
 
-  const importDir = join(dir, 'import');
+  const importDir = join(cli.dir, 'import');
   const restored = jsonOutput(await ferryOk('restore', '--import', file, '--import-dir', importDir, '--json'));
   cleanups.push(() => adapter.remove(c.name));
   expect(restored.container.ref).toEqual({ runtime: 'runc', id: c.name });
@@ -52,10 +35,10 @@ it('checkpoint --export writes an archive and no image directory; restore --impo
 it('start --from FILE starts numbered copies from an archive', async () => {
   const c = await container();
   await waitForCounter(c.stateFile, 2);
-  const file = join(dir, 'ct.tar');
+  const file = join(cli.dir, 'ct.tar');
   await ferryOk('checkpoint', c.name, '--export', file, '--leave-running');
   const prefix = `${c.name}-cp`;
-  const run = await ferryOk('start', '--from', file, '--count', '2', '--name-prefix', prefix, '--import-dir', join(dir, 'import'), '--json');
+  const run = await ferryOk('start', '--from', file, '--count', '2', '--name-prefix', prefix, '--import-dir', join(cli.dir, 'import'), '--json');
   for (const n of [1, 2]) cleanups.push(() => adapter.remove(`${prefix}-${n}`));
   const started = jsonOutput(run).containers as { container: { ref: { id: string }; state: string } }[];
   expect(started.map((s) => s.container.ref.id)).toEqual([`${prefix}-1`, `${prefix}-2`]);
@@ -63,9 +46,9 @@ it('start --from FILE starts numbered copies from an archive', async () => {
 });
 
 it('refuses what it cannot read, leaving no import directory', async () => {
-  const junk = join(dir, 'junk.tar');
+  const junk = join(cli.dir, 'junk.tar');
   writeFileSync(junk, 'not a tar at all\n'.repeat(100));
-  const importRoot = join(dir, 'imports');
+  const importRoot = join(cli.dir, 'imports');
   const run = await ferry('restore', '--import', junk, '--import-dir', join(importRoot, 'x'));
   expect(run.status).toBe(4); // ERR_IMAGE_*
   expect(run.stderr).toMatch(/ERR_IMAGE_CORRUPT/);
@@ -74,7 +57,7 @@ it('refuses what it cannot read, leaving no import directory', async () => {
 
   // An export that cannot be written is refused before the checkpoint: the container keeps running.
   const c = await container();
-  const bad = await ferry('checkpoint', c.name, '--export', join(dir, 'no-such-dir', 'ct.tar'));
+  const bad = await ferry('checkpoint', c.name, '--export', join(cli.dir, 'no-such-dir', 'ct.tar'));
   expect(bad.status).toBe(2);
   expect(bad.stderr).toMatch(/ERR_PRECHECK_BAD_INPUT/);
   expect((await adapter.inspect(c.name)).state).toBe('running');
@@ -87,10 +70,10 @@ it('refuses what it cannot read, leaving no import directory', async () => {
 it('snapshot export writes a snapshot as an archive', async () => {
   const c = await container();
   await waitForCounter(c.stateFile, 2);
-  const store = join(dir, 'store');
+  const store = join(cli.dir, 'store');
   await ferryOk('snapshot', '--store', store, c.name);
-  const file = join(dir, 'snap.tar');
+  const file = join(cli.dir, 'snap.tar');
   const out = jsonOutput(await ferryOk('snapshot', '--store', store, 'export', c.name, 'latest', file, '--json'));
   expect(out.archive.file).toBe(file);
-  expect(readdirSync(dir)).toContain('snap.tar');
+  expect(readdirSync(cli.dir)).toContain('snap.tar');
 });

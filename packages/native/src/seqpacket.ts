@@ -1,10 +1,9 @@
-import { UV_READABLE, UV_WRITABLE, type RawMessage, type RawSeqpacketSocket } from './binding';
+import type { RawSeqpacketSocket } from './binding';
 import { FdHandle } from './fd-handle';
 import { binding } from './load-binding';
-import { NativeError } from './native-error';
+import { SocketDriver } from './socket-driver';
 import { checkLength, checkOptions, checkUint8Array, type ByteArray } from './validate';
 
-const EBADF = 9;
 const DEFAULT_MAX_MESSAGE_BYTES = 1 << 20;
 // SO_SNDBUF must exceed the largest message by the kernel's bookkeeping (32 bytes today); leave generous room.
 const SEND_BUFFER_SLACK_BYTES = 64 << 10;
@@ -52,28 +51,30 @@ const internal = Symbol('SeqpacketSocket.internal');
  * pass `socket.fd` in spawn's stdio and close the socket in the parent once spawn() has returned.
  */
 export class SeqpacketSocket implements Disposable {
-  #raw: RawSeqpacketSocket | null;
-  readonly #fd: number;
-  #sends: PendingSend[] = [];
-  #recvs: PendingRecv[] = [];
-  #armed = 0;
-  #eof = false;
+  readonly #driver: SocketDriver<SeqpacketMessage | null, PendingRecv, PendingSend>;
 
   /** @internal Use seqpacketPair(). */
   constructor(token: typeof internal, raw: RawSeqpacketSocket) {
     if (token !== internal) throw new TypeError('SeqpacketSocket: use seqpacketPair() to create sockets');
-    this.#raw = raw;
-    this.#fd = raw.fd;
+    this.#driver = new SocketDriver(raw, {
+      write: (handle, pending) => (handle.send(pending.data, pending.fds.map((fd) => (typeof fd === 'number' ? fd : fd.fd))) ? 'done' : 'blocked'),
+      read: (handle) => {
+        const message = handle.recv();
+        if (message === undefined) return 'blocked';
+        if (message === null) return 'end';
+        return { value: { data: message.data, fds: message.fds.map((fd) => new FdHandle(fd)) } };
+      },
+      ended: (pending) => pending.resolve(null),
+    });
   }
 
   /** The socket's fd, for spawn's stdio. Throws NativeError EBADF once closed. */
   get fd(): number {
-    if (this.#raw === null) throw NativeError.fromErrno('SeqpacketSocket.fd', 'closed socket', EBADF);
-    return this.#fd;
+    return this.#driver.fd('SeqpacketSocket.fd');
   }
 
   get closed(): boolean {
-    return this.#raw === null;
+    return this.#driver.closed;
   }
 
   /**
@@ -89,11 +90,9 @@ export class SeqpacketSocket implements Disposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#raw === null) return Promise.reject(this.#closedError('sendmsg'));
+    if (this.#driver.closed) return Promise.reject(this.#driver.closedError('sendmsg'));
     return new Promise<void>((resolve, reject) => {
-      this.#sends.push({ data, fds: [...fds], resolve, reject });
-      this.#flushSends();
-      this.#arm();
+      this.#driver.write({ data, fds: [...fds], resolve, reject });
     });
   }
 
@@ -126,17 +125,13 @@ export class SeqpacketSocket implements Disposable {
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       return Promise.reject(new TypeError('SeqpacketSocket.recv: signal must be an AbortSignal'));
     }
-    if (this.#raw === null) return Promise.reject(this.#closedError('recvmsg'));
+    if (this.#driver.closed) return Promise.reject(this.#driver.closedError('recvmsg'));
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<SeqpacketMessage | null>((resolve, reject) => {
       const pending: PendingRecv = { resolve, reject };
       if (signal !== undefined) {
         const onAbort = () => {
-          const index = this.#recvs.indexOf(pending);
-          if (index < 0) return;
-          this.#recvs.splice(index, 1);
-          reject(signal.reason);
-          this.#arm();
+          if (this.#driver.cancelRead(pending)) reject(signal.reason);
         };
         signal.addEventListener('abort', onAbort, { once: true });
         pending.resolve = (message) => {
@@ -148,109 +143,18 @@ export class SeqpacketSocket implements Disposable {
           reject(error);
         };
       }
-      this.#recvs.push(pending);
-      this.#drainRecvs();
-      this.#arm();
+      this.#driver.read(pending);
     });
   }
 
   /** Idempotent. Pending send()s and recv()s reject with NativeError EBADF. */
   close(): void {
-    const raw = this.#raw;
-    if (raw === null) return;
-    this.#raw = null;
-    this.#armed = 0;
-    const sends = this.#sends.splice(0);
-    const recvs = this.#recvs.splice(0);
-    try {
-      raw.close();
-    } finally {
-      for (const s of sends) s.reject(this.#closedError('sendmsg'));
-      for (const r of recvs) r.reject(this.#closedError('recvmsg'));
-    }
+    this.#driver.close();
   }
 
   [Symbol.dispose](): void {
     this.close();
   }
-
-  #closedError(syscall: string): NativeError {
-    return NativeError.fromErrno(syscall, `fd=${this.#fd}, socket closed`, EBADF);
-  }
-
-  #flushSends(): void {
-    const raw = this.#raw;
-    while (raw !== null && this.#sends.length > 0) {
-      const pending = this.#sends[0]!;
-      let sent: boolean;
-      try {
-        sent = raw.send(
-          pending.data,
-          pending.fds.map((fd) => (typeof fd === 'number' ? fd : fd.fd)),
-        );
-      } catch (error) {
-        this.#sends.shift();
-        pending.reject(error);
-        continue;
-      }
-      if (!sent) return;
-      this.#sends.shift();
-      pending.resolve();
-    }
-  }
-
-  #drainRecvs(): void {
-    const raw = this.#raw;
-    while (raw !== null && this.#recvs.length > 0) {
-      if (this.#eof) {
-        for (const r of this.#recvs.splice(0)) r.resolve(null);
-        return;
-      }
-      let message: RawMessage | null | undefined;
-      try {
-        message = raw.recv();
-      } catch (error) {
-        // A peer that died without reading what we sent shows up as ECONNRESET: for the caller, as for EOF, the
-        // peer is gone.
-        if ((error as NativeError).code === 'ECONNRESET') {
-          this.#eof = true;
-          continue;
-        }
-        this.#recvs.shift()!.reject(error);
-        continue;
-      }
-      if (message === undefined) return;
-      if (message === null) {
-        this.#eof = true;
-        continue;
-      }
-      const fds = message.fds.map((fd) => new FdHandle(fd));
-      this.#recvs.shift()!.resolve({ data: message.data, fds });
-    }
-  }
-
-  // Waits for exactly what the queues need, or nothing: an idle socket must not hold the event loop open.
-  #arm(): void {
-    const raw = this.#raw;
-    if (raw === null) return;
-    const want = (this.#recvs.length > 0 ? UV_READABLE : 0) | (this.#sends.length > 0 ? UV_WRITABLE : 0);
-    if (want === this.#armed) return;
-    this.#armed = want;
-    if (want === 0) raw.stop();
-    else raw.wait(want, this.#onReady);
-  }
-
-  readonly #onReady = (error: Error | null): void => {
-    this.#armed = 0;
-    if (error !== null) {
-      for (const s of this.#sends.splice(0)) s.reject(error);
-      for (const r of this.#recvs.splice(0)) r.reject(error);
-      return;
-    }
-    this.#flushSends();
-    this.#drainRecvs();
-    this.#arm();
-  };
 }
 
 /**

@@ -21,6 +21,22 @@ describe('streamSocketPair and StreamSocket', () => {
     }
   });
 
+  it('holds an exact peek until all its bytes have arrived, and leaves them queued', async () => {
+    const [a, b] = streamSocketPair().map((h) => StreamSocket.adopt(h)) as [StreamSocket, StreamSocket];
+    try {
+      await a.write(Buffer.from('hel'));
+      const peeked = b.read(5, { peek: true, exact: true });
+      const read = b.read(6, { exact: true }); // served after the peek, in call order
+      await new Promise((resolve) => setImmediate(resolve));
+      await a.write(Buffer.from('lo!'));
+      expect((await peeked)!.data.toString()).toBe('hello');
+      expect((await read)!.data.toString()).toBe('hello!');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   it('writes more than the socket buffer holds, resolving once the reader has taken it', async () => {
     const [a, b] = streamSocketPair().map((h) => StreamSocket.adopt(h)) as [StreamSocket, StreamSocket];
     try {

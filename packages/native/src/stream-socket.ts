@@ -1,10 +1,11 @@
-import { UV_READABLE, UV_WRITABLE, type RawSeqpacketSocket } from './binding';
+import type { RawSeqpacketSocket } from './binding';
 import { FdHandle } from './fd-handle';
 import { binding } from './load-binding';
 import { NativeError } from './native-error';
+import { SocketDriver, type ReadStep, type WriteStep } from './socket-driver';
 import { checkUint8Array, type ByteArray } from './validate';
 
-const EBADF = 9;
+const EPIPE = 32;
 // Scratch buffer of a non-exact read: the bytes that arrived are copied out of it.
 const SCRATCH_BYTES = 256 << 10;
 
@@ -49,16 +50,19 @@ interface PendingWrite {
  * Ownership: the socket owns its fd from adopt() on (close(), `using`, or garbage collection closes it).
  */
 export class StreamSocket implements Disposable {
-  #raw: RawSeqpacketSocket | null;
-  readonly #fd: number;
-  #reads: PendingRead[] = [];
-  #writes: PendingWrite[] = [];
-  #armed = 0;
-  #eof = false;
+  readonly #driver: SocketDriver<StreamChunk | null, PendingRead, PendingWrite>;
+  #scratch: Buffer | undefined;
 
   private constructor(raw: RawSeqpacketSocket) {
-    this.#raw = raw;
-    this.#fd = raw.fd;
+    const fd = raw.fd;
+    this.#driver = new SocketDriver(raw, {
+      write: (handle, w) => this.#writeStep(handle, w),
+      read: (handle, r) => this.#readStep(handle, r),
+      ended: (r) => {
+        if (r.got === 0) r.resolve(null);
+        else r.reject(NativeError.fromErrno('recvmsg', `fd=${fd}, end of stream after ${r.got} of ${r.max} bytes`, EPIPE));
+      },
+    });
   }
 
   /** Takes over the fd of `handle` (which reads as closed afterwards). */
@@ -74,12 +78,11 @@ export class StreamSocket implements Disposable {
   }
 
   get fd(): number {
-    if (this.#raw === null) throw NativeError.fromErrno('StreamSocket.fd', 'closed socket', EBADF);
-    return this.#fd;
+    return this.#driver.fd('StreamSocket.fd');
   }
 
   get closed(): boolean {
-    return this.#raw === null;
+    return this.#driver.closed;
   }
 
   /**
@@ -88,12 +91,10 @@ export class StreamSocket implements Disposable {
    */
   read(maxBytes: number, options: StreamReadOptions = {}): Promise<StreamChunk | null> {
     if (!Number.isInteger(maxBytes) || maxBytes < 1) return Promise.reject(new RangeError('StreamSocket.read: maxBytes must be a positive integer'));
-    if (this.#raw === null) return Promise.reject(this.#closedError('recvmsg'));
+    if (this.#driver.closed) return Promise.reject(this.#driver.closedError('recvmsg'));
     return new Promise((resolve, reject) => {
       const exact = options.exact === true;
-      this.#reads.push({ max: maxBytes, peek: options.peek === true, exact, dest: exact ? Buffer.allocUnsafe(maxBytes) : undefined, got: 0, fds: [], resolve, reject });
-      this.#drainReads();
-      this.#arm();
+      this.#driver.read({ max: maxBytes, peek: options.peek === true, exact, dest: exact ? Buffer.allocUnsafe(maxBytes) : undefined, got: 0, fds: [], resolve, reject });
     });
   }
 
@@ -105,141 +106,47 @@ export class StreamSocket implements Disposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#raw === null) return Promise.reject(this.#closedError('sendmsg'));
+    if (this.#driver.closed) return Promise.reject(this.#driver.closedError('sendmsg'));
     return new Promise((resolve, reject) => {
-      this.#writes.push({ data, offset: 0, fds: fds.map((f) => f.fd), resolve, reject });
-      this.#flushWrites();
-      this.#arm();
+      this.#driver.write({ data, offset: 0, fds: fds.map((f) => f.fd), resolve, reject });
     });
   }
 
   /** Idempotent. Pending reads and writes reject with NativeError EBADF. */
   close(): void {
-    const raw = this.#raw;
-    if (raw === null) return;
-    this.#raw = null;
-    this.#armed = 0;
-    const reads = this.#reads.splice(0);
-    const writes = this.#writes.splice(0);
-    try {
-      raw.close();
-    } finally {
-      for (const r of reads) r.reject(this.#closedError('recvmsg'));
-      for (const w of writes) w.reject(this.#closedError('sendmsg'));
-    }
+    this.#driver.close();
   }
 
   [Symbol.dispose](): void {
     this.close();
   }
 
-  #closedError(syscall: string): NativeError {
-    return NativeError.fromErrno(syscall, `fd=${this.#fd}, socket closed`, EBADF);
+  #writeStep(raw: RawSeqpacketSocket, w: PendingWrite): WriteStep {
+    const n = raw.writeStream(w.offset === 0 ? w.data : w.data.subarray(w.offset), w.offset === 0 ? w.fds : []);
+    if (n === 0) return 'blocked';
+    w.offset += n;
+    return w.offset < w.data.byteLength ? 'partial' : 'done';
   }
 
-  #flushWrites(): void {
-    const raw = this.#raw;
-    while (raw !== null && this.#writes.length > 0) {
-      const w = this.#writes[0]!;
-      let n: number;
-      try {
-        n = raw.writeStream(w.offset === 0 ? w.data : w.data.subarray(w.offset), w.offset === 0 ? w.fds : []);
-      } catch (error) {
-        this.#writes.shift();
-        w.reject(error);
-        continue;
-      }
-      if (n === 0) return;
-      w.offset += n;
-      if (w.offset < w.data.byteLength) continue;
-      this.#writes.shift();
-      w.resolve();
+  #readStep(raw: RawSeqpacketSocket, r: PendingRead): ReadStep<StreamChunk> {
+    let into: Buffer;
+    let at: number;
+    if (r.dest) {
+      into = r.dest;
+      at = r.peek ? 0 : r.got; // a peek sees everything from the start again
+    } else {
+      this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
+      into = this.#scratch;
+      at = 0;
     }
+    const length = r.dest ? r.max - at : Math.min(r.max, into.length);
+    const chunk = raw.readInto(into, at, length, r.peek);
+    if (chunk === undefined) return 'blocked';
+    if (chunk === null) return 'end';
+    r.fds.push(...chunk.fds.map((fd) => new FdHandle(fd)));
+    r.got = at + chunk.bytes;
+    // A peek that saw fewer bytes than wanted has to wait for more: readiness alone would fire at once.
+    if (r.exact && r.got < r.max) return r.peek ? 'later' : 'partial';
+    return { value: { data: r.dest ?? Buffer.from(into.subarray(0, r.got)), fds: r.fds } };
   }
-
-  #drainReads(): void {
-    const raw = this.#raw;
-    while (raw !== null && this.#reads.length > 0) {
-      const r = this.#reads[0]!;
-      if (this.#eof) {
-        this.#reads.shift();
-        if (r.got === 0) r.resolve(null);
-        else r.reject(NativeError.fromErrno('recvmsg', `fd=${this.#fd}, end of stream after ${r.got} of ${r.max} bytes`, 32));
-        continue;
-      }
-      let into: Buffer;
-      let at: number;
-      if (r.dest) {
-        into = r.dest;
-        at = r.peek ? 0 : r.got; // a peek sees everything from the start again
-      } else {
-        this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
-        into = this.#scratch;
-        at = 0;
-      }
-      const length = r.dest ? r.max - at : Math.min(r.max, into.length);
-      let chunk: { bytes: number; fds: number[] } | null | undefined;
-      try {
-        chunk = raw.readInto(into, at, length, r.peek);
-      } catch (error) {
-        if ((error as NativeError).code === 'ECONNRESET') {
-          this.#eof = true;
-          continue;
-        }
-        this.#reads.shift();
-        r.reject(error);
-        continue;
-      }
-      if (chunk === undefined) return;
-      if (chunk === null) {
-        this.#eof = true;
-        continue;
-      }
-      r.fds.push(...chunk.fds.map((fd) => new FdHandle(fd)));
-      r.got = at + chunk.bytes;
-      if (r.exact && r.got < r.max) {
-        // A peek that saw fewer bytes than wanted has to wait for more: readiness alone would fire at once.
-        if (r.peek) return this.#pollPeek();
-        continue;
-      }
-      this.#reads.shift();
-      r.resolve({ data: r.dest ?? Buffer.from(into.subarray(0, r.got)), fds: r.fds });
-    }
-  }
-
-  #scratch: Buffer | undefined;
-
-  // The socket stays readable while bytes are queued, so an exact peek that is short waits on a timer instead.
-  #peekTimer: NodeJS.Timeout | undefined;
-  #pollPeek(): void {
-    if (this.#peekTimer) return;
-    this.#peekTimer = setTimeout(() => {
-      this.#peekTimer = undefined;
-      this.#drainReads();
-      this.#arm();
-    }, 1);
-  }
-
-  #arm(): void {
-    const raw = this.#raw;
-    if (raw === null) return;
-    const shortPeek = this.#peekTimer !== undefined;
-    const want = (this.#reads.length > 0 && !shortPeek ? UV_READABLE : 0) | (this.#writes.length > 0 ? UV_WRITABLE : 0);
-    if (want === this.#armed) return;
-    this.#armed = want;
-    if (want === 0) raw.stop();
-    else raw.wait(want, this.#onReady);
-  }
-
-  readonly #onReady = (error: Error | null): void => {
-    this.#armed = 0;
-    if (error !== null) {
-      for (const w of this.#writes.splice(0)) w.reject(error);
-      for (const r of this.#reads.splice(0)) r.reject(error);
-      return;
-    }
-    this.#flushWrites();
-    this.#drainReads();
-    this.#arm();
-  };
 }

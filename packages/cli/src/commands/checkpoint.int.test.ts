@@ -4,21 +4,11 @@
  * Every container a test makes is removed afterwards, also when the test fails: restored ones through the runc
  * adapter (their netns and bundle copy go too), the originals through the harness (runc delete -f, netns, bundle).
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { RuncAdapter } from '@ferry/core';
 import { ferry, ferryOk, jsonOutput, type Run } from '../testing/run-ferry';
-import {
-  runCleanups,
-  isAlive,
-  readWorkloadState,
-  startRuncContainer,
-  verifyWorkloadMemory,
-  waitFor,
-  waitForCounter,
-  type RuncContainer,
-} from '@ferry/core/testing';
+import { runcCliFixture } from '../testing/runc-cli-fixture.test-helpers';
+import { isAlive, readWorkloadState, verifyWorkloadMemory, waitFor, waitForCounter } from '@ferry/core/testing';
 
 jest.setTimeout(60_000);
 
@@ -36,30 +26,8 @@ async function psJson(): Promise<PsEntry[]> {
   return out.containers;
 }
 
-const adapter = new RuncAdapter(); // the CLI's defaults: runc's root, ferry's state dir
-let dir: string;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-cli-int-'));
-});
-
-afterEach(async () => {
-  // Reverse order: restored copies (which joined the original's netns) go before the original and its netns.
-  await runCleanups(cleanups);
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function container(): Promise<RuncContainer> {
-  const c = await startRuncContainer({ memMib: 16 });
-  cleanups.push(() => c.stop());
-  return c;
-}
-
-/** A container `ferry restore` made: removed through the adapter, so its netns and bundle copy go too. */
-function restoredLater(name: string): void {
-  cleanups.push(() => adapter.remove(name));
-}
+const cli = runcCliFixture('ferry-cli-int-');
+const { container, restoredLater } = cli;
 
 test('ferry ps lists a runc container with runtime, state and pid; --json parses', async () => {
   const c = await container();
@@ -77,7 +45,7 @@ test('ferry ps lists a runc container with runtime, state and pid; --json parses
 
 test('checkpoint --leave-running --tcp-established --json: stats, a 0700 image dir, the container runs on', async () => {
   const c = await container();
-  const images = join(dir, 'images');
+  const images = join(cli.dir, 'images');
   const out = jsonOutput(await ferryOk('checkpoint', c.name, '--dir', images, '--leave-running', '--tcp-established', '--json'));
   expect(out).toMatchObject({ event: 'checkpoint', container: { runtime: 'runc', id: c.name }, imagesDir: images, leaveRunning: true, state: 'running' });
   expect(out.stats.frozenMs).toBeGreaterThan(0);
@@ -100,7 +68,7 @@ test('checkpoint --leave-running --tcp-established --json: stats, a 0700 image d
 test('checkpoint stops the container; restore --name NEW --json brings it back where it was', async () => {
   const c = await container();
   await waitForCounter(c.stateFile, 10);
-  const images = join(dir, 'images');
+  const images = join(cli.dir, 'images');
   const human = await ferryOk('checkpoint', c.name, '--dir', images);
   expect(human.stdout).toContain(`checkpointed runc:${c.name} into ${images}`);
   expect(human.stdout).toMatch(/frozen\s+[\d.]+ ms/);
@@ -136,7 +104,7 @@ test('checkpoint stops the container; restore --name NEW --json brings it back w
 
 test('one image restores twice under two names (the images are not consumed)', async () => {
   const c = await container();
-  const images = join(dir, 'images');
+  const images = join(cli.dir, 'images');
   await ferryOk('checkpoint', c.name, '--dir', images, '--json');
   const names = [`${c.name}-a`, `${c.name}-b`];
   const pids: number[] = [];
@@ -157,7 +125,7 @@ test('one image restores twice under two names (the images are not consumed)', a
 
 test('checkpoint of a missing container: ERR_RUNTIME_NOT_FOUND, a hint to run ferry ps, exit 5', async () => {
   const missing = `ferry-t-missing-${process.pid}`;
-  const images = join(dir, 'images');
+  const images = join(cli.dir, 'images');
   const run = await ferry('checkpoint', missing, '--dir', images);
   expect(run.status).toBe(5);
   expect(run.stderr).toContain('ERR_RUNTIME_NOT_FOUND');
@@ -172,7 +140,7 @@ test('checkpoint of a missing container: ERR_RUNTIME_NOT_FOUND, a hint to run fe
 });
 
 test('restore of an empty directory: ERR_IMAGE_NOT_FOUND, exit 4', async () => {
-  const empty = join(dir, 'empty');
+  const empty = join(cli.dir, 'empty');
   mkdirSync(empty);
   const run = await ferry('restore', empty, '--name', `ferry-t-never-${process.pid}`);
   expect(run.status).toBe(4);
@@ -187,16 +155,16 @@ test('restore of an empty directory: ERR_IMAGE_NOT_FOUND, exit 4', async () => {
 
 test('checkpoint --dir: a planted symlink, an earlier checkpoint and empty text are refused before the freeze (#14)', async () => {
   const c = await container();
-  const victim = join(dir, 'victim');
+  const victim = join(cli.dir, 'victim');
   mkdirSync(victim, { mode: 0o755 });
-  symlinkSync(victim, join(dir, 'planted'));
-  const viaLink = await ferry('checkpoint', c.name, '--dir', join(dir, 'planted'), '--leave-running');
+  symlinkSync(victim, join(cli.dir, 'planted'));
+  const viaLink = await ferry('checkpoint', c.name, '--dir', join(cli.dir, 'planted'), '--leave-running');
   expect(viaLink.status).toBe(3);
   expect(viaLink.stderr).toMatch(/^error ERR_PRECHECK_UNSAFE_PATH: .*is a symlink/);
   expect(statSync(victim).mode & 0o777).toBe(0o755);
   expect(readdirSync(victim)).toEqual([]);
 
-  const earlier = join(dir, 'earlier');
+  const earlier = join(cli.dir, 'earlier');
   await ferryOk('checkpoint', c.name, '--dir', earlier, '--leave-running');
   const before = readdirSync(earlier).sort();
   const again = await ferry('checkpoint', c.name, '--dir', earlier, '--leave-running');

@@ -4,16 +4,13 @@
  * Every container a test makes is removed afterwards, also when the test fails: through the runc adapter first
  * (what a restore made: netns, bundle copy), then the harness (runc delete -f, netns, bundle).
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { RuncAdapter } from '@ferry/core';
 import { ferry, ferryOk, jsonOutput, type Run } from '../testing/run-ferry';
+import { runcCliFixture } from '../testing/runc-cli-fixture.test-helpers';
 import {
-  runCleanups,
   queryService,
   readWorkloadState,
-  startRuncContainer,
   startSlowStartContainer,
   verifyWorkloadMemory,
   waitFor,
@@ -24,25 +21,17 @@ import {
 jest.setTimeout(60_000);
 
 
-const adapter = new RuncAdapter(); // the CLI's defaults
-let dir: string;
+const cli = runcCliFixture('ferry-snap-cli-');
+const { adapter, cleanups, restoredLater } = cli;
 let store: string;
-const cleanups: (() => Promise<void> | void)[] = [];
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-snap-cli-'));
-  store = join(dir, 'snapshots');
-});
-
-afterEach(async () => {
-  await runCleanups(cleanups);
-  rmSync(dir, { recursive: true, force: true });
+  store = join(cli.dir, 'snapshots');
 });
 
 async function workload(): Promise<RuncContainer> {
-  const c = await startRuncContainer({ memMib: 16 });
-  cleanups.push(() => c.stop());
-  cleanups.push(() => adapter.remove(c.name));
+  const c = await cli.container();
+  restoredLater(c.name);
   return c;
 }
 
@@ -118,7 +107,7 @@ test('start --from IMAGE --count 3 --name-prefix: three copies of a slow-startin
   const original = await startSlowStartContainer({ tableMib: 32, initMs: 1500 });
   cleanups.push(() => original.stop());
   const sum = (await queryService(original.netnsPath, original.address, original.port, 'sum')).reply;
-  const images = join(dir, 'images');
+  const images = join(cli.dir, 'images');
   await ferryOk('checkpoint', original.name, '--dir', images, '--json'); // the original stops; its namespace stays
   const files = readdirSync(images).sort();
 

@@ -190,3 +190,51 @@ test('a dump hook that throws leaves the error as it is (the hook undid its own 
   await expect(checkpointContainer(hooks, { runtime: 'runc', id: 'web' }, { imagesDir: join(dir, 'i') })).rejects.toThrow('cannot start');
   expect(hooks.steps).not.toContain('afterDump');
 });
+
+test('a hold pauses a running container around the dump and thaws it after a failure or a dump that left it running', async () => {
+  const held = (dump: () => ToolOutcome, state: ContainerInfo['state'] = 'running') => {
+    const hooks = fakeHooks(dump);
+    delete hooks.recover;
+    const find = hooks.find;
+    hooks.find = async (ref) => ({ ...(await find(ref)), before: { ...RUNNING, ref, state } });
+    hooks.hold = { pause: async () => void hooks.steps.push('pause'), thaw: async () => void hooks.steps.push('thaw') };
+    return hooks;
+  };
+  const ref = { runtime: 'runc', id: 'web' } as const;
+
+  const ended = held(() => outcome());
+  await checkpointContainer(ended, ref, { imagesDir: join(dir, 'a') });
+  expect(ended.steps.slice(3)).toEqual(['recordExtras', 'pause', 'dump leaveRunning=false record=false', 'afterDump']);
+
+  const kept = held(() => outcome());
+  await checkpointContainer(kept, ref, { imagesDir: join(dir, 'b'), leaveRunning: true });
+  expect(kept.steps.slice(4)).toEqual(['pause', 'dump leaveRunning=true record=false', 'afterDump', 'thaw', 'inspect web']);
+
+  const failed = held(() => outcome({ ok: false, exitCode: 1, timedOut: true }));
+  expect((await rejection(checkpointContainer(failed, ref, { imagesDir: join(dir, 'c') }))).code).toBe('ERR_CRIU_TIMEOUT');
+  expect(failed.steps.slice(4)).toEqual(['pause', 'dump leaveRunning=false record=false', 'thaw']);
+
+  const throwing = held(() => {
+    throw new Error('cannot save the layer');
+  });
+  throwing.hold!.thaw = async () => {
+    throwing.steps.push('thaw');
+    throw new Error('thaw failed too');
+  };
+  await expect(checkpointContainer(throwing, ref, { imagesDir: join(dir, 'd') })).rejects.toThrow('cannot save the layer');
+  expect(throwing.steps.slice(-1)).toEqual(['thaw']);
+
+  // Paused already (the migration's hold): neither paused nor thawed here; its owner thaws it.
+  const pausedFailed = held(() => outcome({ ok: false, exitCode: 1 }), 'paused');
+  await rejection(checkpointContainer(pausedFailed, ref, { imagesDir: join(dir, 'e'), leaveRunning: true }));
+  const pausedKept = held(() => outcome(), 'paused');
+  await checkpointContainer(pausedKept, ref, { imagesDir: join(dir, 'f'), leaveRunning: true });
+  for (const { steps } of [pausedFailed, pausedKept]) expect(steps.filter((s) => s === 'pause' || s === 'thaw')).toEqual([]);
+
+  const refused = held(() => outcome());
+  refused.hold!.pause = async () => {
+    throw new Error('pause refused');
+  };
+  await expect(checkpointContainer(refused, ref, { imagesDir: join(dir, 'g') })).rejects.toThrow('pause refused');
+  expect(refused.steps).not.toContain('dump leaveRunning=false record=false');
+});

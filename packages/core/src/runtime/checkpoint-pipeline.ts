@@ -4,7 +4,7 @@
  * the common CRIU block, run the runtime's dump tool under its deadline and the caller's abort, recover the container
  * when the tool failed, report the failure one way (tool-failure.ts), write the record, measure, and say what state
  * the container is in. A runtime contributes only DumpHooks: how to find its container, what its record adds, how
- * its tool dumps, and how it recovers.
+ * its tool dumps, how it recovers, and (Docker, Podman) how its own pause holds the container through the dump.
  *
  * Contract (RuntimeAdapter.checkpoint): when this throws, the container is in the state it was in before the call;
  * the record is written only when the dump succeeded (before it for a lazy dump, whose images are complete while
@@ -76,10 +76,18 @@ export interface DumpHooks<R extends RuntimeName, T> extends PipelineRuntime<R> 
   dumpLog(plan: DumpPlan): string;
   /**
    * After a failed dump: bring the container back to its state before the call (CRIU may have left it frozen when it
-   * was killed at the deadline or by an abort).
+   * was killed at the deadline or by an abort). Runs before the hold is thawed.
    */
-  recover(found: Found<T>, outcome: ToolOutcome): Promise<void>;
-  /** After a successful dump (Docker: thaw what it paused, or remove the container CRIU ended). */
+  recover?(found: Found<T>, outcome: ToolOutcome): Promise<void>;
+  /**
+   * The runtime's own pause, held from before dump() until the dump is over (Docker, Podman: the writable layer that
+   * dump() saves must be the one CRIU's images refer to). Only a container that was running is paused, and only it is
+   * thawed again: when dump() throws or fails, and after a successful dump that left the tasks running. A pause that
+   * throws fails the checkpoint as it is (nothing was paused); a thaw that throws is passed over (the error the caller
+   * needs is the dump's, and a successful dump has its images).
+   */
+  hold?: { pause(found: Found<T>): Promise<void>; thaw(found: Found<T>): Promise<void> };
+  /** After a successful dump, before the hold is thawed (Docker, Podman: remove the container CRIU ended). */
   afterDump?(found: Found<T>, plan: DumpPlan): Promise<void>;
   /** Whether the tool's messages show that CRIU ran even without a log (liblxc names CRIU). */
   criuNamed?(outcome: ToolOutcome): boolean;
@@ -122,9 +130,16 @@ export async function checkpointContainer<R extends RuntimeName, T>(hooks: DumpH
   if (lazy) writeCheckpointRecord(imagesDir, record);
 
   const startedAt = Date.now();
-  const outcome = await hooks.dump(found, plan, record);
+  const held = hooks.hold !== undefined && before.state === 'running' ? hooks.hold : undefined;
+  const thaw = async () => held?.thaw(found).catch(() => undefined);
+  await held?.pause(found);
+  const outcome = await hooks.dump(found, plan, record).catch(async (err: unknown) => {
+    await thaw();
+    throw err;
+  });
   if (!outcome.ok) {
-    await hooks.recover(found, outcome);
+    await hooks.recover?.(found, outcome);
+    await thaw();
     throw criuFailure({
       code: options.preDump ? 'ERR_CRIU_PRE_DUMP_FAILED' : 'ERR_CRIU_DUMP_FAILED',
       runtime: hooks.label,
@@ -139,6 +154,7 @@ export async function checkpointContainer<R extends RuntimeName, T>(hooks: DumpH
     });
   }
   await hooks.afterDump?.(found, plan);
+  if (plan.leaveRunning) await thaw();
   if (!lazy) writeCheckpointRecord(imagesDir, record);
 
   const stats = await checkpointStats(imagesDir, workDir, outcome.durationMs);

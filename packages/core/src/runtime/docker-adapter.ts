@@ -135,11 +135,6 @@ export class DockerAdapter implements RuntimeAdapter {
   }
 
   private dumpHooks(): DumpHooks<'docker', DockerTarget> {
-    // The container is frozen from before the writable layer is saved to the end of the dump, so that the layer is the
-    // one CRIU's images refer to (a migration has paused it already); one that was running runs again afterwards.
-    const thaw = async ({ before, target }: { before: ContainerInfo; target: DockerTarget }) => {
-      if (before.state === 'running') await this.docker.call(`unpause ${before.ref.id}`, (d) => d.getContainer(target.inspect.Id).unpause(), before.ref.id).catch(() => undefined);
-    };
     return {
       ...this.pipeline,
       check: (ref, options) => {
@@ -161,21 +156,21 @@ export class DockerAdapter implements RuntimeAdapter {
         if (!(options.leaveRunning || options.preDump) && !(await this.docker.daemonInfo()).experimental) throw notExperimental(`checkpoint of ${before.ref.id} without --leave-running`);
       },
       recordExtras: ({ target }) => ({ docker: recordedContainer(target.inspect) }),
-      dump: async (found, plan, record) => {
-        const { before, target } = found;
-        if (before.state === 'running') await this.docker.call(`pause ${before.ref.id}`, (d) => d.getContainer(target.inspect.Id).pause(), before.ref.id);
-        try {
-          record.docker.rootfsChanges = await saveRootfsChanges(this.docker, target.inspect, target.runc!, plan.imagesDir, this.options);
-          return await runcCheckpoint(target.runc!, plan, target.inspect.Id, this.options.checkpointTimeoutMs);
-        } catch (err) {
-          await thaw(found);
-          throw err;
-        }
+      // The container is frozen from before the writable layer is saved to the end of the dump, so that the layer is the
+      // one CRIU's images refer to (a migration has paused it already); one that was running runs again afterwards.
+      hold: {
+        pause: async ({ before, target }) => void (await this.docker.call(`pause ${before.ref.id}`, (d) => d.getContainer(target.inspect.Id).pause(), before.ref.id)),
+        thaw: async ({ before, target }) => void (await this.docker.call(`unpause ${before.ref.id}`, (d) => d.getContainer(target.inspect.Id).unpause(), before.ref.id)),
+      },
+      dump: async ({ target }, plan, record) => {
+        record.docker.rootfsChanges = await saveRootfsChanges(this.docker, target.inspect, target.runc!, plan.imagesDir, this.options);
+        return runcCheckpoint(target.runc!, plan, target.inspect.Id, this.options.checkpointTimeoutMs);
       },
       dumpLog: (plan) => join(plan.workDir, 'dump.log'),
-      recover: (found) => thaw(found),
       // CRIU ended the container's tasks when not leaveRunning; Docker sees an exited container. Removed like runc's.
-      afterDump: async (found, plan) => (plan.leaveRunning ? thaw(found) : this.remove(found.target.inspect.Id).catch(() => undefined)),
+      afterDump: async ({ target }, plan) => {
+        if (!plan.leaveRunning) await this.remove(target.inspect.Id).catch(() => undefined);
+      },
       inspect: (id) => this.inspect(id),
     };
   }

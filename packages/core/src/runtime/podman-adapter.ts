@@ -149,10 +149,6 @@ export class PodmanAdapter implements RuntimeAdapter {
   }
 
   private dumpHooks(): DumpHooks<'podman', PodmanTarget> {
-    // Frozen from before the rootfs is packed to the end of the dump, so the tar is the filesystem CRIU's images refer to.
-    const thaw = async ({ before }: { before: ContainerInfo }) => {
-      if (before.state === 'running') await this.podman.call(['unpause', '--', before.ref.id], before.ref.id).catch(() => undefined);
-    };
     return {
       ...this.pipeline,
       check: (ref, options) => {
@@ -175,22 +171,21 @@ export class PodmanAdapter implements RuntimeAdapter {
       recordExtras: ({ target }) => ({
         podman: { containerId: target.inspect.Id, imageId: target.inspect.Image, ...(target.inspect.ImageName ? { imageName: target.inspect.ImageName } : {}), spec: target.spec },
       }),
-      dump: async (found, plan) => {
-        const { before, target } = found;
-        if (before.state === 'running') await this.podman.call(['pause', '--', before.ref.id], before.ref.id);
-        try {
-          const rootfs = target.spec.root?.path;
-          if (rootfs) await packRootfs({ tarPath: this.options.tarPath, cpPath: '' }, rootfs, join(plan.imagesDir, PODMAN_ROOTFS_TAR));
-          return await runcCheckpoint(this.runc, plan, target.inspect.Id, this.options.checkpointTimeoutMs);
-        } catch (err) {
-          await thaw(found);
-          throw err;
-        }
+      // Frozen from before the rootfs is packed to the end of the dump, so the tar is the filesystem CRIU's images refer to.
+      hold: {
+        pause: async ({ before }) => void (await this.podman.call(['pause', '--', before.ref.id], before.ref.id)),
+        thaw: async ({ before }) => void (await this.podman.call(['unpause', '--', before.ref.id], before.ref.id)),
+      },
+      dump: async ({ target }, plan) => {
+        const rootfs = target.spec.root?.path;
+        if (rootfs) await packRootfs({ tarPath: this.options.tarPath, cpPath: '' }, rootfs, join(plan.imagesDir, PODMAN_ROOTFS_TAR));
+        return runcCheckpoint(this.runc, plan, target.inspect.Id, this.options.checkpointTimeoutMs);
       },
       dumpLog: (plan) => join(plan.workDir, 'dump.log'),
-      recover: (found) => thaw(found),
       // CRIU ended the tasks when not leaveRunning; Podman sees an exited container, removed like Docker's.
-      afterDump: async (found, plan) => (plan.leaveRunning ? thaw(found) : this.remove(found.target.inspect.Id).catch(() => undefined)),
+      afterDump: async ({ target }, plan) => {
+        if (!plan.leaveRunning) await this.remove(target.inspect.Id).catch(() => undefined);
+      },
       inspect: (id) => this.inspect(id),
     };
   }

@@ -20,7 +20,7 @@ export async function writePodmanCheckpointArchive(imagesDir: string, file: stri
   }
   const staging = mkdtempSync(join(dirname(file), '.ferry-export-'));
   try {
-    const members = podmanArchiveMembers(imagesDir, record.id, record, (member) => join(staging, member));
+    const members = podmanArchiveMembers(imagesDir, record.id, record, (member) => join(staging, member), { tcpEstablished: record.criu.tcpEstablished });
     const imageFiles = members.filter((m) => m.name.startsWith('checkpoint/')).length;
     if (!members.some((m) => basename(m.name) === 'inventory.img')) {
       throw new FerryError('ERR_IMAGE_NOT_FOUND', `${imagesDir} holds no CRIU inventory.img: it is not a complete checkpoint`, { hint: 'Checkpoint the container again.' });

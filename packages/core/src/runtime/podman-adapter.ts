@@ -115,15 +115,6 @@ export class PodmanAdapter implements RuntimeAdapter {
     podmanNames.ref(container.ref);
     const inspect = await this.podman.inspect(container.ref.id);
     this.refuseConfig(inspect, container);
-    // Podman's import of a dump with established connections fails on the destination ("criu failed: type NOTIFY",
-    // docs/podman.md): refused before the freeze rather than rolled back after it.
-    const { establishedTcp } = await this.networkTies(container.ref.id).catch(() => ({ establishedTcp: 0 }));
-    if (establishedTcp > 0) {
-      throw new FerryError('ERR_PRECHECK_UNSUPPORTED_CONFIG', `podman container ${inspect.Name} holds ${establishedTcp} established TCP connection(s), which ferry cannot restore through Podman yet`, {
-        hint: 'Close the connections first (listening sockets are fine), or run the workload under runc (docs/podman.md).',
-        details: { id: inspect.Name, establishedTcp },
-      });
-    }
   }
 
   private refuseConfig(inspect: PodmanInspect, container: ContainerInfo): void {

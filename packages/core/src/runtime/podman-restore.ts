@@ -16,6 +16,7 @@ import type { PodmanCli } from './podman-cli';
 import type { RestorePlan } from './restore-pipeline';
 import type { ToolOutcome } from './run-tool';
 import type { RestoreOptions } from './runtime-adapter';
+import type { OciConfig } from './runc-state';
 
 /** The writable layer's tar in a Podman image directory (the whole rootfs, laid over the image on restore). */
 export const PODMAN_ROOTFS_TAR = 'podman-rootfs.tar';
@@ -68,7 +69,7 @@ export async function writeImportArchive(plan: RestorePlan<'podman'>, revert: Re
     revert.add(async () => rmSync(path, { force: true }));
     return path;
   };
-  await writeArchive(archive, podmanArchiveMembers(plan.imagesDir, plan.name, plan.record!, staged));
+  await writeArchive(archive, podmanArchiveMembers(plan.imagesDir, plan.name, plan.record!, staged, { tcpEstablished: plan.criu.tcpEstablished }));
   return { archive };
 }
 
@@ -78,10 +79,16 @@ export async function writeImportArchive(plan: RestorePlan<'podman'>, revert: Re
  * rootfs-diff.tar, CRIU's images under checkpoint/. Shared by the restore (an import under `name`) and
  * `ferry checkpoint --export`.
  */
-export function podmanArchiveMembers(imagesDir: string, name: string, record: CheckpointRecord<'podman'>, staged: (member: string) => string): ArchiveMember[] {
+export function podmanArchiveMembers(
+  imagesDir: string,
+  name: string,
+  record: CheckpointRecord<'podman'>,
+  staged: (member: string) => string,
+  options: { tcpEstablished: boolean },
+): ArchiveMember[] {
   const { podman } = record;
   const at = new Date(record.checkpointedAt);
-  const spec = buildSpecDump(podman.spec);
+  const spec = options.tcpEstablished ? withLoopbackUp(buildSpecDump(podman.spec)) : buildSpecDump(podman.spec);
   const config = buildConfigDump({ name, spec, rootfsImage: podman.imageName ?? podman.imageId, ownNetns: false, createdAt: at, checkpointedAt: at });
   const members: ArchiveMember[] = [];
   const json = (member: string, value: unknown) => {
@@ -99,6 +106,25 @@ export function podmanArchiveMembers(imagesDir: string, name: string, record: Ch
     members.push({ name: `checkpoint/${file}`, path: join(imagesDir, file) });
   }
   return members;
+}
+
+/**
+ * The restore's network namespace is Podman's, made anew, and Podman leaves its `lo` down until the container runs:
+ * CRIU then cannot re-create a TCP connection on 127.0.0.1 ("Can't connect inet socket back: Network is unreachable"
+ * in restore.log, which Podman shows only as "criu failed: type NOTIFY" and deletes unless `--keep`). runc runs the
+ * spec's prestart hooks when CRIU has made the namespaces and before it restores the sockets (its setup-namespaces
+ * notification), with the restored init's pid in the state on stdin: this hook brings `lo` up there. Idempotent, and
+ * a fixed command: nothing of the container's goes into it.
+ */
+export const LOOPBACK_UP_HOOK = {
+  path: '/bin/sh',
+  args: ['sh', '-c', 'read -r state; pid=$(printf "%s" "$state" | sed -n \'s/.*"pid": *\\([0-9][0-9]*\\).*/\\1/p\'); [ -n "$pid" ] && exec nsenter -t "$pid" -n ip link set lo up'],
+  env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+};
+
+function withLoopbackUp(spec: OciConfig): OciConfig {
+  const hooks = (spec.hooks ?? {}) as Record<string, unknown[] | undefined>;
+  return { ...spec, hooks: { ...hooks, prestart: [LOOPBACK_UP_HOOK, ...(hooks.prestart ?? [])] } };
 }
 
 export async function podmanImport(podman: PodmanCli, prep: PodmanRestorePrep, plan: RestorePlan<'podman'>, timeoutMs: number): Promise<ToolOutcome> {

@@ -65,6 +65,23 @@ export async function expectRolledBack(name: string): Promise<void> {
   await waitFor('a clean destination', () => !state('h2', name).exists && migrationsOf('h2', name).length === 0, 15_000, 200);
 }
 
+/**
+ * The container runs on h2, gone from h1, its counter past `before`, its memory intact, and `client`'s TCP connection
+ * (made before the move) still carries data both ways; h2 keeps the committed migration (the bundle lives there).
+ */
+export async function expectMovedWithConnection(name: string, client: NetnsTcpClient, before: number, counterWaitMs = 10_000): Promise<void> {
+  expect(state('h1', name).exists).toBe(false);
+  expect(state('h2', name)).toMatchObject({ exists: true, state: 'running' });
+  await waitFor('the counter to continue on h2', () => (state('h2', name).workload?.counter ?? 0) > before + 5, counterWaitMs, 100);
+  expect(ctl('h2', 'verify', name)).toEqual({ verdict: 'ok' });
+  const ticksBefore = client.lastTick();
+  client.send('after');
+  await client.waitFor(/echo after/);
+  await waitFor('more ticks after the move', () => client.lastTick() > ticksBefore + 3);
+  expect(client.process.exitCode).toBeNull();
+  expect(migrationsOf('h2', name)).toHaveLength(1);
+}
+
 export function connectClient(c: Started): NetnsTcpClient {
   const client = startNetnsTcpClient(LAN_NETNS, c.address, c.port);
   clients.push(client);

@@ -140,44 +140,51 @@ test.skip('a restore that fails after the pre-copy rounds leaves the source runn
 
 /**
  * Crash safety (docs/design/crash-safety.md, "the promise"): before the destination has taken over, the source copy
- * is the container and runs again whatever dies, here kill -9 of the `ferry migrate` process itself, at the freeze.
- * The scenario and its preconditions are one test; the promise is the next one.
+ * is the container and runs again whatever dies, here kill -9 of the `ferry migrate` process itself: at the freeze of
+ * a stop-and-copy, and during CRIU's pre-copy rounds (which only these guests can run: they track memory), after the
+ * first round. The scenario and its preconditions are one test; the promise is the next one.
  *
  * The guardian (a process of its own) owns the move once it has started: it either rolls back (the source runs again)
  * or, if the move went on past the point of no return, finishes it. Either way exactly one intact copy runs.
  */
-describe('kill -9 of ferry migrate at the freeze', () => {
+const CRASH_CASES: { strategy: string; at: string; killAt: (e: Record<string, unknown>) => boolean; frozen: boolean }[] = [
+  { strategy: 'stop-and-copy', at: 'at the freeze', killAt: (e) => e.event === 'phase-end' && e.phase === 'freeze', frozen: true },
+  { strategy: 'pre-copy', at: 'after the first pre-copy round', killAt: (e) => e.event === 'precopy-round', frozen: false },
+];
+describe.each(CRASH_CASES.filter((c) => c.strategy === 'stop-and-copy' || STRATEGIES.includes(c.strategy)))('kill -9 of ferry migrate ($strategy, $at)', ({ strategy, at, killAt, frozen }) => {
   // How long the source may take to run again: the guardian's rollback under TCG, with room to spare.
   const RECOVERY_MS = 120_000;
   let outcome: { copies: number; memory?: string } | undefined;
 
-  test('the scenario: ferry is killed by pid at the freeze, while the source is frozen', async () => {
+  test(`the scenario: ferry is killed by pid ${at}`, async () => {
     const { name } = startContainer(true);
     await waitFor('the workload to count', () => (ctl<State>(SRC, 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
-    const run = await ferryIn(SRC, ['migrate', name, '--to', DST, '--strategy', 'stop-and-copy'], {
-      killAt: (e) => e.event === 'phase-end' && e.phase === 'freeze',
-    });
-    expect(run.killedAt).toMatchObject({ event: 'phase-end', phase: 'freeze' });
+    const run = await ferryIn(SRC, ['migrate', name, '--to', DST, '--strategy', strategy], { killAt });
+    expect(run.killedAt).toBeDefined();
+    expect(killAt(run.killedAt!)).toBe(true);
     expect(run.report).toBeUndefined();
-    // The source has not moved on since the freeze: only a recovery can make it run again.
-    const frozen = ctl<State>(SRC, 'state', name);
-    const counter = frozen.workload?.counter ?? 0;
+    // At the freeze the source has not moved on since: only a recovery can make it run again. During the rounds it
+    // runs on while the guardian decides.
+    const seenAtKill = ctl<State>(SRC, 'state', name);
+    const counter = seenAtKill.workload?.counter ?? 0;
     let where: string | undefined;
     try {
       await waitFor('one copy to run and count again', () => {
+        // Settled: no guardian or watchdog of this move left in the source guest.
+        if (onGuest(SRC, ['pgrep', '-f', '[f]erry guardian']).stdout.trim() !== '') return false;
         for (const host of [SRC, DST]) {
           const now = ctl<State>(host, 'state', name);
           if (now.state === 'running' && (now.workload?.counter ?? 0) > counter + 2) where = host;
         }
         return where !== undefined;
-      }, RECOVERY_MS, 3000);
+      }, RECOVERY_MS * (frozen ? 1 : 2), 3000);
     } catch {
       // The outcome is judged by the next test.
     }
     const copies = [SRC, DST].filter((host) => ctl<State>(host, 'state', name).state === 'running').length;
     const memory = where === undefined ? undefined : ctl<{ verdict: string }>(where, 'verify', name).verdict;
     outcome = { copies, memory };
-    process.stderr.write(`kill -9 at the freeze: ${JSON.stringify({ frozen: frozen.state, where, ...outcome })}\n`);
+    process.stderr.write(`kill -9 (${strategy}, ${at}): ${JSON.stringify({ atKill: seenAtKill.state, where, ...outcome })}\n`);
   });
 
   test('exactly one copy runs again, with its memory intact', () => {

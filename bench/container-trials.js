@@ -134,13 +134,7 @@ function summarize(rows, ctx, [ferryMethod, ownMethod]) {
       if (!rs.length) continue;
       const good = rs.filter((r) => !r.error);
       const own = rows.filter((r) => !r.warmup && r.sizeMib === sizeMib && r.method === ownMethod && !r.error);
-      const ratio = (key) =>
-        median(good.map((r) => {
-          const o = own.find((x) => x.run === r.run);
-          return o && o[key] > 0 ? r[key] / o[key] : undefined;
-        }));
-      const phases = {};
-      for (const r of good) for (const p of Object.keys(r.phasesMs ?? {})) phases[p] = true;
+      const ratio = (key) => ratioByRun(good, own, key);
       out.push({
         sizeMib,
         method,
@@ -153,15 +147,29 @@ function summarize(rows, ctx, [ferryMethod, ownMethod]) {
         verified: good.filter((r) => r.memory === 'ok').length,
         downtimeRatio: method === ownMethod ? undefined : ratio('downtimeMs'),
         totalRatio: method === ownMethod ? undefined : ratio('totalMs'),
-        phasesMs: Object.fromEntries(Object.keys(phases).map((p) => [p, median(good.map((r) => r.phasesMs?.[p] ?? 0))])),
+        phasesMs: medianPhases(good),
       });
     }
   }
   return out;
 }
 
+/** Median over runs of `key` in `rows` divided by `key` in the baseline row of the same run index. */
+function ratioByRun(rows, baseline, key) {
+  return median(rows.map((r) => {
+    const b = baseline.find((x) => x.run === r.run && !x.error);
+    return b && b[key] > 0 ? r[key] / b[key] : undefined;
+  }));
+}
+
+/** Median milliseconds of each phase any of `rows` went through (0 where a row skipped it). */
+function medianPhases(rows) {
+  const phases = new Set(rows.flatMap((r) => Object.keys(r.phasesMs ?? {})));
+  return Object.fromEntries([...phases].map((p) => [p, median(rows.map((r) => r.phasesMs?.[p] ?? 0))]));
+}
+
 const fmtMs = (ms) => (ms === undefined ? '–' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)}`);
 const fmtRatio = (x) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
 const sizeLabel = (mib) => (mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`);
 
-module.exports = { runContainerTrials, summarize, event, lastJson, median, fmtMs, fmtRatio, sizeLabel };
+module.exports = { runContainerTrials, summarize, ratioByRun, medianPhases, event, lastJson, median, fmtMs, fmtRatio, sizeLabel };

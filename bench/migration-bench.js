@@ -179,7 +179,7 @@ function run(file, args, { timeoutMs = 120_000, input } = {}) {
 }
 
 const sandbox = (...args) => run('bash', [SANDBOX_SCRIPT, ...args]);
-const { event: parseFerry, median, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
+const { event: parseFerry, median, medianPhases, ratioByRun, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
 const { runDockerBench, renderDockerSection } = require('./docker-bench');
 const { runPodmanBench, renderPodmanSection } = require('./podman-bench');
 const onHost = (host, argv, options) => run('bash', [SANDBOX_SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, ...argv], options);
@@ -452,15 +452,7 @@ function summarize(rows, options, methods) {
         const rs = of(method);
         if (!rs.length) continue;
         const good = rs.filter((r) => r.error === undefined);
-        const ratio = (key) =>
-          median(
-            good.map((r) => {
-              const n = naiveRows.find((x) => x.run === r.run && x.error === undefined);
-              return n && n[key] > 0 ? r[key] / n[key] : undefined;
-            }),
-          );
-        const phases = {};
-        for (const r of good) for (const p of Object.keys(r.phasesMs ?? {})) phases[p] = true;
+        const ratio = (key) => ratioByRun(good, naiveRows, key);
         out.push({
           link,
           sizeMib,
@@ -482,7 +474,7 @@ function summarize(rows, options, methods) {
           reconnects: median(good.map((r) => r.client?.reconnects)),
           clientRatio: isNaive(method) ? undefined : ratio('clientDowntimeMs'),
           totalRatio: isNaive(method) ? undefined : ratio('totalMs'),
-          phasesMs: Object.fromEntries(Object.keys(phases).map((p) => [p, median(good.map((r) => r.phasesMs?.[p] ?? 0))])),
+          phasesMs: medianPhases(good),
           frozenMiBps: median(good.map((r) => frozenThroughput(r)?.mibps)),
           frozenCarrier: mostCommon(good.map((r) => frozenThroughput(r)?.phase)),
           pagesMiBps: median(good.map((r) => throughput(r, 'transfer-pages'))),

@@ -138,9 +138,7 @@ function summarize(rows, ctx, [ferryMethod, ownMethod]) {
       out.push({
         sizeMib,
         method,
-        runs: rs.length,
-        succeeded: good.length,
-        errors: rs.filter((r) => r.error).map((r) => `${r.error.code}: ${r.error.message}`),
+        ...trialCounts(rs),
         downtimeMs: median(good.map((r) => r.downtimeMs)),
         totalMs: median(good.map((r) => r.totalMs)),
         bytesSent: median(good.map((r) => r.bytesSent)),
@@ -152,6 +150,11 @@ function summarize(rows, ctx, [ferryMethod, ownMethod]) {
     }
   }
   return out;
+}
+
+/** How many trials ran, how many succeeded, and the errors of the others. */
+function trialCounts(rs) {
+  return { runs: rs.length, succeeded: rs.filter((r) => !r.error).length, errors: rs.filter((r) => r.error).map((r) => `${r.error.code}: ${r.error.message}`) };
 }
 
 /** Median over runs of `key` in `rows` divided by `key` in the baseline row of the same run index. */
@@ -172,4 +175,4 @@ const fmtMs = (ms) => (ms === undefined ? '–' : ms >= 10_000 ? `${(ms / 1000).
 const fmtRatio = (x) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
 const sizeLabel = (mib) => (mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`);
 
-module.exports = { runContainerTrials, summarize, ratioByRun, medianPhases, event, lastJson, median, fmtMs, fmtRatio, sizeLabel };
+module.exports = { runContainerTrials, summarize, ratioByRun, medianPhases, trialCounts, event, lastJson, median, fmtMs, fmtRatio, sizeLabel };

@@ -179,7 +179,7 @@ function run(file, args, { timeoutMs = 120_000, input } = {}) {
 }
 
 const sandbox = (...args) => run('bash', [SANDBOX_SCRIPT, ...args]);
-const { event: parseFerry, median, medianPhases, ratioByRun, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
+const { event: parseFerry, median, medianPhases, ratioByRun, trialCounts, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
 const { runDockerBench, renderDockerSection } = require('./docker-bench');
 const { runPodmanBench, renderPodmanSection } = require('./podman-bench');
 const onHost = (host, argv, options) => run('bash', [SANDBOX_SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, ...argv], options);
@@ -457,9 +457,7 @@ function summarize(rows, options, methods) {
           link,
           sizeMib,
           method,
-          runs: rs.length,
-          succeeded: good.length,
-          errors: rs.filter((r) => r.error).map((r) => `${r.error.code}: ${r.error.message}`),
+          ...trialCounts(rs),
           clientDowntimeMs: median(good.map((r) => r.clientDowntimeMs)),
           downtimeMs: median(good.map((r) => r.downtimeMs)),
           totalMs: median(good.map((r) => r.totalMs)),

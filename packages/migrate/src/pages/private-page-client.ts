@@ -34,7 +34,8 @@ export async function privatePageClient(ctx: Pick<MoveContext, 'peer' | 'connect
   };
   const step = ctx.revert.add('close the page link', close);
   // A tunnel that cannot be opened drops CRIU's connection: the dump fails and the move is undone.
-  listener.accepted.then((local) => ctx.connection.tunnelToSocket(socketPath, local)).catch(() => undefined);
+  // The page server's end (done, or gone with its agent) reaches CRIU: a dump must not wait on a link nobody reads.
+  listener.accepted.then((local) => ctx.connection.tunnelToSocket(socketPath, local, { remoteEnd: 'pass' })).catch(() => undefined);
   return {
     pageServer: { address: '127.0.0.1', port: listener.port },
     netnsPath: netns.path,

@@ -72,7 +72,7 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
     },
     tunnelledBytes: () => tunnelBytes,
     finishTunnels,
-    tunnelToSocket: async (remotePath, local) => {
+    tunnelToSocket: async (remotePath, local, options = {}) => {
       let remote: Awaited<ReturnType<SshConnection['forwardOutStreamLocal']>>;
       try {
         remote = await ssh.forwardOutStreamLocal(remotePath);
@@ -91,9 +91,28 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
       remote.on('error', () => undefined);
       remote.pipe(local, { end: false });
       local.pipe(remote);
+      if (options.remoteEnd === 'pass') remote.once('close', () => passRemoteEnd(local));
       if (tunnelsFinished) finishTunnels(tunnelsFinished);
     },
   };
+}
+
+/** How long CRIU has to close its end after the destination's end reached it, before the link is reset. */
+const PASS_END_GRACE_MS = 2_000;
+
+/**
+ * The destination's end of a page client's link (its page server finished, or died with its agent): what arrived is
+ * delivered and followed by a FIN, so CRIU reads its last answer and then EOF; if CRIU has not closed its end soon
+ * after (it is still writing pages that nobody will read), the link is reset so that its writes fail at once.
+ */
+function passRemoteEnd(local: Socket): void {
+  if (local.destroyed) return;
+  local.end();
+  const timer = setTimeout(() => {
+    if (!local.destroyed) local.resetAndDestroy();
+  }, PASS_END_GRACE_MS);
+  timer.unref();
+  local.once('close', () => clearTimeout(timer));
 }
 
 /**

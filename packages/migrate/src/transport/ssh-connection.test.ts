@@ -4,7 +4,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Server, utils, type Connection } from 'ssh2';
 import type { Destination } from '../hosts/resolve-host';
 import { fingerprint, knownHostsName } from './known-hosts';
@@ -136,4 +136,22 @@ test('a closed port is ERR_TRANSPORT_CONNECT_FAILED', async () => {
   await expect(SshConnection.connect({ destination: destination({ port: freePort }) })).rejects.toMatchObject({
     code: 'ERR_TRANSPORT_CONNECT_FAILED',
   });
+});
+
+test('an abort while connecting ends the attempt with ERR_ABORTED (a server that never answers)', async () => {
+  const held: Socket[] = [];
+  const silent = createServer((sock) => held.push(sock)); // accepts and says nothing: the handshake never ends
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  try {
+    const abort = new AbortController();
+    const attempt = SshConnection.connect({ destination: destination({ port: (silent.address() as AddressInfo).port }), signal: abort.signal, readyTimeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 200));
+    abort.abort();
+    await expect(attempt).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+    // Already aborted: refused before any connection is made.
+    await expect(SshConnection.connect({ destination: destination(), signal: abort.signal })).rejects.toMatchObject({ code: 'ERR_ABORTED' });
+  } finally {
+    for (const sock of held) sock.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
 });

@@ -80,15 +80,25 @@ export class SshConnection {
     if (options.agentSocket) config.agent = options.agentSocket;
     const ready = new Promise<void>((resolve, reject) => {
       client.once('ready', resolve);
-      client.once('error', (err) => reject(hostKeyError ?? translateError(err, destination, identity.privateKey !== undefined || options.agentSocket !== undefined, identity.problems)));
+      client.once('error', (err) =>
+        reject(options.signal?.aborted ? abortedWhileConnecting(destination) : (hostKeyError ?? translateError(err, destination, identity.privateKey !== undefined || options.agentSocket !== undefined, identity.problems))),
+      );
+      // ssh2 ends a connection that end() stops before it is ready with 'close' alone: without this, an abort while
+      // connecting left the move waiting forever (its guardian stuck in `connect`, the container's move lock held).
+      client.once('close', () => reject(options.signal?.aborted ? abortedWhileConnecting(destination) : new FerryError('ERR_TRANSPORT_CONNECT_FAILED', `the connection to ${destination.name} closed before it was ready`, { hint: 'Check that sshd runs on that host and accepts connections.' })));
     });
     ready.catch(() => undefined); // observed below; a synchronous failure of connect() must not leave it unhandled
-    const onAbort = () => client.end();
+    const onAbort = () => client.destroy(); // at once: end() would wait for a server that may never answer
+    if (options.signal?.aborted) {
+      via?.close();
+      throw abortedWhileConnecting(destination);
+    }
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       client.connect(config); // throws at once on what it cannot use (a key it cannot parse, a bad port)
       await ready;
     } catch (err) {
+      client.on('error', () => undefined); // ssh2 may still report the handshake it never finished: nobody listens now
       client.end();
       via?.close();
       throw err instanceof FerryError ? err : translateError(err as Error, destination, true, identity.problems);
@@ -174,6 +184,10 @@ export class SshConnection {
   destroy(): void {
     (this.client as unknown as { _sock?: { destroy(): void } })._sock?.destroy();
   }
+}
+
+function abortedWhileConnecting(destination: Destination): FerryError {
+  return new FerryError('ERR_ABORTED', `interrupted while connecting to ${destination.name}`, { hint: 'Nothing was frozen; the source container keeps running.' });
 }
 
 function unusableKeys(destination: Destination, problems: readonly IdentityProblem[]): FerryError {

@@ -13,7 +13,7 @@ import { accessSync, constants, existsSync, lstatSync, mkdtempSync, readdirSync,
 import { dirname, join, resolve } from 'node:path';
 import { FerryError } from '../model/ferry-error';
 import { readCheckpointRecord, recordedRuntime, RECORD_FILE, type CheckpointRecord } from '../runtime/checkpoint-record';
-import { networkNamespaceOf, rootfsOf } from '../runtime/runc-state';
+import { isBindMount, networkNamespaceOf, rootfsOf } from '../runtime/runc-state';
 import {
   buildConfigDump,
   buildNetworkStatus,
@@ -184,7 +184,7 @@ function imageFilesOf(imagesDir: string): string[] {
 
 function notCarried(record: CheckpointRecord<'runc'>): string[] {
   const out: string[] = [];
-  const binds = (record.config.mounts ?? []).filter((m) => m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind'));
+  const binds = (record.config.mounts ?? []).filter(isBindMount);
   if (binds.length > 0) {
     out.push(`host bind mounts (their sources must exist on the restoring host): ${binds.map((m) => `${m.source} -> ${m.destination}`).join(', ')}`);
   }

@@ -9,7 +9,7 @@
  * source, which must exist on this host.
  */
 import { join } from 'node:path';
-import type { OciConfig } from '../runtime/runc-state';
+import { isBindMount, type OciConfig } from '../runtime/runc-state';
 import { DEVSHM_TAR, type ConfigDump } from './archive-layout';
 
 export type MountSource =
@@ -34,10 +34,6 @@ export interface ImportMountsInput {
 }
 
 const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-
-export function isBindMount(mount: { type?: string; options?: string[] }): boolean {
-  return mount.type === 'bind' || (mount.options ?? []).some((o) => o === 'bind' || o === 'rbind');
-}
 
 export function planImportMounts(input: ImportMountsInput): { sources: MountSources; missing: string[] } {
   const sources: MountSources = new Map();

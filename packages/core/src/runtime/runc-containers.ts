@@ -10,7 +10,7 @@ import { freezerPathOfPid } from './adapter-common';
 import type { RecordExtras } from './checkpoint-record';
 import type { RuncCli, RuncOutcome } from './runc-cli';
 import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
-import { containerStateOf, networkNamespaceOf, managedElsewhere, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
+import { containerStateOf, isBindMount, networkNamespaceOf, managedElsewhere, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
 import { toolFailure } from './tool-failure';
 
 export const RUNC_TOOL_HINT = 'Check the container with `runc list`; `ferry doctor` checks the host.';
@@ -75,7 +75,7 @@ export class RuncContainers {
     const config = tryReadConfig(join(state.bundle, 'config.json'));
     const rootfs = state.rootfs || (config ? rootfsOf(config, state.bundle) : undefined);
     if (rootfs) info.rootfs = rootfs;
-    const binds = (config?.mounts ?? []).filter((m) => m.source && (m.type === 'bind' || m.options?.some((o) => o === 'bind' || o === 'rbind')));
+    const binds = (config?.mounts ?? []).filter((m) => m.source && isBindMount(m));
     if (binds.length > 0) info.bindMounts = binds.map((m) => resolve(state.bundle, m.source!));
     const freezerPath = live ? freezerPathOfPid(state.pid) : undefined;
     if (freezerPath) info.freezerPath = freezerPath;

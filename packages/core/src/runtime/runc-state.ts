@@ -159,7 +159,7 @@ export function absoluteBundlePaths(config: OciConfig, bundle: string): OciConfi
   return copy;
 }
 
-function isBindMount(m: NonNullable<OciConfig['mounts']>[number]): boolean {
+export function isBindMount(m: NonNullable<OciConfig['mounts']>[number]): boolean {
   return m.type === 'bind' || m.options?.some((o) => o === 'bind' || o === 'rbind') === true;
 }
 

@@ -18,14 +18,14 @@
  * it runs and nothing it created is left, except the work directory with the logs. The image is never modified.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { readStats, type RestoreStats } from '../image/image-records';
 import type { ContainerInfo } from '../model/container';
 import { FerryError } from '../model/ferry-error';
 import { DEFAULT_NETNS_PREFIX, RuncAdapter } from '../runtime/runc-adapter';
 import { netnsPath } from '../runtime/runc-netns';
 import { readCheckpointRecord, type CheckpointRecord } from '../runtime/checkpoint-record';
-import { networkNamespaceOf, type OciConfig } from '../runtime/runc-state';
+import { absoluteBundlePaths, networkNamespaceOf, type OciConfig } from '../runtime/runc-state';
 import type { RuntimeAdapter } from '../runtime/runtime-adapter';
 
 /** Default parent of the per-start work directories (a tmpfs: logs of failed starts go at reboot). */
@@ -72,12 +72,7 @@ export function chooseNetns(input: { recordedPath: string | undefined; pathExist
  * rewrites the path to it), the rootfs and relative bind-mount sources made absolute against the original bundle.
  */
 export function configForOwnNetns(config: OciConfig, change: { originalBundle: string; missingNetnsPath: string }): OciConfig {
-  const copy = structuredClone(config);
-  if (copy.root?.path && !isAbsolute(copy.root.path)) copy.root.path = resolve(change.originalBundle, copy.root.path);
-  for (const mount of copy.mounts ?? []) {
-    const isBind = mount.type === 'bind' || (mount.options ?? []).some((o) => o === 'bind' || o === 'rbind');
-    if (isBind && mount.source && !isAbsolute(mount.source)) mount.source = resolve(change.originalBundle, mount.source);
-  }
+  const copy = absoluteBundlePaths(config, change.originalBundle);
   const ns = copy.linux?.namespaces?.find((n) => n.type === 'network');
   if (ns) ns.path = change.missingNetnsPath;
   return copy;

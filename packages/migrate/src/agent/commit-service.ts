@@ -11,7 +11,7 @@ import type { AgentPeer } from '../protocol/agent-peer';
 import type { RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
 import { processId } from '../journal/proc-identity';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
-import { loseCopy, undoIncoming, type DestinationDeps } from './destination-moves';
+import { finishKept, loseCopy, undoIncoming, type DestinationDeps } from './destination-moves';
 import { isTreePart, type Incoming } from './incoming';
 
 export interface CommitServiceContext extends DestinationDeps {
@@ -156,12 +156,4 @@ async function settlePages(m: Incoming, ctx: DestinationDeps): Promise<{ complet
   return { complete: true };
 }
 
-/** A committed move that holds nothing any more: the images served their purpose, the bundle is the container's. */
-function finishKept(m: Incoming, ctx: Pick<DestinationDeps, 'log'>): void {
-  for (const sub of ['images', 'work', 'levels', 'pre']) rmSync(join(m.dir, sub), { recursive: true, force: true });
-  m.journal?.append({ t: 'done', outcome: 'kept' });
-  m.journal?.close();
-  m.journal = undefined;
-  ctx.log(`migration ${m.id}: ${m.name} committed`);
-}
 

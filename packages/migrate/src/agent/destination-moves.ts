@@ -6,6 +6,7 @@
  * Contract: an undo first decides `aborted` (journal/decision.ts); if the move had committed, nothing is touched.
  */
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { FerryError, printable, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { decide, decidePages, readDecision, readPagesOutcome } from '../journal/decision';
 import { Journal, migrationDir, readJournal, type JournalState } from '../journal/journal';
@@ -49,7 +50,7 @@ async function removeWhatItMade(deps: Pick<DestinationDeps, 'runtime' | 'log'>, 
  * Post-copy after the commit: the lazy-pages daemon ended before every page arrived, so the copy would run on pages
  * that read back as zeros. It is removed, and the pages' outcome `lost` tells the source to take the container back.
  */
-export async function loseCopy(m: Incoming, deps: DestinationDeps, why: string): Promise<void> {
+export async function loseCopy(m: Pick<Incoming, 'id' | 'dir' | 'runtime' | 'name' | 'journal'>, deps: DestinationDeps, why: string): Promise<void> {
   m.journal?.append({ t: 'note', message: `pages lost: ${why}` });
   deps.log(`post-copy of ${m.name}: ${why}; removing the incomplete copy`);
   // Removed first, said after: the source resumes its copy on `lost`, so the word must never precede the removal.
@@ -59,6 +60,15 @@ export async function loseCopy(m: Incoming, deps: DestinationDeps, why: string):
   m.journal?.append({ t: 'done', outcome: 'failed', error: { code: 'ERR_CRIU_RESTORE_FAILED', message: why } });
   m.journal?.close();
   rmSync(m.dir, { recursive: true, force: true });
+}
+
+/** A committed move that holds nothing any more: the images served their purpose, the bundle is the container's. */
+export function finishKept(m: Pick<Incoming, 'id' | 'dir' | 'name' | 'journal'>, deps: Pick<DestinationDeps, 'log'>): void {
+  for (const sub of ['images', 'work', 'levels', 'pre']) rmSync(join(m.dir, sub), { recursive: true, force: true });
+  m.journal?.append({ t: 'done', outcome: 'kept' });
+  m.journal?.close();
+  m.journal = undefined;
+  deps.log(`migration ${m.id}: ${m.name} committed`);
 }
 
 /**

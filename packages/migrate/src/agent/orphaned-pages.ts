@@ -12,12 +12,12 @@
  * - the daemon is gone: `complete` only when its log shows it left the request loop and disconnected without an error
  *   (CRIU logs "Disconnect from the page server" after its last page, errors as "Error (file:line)"); else `lost`.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decidePages, readPagesOutcome, type PagesOutcome } from '../journal/decision';
 import { Journal, migrationDir, readJournal, type JournalState } from '../journal/journal';
 import { isAlive, killIfSame } from '../journal/proc-identity';
-import type { DestinationDeps } from './destination-moves';
+import { finishKept, loseCopy, type DestinationDeps } from './destination-moves';
 import { MIGRATION_ID } from './incoming';
 
 /** Where the agent starts the daemon's log (commit-service.ts: workDir `work`, CRIU's default log name). */
@@ -39,11 +39,27 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
   const logged = readLog(join(dir, LAZY_PAGES_LOG));
   const whole = !running && logged !== undefined && lazyPagesFinished(logged);
   const journal = Journal.open(dir);
-  try {
-    return whole ? keep(state, journal, deps) : await lose(state, journal, deps, running ? 'its agent died while the lazy-pages daemon still waited for pages' : 'its agent and the lazy-pages daemon died before the log showed every page');
-  } finally {
-    journal.close();
+  const move = { id, dir, runtime: state.runtime, name: state.holds.get('restored')?.name ?? state.container, journal };
+  if (whole) {
+    const outcome = decidePages(deps.stateDir, id, 'complete');
+    if (outcome !== 'complete') {
+      journal.close();
+      return outcome;
+    }
+    journal.release('lazy-daemon');
+    deps.log(`post-copy of ${state.container}: its agent died after every page arrived; the copy is kept`);
+    finishKept(move, deps);
+    return outcome;
   }
+  try {
+    await loseCopy(move, deps, running ? 'its agent died while the lazy-pages daemon still waited for pages' : 'its agent and the lazy-pages daemon died before the log showed every page');
+  } catch (err) {
+    journal.close(); // the copy could not be removed: the pages stay undecided, the source held
+    throw err;
+  }
+  // Only now: with the copy gone, no task can fault on a page the dead daemon would have left zero.
+  for (const daemon of daemons) killIfSame(daemon);
+  return 'lost';
 }
 
 /** A committed post-copy, undecided pages, its agent gone. */
@@ -56,34 +72,10 @@ export function lazyPagesFinished(log: string): boolean {
   return log.includes('Disconnect from the page server') && !/^\([0-9.]+\) +Error \(/m.test(log);
 }
 
-function keep(state: JournalState, journal: Journal, deps: DestinationDeps): PagesOutcome {
-  const outcome = decidePages(deps.stateDir, state.id, 'complete');
-  if (outcome !== 'complete') return outcome;
-  journal.release('lazy-daemon');
-  for (const sub of ['images', 'work', 'levels', 'pre']) rmSync(join(journal.dir, sub), { recursive: true, force: true });
-  journal.append({ t: 'done', outcome: 'kept' });
-  deps.log(`post-copy of ${state.container}: its agent died after every page arrived; the copy is kept`);
-  return outcome;
-}
-
-async function lose(state: JournalState, journal: Journal, deps: DestinationDeps, why: string): Promise<PagesOutcome> {
-  journal.append({ t: 'note', message: `pages lost: ${why}` });
-  deps.log(`post-copy of ${state.container}: ${why}; removing the incomplete copy`);
-  // Removed first, said after (as loseCopy): a copy that cannot be removed leaves the pages undecided, never two copies.
-  const name = state.holds.get('restored')?.name ?? state.container;
-  await deps.runtime(state.runtime).remove(name);
-  for (const daemon of state.holds.get('lazy-daemon')?.pids ?? []) killIfSame(daemon);
-  const outcome = decidePages(deps.stateDir, state.id, 'lost');
-  journal.append({ t: 'done', outcome: 'failed', error: { code: 'ERR_CRIU_RESTORE_FAILED', message: why } });
-  rmSync(journal.dir, { recursive: true, force: true });
-  return outcome;
-}
-
 function readLog(path: string): string | undefined {
-  if (!existsSync(path)) return undefined;
   try {
     return readFileSync(path, 'utf8');
   } catch {
-    return undefined;
+    return undefined; // no log: the daemon never started, or its directory is gone
   }
 }

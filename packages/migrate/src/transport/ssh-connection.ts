@@ -38,6 +38,7 @@ export class SshConnection {
 
   static async connect(options: SshConnectOptions): Promise<SshConnection> {
     const { destination } = options;
+    if (options.signal?.aborted) throw abortedWhileConnecting(destination);
     const identity = loadIdentity(destination.identityFiles);
     if (!identity.privateKey && !options.agentSocket && identity.problems.length > 0) throw unusableKeys(destination, identity.problems);
     // ProxyJump: the connection to the jump host first (its own host key checked), then a tunnel through it.
@@ -90,6 +91,7 @@ export class SshConnection {
     ready.catch(() => undefined); // observed below; a synchronous failure of connect() must not leave it unhandled
     const onAbort = () => client.destroy(); // at once: end() would wait for a server that may never answer
     if (options.signal?.aborted) {
+      // Aborted while the jump host was being reached: a listener added now would never fire.
       via?.close();
       throw abortedWhileConnecting(destination);
     }

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { waitFor } from '@ferry/core/testing';
 import { HOSTS_FILE, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
-import { connectClient, expectRolledBack, migrationsOf, removeTestContainers, startContainer, state } from './lib/containers';
+import { connectClient, expectMovedWithConnection, expectRolledBack, migrationsOf, removeTestContainers, startContainer, state } from './lib/containers';
 
 jest.setTimeout(300_000);
 
@@ -129,6 +129,40 @@ test('kill -9 of the guardian during a post-copy transfer: the source comes back
   await expectRolledBack(c.name);
   expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
   expect(criuRules(c.name)).toBe('');
+}, 600_000);
+
+test('the SSH connection between the hosts is cut twice during a post-copy transfer: the page link resumes over new connections, the move completes, memory intact, the TCP connection survives', async () => {
+  const c = startContainer(128);
+  const client = connectClient(c);
+  await client.waitFor(/tick/);
+  const before = state('h1', c.name).workload?.counter ?? 0;
+  const cuts: number[] = [];
+  const warnings: string[] = [];
+  // A slow link keeps the page transfer going long enough to cut it in the middle, twice.
+  sandbox('shape', '200mbit');
+  let run: Awaited<ReturnType<typeof ferryOn>> | undefined;
+  try {
+    run = await ferryOn('h1', migrate(c.name, '--strategy', 'post-copy'), (e) => {
+      if (e.event === 'warning') warnings.push(String(e.message));
+      if (e.event === 'phase-start' && e.phase === 'transfer-pages' && cuts.length === 0) {
+        // Every sshd session process on h2 (not the listener): the agent's connection, the page link's carrier (a
+        // connection with no session channel, titled `sshd: root`), status queries.
+        const cut = () => cuts.push(Number(onHost('h2', ['pkill', '-KILL', '-c', '-f', '^sshd: root']).stdout.trim() || 0));
+        cut();
+        setTimeout(cut, 3_000);
+      }
+    });
+  } finally {
+    sandbox('shape', 'off');
+  }
+  expect(cuts).toHaveLength(2);
+  expect(cuts[0]).toBeGreaterThan(0);
+  expect(cuts[1]).toBeGreaterThan(0);
+  expect(run?.report).toMatchObject({ container: c.name, strategy: 'post-copy' });
+  expect(run?.status).toBe(0);
+  // The first cut and the second (which found the link re-dialed after the first) each broke it.
+  expect(warnings.filter((w) => /page link .* broke; resuming/.test(w)).length).toBeGreaterThanOrEqual(2);
+  await expectMovedWithConnection(c.name, client, before);
 }, 600_000);
 
 test('SIGHUP or SIGTERM of `ferry migrate` before the point of no return: rolled back', async () => {

@@ -4,6 +4,7 @@
 import yargs, { type Argv } from 'yargs';
 import { FerryError } from '@ferry/core';
 import { agentCommand } from './commands/agent';
+import { pageLinkKeeperCommand } from './commands/page-link-keeper';
 import { pageRelayCommand } from './commands/page-relay';
 import { doctorCommand } from './commands/doctor';
 import { gcCommand } from './commands/gc';
@@ -23,7 +24,7 @@ import { versionCommand } from './commands/version';
 import { EXIT, exitCodeFor } from './exit-codes';
 import { renderError } from './render-error';
 
-const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, recoverCommand, gcCommand, agentCommand, guardianCommand, versionCommand, pageRelayCommand];
+const COMMANDS = [doctorCommand, psCommand, checkpointCommand, restoreCommand, sessionCommand, startCommand, snapshotCommand, migrateCommand, cloneCommand, drainCommand, replicateCommand, replicasCommand, failoverCommand, recoverCommand, gcCommand, agentCommand, guardianCommand, versionCommand, pageRelayCommand, pageLinkKeeperCommand];
 
 /**
  * Options that take a value: a value that starts with one "-" (`--every -5m`, `--to -oProxyCommand=x`) is that

@@ -38,7 +38,7 @@ function depsWith(ssh: SshAgentOptions): MigrateDeps {
     criu,
     connectAgent: (dest, signal) => connectAgentOverSsh(dest, ssh, signal),
     cleanupRemote: (dest, id) => runAgentCleanup(dest, ssh, id),
-    remoteStatus: (dest, id) => runAgentStatus(dest, ssh, id),
+    remoteStatus: (dest, id, options) => runAgentStatus(dest, ssh, id, options),
     localHost: () => hostSummary(criu, registry.adapters, stateDir()),
     stateDir: stateDir(),
   };

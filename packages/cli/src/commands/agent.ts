@@ -2,13 +2,15 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { FERRY_STATE_DIR, ensureStateDir, parseCgroupLayout, printable } from '@ferry/core';
-import { cleanupMigration, hostSummary, migrationStatus, pruneDecisions, recoverIncoming, serveAgent, settleOrphanedPages } from '@ferry/migrate';
+import { abandonPageLink, cleanupMigration, hostSummary, migrationStatus, pruneDecisions, recoverIncoming, serveAgent, settleOrphanedPages } from '@ferry/migrate';
+import { selfCommand } from '../guarded-run';
 import { criuClient, runtimeRegistry } from '../host-context';
 
 export interface AgentArgs {
   'state-dir': string;
   cleanup?: string;
   status?: string;
+  'abandon-pages'?: boolean;
 }
 
 export const agentCommand: CommandModule<object, AgentArgs> = {
@@ -19,6 +21,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       .option('state-dir', { type: 'string', default: FERRY_STATE_DIR, describe: 'Where incoming migrations are kept' })
       .option('cleanup', { type: 'string', describe: 'Undo migration ID unless it committed here, print the outcome, then exit' })
       .option('status', { type: 'string', describe: 'Print this host\'s decision on migration ID, then exit' })
+      .option('abandon-pages', { type: 'boolean', hidden: true, describe: 'With --status: the source will never reconnect post-copy\'s page link (its end was reset)' })
       .conflicts('cleanup', 'status'),
   handler: async (args) => {
     ensureStateDir(args['state-dir']);
@@ -31,7 +34,8 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     const deps = { runtime: (name: Parameters<typeof registry.get>[0]) => registry.get(name), log, stateDir: args['state-dir'] };
     if (args.status) {
       // A post-copy whose agent died is settled first: asking is how the source's guardian learns it.
-      await settleOrphanedPages(args.status, deps);
+      if (args['abandon-pages']) await abandonPageLink(args.status, deps);
+      else await settleOrphanedPages(args.status, deps);
       process.stdout.write(`${JSON.stringify(migrationStatus(args.status, args['state-dir']))}\n`);
       return;
     }
@@ -56,6 +60,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
       criu,
       hostSummary: () => hostSummary(criu, registry.adapters, args['state-dir']),
       cgroupRoots,
+      ferryCommand: selfCommand(),
     });
     process.exit(0);
   },

@@ -13,7 +13,7 @@ import type { Readable, Writable } from 'node:stream';
 import { FerryError, assertContainerName, isFerryError, printable, startPageServerProcess, type CriuClient, type RuntimeAdapter, type RuntimeName } from '@ferry/core';
 import { Journal, migrationDir } from '../journal/journal';
 import { processId, selfId } from '../journal/proc-identity';
-import { openPageLink } from '../pages/destination-link';
+import { openPageLink, openResumablePageLink } from '../pages/destination-link';
 import { unpackDir } from '../transfer';
 import { AgentPeer, PROTOCOL_VERSION } from '../protocol/agent-peer';
 import type { HelloParams, HelloResult, HostSummary, PageLinkResult, PrepareParams, UploadParams, UploadResult } from '../protocol/agent-messages';
@@ -32,6 +32,8 @@ export interface AgentDeps {
   stateDir: string;
   cgroupRoots: readonly string[];
   log(line: string): void;
+  /** How to run ferry's CLI here (its page-link-keeper command makes post-copy's link resumable); unset: not resumable. */
+  ferryCommand?: readonly string[];
 }
 
 /** CRIU pre-copy rounds land in pre/N, where the final images' relative `parent` links expect them. */
@@ -155,11 +157,19 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
   });
 
   // Post-copy: the link the restore's lazy-pages daemon gets its pages over (started by the restore).
-  peer.handle('page-link', async (params: { migrationId: string }): Promise<PageLinkResult> => ({ socketPath: (await openLink(get(params.migrationId))).socketPath }));
+  // Resumable when this agent can start a keeper (page-link-keeper.ts): the link then outlives the agent and SSH.
+  peer.handle('page-link', async (params: { migrationId: string }): Promise<PageLinkResult> => {
+    const m = get(params.migrationId);
+    const link = await openLink(m, deps.ferryCommand);
+    const keeper = link.keeper && processId(link.keeper.pid);
+    if (keeper) m.journal?.hold({ kind: 'page-link', pids: [keeper] });
+    return { socketPath: link.socketPath, resumable: link.keeper !== undefined };
+  });
 
-  async function openLink(m: Incoming) {
+  async function openLink(m: Incoming, ferryCommand?: readonly string[]) {
     if (m.pageLink) throw new FerryError('ERR_AGENT_PROTOCOL', `migration ${m.id} already has a page link`);
-    m.pageLink = await openPageLink(join(m.dir, 'link'));
+    const dir = join(m.dir, 'link');
+    m.pageLink = ferryCommand ? await openResumablePageLink(dir, ferryCommand) : await openPageLink(dir);
     return m.pageLink;
   }
 

@@ -3,13 +3,14 @@
  * for the pages, and abort. The restored copy stays off the network (restore's holdNetwork) until this host has
  * journaled `committed`; then the network is released.
  */
-import { rmSync, symlinkSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { FerryError, placeRecordedRuncConfig, privateImageFiles, startLazyPagesDaemon, type CriuClient, type NetworkRelease } from '@ferry/core';
 import { decide, decidePages } from '../journal/decision';
 import type { AgentPeer } from '../protocol/agent-peer';
 import type { RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
 import { processId } from '../journal/proc-identity';
+import { KEEPER_LOG } from '../pages/page-link-keeper';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
 import { finishKept, loseCopy, undoIncoming, type DestinationDeps } from './destination-moves';
 import { isTreePart, type Incoming } from './incoming';
@@ -143,7 +144,20 @@ export function awaitPages(m: Incoming, ctx: DestinationDeps): Promise<{ complet
 }
 
 async function settlePages(m: Incoming, ctx: DestinationDeps): Promise<{ complete: true }> {
-  const { code, signal } = await m.lazy!.exited;
+  const keeper = m.pageLink?.keeper;
+  // A keeper that ends well does so because the stream ended: the daemon's exit then says how.
+  const gaveUp = keeper?.exited.then((code) => (code === 0 ? new Promise<never>(() => undefined) : { keeper: code }));
+  const ended = await Promise.race([m.lazy!.exited, ...(gaveUp ? [gaveUp] : [])]);
+  if ('keeper' in ended) {
+    const why = `the page link to the source broke and was not resumed (${lastLine(join(m.dir, 'link', KEEPER_LOG)) ?? `its keeper ended with ${ended.keeper}`})`;
+    // The copy goes first: the daemon's death lets faulting tasks go on pages that would read back as zeros.
+    await loseCopy(m, ctx, why);
+    m.lazy!.kill();
+    throw new FerryError('ERR_POSTCOPY_SOURCE_LOST', why, { hint: 'The source resumes its copy if its host is up; check the link between the hosts and migrate again.' });
+  }
+  m.pageLink?.close();
+  m.journal?.release('page-link');
+  const { code, signal } = ended;
   if (code !== 0) {
     const why = `criu lazy-pages ended (${signal ?? `exit ${code}`}) before every page arrived (log: ${m.lazy!.logPath})`;
     await loseCopy(m, ctx, why);
@@ -157,3 +171,11 @@ async function settlePages(m: Incoming, ctx: DestinationDeps): Promise<{ complet
 }
 
 
+
+function lastLine(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n').pop()?.replace(/^\S+ /, '') || undefined;
+  } catch {
+    return undefined;
+  }
+}

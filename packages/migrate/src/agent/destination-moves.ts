@@ -98,7 +98,7 @@ export async function cleanupMigration(id: string, deps: DestinationDeps): Promi
 }
 
 async function undoFromJournal(state: JournalState, dir: string, deps: DestinationDeps): Promise<void> {
-  for (const kind of ['lazy-daemon', 'page-server'] as const) for (const p of state.holds.get(kind)?.pids ?? []) killIfSame(p);
+  for (const kind of ['lazy-daemon', 'page-server', 'page-link'] as const) for (const p of state.holds.get(kind)?.pids ?? []) killIfSame(p);
   const restored = state.holds.get('restored')?.name;
   await removeWhatItMade(deps, state.runtime, restored, state.holds.get('image-loaded')?.image);
   rmSync(dir, { recursive: true, force: true });
@@ -148,6 +148,10 @@ export async function recoverIncoming(deps: DestinationDeps, ids: readonly strin
     }
     if (state.holds.has('lazy-daemon') && !readPagesOutcome(deps.stateDir, id)) {
       const outcome = await settleOrphanedPages(id, deps);
+      if (!outcome) {
+        recovered.push(`${id}: ${state.container} is a post-copy whose agent died; its page link waits for the source to reconnect`);
+        continue;
+      }
       recovered.push(`${id}: ${state.container} is a post-copy whose agent died before it recorded the pages: ${outcome === 'complete' ? 'every page had arrived, kept' : 'its copy was removed, the source takes it back'}`);
       continue;
     }

@@ -6,7 +6,7 @@ import { readPagesOutcome } from '../journal/decision';
 import { Journal, migrationDir, readJournal } from '../journal/journal';
 import { processId, type ProcessId } from '../journal/proc-identity';
 import type { DestinationDeps } from './destination-moves';
-import { LAZY_PAGES_LOG, lazyPagesFinished, settleOrphanedPages } from './orphaned-pages';
+import { LAZY_PAGES_LOG, abandonPageLink, lazyPagesFinished, settleOrphanedPages } from './orphaned-pages';
 
 const ID = 'move-0001-orphan';
 let stateDir: string;
@@ -45,10 +45,11 @@ async function gone(): Promise<ProcessId> {
   return id;
 }
 
-function committedPostCopy(owner: ProcessId, daemon: ProcessId, log?: string): void {
+function committedPostCopy(owner: ProcessId, daemon: ProcessId, log?: string, keeper?: ProcessId): void {
   const dir = migrationDir(stateDir, ID);
   const j = Journal.create(dir, { t: 'begin', role: 'destination', id: ID, runtime: 'runc', container: 'web', peer: 'h1' });
   j.hold({ kind: 'owner', pids: [owner] });
+  if (keeper) j.hold({ kind: 'page-link', pids: [keeper] });
   j.hold({ kind: 'lazy-daemon', pids: [daemon] });
   j.hold({ kind: 'restored', name: 'web' });
   j.append({ t: 'committed' });
@@ -100,4 +101,35 @@ test('a living agent, or a bad id, is left alone', async () => {
   await expect(settleOrphanedPages('../../etc', deps)).resolves.toBeUndefined();
   expect(removed).toEqual([]);
   expect(readPagesOutcome(stateDir, ID)).toBeUndefined();
+});
+
+test('agent gone, the keeper of a resumable link still holds the stream: nothing is decided, the copy stays', async () => {
+  const daemon = await live();
+  const keeper = await live();
+  committedPostCopy(await gone(), daemon.id, '', keeper.id);
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBeUndefined();
+  expect(removed).toEqual([]);
+  expect(readPagesOutcome(stateDir, ID)).toBeUndefined();
+  expect(daemon.child.exitCode).toBeNull();
+});
+
+test('the source abandons the link (its end was reset): the keeper is stopped, the copy removed, then the daemon killed', async () => {
+  const daemon = await live();
+  const keeper = await live();
+  const daemonExited = new Promise((r) => daemon.child.once('exit', r));
+  const keeperExited = new Promise((r) => keeper.child.once('exit', r));
+  committedPostCopy(await gone(), daemon.id, '', keeper.id);
+  await expect(abandonPageLink(ID, deps)).resolves.toBe('lost');
+  await keeperExited;
+  expect(removed).toEqual(['web']);
+  await daemonExited;
+  expect(readPagesOutcome(stateDir, ID)).toBe('lost');
+});
+
+test('abandoning a move whose pages all arrived changes nothing', async () => {
+  const keeper = await live();
+  committedPostCopy(await gone(), await gone(), FINISHED, keeper.id);
+  // The keeper is alive (it has not noticed the end yet): abandon stops it, and the log says every page arrived.
+  await expect(abandonPageLink(ID, deps)).resolves.toBe('complete');
+  expect(removed).toEqual([]);
 });

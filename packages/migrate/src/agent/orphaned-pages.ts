@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { decidePages, readPagesOutcome, type PagesOutcome } from '../journal/decision';
 import { Journal, migrationDir, readJournal, type JournalState } from '../journal/journal';
 import { isAlive, killIfSame } from '../journal/proc-identity';
+import { waitGone } from '../recovery/end-dump';
 import { finishKept, loseCopy, type DestinationDeps } from './destination-moves';
 import { MIGRATION_ID } from './incoming';
 
@@ -35,6 +36,10 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
   }
   if (!isOrphan(state) || readPagesOutcome(deps.stateDir, id)) return undefined;
   const daemons = state.holds.get('lazy-daemon')?.pids ?? [];
+  const keepers = state.holds.get('page-link')?.pids ?? [];
+  // A resumable link's keeper still holds the stream: the source may reconnect, and the daemon's end (done or
+  // failed) or the keeper giving up settles it at a later ask.
+  if (keepers.some(isAlive)) return undefined;
   const running = daemons.some(isAlive);
   const logged = readLog(join(dir, LAZY_PAGES_LOG));
   const whole = !running && logged !== undefined && lazyPagesFinished(logged);
@@ -60,6 +65,35 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
   // Only now: with the copy gone, no task can fault on a page the dead daemon would have left zero.
   for (const daemon of daemons) killIfSame(daemon);
   return 'lost';
+}
+
+/** How long an agent still watching the move has to record `lost` once its keeper is gone. */
+const ABANDON_SETTLE_MS = 20_000;
+
+/**
+ * The source's recovery says its end of a resumable page link is gone for good (the guardian that held CRIU's end
+ * died, which reset it): the keeper stops waiting for a reconnection, and the move is settled at once (by the agent
+ * that watches it, or here when that agent is gone) instead of after the keeper's grace period.
+ */
+export async function abandonPageLink(id: string, deps: DestinationDeps): Promise<PagesOutcome | undefined> {
+  if (!MIGRATION_ID.test(id)) return undefined;
+  let state: JournalState;
+  try {
+    state = readJournal(migrationDir(deps.stateDir, id));
+  } catch {
+    return undefined;
+  }
+  const keepers = state.holds.get('page-link')?.pids ?? [];
+  if (state.done || !state.committed || readPagesOutcome(deps.stateDir, id) || !keepers.some(isAlive)) return settleOrphanedPages(id, deps);
+  deps.log(`post-copy ${id}: the source abandoned its page link; stopping the keeper`);
+  for (const keeper of keepers) killIfSame(keeper);
+  await waitGone(keepers);
+  const deadline = Date.now() + ABANDON_SETTLE_MS;
+  for (;;) {
+    const settled = (await settleOrphanedPages(id, deps)) ?? readPagesOutcome(deps.stateDir, id);
+    if (settled || Date.now() > deadline) return settled;
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /** A committed post-copy, undecided pages, its agent gone. */

@@ -1,7 +1,7 @@
 /** What a move is asked to do, what it needs from its host, and what it reports: the engine's public types. */
 import type { ContainerInfo, CriuClient, EventSink, Phase, RuntimeAdapter, RuntimeName } from '@ferry/core';
 import type { AgentConnection } from '../protocol/agent-connection';
-import type { HostSummary, RemoteOutcome } from '../protocol/agent-messages';
+import type { HostSummary, RemoteOutcome, StatusOptions } from '../protocol/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import type { HashPrecopyResult } from '../precopy/hash-precopy';
@@ -19,7 +19,7 @@ export interface MigrateDeps {
    */
   cleanupRemote(destination: Destination, migrationId: string): Promise<{ kept: boolean }>;
   /** The destination's decision on `id`, without changing it. */
-  remoteStatus(destination: Destination, migrationId: string): Promise<RemoteOutcome>;
+  remoteStatus(destination: Destination, migrationId: string, options?: StatusOptions): Promise<RemoteOutcome>;
   localHost(): Promise<HostSummary>;
   stateDir: string;
 }

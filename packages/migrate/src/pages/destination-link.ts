@@ -13,6 +13,7 @@ import { rmSync } from 'node:fs';
 import { Socket, connect } from 'node:net';
 import { join } from 'node:path';
 import { acceptSocket, createPageSocketPair, ensurePrivateDir, listenUnix, type FdHandle, type PageSocketPair } from '@ferry/core';
+import { spawnPageLinkKeeper, type SpawnedKeeper } from './page-link-keeper';
 
 /** How long the source has to connect once it asked for the link. */
 const ACCEPT_TIMEOUT_MS = 60_000;
@@ -29,6 +30,8 @@ export interface DestinationPageLink {
    */
   attach(): void;
   close(): void;
+  /** Set when the link is resumable: the process that holds ferry's end (page-link-keeper.ts). */
+  keeper?: SpawnedKeeper;
 }
 
 export async function openPageLink(dir: string): Promise<DestinationPageLink> {
@@ -79,6 +82,41 @@ export async function openPageLink(dir: string): Promise<DestinationPageLink> {
     },
   };
   return link;
+}
+
+/**
+ * Post-copy's link, resumable (page-link-keeper.ts): ferry's end goes to a keeper process that outlives this agent
+ * and the SSH connection, and serves every reconnection of the source at `pages.sock` in `dir` (0700).
+ */
+export async function openResumablePageLink(dir: string, command: readonly string[]): Promise<DestinationPageLink> {
+  ensurePrivateDir(dir);
+  const pair = await createPageSocketPair();
+  let keeper: SpawnedKeeper;
+  try {
+    keeper = spawnPageLinkKeeper(dir, pair.ferryEnd, command);
+    await keeper.ready.catch((err: unknown) => {
+      keeper.stop();
+      throw err;
+    });
+  } catch (err) {
+    pair.ferryEnd.close();
+    pair.criuEnd.close();
+    throw err;
+  }
+  const dropOurs = () => {
+    for (const end of [pair.criuEnd, pair.ferryEnd]) if (!end.closed) end.close();
+  };
+  return {
+    socketPath: keeper.socketPath,
+    pair,
+    keeper,
+    // The daemon holds its copy of ferry's end now, the keeper its own: ours would only keep the stream from ending.
+    attach: dropOurs,
+    close() {
+      keeper.stop();
+      dropOurs();
+    },
+  };
 }
 
 /** Ends a pending accept: a connection of our own, dropped at once. */

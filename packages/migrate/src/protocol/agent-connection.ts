@@ -12,8 +12,10 @@ export interface AgentConnection {
    * `remoteEnd: 'pass'` (a dump's page client streaming to the destination's page server) passes the destination's
    * end on: `local` is ended after what arrived, and reset if CRIU still has not closed it a moment later (a dump
    * blocked writing pages nobody reads would otherwise wait for its deadline).
+   * `remoteEnd: 'resume'` (post-copy's link to a page-link keeper): the stream survives the SSH connection; a broken
+   * link is re-dialed over new connections (onLinkLost tells of each attempt) until finishTunnels().
    */
-  tunnelToSocket(remotePath: string, local: Socket, options?: { remoteEnd?: 'hold' | 'pass' }): Promise<void>;
+  tunnelToSocket(remotePath: string, local: Socket, options?: { remoteEnd?: 'hold' | 'pass' | 'resume'; onLinkLost?: (attempt: number, error?: Error) => void }): Promise<void>;
   /** Bytes sent to the destination through tunnels so far. */
   tunnelledBytes(): number;
   /** Ends every tunnelled connection: 'clean' (FIN) or 'reset' (RST); later ones get the same. */

@@ -75,6 +75,13 @@ export interface RemoteOutcome {
 }
 
 /** `page-link` and `page-server`: the unix socket (in the migration's 0700 directory) the source's SSH opens. */
+/** `ferry agent --status ID` options. abandonPages: the source's end of post-copy's page link is gone for good. */
+export interface StatusOptions {
+  abandonPages?: boolean;
+}
+
 export interface PageLinkResult {
   socketPath: string;
+  /** The far end is a page-link keeper: the source re-dials a broken link instead of losing the stream. */
+  resumable?: boolean;
 }

@@ -17,7 +17,7 @@ import { dialLazyDumpOf } from '../pages/dump-netns';
 import { Journal, migrationDir, readJournal, removeMoveFiles, type JournalState } from '../journal/journal';
 import { lockHolder, lockPath } from '../journal/move-lock';
 import { isAlive, killIfSame, processesMarked, selfId, type ProcessId } from '../journal/proc-identity';
-import type { RemoteOutcome } from '../protocol/agent-messages';
+import type { RemoteOutcome, StatusOptions } from '../protocol/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
 import { planRecovery, type RecoveryAction } from './plan-recovery';
 import { endDump, waitGone } from './end-dump';
@@ -26,7 +26,7 @@ import { endDump, waitGone } from './end-dump';
 export interface RecoveryDeps {
   findContainer(name: string): Promise<{ adapter: RuntimeAdapter; container: ContainerInfo }>;
   cleanupRemote(destination: Destination, migrationId: string): Promise<{ kept: boolean }>;
-  remoteStatus(destination: Destination, migrationId: string): Promise<RemoteOutcome>;
+  remoteStatus(destination: Destination, migrationId: string, options?: StatusOptions): Promise<RemoteOutcome>;
   stateDir: string;
 }
 
@@ -135,7 +135,9 @@ function close(journal: Journal, state: JournalState, deps: RecoveryDeps, outcom
 async function askDestination(state: JournalState, id: string, deps: RecoveryDeps, sideEffectFree: boolean): Promise<RemoteOutcome | 'unreachable'> {
   if (!state.destination) return 'unreachable';
   try {
-    if (sideEffectFree) return await deps.remoteStatus(state.destination, id);
+    // Asked about a committed post-copy's pages: the owner that held CRIU's end of the page link is dead, which reset
+    // that end, so the destination's keeper need not wait for a reconnection that cannot come.
+    if (sideEffectFree) return await deps.remoteStatus(state.destination, id, { abandonPages: true });
     return { decision: (await deps.cleanupRemote(state.destination, id)).kept ? 'committed' : 'aborted' };
   } catch {
     return 'unreachable';

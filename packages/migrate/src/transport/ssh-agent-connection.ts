@@ -5,9 +5,10 @@ import type { Socket } from 'node:net';
 import { FerryError, resetPageServerLinkOnDeath } from '@ferry/core';
 import { AgentPeer } from '../protocol/agent-peer';
 import type { AgentConnection } from '../protocol/agent-connection';
-import type { RemoteOutcome } from '../protocol/agent-messages';
+import type { RemoteOutcome, StatusOptions } from '../protocol/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
 import { SshConnection } from './ssh-connection';
+import { openResumableTunnel, type RedialedLink, type ResumableTunnel } from './resumable-tunnel';
 
 export interface SshAgentOptions {
   /** argv of the agent on the destination; default ["ferry", "agent"]. */
@@ -20,6 +21,7 @@ const STDERR_TAIL_BYTES = 4096;
 
 export async function connectAgentOverSsh(destination: Destination, options: SshAgentOptions, signal?: AbortSignal): Promise<AgentConnection> {
   const ssh = await SshConnection.connect({ destination, agentSocket: options.agentSocket, acceptNewHostKey: options.acceptNewHostKey, signal });
+  const sshOptions = options;
   const argv = options.agentCommand ?? ['ferry', 'agent'];
   let channel;
   try {
@@ -58,10 +60,21 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
   let tunnelsFinished: 'clean' | 'reset' | undefined;
   const finishTunnels = (how: 'clean' | 'reset') => {
     tunnelsFinished ??= how;
+    for (const tunnel of resumables) tunnel.finish(tunnelsFinished);
     for (const socket of tunnelled) {
       if (tunnelsFinished === 'clean') socket.end();
       else socket.resetAndDestroy();
     }
+  };
+  const resumables = new Set<ResumableTunnel>();
+  const adopt = (local: Socket) => {
+    // The local end is CRIU's page server or page client: this process dying must read as failure there.
+    resetPageServerLinkOnDeath(local);
+    // The page protocols are small requests and answers, one at a time: Nagle's wait would be paid on every one.
+    local.setNoDelay(true);
+    local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
+    tunnelled.add(local);
+    local.on('close', () => tunnelled.delete(local));
   };
   void ssh.closed.then(() => channel.destroy());
   return {
@@ -69,10 +82,23 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
     close: () => {
       channel.end();
       ssh.close();
+      for (const tunnel of resumables) tunnel.close();
     },
     tunnelledBytes: () => tunnelBytes,
     finishTunnels,
     tunnelToSocket: async (remotePath, local, options = {}) => {
+      if (options.remoteEnd === 'resume') {
+        adopt(local);
+        const tunnel = await openResumableTunnel({
+          local,
+          first: () => ssh.forwardOutStreamLocal(remotePath),
+          redial: () => dialStreamLocal(destination, sshOptions, remotePath),
+          onLinkLost: options.onLinkLost,
+        });
+        resumables.add(tunnel);
+        if (tunnelsFinished) finishTunnels(tunnelsFinished);
+        return;
+      }
       let remote: Awaited<ReturnType<SshConnection['forwardOutStreamLocal']>>;
       try {
         remote = await ssh.forwardOutStreamLocal(remotePath);
@@ -80,13 +106,7 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
         local.destroy();
         throw err;
       }
-      // The local end is CRIU's page server or page client: this process dying must read as failure there.
-      resetPageServerLinkOnDeath(local);
-      // The page protocols are small requests and answers, one at a time: Nagle's wait would be paid on every one.
-      local.setNoDelay(true);
-      local.on('data', (chunk: Buffer) => (tunnelBytes += chunk.length));
-      tunnelled.add(local);
-      local.on('close', () => tunnelled.delete(local));
+      adopt(local);
       local.on('error', () => remote.destroy());
       remote.on('error', () => undefined);
       remote.pipe(local, { end: false });
@@ -95,6 +115,17 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
       if (tunnelsFinished) finishTunnels(tunnelsFinished);
     },
   };
+}
+
+/** A new SSH connection to `destination` and a direct-streamlocal channel on it (a resumable link's next carrier). */
+async function dialStreamLocal(destination: Destination, options: SshAgentOptions, path: string): Promise<RedialedLink> {
+  const ssh = await SshConnection.connect({ destination, agentSocket: options.agentSocket, acceptNewHostKey: false });
+  try {
+    return { link: await ssh.forwardOutStreamLocal(path), close: () => ssh.close() };
+  } catch (err) {
+    ssh.close();
+    throw err;
+  }
 }
 
 /** How long CRIU has to close its end after the destination's end reached it, before the link is reset. */
@@ -125,8 +156,8 @@ export async function runAgentCleanup(destination: Destination, options: SshAgen
 }
 
 /** Runs `AGENT --status ID` on the destination: its decision on the move, changing nothing. */
-export function runAgentStatus(destination: Destination, options: SshAgentOptions, migrationId: string): Promise<RemoteOutcome> {
-  return runAgentOnce<RemoteOutcome>(destination, options, ['--status', migrationId], 'asking about');
+export function runAgentStatus(destination: Destination, options: SshAgentOptions, migrationId: string, ask: StatusOptions = {}): Promise<RemoteOutcome> {
+  return runAgentOnce<RemoteOutcome>(destination, options, ['--status', migrationId, ...(ask.abandonPages ? ['--abandon-pages'] : [])], 'asking about');
 }
 
 async function runAgentOnce<T>(destination: Destination, options: SshAgentOptions, args: string[], what: string): Promise<T> {

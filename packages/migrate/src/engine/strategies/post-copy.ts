@@ -6,11 +6,13 @@
  *
  * Page path: CRIU's page server in a private network namespace (pages/dump-netns.ts), joined through the agent's
  * SSH connection to a unix socket in a 0700 directory on the destination, whose other end is the lazy-pages
- * daemon's --ps-socket (pages/destination-link.ts): no other local user can read a page or end the dump. A lost
- * link cannot be resumed: the destination's lazy-pages daemon dies with it. The destination then removes its copy
- * (it would run on pages that read back as zeros) and says `lost`; the tunnel to CRIU is reset, CRIU lets the source
- * tasks go, and the source's undo steps bring it back on its network: one intact copy, the source. Until the
- * destination has said `complete` or `lost`, the tunnel stays open and the source stays held (never guess).
+ * daemon's --ps-socket (pages/destination-link.ts): no other local user can read a page or end the dump. The link
+ * is resumable (transport/resumable-tunnel.ts, pages/page-link-keeper.ts): a broken SSH connection is replaced and
+ * the stream goes on; the restored tasks that fault meanwhile wait. Only when the destination gives up (no link for
+ * its grace period: the source host counts as gone) or the lazy-pages daemon fails does it remove its copy (it would
+ * run on pages that read back as zeros) and say `lost`; the tunnel to CRIU is then reset, CRIU lets the source tasks
+ * go, and the source's undo steps bring it back on its network: one intact copy, the source. Until the destination
+ * has said `complete` or `lost`, the tunnel stays open and the source stays held (never guess).
  */
 import { FerryError, isFerryError } from '@ferry/core';
 import type { PageLinkResult } from '../../protocol/agent-messages';
@@ -20,8 +22,11 @@ import { endDump } from '../../recovery/end-dump';
 import { startLazyDump, type LazyDump } from './lazy-dump';
 import type { MoveStrategy } from './strategy';
 
-/** How often the destination is asked about the pages while the agent connection is gone. */
-const STATUS_RETRY_MS = 1_000;
+/**
+ * How often the destination is asked about the pages while the agent connection is gone: soon at first, then less
+ * often (each ask starts an agent there, CPU the lazy-pages daemon, busy with a resumed transfer, needs more).
+ */
+const STATUS_RETRY_MS = [1_000, 2_000, 3_000, 5_000];
 
 export function postCopy(ctx: MoveContext): MoveStrategy {
   let lazy: LazyDump | undefined;
@@ -33,8 +38,14 @@ export function postCopy(ctx: MoveContext): MoveStrategy {
     },
     async restoreParams() {
       // The link is private at both ends (pages/dump-netns.ts, pages/destination-link.ts).
-      const { socketPath } = await ctx.peer.request<PageLinkResult>('page-link', { migrationId: ctx.id });
-      await ctx.connection.tunnelToSocket(socketPath, await lazy!.dial());
+      const { socketPath, resumable } = await ctx.peer.request<PageLinkResult>('page-link', { migrationId: ctx.id });
+      await ctx.connection.tunnelToSocket(socketPath, await lazy!.dial(), {
+        remoteEnd: resumable ? 'resume' : 'hold',
+        onLinkLost: (attempt, error) => {
+          if (attempt % 10 !== 1) return;
+          ctx.emit({ type: 'warning', message: error ? `post-copy of ${ctx.name}: cannot reach the page link on ${ctx.request.destination.name} yet (${error.message}); retrying, the source stays held` : `post-copy of ${ctx.name}: the page link to ${ctx.request.destination.name} broke; resuming it over a new connection` });
+        },
+      });
       return { lazyPagesLink: true };
     },
     async afterCommit(fallback: Reverter) {
@@ -91,6 +102,6 @@ async function pagesOutcome(ctx: MoveContext): Promise<{ outcome: 'complete' | '
     } catch (err) {
       if (attempt % 10 === 1) ctx.emit({ type: 'warning', message: `post-copy of ${ctx.name}: cannot reach ${ctx.request.destination.name} to learn whether every page arrived (${(err as Error).message}); the source stays held` });
     }
-    await new Promise((r) => setTimeout(r, STATUS_RETRY_MS));
+    await new Promise((r) => setTimeout(r, STATUS_RETRY_MS[Math.min(attempt - 1, STATUS_RETRY_MS.length - 1)]));
   }
 }

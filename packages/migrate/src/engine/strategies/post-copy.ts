@@ -60,6 +60,8 @@ export function postCopy(ctx: MoveContext): MoveStrategy {
             ctx.journal.release('dump');
             return { bytes: ctx.connection.tunnelledBytes() };
           }
+          // The destination's own reason when it gave one (the undo below closes the connection).
+          const code = isFerryError(cause) ? cause.code : ctx.connection.peer.closed ? 'ERR_TRANSPORT_CLOSED' : 'ERR_CRIU_RESTORE_FAILED';
           // The destination removed its copy: CRIU lets the source go on a reset, the undo steps do the rest.
           ctx.connection.finishTunnels('reset');
           await lazy!.done.catch(() => undefined);
@@ -69,7 +71,7 @@ export function postCopy(ctx: MoveContext): MoveStrategy {
           if (dump) await endDump(dump, ctx.container);
           ctx.journal.append({ t: 'note', message: 'post-copy: the destination lost its copy; the source runs again' });
           throw new FerryError(
-            ctx.connection.peer.closed ? 'ERR_TRANSPORT_CLOSED' : isFerryError(cause) ? cause.code : 'ERR_CRIU_RESTORE_FAILED',
+            code,
             `post-copy was interrupted after ${ctx.name} started on ${ctx.request.destination.name} (${(cause as Error | undefined)?.message ?? 'pages lost'}); the destination removed its incomplete copy and CRIU resumed the source, which holds the container again`,
             { hint: 'Clients may have seen their TCP connections reset. Check the link between the hosts and migrate again.', cause },
           );

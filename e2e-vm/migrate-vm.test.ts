@@ -113,15 +113,14 @@ describe.each(STRATEGIES)('%s between the VMs', (strategy) => {
   });
 });
 
-// SKIPPED, to be redone: the failure was made by leaving the workload's state directory (a bind mount outside the
-// bundle) missing on the destination; the crash-safe engine now copies such directories with the bundle, so the
-// restore succeeds (seen in CI: exit 0). It needs another real restore failure inside the guest (e.g. the e2e
-// fault-bin's runc on the guest's PATH). The namespace suites keep testing this rollback (e2e/migrate.test.ts).
-test.skip('a restore that fails after the pre-copy rounds leaves the source running and the destination clean', async () => {
+// A real failure of the destination's restore: the agent runs with the e2e fault-bin first on its PATH, whose runc
+// fails at `restore` and is the guest's real runc otherwise (the namespace suites do the same: e2e/migrate.test.ts).
+test('a restore that fails after the pre-copy rounds leaves the source running and the destination clean', async () => {
   if (!STRATEGIES.includes('pre-copy')) return;
   const { name } = startContainer(false);
   await waitFor('the workload to count', () => (ctl<State>(SRC, 'state', name).workload?.counter ?? 0) > 2, 120_000, 2000);
-  const run = await ferryIn(SRC, ['migrate', name, '--to', DST, '--strategy', 'pre-copy']);
+  const agent = `env FERRY_FAULT=restore-fails PATH=${GUEST_APP}/e2e/fault-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ferry agent`;
+  const run = await ferryIn(SRC, ['migrate', name, '--to', DST, '--strategy', 'pre-copy', '--agent-command', agent]);
   expect(run.status).toBe(5);
   expect(run.error?.code).toBe('ERR_RUNTIME_FAILED');
   // The rounds went over before the restore failed: the rollback had pre-dump images to remove on DST.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# app-disk.sh OUT: puts this checkout's built ferry (dist/, the native addon, runtime node_modules, the e2e helpers
+# app-disk.sh OUT: puts this checkout's built ferry (dist/, the native addon, runtime node_modules, the e2e helpers and fault-bin
 # and the static test workloads) on an ext4 disk image OUT that the guests mount read-only at /opt/ferry/app.
 # app-disk.sh --dir OUT: the same files in a directory OUT (the Vagrant lab syncs it into its VMs, FERRY_VAGRANT_APP).
 # Made for every run, so the cached guest image never holds a stale ferry. Run `npx tsc -b` first.
@@ -26,7 +26,7 @@ fi
 # type definitions and test runners, a third of the files (fewer to copy into a VM under TCG).
 deps=$(cd "$ROOT" && npm ls --omit=dev --all --parseable 2>/dev/null | sed "s|^$ROOT/||" | grep '^node_modules/' | sort -u) || true
 [[ -n $deps ]] || die "npm ls found no production dependencies" "run npm ci"
-{ printf '%s\n' package.json packages e2e/bin e2e/package.json fixtures scripts/provision-host.sh; echo "$deps"; } |
+{ printf '%s\n' package.json packages e2e/bin e2e/fault-bin e2e/package.json fixtures scripts/provision-host.sh; echo "$deps"; } |
   rsync -a -r --files-from=- --exclude=.git --exclude='*.ts' --exclude='*.map' \
     --exclude='/packages/native/build/Release/obj.target' --exclude='/packages/*/src' --exclude='*.tsbuildinfo' "$ROOT/" "$STAGE/"
 # The e2e helpers build their workload with a C compiler on first use; the guests get them compiled here.

@@ -127,3 +127,16 @@ test('the source abandons the stream: the keeper gives up at once', async () => 
   await expect(keeper.exited).resolves.toBe(KEEPER_GAVE_UP);
   expect(readFileSync(join(dir, KEEPER_LOG), 'utf8')).toMatch(/the source abandoned the stream/);
 });
+
+test("the source's side ends first (its CRIU died): the keeper gives up without passing the end to the daemon", async () => {
+  const { keeper, daemon, criu, link } = await setUp();
+  let daemonSawEnd = false;
+  daemon.on('end', () => (daemonSawEnd = true));
+  daemon.resume();
+  await link();
+  criu.end();
+  await expect(keeper.exited).resolves.toBe(KEEPER_GAVE_UP);
+  expect(readFileSync(join(dir, KEEPER_LOG), 'utf8')).toMatch(/the source's side ended before the lazy-pages daemon had every page/);
+  await new Promise((r) => setTimeout(r, 200));
+  expect(daemonSawEnd).toBe(false);
+});

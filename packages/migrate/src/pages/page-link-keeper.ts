@@ -12,7 +12,8 @@
  * within the grace period (the source host is gone), when the source says so (ABORT: its guardian died, so CRIU's end
  * was reset and can never be resumed), or on SIGTERM (the owner rolled the move back).
  *
- * Exit codes: 0 the stream ended (the daemon is done, or the source ended CRIU's side cleanly), GAVE_UP otherwise.
+ * Exit codes: 0 the daemon's side ended (it is done, or died: its exit status tells), GAVE_UP otherwise (also when
+ * the source's side ends first: its CRIU is gone, and the daemon must not read that end as the end of the pages).
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, openSync, rmSync } from 'node:fs';
@@ -48,7 +49,10 @@ export function runPageLinkKeeper(dir: string, options: KeeperOptions = {}): Pro
   return new Promise<number>((resolve) => {
     let timer: NodeJS.Timeout | undefined;
     let links = 0;
+    let over = false;
     const exit = (code: number, why: string) => {
+      if (over) return;
+      over = true;
       log(`${code === 0 ? 'done' : 'giving up'}: ${why} (links ${links}, ${end.bytesSent} bytes to the source, ${end.bytesReceived} from it)`);
       clearTimeout(timer);
       server.close();
@@ -77,15 +81,21 @@ export function runPageLinkKeeper(dir: string, options: KeeperOptions = {}): Pro
       log('link lost; waiting for the source to reconnect');
       wait(graceMs, 'no new link came');
     });
+    let daemonDone = false;
     end.on('remote-end', () => {
-      // The source ended CRIU's side cleanly: every page was served. The daemon reads the same end.
+      // The source ends CRIU's side only after the daemon has every page (and has closed its side). Before that,
+      // the end means the source's CRIU is gone: an end passed on would let the daemon go with pages missing.
+      if (!daemonDone) return exit(KEEPER_GAVE_UP, "the source's side ended before the lazy-pages daemon had every page");
       daemonEnd.end();
       exit(0, 'the source ended the stream');
     });
     end.on('remote-abort', () => exit(KEEPER_GAVE_UP, 'the source abandoned the stream (its end of CRIU was reset)'));
     end.on('error', (err: Error) => exit(KEEPER_GAVE_UP, `the stream cannot be resumed: ${err.message}`));
     // The daemon's side ended (it finished, or died: its owner tells which from its exit status).
-    daemonEnd.on('end', () => setTimeout(() => exit(0, "the lazy-pages daemon's side ended"), FLUSH_MS).unref());
+    daemonEnd.on('end', () => {
+      daemonDone = true;
+      setTimeout(() => exit(0, "the lazy-pages daemon's side ended"), FLUSH_MS).unref();
+    });
     daemonEnd.on('error', (err) => exit(0, `the lazy-pages daemon's side failed: ${err.message}`));
     process.once('SIGTERM', () => exit(KEEPER_GAVE_UP, 'told to stop (the move is undone here)'));
   });

@@ -26,15 +26,9 @@ export const LAZY_PAGES_LOG = join('work', 'lazy-pages.log');
 
 /** Settles move `id` if it is such an orphan; the outcome decided (or found), undefined when it is not one. */
 export async function settleOrphanedPages(id: string, deps: DestinationDeps): Promise<PagesOutcome | undefined> {
-  if (!MIGRATION_ID.test(id)) return undefined; // migrationStatus refuses it with the proper error
   const dir = migrationDir(deps.stateDir, id);
-  let state: JournalState;
-  try {
-    state = readJournal(dir);
-  } catch {
-    return undefined;
-  }
-  if (!isOrphan(state) || readPagesOutcome(deps.stateDir, id)) return undefined;
+  const state = journalOf(id, deps.stateDir);
+  if (!state || !isOrphan(state) || readPagesOutcome(deps.stateDir, id)) return undefined;
   const daemons = state.holds.get('lazy-daemon')?.pids ?? [];
   const keepers = state.holds.get('page-link')?.pids ?? [];
   // A resumable link's keeper still holds the stream: the source may reconnect, and the daemon's end (done or
@@ -76,13 +70,8 @@ const ABANDON_SETTLE_MS = 20_000;
  * that watches it, or here when that agent is gone) instead of after the keeper's grace period.
  */
 export async function abandonPageLink(id: string, deps: DestinationDeps): Promise<PagesOutcome | undefined> {
-  if (!MIGRATION_ID.test(id)) return undefined;
-  let state: JournalState;
-  try {
-    state = readJournal(migrationDir(deps.stateDir, id));
-  } catch {
-    return undefined;
-  }
+  const state = journalOf(id, deps.stateDir);
+  if (!state) return undefined;
   const keepers = state.holds.get('page-link')?.pids ?? [];
   if (state.done || !state.committed || readPagesOutcome(deps.stateDir, id) || !keepers.some(isAlive)) return settleOrphanedPages(id, deps);
   deps.log(`post-copy ${id}: the source abandoned its page link; stopping the keeper`);
@@ -93,6 +82,16 @@ export async function abandonPageLink(id: string, deps: DestinationDeps): Promis
     const settled = (await settleOrphanedPages(id, deps)) ?? readPagesOutcome(deps.stateDir, id);
     if (settled || Date.now() > deadline) return settled;
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Move `id`'s journal on this host; undefined for a bad id (migrationStatus refuses it with the proper error) or none. */
+function journalOf(id: string, stateDir: string): JournalState | undefined {
+  if (!MIGRATION_ID.test(id)) return undefined;
+  try {
+    return readJournal(migrationDir(stateDir, id));
+  } catch {
+    return undefined;
   }
 }
 

@@ -21,7 +21,6 @@ const STDERR_TAIL_BYTES = 4096;
 
 export async function connectAgentOverSsh(destination: Destination, options: SshAgentOptions, signal?: AbortSignal): Promise<AgentConnection> {
   const ssh = await SshConnection.connect({ destination, agentSocket: options.agentSocket, acceptNewHostKey: options.acceptNewHostKey, signal });
-  const sshOptions = options;
   const argv = options.agentCommand ?? ['ferry', 'agent'];
   let channel;
   try {
@@ -60,7 +59,7 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
   let tunnelsFinished: 'clean' | 'reset' | undefined;
   const finishTunnels = (how: 'clean' | 'reset') => {
     tunnelsFinished ??= how;
-    for (const tunnel of resumables) tunnel.finish(tunnelsFinished);
+    for (const resumable of resumables) resumable.finish(tunnelsFinished);
     for (const socket of tunnelled) {
       if (tunnelsFinished === 'clean') socket.end();
       else socket.resetAndDestroy();
@@ -82,20 +81,20 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
     close: () => {
       channel.end();
       ssh.close();
-      for (const tunnel of resumables) tunnel.close();
+      for (const resumable of resumables) resumable.close();
     },
     tunnelledBytes: () => tunnelBytes,
     finishTunnels,
-    tunnelToSocket: async (remotePath, local, options = {}) => {
-      if (options.remoteEnd === 'resume') {
+    tunnelToSocket: async (remotePath, local, tunnel = {}) => {
+      if (tunnel.remoteEnd === 'resume') {
         adopt(local);
-        const tunnel = await openResumableTunnel({
+        const resumable = await openResumableTunnel({
           local,
           first: () => ssh.forwardOutStreamLocal(remotePath),
-          redial: () => dialStreamLocal(destination, sshOptions, remotePath),
-          onLinkLost: options.onLinkLost,
+          redial: () => dialStreamLocal(destination, options, remotePath),
+          onLinkLost: tunnel.onLinkLost,
         });
-        resumables.add(tunnel);
+        resumables.add(resumable);
         if (tunnelsFinished) finishTunnels(tunnelsFinished);
         return;
       }
@@ -111,7 +110,7 @@ export async function connectAgentOverSsh(destination: Destination, options: Ssh
       remote.on('error', () => undefined);
       remote.pipe(local, { end: false });
       local.pipe(remote);
-      if (options.remoteEnd === 'pass') remote.once('close', () => passRemoteEnd(local));
+      if (tunnel.remoteEnd === 'pass') remote.once('close', () => passRemoteEnd(local));
       if (tunnelsFinished) finishTunnels(tunnelsFinished);
     },
   };

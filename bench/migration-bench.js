@@ -381,7 +381,7 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
         row.error = error ? { code: error.code, message: error.message } : { code: `EXIT_${r.status}`, message: r.stderr.trim().slice(-500) };
         return row;
       }
-      Object.assign(row, pick(report, ['downtimeMs', 'totalMs', 'bytesSent', 'bytesSentFrozen', 'phasesMs', 'strategy', 'rounds', 'precopy']));
+      Object.assign(row, pick(report, ['downtimeMs', 'totalMs', 'bytesSent', 'bytesSentFrozen', 'phasesMs', 'strategy', 'rounds', 'precopy', 'restoreSteps']));
       row.phaseBytes = phaseBytesOf(r.stderr);
       if (report.warnings?.length) row.warnings = report.warnings;
     }
@@ -477,6 +477,7 @@ function summarize(rows, options, methods) {
           frozenCarrier: mostCommon(good.map((r) => frozenThroughput(r)?.phase)),
           pagesMiBps: median(good.map((r) => throughput(r, 'transfer-pages'))),
           precopy: precopySummary(good),
+          restoreSteps: restoreStepsSummary(good),
         });
       }
     }
@@ -485,6 +486,39 @@ function summarize(rows, options, methods) {
 }
 
 /** Pre-copy trials: rounds, why they ended, source CPU per round, and how much of the final dump h2 already held. */
+/** Medians of the destination's restore steps (ferry rows whose agent reports them). */
+function restoreStepsSummary(good) {
+  const withSteps = good.filter((r) => r.restoreSteps);
+  if (withSteps.length === 0) return undefined;
+  const of = (f) => median(withSteps.map(f));
+  return {
+    agentMs: of((r) => r.restoreSteps.agentMs),
+    prepareMs: of((r) => r.restoreSteps.prepareMs),
+    toolMs: of((r) => r.restoreSteps.toolMs),
+    criuMs: of((r) => r.restoreSteps.criu?.restoreMs),
+    forkingMs: of((r) => r.restoreSteps.criu?.forkingMs),
+    finishMs: of((r) => r.restoreSteps.finishMs),
+  };
+}
+
+function restoreStepsTable(summary) {
+  const rows = summary.filter((s) => s.succeeded && s.restoreSteps);
+  if (rows.length === 0) return '';
+  const head =
+    '## The restore phase, step by step (medians, ms)\n\n' +
+    "The destination's side of the restore phase: *agent* is its own preparation (the page server's end, the pre-copy chain), *prepare* what the " +
+    'runtime adapter puts in place before `runc restore` (network namespace, packet hold, bundle), *runc restore* the tool with CRIU inside it ' +
+    '(*CRIU* is CRIU\'s own restore time from its stats-restore, forking included), *finish* what follows (the state read back). The rest of ' +
+    'the restore phase is the request and its answer.\n\n' +
+    '| size | link | method | restore phase | agent | prepare | runc restore | CRIU | CRIU forking | finish |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|';
+  const ms = (v) => (v === undefined ? '' : fmtMs(v));
+  const lines = rows.map((s) => {
+    const r = s.restoreSteps;
+    return `| ${sizeLabel(s.sizeMib)} | ${s.link} | ${methodLabel(s.method)} | ${ms(s.phasesMs.restore)} | ${ms(r.agentMs)} | ${ms(r.prepareMs)} | ${ms(r.toolMs)} | ${ms(r.criuMs)} | ${ms(r.forkingMs)} | ${ms(r.finishMs)} |`;
+  });
+  return `${head}\n${lines.join('\n')}\n`;
+}
+
 function precopySummary(good) {
   const withRounds = good.filter((r) => r.precopy?.rounds?.length);
   if (!withRounds.length) return undefined;
@@ -621,7 +655,8 @@ function consoleRow(r) {
     `${r.clientSteady ? (r.settleMs > 1500 ? `, client answered steadily only ${r.settleMs} ms after the command returned` : '') : ', client NOT answered steadily after 60 s'}` +
     `${r.client?.reconnects ? `, ${r.client.reconnects} reconnect(s)` : ''}` +
     `${r.client?.firstClosedBy ? ` (${r.client.firstClosedBy})` : ''}` +
-    `${r.destinationOutRsts ? `, h2 sent ${r.destinationOutRsts} TCP reset(s), ${r.client?.refused ?? '?'} of them refusing reconnections` : ''}\n      phases: ${phases}`
+    `${r.destinationOutRsts ? `, h2 sent ${r.destinationOutRsts} TCP reset(s), ${r.client?.refused ?? '?'} of them refusing reconnections` : ''}\n      phases: ${phases}` +
+    `${r.restoreSteps ? `\n      restore steps: ${Object.entries(r.restoreSteps).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(', ')}` : ''}`
   );
 }
 
@@ -803,6 +838,7 @@ ${connectionNotes(rows)}
 ${clientExtraNotes(rows, methods)}
 
 ${precopyTable(summary)}
+${restoreStepsTable(summary)}
 ## Where the time goes (medians, ms)
 
 ${phasesTable(summary)}

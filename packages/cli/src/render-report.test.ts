@@ -38,3 +38,9 @@ test('a clone says cloned, under which name, and describes the source freeze rat
   expect(text).toContain('source frozen 1235 ms (while it was dumped; it ran on afterwards)');
   expect(text).not.toContain('downtime');
 });
+
+test("the restore line says where the destination's restore time went; an older agent's report has none", () => {
+  const text = renderReport({ ...base, restoreSteps: { agentMs: 12, prepareMs: 230, toolMs: 480, finishMs: 40, criu: { restoreMs: 301, forkingMs: 5 } } });
+  expect(text).toContain('  restore       agent 12 ms, prepare 230 ms, tool 480 ms (CRIU 301 ms, forking 5 ms), finish 40 ms');
+  expect(renderReport(base)).not.toContain('  restore ');
+});

@@ -22,7 +22,18 @@ export function renderReport(r: MigrationReport, options: { clone?: boolean } = 
       `                the destination already held ${held}% of the final ${p.finalPages} pages`,
     );
   }
+  const steps = r.restoreSteps;
+  if (steps) lines.push(`  restore       ${renderRestoreSteps(steps)}`);
   lines.push(...renderPrediction(r));
   for (const w of r.warnings) lines.push(`  warning       ${w}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** The destination's restore by step: "agent 12 ms, prepare 230 ms, tool 480 ms (CRIU 300 ms), finish 40 ms". */
+export function renderRestoreSteps(s: NonNullable<MigrationReport['restoreSteps']>): string {
+  const parts = [`agent ${s.agentMs} ms`];
+  if (s.prepareMs !== undefined) parts.push(`prepare ${s.prepareMs} ms`);
+  if (s.toolMs !== undefined) parts.push(`tool ${s.toolMs} ms${s.criu ? ` (CRIU ${s.criu.restoreMs} ms, forking ${s.criu.forkingMs} ms)` : ''}`);
+  if (s.finishMs !== undefined) parts.push(`finish ${s.finishMs} ms`);
+  return parts.join(', ');
 }

@@ -8,15 +8,16 @@
  * the hooks registered has run: nothing of it runs, and the runtime holds no container of that name that the restore
  * created.
  */
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { readStats } from '../image/image-records';
 import type { ContainerInfo, RuntimeName } from '../model/container';
 import { FerryError } from '../model/ferry-error';
 import { assertImagesDir, Reverter, throwIfAborted } from './adapter-common';
 import { readCheckpointRecord, RECORD_FILE, type CheckpointRecord, type RecordedCriuFlags } from './checkpoint-record';
 import type { PipelineRuntime } from './checkpoint-pipeline';
 import type { ToolOutcome } from './run-tool';
-import type { RestoreOptions, RestoreResult } from './runtime-adapter';
+import type { RestoreOptions, RestoreResult, RestoreSteps } from './runtime-adapter';
 import { criuFailure } from './tool-failure';
 
 /** One restore, as the pipeline settled it. */
@@ -93,6 +94,7 @@ export async function restoreContainer<R extends RuntimeName, P>(hooks: RestoreH
 
   const revert = new Reverter();
   try {
+    const preparing = Date.now();
     const prepared = await hooks.prepare(plan, revert);
     const startedAt = Date.now();
     const outcome = await hooks.run(prepared, plan);
@@ -111,11 +113,27 @@ export async function restoreContainer<R extends RuntimeName, P>(hooks: RestoreH
         toolHint: hooks.toolHint,
       });
     }
+    const finishing = Date.now();
     const container = await hooks.finish(prepared, plan);
     revert.success();
-    return { container, restoreMs: outcome.durationMs };
+    const steps: RestoreSteps = { prepareMs: startedAt - preparing, toolMs: outcome.durationMs, finishMs: Date.now() - finishing };
+    const criu = await criuRestoreStats(workDir, startedAt);
+    return { container, restoreMs: outcome.durationMs, steps: criu ? { ...steps, criu } : steps };
   } catch (err) {
     await revert.fail();
     throw err;
+  }
+}
+
+/** CRIU's own statistics of this restore (stats-restore in the work dir), if it wrote them after `since`. */
+async function criuRestoreStats(workDir: string, since: number): Promise<RestoreSteps['criu']> {
+  const path = join(workDir, 'stats-restore');
+  try {
+    // An older file is another restore's; the file system's clock may round below the start.
+    if (statSync(path).mtimeMs < since - 1000) return undefined;
+    const stats = (await readStats(path)).restore;
+    return stats && { restoreMs: stats.restoreMs, forkingMs: stats.forkingMs, ...(stats.pagesRestored === undefined ? {} : { pagesRestored: stats.pagesRestored }) };
+  } catch {
+    return undefined; // missing or unreadable: the numbers are a report, not a result
   }
 }

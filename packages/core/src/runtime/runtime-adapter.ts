@@ -89,6 +89,20 @@ export interface CheckpointResult {
 export interface RestoreResult {
   container: ContainerInfo;
   restoreMs: number;
+  /** Where the restore's time went (the restore pipeline's adapters fill it in). */
+  steps?: RestoreSteps;
+}
+
+/** A restore's time by step: what the runtime put in place first, its tool, what followed it; CRIU's own share. */
+export interface RestoreSteps {
+  /** Network namespace, packet hold, bundle: before the tool ran. */
+  prepareMs: number;
+  /** The runtime's restore command (runc restore, lxc-checkpoint -r, ...), CRIU included. */
+  toolMs: number;
+  /** After the tool: raised links, the state read back. */
+  finishMs: number;
+  /** CRIU's stats-restore, when it wrote one: its restore time (forking included). */
+  criu?: { restoreMs: number; forkingMs: number; pagesRestored?: number };
 }
 
 export interface RuntimeAvailability {

@@ -25,6 +25,7 @@ export interface CommitServiceContext extends DestinationDeps {
 export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
   peer.handle('restore', async (params: RestoreParams): Promise<RestoreResultMessage> => {
     const m = ctx.get(params.migrationId);
+    const received = Date.now();
     const bundle = join(m.dir, 'bundle');
     // No bundle arrived (--shared-storage): the recorded config.json, its relative paths the source bundle's.
     if (m.runtime === 'runc') placeRecordedRuncConfig(bundle, join(m.dir, 'images'));
@@ -59,6 +60,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     m.restoring = true;
     m.journal?.hold({ kind: 'restored', name: m.name });
     let result;
+    const restoring = Date.now();
     try {
       const attempt = ctx.runtime(m.runtime).restore({
         imagesDir,
@@ -81,7 +83,9 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     }
     m.restored = true;
     ctx.log(`restored ${m.name} (pid ${result.container.pid ?? '?'}) in ${Date.now() - started} ms`);
-    return { pid: result.container.pid, restoreMs: result.restoreMs };
+    const steps = { agentMs: restoring - received, ...(result.steps ?? {}) };
+    ctx.log(`restore steps of ${m.name}: ${JSON.stringify(steps)}`);
+    return { pid: result.container.pid, restoreMs: result.restoreMs, steps };
   });
 
   // The commit: decided here, journaled, and only then is the restored copy let onto the network.

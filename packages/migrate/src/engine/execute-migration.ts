@@ -94,6 +94,7 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
       phasesMs: ctx.phasesMs,
       ...strategy.report(),
       restoredPid: restored.pid,
+      ...(restored.steps ? { restoreSteps: restored.steps } : {}),
       ...(predicted ? { prediction: { ...predictionError(predicted, { bytes: ctx.bytesSent, freezeMs: downtimeMs, totalMs: Date.now() - ctx.started }), strategy: predicted.strategy, source: 'max-downtime' as const } } : {}),
       warnings: ctx.warnings,
     };

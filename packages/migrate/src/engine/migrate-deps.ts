@@ -1,7 +1,7 @@
 /** What a move is asked to do, what it needs from its host, and what it reports: the engine's public types. */
 import type { ContainerInfo, CriuClient, EventSink, Phase, RuntimeAdapter, RuntimeName } from '@ferry/core';
 import type { AgentConnection } from '../protocol/agent-connection';
-import type { HostSummary, RemoteOutcome, StatusOptions } from '../protocol/agent-messages';
+import type { HostSummary, RemoteOutcome, RestoreResultMessage, StatusOptions } from '../protocol/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
 import type { ConvergencePolicy } from '../precopy/convergence-policy';
 import type { HashPrecopyResult } from '../precopy/hash-precopy';
@@ -81,6 +81,8 @@ export interface MigrationReport {
   /** Pre-copy: each round, why the rounds ended, and what the final dump left to send. */
   precopy?: PrecopyReport;
   restoredPid?: number;
+  /** The restore phase on the destination, step by step (an older agent does not say). */
+  restoreSteps?: RestoreResultMessage['steps'];
   /** What was predicted for this move (by --max-downtime's measurements or a recent --dry-run) against what happened. */
   prediction?: PredictionReport;
   warnings: string[];

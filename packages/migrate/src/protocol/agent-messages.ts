@@ -1,5 +1,5 @@
 /** The agent's methods and their parameters/results: the contract between `ferry migrate` and `ferry agent`. */
-import type { RuntimeName } from '@ferry/core';
+import type { RestoreSteps, RuntimeName } from '@ferry/core';
 
 export interface HostSummary {
   hostId: string;
@@ -64,6 +64,8 @@ export interface RestoreParams {
 export interface RestoreResultMessage {
   pid?: number;
   restoreMs: number;
+  /** Where the destination's restore time went: its own preparation (agentMs: page server, chain), then the runtime's steps. */
+  steps?: Partial<RestoreSteps> & { agentMs: number };
 }
 
 /** The destination's word on a move, asked over a new connection (`ferry agent --status ID`). */

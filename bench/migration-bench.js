@@ -59,10 +59,18 @@ const NAIVE_METHOD = 'naive';
 const LXC = 'lxc:';
 const LXC_NAIVE = `${LXC}naive`;
 const LXC_STRATEGIES = ['stop-and-copy', 'post-copy'];
+/**
+ * --thp: a method may carry the kernel's transparent huge page mode its trial runs under ("ferry hash-pre-copy@thp=always"):
+ * set for the whole trial (both sandbox hosts share the kernel), the machine's own mode put back afterwards.
+ */
+const THP_FILE = '/sys/kernel/mm/transparent_hugepage/enabled';
+const THP_SEP = '@thp=';
+const baseMethod = (m) => m.split(THP_SEP)[0];
+const thpOf = (m) => m.split(THP_SEP)[1];
 const isLxc = (m) => m.startsWith(LXC);
-const isNaive = (m) => m === NAIVE_METHOD || m === LXC_NAIVE;
-/** The baseline a method is compared with: runc's naive script, or LXC's own path for LXC rows. */
-const naiveFor = (m) => (isLxc(m) ? LXC_NAIVE : NAIVE_METHOD);
+const isNaive = (m) => baseMethod(m) === NAIVE_METHOD || baseMethod(m) === LXC_NAIVE;
+/** The baseline a method is compared with: runc's naive script, or LXC's own path for LXC rows (under the same THP mode). */
+const naiveFor = (m) => (isLxc(m) ? LXC_NAIVE : NAIVE_METHOD) + (thpOf(m) ? `${THP_SEP}${thpOf(m)}` : '');
 
 const env = { ...process.env, FERRY_SANDBOX_NAME: SANDBOX_NAME, FERRY_SANDBOX_DIR: SANDBOX_DIR };
 
@@ -77,6 +85,7 @@ function usage() {
   --no-naive            leave out the naive runc checkpoint | tar | ssh | runc restore baseline (and LXC's own path)
   --runtimes LIST       runc and/or lxc (default runc,lxc; lxc: ${LXC_STRATEGIES.join(', ')} and lxc-checkpoint -s | ssh | -r)
   --no-naive            leave out the naive runc checkpoint | tar | ssh | runc restore baseline
+  --thp LIST            each method once per transparent huge page mode (always, madvise, never), set for its trials
   --no-docker           leave out the Docker rows (ferry vs docker checkpoint/start --checkpoint; bench/docker-bench.js)
   --no-podman           leave out the Podman rows (ferry vs podman checkpoint --export/restore --import; bench/podman-bench.js)
   --dirty-percent P     pages the workload rewrites per second, % of its memory (default 2)
@@ -103,6 +112,7 @@ function parseOptions(argv) {
       out: { type: 'string' },
       'json-out': { type: 'string' },
       'from-json': { type: 'string' },
+      thp: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -128,7 +138,10 @@ function parseOptions(argv) {
   if (!(dirtyPercent >= 0 && dirtyPercent <= 100)) bad('--dirty-percent must be between 0 and 100');
   const runtimes = list(values.runtimes);
   if (!runtimes.length || runtimes.some((r) => r !== 'runc' && r !== 'lxc')) bad('--runtimes: runc and/or lxc');
+  const thp = values.thp === undefined ? [] : list(values.thp);
+  if (thp.some((t) => !['always', 'madvise', 'never'].includes(t))) bad('--thp: always, madvise and/or never');
   return {
+    thp,
     sizes,
     links,
     runs,
@@ -334,6 +347,7 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
   const pages = (sizeMib * 1024 * 1024) / PAGE_SIZE;
   const dirtyPagesPerSec = Math.round((pages * dirtyPercent) / 100);
   const row = { method, sizeMib, link, run: runIndex, warmup, container: name, dirtyPagesPerSec, ok: false };
+  const thpBefore = thpOf(method) && setThp(thpOf(method));
   const lxc = isLxc(method);
   const control = lxc ? LXC_CTL : CONTAINER_CTL;
   let probe;
@@ -347,12 +361,12 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
 
     const wallStart = performance.now();
     let r;
-    if (method === NAIVE_METHOD) {
+    if (baseMethod(method) === NAIVE_METHOD) {
       r = await onHost('h1', ['bash', NAIVE, name, '--to', 'h2', '--ssh-config', SSH_CONFIG, '--uplink', UPLINK], { timeoutMs: TRIAL_TIMEOUT_MS });
-    } else if (method === LXC_NAIVE) {
+    } else if (baseMethod(method) === LXC_NAIVE) {
       r = await onHost('h1', ['bash', NAIVE_LXC, name, '--to', 'h2', '--ssh-config', SSH_CONFIG], { timeoutMs: TRIAL_TIMEOUT_MS });
     } else {
-      const strategy = lxc ? method.slice(LXC.length) : method;
+      const strategy = lxc ? baseMethod(method).slice(LXC.length) : baseMethod(method);
       r = await onHost('h1', ['ferry', 'migrate', lxc ? `lxc:${name}` : name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', strategy, '--json'], {
         timeoutMs: TRIAL_TIMEOUT_MS,
       });
@@ -402,8 +416,19 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
   } finally {
     if (probe) probe.kill();
     await removeContainer(name).catch(() => undefined);
+    if (thpBefore) setThp(thpBefore);
   }
 }
+
+/** Sets the kernel's THP mode; returns the one it replaces. */
+function setThp(mode) {
+  const before = /\[(\w+)\]/.exec(fs.readFileSync(THP_FILE, 'utf8'))[1];
+  originalThp ??= before;
+  fs.writeFileSync(THP_FILE, mode);
+  return before;
+}
+/** The machine's own THP mode, put back at exit whatever happened. */
+let originalThp;
 
 /**
  * A TCP counter of the container's network namespace on HOST (from /proc/net/snmp, as seen from inside it). The
@@ -543,7 +568,7 @@ function precopySummary(good) {
 function precopyTable(summary) {
   const rows = summary.filter((s) => s.precopy);
   if (!rows.length) return '';
-  const stop = (s) => summary.find((x) => x.sizeMib === s.sizeMib && x.link === s.link && x.method === 'stop-and-copy');
+  const stop = (s) => summary.find((x) => x.sizeMib === s.sizeMib && x.link === s.link && x.method === 'stop-and-copy' + (thpOf(s.method) ? `${THP_SEP}${thpOf(s.method)}` : ''));
   const lines = rows.map((s) => {
     const p = s.precopy;
     const sc = stop(s);
@@ -588,10 +613,15 @@ function throughput(row, phase) {
 const fmtDuration = (ms) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 const fmtMiB = (b) => (b === undefined ? '–' : `${(b / 2 ** 20).toFixed(1)}`);
 const fmtRate = (x) => (x === undefined ? '' : `${Math.round(x)}`);
-const methodLabel = (m) =>
+const thpLabel = (m) => (thpOf(m) ? `, THP ${thpOf(m)}` : '');
+const methodLabel = (m) => baseLabel(baseMethod(m)) + thpLabel(m);
+const baseLabel = (m) =>
   m === NAIVE_METHOD ? 'naive (runc + tar \\| ssh)' : m === LXC_NAIVE ? 'LXC: lxc-checkpoint + tar \\| ssh' : isLxc(m) ? `LXC: ferry ${m.slice(LXC.length)}` : `ferry ${m}`;
 /** Short names for prose: naive, lxc-checkpoint, ferry STRATEGY, ferry lxc STRATEGY. */
-const shortLabel = (m) => (m === NAIVE_METHOD ? 'naive' : m === LXC_NAIVE ? 'lxc-checkpoint' : isLxc(m) ? `ferry lxc ${m.slice(LXC.length)}` : `ferry ${m}`);
+const shortLabel = (method) => {
+  const m = baseMethod(method);
+  return (m === NAIVE_METHOD ? 'naive' : m === LXC_NAIVE ? 'lxc-checkpoint' : isLxc(m) ? `ferry lxc ${m.slice(LXC.length)}` : `ferry ${m}`) + thpLabel(method);
+};
 
 function resultsTable(summary, runs) {
   const head =
@@ -741,7 +771,7 @@ function connectionNotes(rows) {
       `it had sent none in ${keptClean} of the ${kept} trials that kept their connection. ` +
       'That is a retransmission from the client reaching h2 after the re-created interface was up and before CRIU had ' +
       'restored the socket (the kernel answers a segment for a connection it does not know with a reset).';
-    if (lost.some((r) => r.method === NAIVE_METHOD)) {
+    if (lost.some((r) => baseMethod(r.method) === NAIVE_METHOD)) {
       text += ' The naive script brings the interface up before `runc restore`; bringing the bridge end of the veth up only after the restore closes the window.';
     }
     if (!lost.some((r) => !isNaive(r.method))) text += ' No ferry trial lost its connection.';
@@ -753,7 +783,7 @@ function connectionNotes(rows) {
     text +=
       ` In ${elsewhere.length === lost.length ? (lost.length === 1 ? 'it' : 'all of them') : `${elsewhere.length} of them`} the client got ECONNRESET but h2's new network namespace ` +
       "had sent no reset beyond those that refused the client's reconnection attempts: the reset came from elsewhere" +
-      (elsewhere.every((r) => r.method === NAIVE_METHOD)
+      (elsewhere.every((r) => baseMethod(r.method) === NAIVE_METHOD)
         ? ' (the source side, whose network namespace the naive script deletes only after `runc checkpoint` has returned, is the suspect).'
         : '.');
   }
@@ -817,8 +847,11 @@ connection is replaced by new ones). Then the move to h2, the workload's own mem
   ${STEADY_SILENCE_MS} ms for ${STEADY_MS / 1000} s (checked every 100 ms, at most ${STEADY_MAX_MS / 1000} s): how long service stays choppy after the move.
 - **memory ok**: the workload's check of all its pages after the move.
 
-Methods:
-${methods.map((m) => `- ${m === NAIVE_METHOD ? `**naive**: \`bench/naive-migrate.sh\`, what an operator would script: copy config.json (tar | ssh, container
+${options.thp?.length ? `Each method ran once per transparent huge page mode (${options.thp.join(', ')}; \`--thp\`): the mode was written to ${THP_FILE} for the trial (both
+sandbox hosts share the kernel, so the source's and the destination's memory alike) and the machine's own mode put back after it.
+
+` : ''}Methods:
+${[...new Set(methods.map(baseMethod))].map((m) => `- ${m === NAIVE_METHOD ? `**naive**: \`bench/naive-migrate.sh\`, what an operator would script: copy config.json (tar | ssh, container
   still running; with a new \`linux.cgroupsPath\` because the sandbox hosts share one cgroup tree), \`runc checkpoint
   --tcp-established --file-locks\`, delete the source's network namespace, \`tar -C IMAGES -cf - . | ssh -F ssh_config
   h2 'tar -xf -'\` (OpenSSH, aes128-gcm), then in one ssh session re-create the network namespace with the same
@@ -863,6 +896,7 @@ const LOCK_FILE = `/run/lock/${SANDBOX_NAME}-migration-bench.pid`;
 async function cleanup() {
   cleaningUp ??= (async () => {
     for (const child of children) child.kill('SIGTERM');
+    if (originalThp) fs.writeFileSync(THP_FILE, originalThp);
     if (!ownsSandbox) return;
     for (const name of [...live.keys()]) await removeContainer(name).catch(() => undefined);
     const down = await sandbox('down');
@@ -967,7 +1001,8 @@ async function main() {
   const lxcMethods = options.runtimes.includes('lxc')
     ? [...options.strategies.filter((s) => LXC_STRATEGIES.includes(s)).map((s) => `${LXC}${s}`), ...(options.naive ? [LXC_NAIVE] : [])]
     : [];
-  for (const method of [...runcMethods, ...lxcMethods]) {
+  const variants = (m) => (options.thp.length ? options.thp.map((t) => `${m}${THP_SEP}${t}`) : [m]);
+  for (const method of [...runcMethods, ...lxcMethods].flatMap(variants)) {
     if (interrupted) return;
     const row = await trial({ method, sizeMib: WARMUP_MIB, link: 'unshaped', run: 0, dirtyPercent: options.dirtyPercent, warmup: true });
     record(row);

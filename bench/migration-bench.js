@@ -691,7 +691,8 @@ function consoleRow(r) {
 }
 
 async function machineFacts() {
-  const doctor = await run('ferry', ['doctor', '--json']);
+  // This checkout's ferry: /usr/local/bin/ferry may be another checkout's, or one being rebuilt.
+  const doctor = await run(process.execPath, [path.join(ROOT, 'packages', 'cli', 'bin', 'ferry.js'), 'doctor', '--json']);
   const d = lastJsonObject(doctor.stdout) ?? {};
   const cpus = os.cpus();
   const git = await run('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
@@ -948,6 +949,7 @@ function renderAgain(options) {
     elapsedMs: data.elapsedMs ?? 0,
     methods: data.methods,
     docker: data.docker,
+    podman: data.podman,
   });
   fs.writeFileSync(out, markdown);
   process.stdout.write(`${resultsTable(summary, runOptions.runs)}\n\nwritten to ${path.relative(process.cwd(), out)}${data.complete ? '' : ' (from an incomplete run)'}\n`);

@@ -44,6 +44,7 @@ export function renderDoctor(f: HostFacts): string {
   row('running as root', yes(f.isRoot));
   row('cgroups', `${f.cgroups.layout}${f.cgroups.freezer ? `, freezer ${f.cgroups.freezer.kind} at ${f.cgroups.freezer.mountpoint}` : ', no freezer'}`);
   row('fs.pipe-max-size', f.pipeMaxSizeBytes === undefined ? 'unknown' : String(f.pipeMaxSizeBytes));
+  row('transparent huge pages', thpText(f.transparentHugePages));
   lines.push('criu');
   row('path', f.criu.path ?? 'not found');
   row('version', f.criu.version ? `${f.criu.version.text}${f.criu.versionOk ? '' : ' (too old: ferry needs >= 4.2)'}` : 'unknown');
@@ -59,4 +60,11 @@ export function renderDoctor(f: HostFacts): string {
   for (const s of f.strategies) row(s.name, s.available ? 'available' : `unavailable: ${s.reason}`);
   lines.push(f.canCheckpoint ? 'verdict: this host can checkpoint and restore' : 'verdict: this host CANNOT checkpoint and restore');
   return `${lines.join('\n')}\n`;
+}
+
+/** The THP row: restores into fresh memory fault once per 4 KiB page unless THP is "always" (measured in docs/benchmarks.md). */
+export function thpText(mode: string | undefined): string {
+  if (mode === undefined) return 'unknown';
+  if (mode === 'always') return 'always';
+  return `${mode} (a restore faults the container's memory in 4 KiB pages; "always" made CRIU's restore several times faster here: docs/hash-precopy.md)`;
 }

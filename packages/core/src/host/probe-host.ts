@@ -57,6 +57,11 @@ export interface HostFacts {
   };
   cgroups: CgroupInfo;
   pipeMaxSizeBytes?: number;
+  /**
+   * The kernel's transparent huge page mode (always, madvise, never). A restore writes every page of the container's
+   * memory into fresh memory; outside "always" that is one fault per 4 KiB page (docs/benchmarks.md).
+   */
+  transparentHugePages?: string;
   runtimes: RuntimeFact[];
   strategies: StrategyVerdict[];
   /** True when this host can at least checkpoint and restore. */
@@ -94,6 +99,7 @@ export async function probeHost(options: ProbeOptions): Promise<HostFacts> {
     criu,
     cgroups,
     pipeMaxSizeBytes,
+    transparentHugePages: thpMode(readText(THP_ENABLED)),
     runtimes,
     strategies,
     canCheckpoint: criuUsable,
@@ -223,4 +229,11 @@ export async function canReadMemory(): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+const THP_ENABLED = '/sys/kernel/mm/transparent_hugepage/enabled';
+
+/** The bracketed mode of /sys/kernel/mm/transparent_hugepage/enabled ("always [madvise] never" -> madvise). */
+export function thpMode(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : /\[(\w+)\]/.exec(text)?.[1];
 }

@@ -5,6 +5,7 @@ export type Phase =
   | 'negotiate'
   | 'copy-bundle'
   | 'copy-image'
+  | 'prepare-network'
   | 'precopy'
   | 'freeze'
   | 'checkpoint'

@@ -21,13 +21,14 @@ import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './che
 import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './network-fence';
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
 import { RuncCli, runcCheckpoint, runcRestoreArgs, type RuncOutcome } from './runc-cli';
-import { netnsTies, raiseUplink, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { netnsTies, raiseUplink, readdressed, readNetnsInterfaces, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { prepareRuncNetwork } from './runc-prepared-network';
 import { RUNC_TOOL_HINT, RuncContainers } from './runc-containers';
 import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, type RuncRestoreDeps, type RuncRestorePrep } from './runc-restore';
 import { networkNamespaceOf } from './runc-state';
 import { readStdioProblem } from './stdio-targets';
 import { RuncTrafficHolds } from './runc-traffic-hold';
-import type { CheckpointOptions, CheckpointResult, NetworkRelease, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
+import type { CheckpointOptions, CheckpointResult, NetworkRelease, NetworkSpec, PrepareNetworkResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
 
 export interface RuncAdapterOptions {
   /** The runc binary; default: `runc` found in searchPath. */
@@ -224,6 +225,20 @@ export class RuncAdapter implements RuntimeAdapter {
 
   unfenceNetwork(record: FenceRecord): Promise<void> {
     return liftFence(this.tools, record);
+  }
+
+  /** The network namespace the container's config names (a path), with its interfaces as they are now. */
+  async networkOf(id: string): Promise<NetworkSpec | undefined> {
+    const info = await this.inspect(id);
+    const ns = networkNamespaceOf(this.containers.bundleConfig(info));
+    if (ns?.path === undefined || info.pid === undefined) return undefined;
+    return { nsPath: ns.path, interfaces: await readNetnsInterfaces(this.tools, ns.path) };
+  }
+
+  /** See RuntimeAdapter.prepareNetwork (runc-prepared-network.ts). */
+  prepareNetwork(name: string, spec: NetworkSpec, readdress?: Readonly<Record<string, string>>): Promise<PrepareNetworkResult> {
+    names.name(name);
+    return prepareRuncNetwork(name, spec.nsPath, readdressed(spec.interfaces, readdress), this.restoreDeps);
   }
 
   /** Delivers the packets restore({ holdNetwork }) held, or raises the uplink ends it left down (owned.json names both, for any process). */

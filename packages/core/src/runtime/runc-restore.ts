@@ -15,7 +15,8 @@ import { promisify } from 'node:util';
 import { unescapeMountPath } from '../host/mountinfo';
 import { FerryError } from '../model/ferry-error';
 import { hostCgroups, type Reverter } from './adapter-common';
-import { createNetns, deleteNetns, ipIn, netnsPath, raiseUplink, readdressed, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { createNetns, deleteNetns, ipIn, netnsPath, raiseUplink, readdressed, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { adoptPreparedNetns } from './runc-prepared-network';
 import { networkNamespaceOf, relocatePaths, rewriteConfigForRestore, type OciConfig } from './runc-state';
 import type { RestorePlan } from './restore-pipeline';
 import type { RuncContainers } from './runc-containers';
@@ -35,6 +36,8 @@ export interface OwnedResources {
   heldUplink?: string[];
   /** The packet hold a restore with holdNetwork put on the namespace instead, until releaseNetwork(). */
   heldTraffic?: PacketHoldRecord;
+  /** Made before the freeze (prepareNetwork) with these interfaces, for the restore to join; gone once it did. */
+  prepared?: { interfaces: NetnsInterface[] };
 }
 
 /** owned.json files under the adapter's state dir. */
@@ -109,8 +112,6 @@ export interface RuncRestoreDeps {
 /** Settles the network namespace and the bundle; every side effect noted in owned.json first and undone on failure. */
 export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRestoreDeps, revert: Reverter): Promise<RuncRestorePrep> {
   const { name, record, options } = plan;
-  // The name is free in runc: whatever an earlier container of that name left behind is stale.
-  await deps.store.release(name);
   const sourceBundle = resolve(options.bundle ?? record?.bundle ?? '.');
   // The bundle may have come from another host: its config.json is never followed through a symlink (runc would
   // read whatever it points at), and a symlinked one is refused.
@@ -121,7 +122,16 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
       hint: 'Pass the bundle to restore into.',
     });
   }
-  const owned: OwnedResources = {};
+  const ns = networkNamespaceOf(config);
+  const nsMissing = ns?.path !== undefined && !existsSync(ns.path);
+  const interfaces = readdressed(record?.netns?.interfaces ?? [], options.readdress);
+  // The name is free in runc: whatever an earlier container of that name left behind is stale, except a namespace
+  // made for this restore before the freeze (prepareNetwork) with the interfaces it needs.
+  const owned: OwnedResources = (nsMissing && (await adoptPreparedNetns(name, interfaces, deps))) || {};
+  if (!owned.prepared) {
+    await deps.holds?.abort(name);
+    await deps.store.release(name);
+  }
   // The container runc may have made, then what the adapter made (owned.json).
   revert.add(async () => {
     if (await deps.containers.exists(name).catch(() => false)) await deps.containers.runc(['delete', '--force', name], `delete ${name}`).catch(() => undefined);
@@ -130,10 +140,10 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
   const afterRestore: (() => Promise<void>)[] = [];
 
   let newNetnsPath: string | undefined;
-  const ns = networkNamespaceOf(config);
-  const nsMissing = ns?.path !== undefined && !existsSync(ns.path);
   const nsHeldByOriginal = ns?.path !== undefined && !nsMissing && record !== undefined && record.id !== name && (await deps.containers.usesNetns(record.id, ns.path));
-  if (ns?.path !== undefined && (nsMissing || nsHeldByOriginal)) {
+  if (owned.prepared) {
+    newNetnsPath = await joinPreparedNetns(name, owned, deps, afterRestore, options.holdNetwork === true, revert);
+  } else if (ns?.path !== undefined && (nsMissing || nsHeldByOriginal)) {
     const nsName = `${deps.netnsPrefix}${name}`;
     if (existsSync(netnsPath(nsName))) {
       throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `network namespace ${nsName} exists already`, {
@@ -144,7 +154,6 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
     owned.netns = nsName;
     deps.store.write(name, owned);
     const uplink = deps.uplink;
-    const interfaces = readdressed(record?.netns?.interfaces ?? [], options.readdress);
     newNetnsPath = await createNetns(deps.tools, nsName, interfaces, uplink, (peers) => {
       if (!options.holdNetwork) return void afterRestore.push(() => raiseUplink(deps.tools, uplink!, peers));
       // Held until releaseNetwork(), perhaps by another process: noted where that one finds it.
@@ -176,6 +185,29 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(rewritten, null, 2), { mode: 0o600 });
   }
   return { bundle, config: rewritten, afterRestore };
+}
+
+/**
+ * The restore joins the namespace prepareNetwork made: its traffic is held by this process (the bridge ends come up
+ * behind the hold now that the source is fenced), or, without a hold, the bridge ends stay down until the release
+ * (holdNetwork) or come up after the restore.
+ */
+async function joinPreparedNetns(name: string, owned: OwnedResources, deps: RuncRestoreDeps, afterRestore: (() => Promise<void>)[], holdNetwork: boolean, revert: Reverter): Promise<string> {
+  delete owned.prepared;
+  deps.store.write(name, owned);
+  revert.add(() => deps.holds?.abort(name));
+  const peers = owned.heldUplink ?? [];
+  const uplink = deps.uplink;
+  if (peers.length > 0 && uplink) {
+    const raise = () => raiseUplink(deps.tools, uplink, peers);
+    if (deps.holds?.holding(name)) await deps.holds.raiseHeld(name, owned, raise);
+    else if (!holdNetwork) {
+      afterRestore.push(raise);
+      delete owned.heldUplink;
+      deps.store.write(name, owned);
+    }
+  }
+  return netnsPath(owned.netns!);
 }
 
 /**

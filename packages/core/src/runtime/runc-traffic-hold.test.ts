@@ -79,3 +79,19 @@ test("another process's hold (its holder died) is lifted from owned.json's recor
   expect(await holds.release('c1', store.read('c1'))).toEqual({ heldInbound: 0, heldOutbound: 0, lifted: 'gone' });
   expect(store.read('c1')).toEqual({});
 });
+
+test('a namespace made before the freeze is held with its bridge ends down; the restore raises them behind the hold', async () => {
+  const holds = new RuncTrafficHolds(store, '/usr/sbin', starting);
+  const owned: OwnedResources = { netns: 'ferry-ct-c1', heldUplink: ['fv1'] };
+  store.write('c1', owned);
+  expect(await holds.hold('c1', '/run/netns/ferry-ct-c1', owned)).toBe(true);
+  expect(calls).toEqual(['start (owned.json has the record: true)']); // nothing raised: the source still answers
+  expect(store.read('c1')).toEqual({ netns: 'ferry-ct-c1', heldUplink: ['fv1'], heldTraffic: record });
+  expect(holds.holding('c1')).toBe(true);
+  await holds.raiseHeld('c1', owned, raise);
+  expect(calls).toEqual(['start (owned.json has the record: true)', 'raise']);
+  expect(store.read('c1')).toEqual({ netns: 'ferry-ct-c1', heldTraffic: record });
+  await holds.abort('c1');
+  expect(holds.holding('c1')).toBe(false);
+  await expect(holds.raiseHeld('c1', owned, raise)).rejects.toThrow(/no packet hold for c1/);
+});

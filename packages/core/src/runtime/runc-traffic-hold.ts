@@ -35,6 +35,16 @@ export class RuncTrafficHolds {
    */
   async holdThenRaise(name: string, netnsPath: string, owned: OwnedResources, raise: () => Promise<void>, revert: Reverter): Promise<boolean> {
     revert.add(() => this.abort(name));
+    if (!(await this.hold(name, netnsPath, owned))) return false;
+    await this.raiseHeld(name, owned, raise);
+    return true;
+  }
+
+  /**
+   * Holds the namespace's traffic, its bridge ends still down (a namespace made before the freeze: the source still
+   * answers for the same addresses). False, having changed nothing, when the hold cannot be set up.
+   */
+  async hold(name: string, netnsPath: string, owned: OwnedResources): Promise<boolean> {
     let hold: PacketHold;
     try {
       hold = await this.start(netnsPath, (record) => {
@@ -48,10 +58,20 @@ export class RuncTrafficHolds {
       return false;
     }
     this.#live.set(name, hold);
+    return true;
+  }
+
+  /** Whether this process holds the traffic of `name`'s namespace. */
+  holding(name: string): boolean {
+    return this.#live.has(name);
+  }
+
+  /** Raises the bridge ends of a held namespace: what arrives from now on waits in the hold. */
+  async raiseHeld(name: string, owned: OwnedResources, raise: () => Promise<void>): Promise<void> {
+    if (!this.#live.has(name)) throw new Error(`no packet hold for ${name}: its bridge ends stay down`);
     await raise();
     delete owned.heldUplink;
     this.store.write(name, owned);
-    return true;
   }
 
   /**

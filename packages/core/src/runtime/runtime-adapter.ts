@@ -14,6 +14,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { NotifyHandler } from '../criu/criu-client';
 import type { CheckpointStats, ContainerInfo, ContainerRef, RuntimeName } from '../model/container';
 import type { Fence, FenceRecord } from './network-fence';
+import type { NetnsInterface } from './runc-netns';
 
 export type { Fence, FenceRecord } from './network-fence';
 
@@ -171,6 +172,16 @@ export interface RuntimeAdapter {
    * process that restored (then what it had queued is gone, and TCP retransmits it).
    */
   releaseNetwork?(name: string): Promise<NetworkRelease | void>;
+  /**
+   * Before the freeze, on the source: what the destination needs to make the container's network namespace ahead
+   * of the restore (prepareNetwork); undefined when the container has none of its own to re-create.
+   */
+  networkOf?(id: string): Promise<NetworkSpec | undefined>;
+  /**
+   * Before the freeze, on the destination: makes the namespace restore() would make for `name`, links down and its
+   * traffic held, so that the frozen restore only joins it. remove(name) removes it (also when no restore came).
+   */
+  prepareNetwork?(name: string, spec: NetworkSpec, readdress?: Readonly<Record<string, string>>): Promise<PrepareNetworkResult>;
   /** What ties the container to its network identity: its addresses and its established TCP connections. */
   networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }>;
 }
@@ -186,4 +197,18 @@ export interface NetworkRelease {
   lifted?: 'removed' | 'gone';
   /** Why nothing was held (the bridge ends stayed down until the release instead). */
   notHeld?: string;
+}
+
+/** A container's own network namespace as the source sees it: the path its config names and its interfaces. */
+export interface NetworkSpec {
+  nsPath: string;
+  interfaces: NetnsInterface[];
+}
+
+export interface PrepareNetworkResult {
+  /** False when there is nothing to make here (the path exists on this host: the restore joins it). */
+  prepared: boolean;
+  /** Whether its traffic is held (else its bridge ends stay down until the release). */
+  held?: boolean;
+  reason?: string;
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { FerryError, placeRecordedRuncConfig, privateImageFiles, startLazyPagesDaemon, type CriuClient, type NetworkRelease } from '@ferry/core';
 import { decide, decidePages } from '../journal/decision';
 import type { AgentPeer } from '../protocol/agent-peer';
-import type { RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
+import type { PrepareNetworkParams, PrepareNetworkResult, RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
 import { processId } from '../journal/proc-identity';
 import { KEEPER_LOG } from '../pages/page-link-keeper';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
@@ -86,6 +86,20 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     const steps = { agentMs: restoring - received, ...(result.steps ?? {}) };
     ctx.log(`restore steps of ${m.name}: ${JSON.stringify(steps)}`);
     return { pid: result.container.pid, restoreMs: result.restoreMs, steps };
+  });
+
+  // Before the freeze: the copy's network namespace, made now so that the frozen restore only joins it. Journaled
+  // as the copy: an abort, or the recovery of an agent that died, removes it with the copy (remove(name)).
+  peer.handle('prepare-network', async (params: PrepareNetworkParams): Promise<PrepareNetworkResult> => {
+    const m = ctx.get(params.migrationId);
+    const adapter = ctx.runtime(m.runtime);
+    if (!adapter.prepareNetwork) return { prepared: false, reason: `${m.runtime} makes the network namespace itself` };
+    if (m.restoring) throw new FerryError('ERR_AGENT_PROTOCOL', 'prepare-network after the restore began');
+    m.journal?.hold({ kind: 'restored', name: m.name });
+    m.networkPrepared = true;
+    const prepared = await adapter.prepareNetwork(m.name, params.network, params.readdress);
+    ctx.log(`network of ${m.name} ${prepared.prepared ? `prepared${prepared.held ? ', held' : ', links down'}` : `not prepared: ${prepared.reason}`}`);
+    return prepared;
   });
 
   // The commit: decided here, journaled, and only then is the restored copy let onto the network.

@@ -32,7 +32,7 @@ export async function undoIncoming(m: Incoming, deps: DestinationDeps): Promise<
   await m.pages?.close();
   // A restore still running when the connection went (Docker's start can take a while) is waited for; one
   // journaled as begun by an agent that died since may have finished without it: either way what it made goes.
-  const restored = m.restored || (m.restoreSettled ? await m.restoreSettled : m.restoring === true);
+  const restored = m.restored || (m.restoreSettled ? await m.restoreSettled : m.restoring === true) || m.networkPrepared === true;
   await removeWhatItMade(deps, m.runtime, restored ? m.name : undefined, m.loadedImage);
   m.journal?.close();
   rmSync(m.dir, { recursive: true, force: true });

@@ -16,6 +16,8 @@ export interface Incoming {
    * (dockerd or runc carry on without the agent), so an undo must then remove what it made.
    */
   restoring?: boolean;
+  /** prepare-network made the copy's network namespace ahead of the restore: an abort removes it like a copy. */
+  networkPrepared?: boolean;
   /** The restore in flight, true once it succeeded; an undo waits for it. Not serialised. */
   restoreSettled?: Promise<boolean>;
   committed: boolean;

@@ -1,7 +1,7 @@
 /**
  * The one skeleton of phases every move follows; strategies fill in their hooks (strategies/strategy.ts).
  *
- *   connect → negotiate (plan) → copy-image → copy-bundle → [before freeze] → freeze → [dump] → resync-bundle
+ *   connect → negotiate (plan) → copy-image → copy-bundle → prepare-network → [before freeze] → freeze → [dump] → resync-bundle
  *   → transfer-images → restore → commit ── point of no return ── [after commit] → cleanup
  *
  * Every side effect is journaled before it acts and has its undo registered before it happens. The commit is two
@@ -18,6 +18,7 @@ import { removeArrivedMigration } from '../agent/garbage';
 import { diffSnapshots, fileBytes, snapshotDir } from '../transfer';
 import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from './disk-space';
 import { commit } from './commit';
+import { prepareNetwork } from './prepare-network';
 import { checkCpu, greet } from './greet';
 import type { MigrationReport } from './migrate-deps';
 import type { MoveContext } from './move-context';
@@ -49,6 +50,7 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
     const strategy = STRATEGIES[ctx.plan.strategy](ctx);
     await copyImage(ctx);
     const trees = ctx.plan.copyBundle ? await copyBundle(ctx) : [];
+    await prepareNetwork(ctx);
     await strategy.beforeFreeze?.();
     const thaw = await freeze(ctx, strategy);
     await strategy.dump();

@@ -1,5 +1,6 @@
 /** The agent's methods and their parameters/results: the contract between `ferry migrate` and `ferry agent`. */
-import type { RestoreSteps, RuntimeName } from '@ferry/core';
+import type { NetworkSpec, PrepareNetworkResult, RestoreSteps, RuntimeName } from '@ferry/core';
+export type { PrepareNetworkResult };
 
 export interface HostSummary {
   hostId: string;
@@ -59,6 +60,14 @@ export interface RestoreParams {
   tcpEstablished: boolean;
   fileLocks: boolean;
   extUnixSk: boolean;
+}
+
+/** Before the freeze: the source's view of the container's network namespace, for the destination to make ahead. */
+export interface PrepareNetworkParams {
+  migrationId: string;
+  network: NetworkSpec;
+  /** Clones: new addresses (CIDR by interface), as the restore will be asked. */
+  readdress?: Record<string, string>;
 }
 
 export interface RestoreResultMessage {

@@ -1,0 +1,56 @@
+/**
+ * The destination's network namespace made before the freeze (RuntimeAdapter.prepareNetwork), so that the frozen
+ * restore only joins it: creating a namespace, its veth, addresses and the packet hold takes a dozen `ip`,
+ * `nsenter` and `iptables-restore` processes, 0.2-0.5 s on the project's machine (the benchmark's restore steps).
+ *
+ * Made exactly as the restore would make it (createNetns), bridge ends down: the source still runs with the same
+ * addresses and MAC, so nothing of the namespace may reach the LAN yet, not even an ARP answer. The packet hold is
+ * started at once (its record in owned.json first, like every other step); the restore raises the bridge ends
+ * behind it once the source is fenced (runc-restore.ts). owned.json names all of it under the container's name,
+ * so remove() and any recovery that removes the copy remove the namespace too.
+ */
+import { existsSync } from 'node:fs';
+import { FerryError } from '../model/ferry-error';
+import { createNetns, netnsPath, type NetnsInterface } from './runc-netns';
+import type { OwnedResources, RuncRestoreDeps } from './runc-restore';
+import type { PrepareNetworkResult } from './runtime-adapter';
+
+/** prepareNetwork for runc: the namespace `nsPath` names, re-created here with `interfaces`, held, its links down. */
+export async function prepareRuncNetwork(name: string, nsPath: string, interfaces: NetnsInterface[], deps: RuncRestoreDeps): Promise<PrepareNetworkResult> {
+  if (existsSync(nsPath)) return { prepared: false, reason: `${nsPath} exists on this host: the restore joins it` };
+  if (await deps.containers.exists(name)) {
+    throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `runc already has a container named ${name}`, { hint: `Remove it first (\`runc delete --force ${name}\`).`, details: { name } });
+  }
+  // Whatever an earlier container of that name left is stale (as at a restore).
+  await deps.holds?.abort(name);
+  await deps.store.release(name);
+  const nsName = `${deps.netnsPrefix}${name}`;
+  if (existsSync(netnsPath(nsName))) {
+    throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `network namespace ${nsName} exists already`, {
+      hint: `Remove it (\`ip netns delete ${nsName}\`) if no container uses it, or restore under another name.`,
+      details: { netns: nsName },
+    });
+  }
+  const owned: OwnedResources = { netns: nsName, prepared: { interfaces } };
+  deps.store.write(name, owned);
+  try {
+    const path = await createNetns(deps.tools, nsName, interfaces, deps.uplink, (peers) => {
+      owned.heldUplink = peers;
+      deps.store.write(name, owned);
+    });
+    const held = owned.heldUplink?.length && deps.holds ? await deps.holds.hold(name, path, owned) : false;
+    return { prepared: true, held };
+  } catch (err) {
+    await deps.holds?.abort(name);
+    await deps.store.release(name, owned);
+    throw err;
+  }
+}
+
+/** owned.json of a namespace prepareNetwork made for `name` with these interfaces, if it is still there. */
+export async function adoptPreparedNetns(name: string, interfaces: NetnsInterface[], deps: RuncRestoreDeps): Promise<OwnedResources | undefined> {
+  const owned = deps.store.read(name);
+  if (!owned?.prepared || !owned.netns || !existsSync(netnsPath(owned.netns))) return undefined;
+  // The container's interfaces changed between the preparation and the dump: the namespace is made again.
+  return JSON.stringify(owned.prepared.interfaces) === JSON.stringify(interfaces) ? owned : undefined;
+}

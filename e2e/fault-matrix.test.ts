@@ -27,10 +27,10 @@ afterAll(() => sandbox('down'));
 type Strategy = 'stop-and-copy' | 'hash-pre-copy' | 'post-copy';
 type Fault = 'cli' | 'guardian' | 'src-criu' | 'agent' | 'dst-criu' | 'ssh';
 
-const COMMON = ['connect', 'negotiate', 'copy-bundle', 'freeze', 'checkpoint', 'transfer-images', 'restore', 'commit'];
+const COMMON = ['connect', 'negotiate', 'copy-bundle', 'prepare-network', 'freeze', 'checkpoint', 'transfer-images', 'restore', 'commit'];
 const PHASES: Record<Strategy, string[]> = {
   'stop-and-copy': [...COMMON, 'cleanup'],
-  'hash-pre-copy': [...COMMON.slice(0, 3), 'precopy', 'freeze', 'checkpoint', 'final-round', 'mark-held', ...COMMON.slice(5), 'cleanup'],
+  'hash-pre-copy': [...COMMON.slice(0, 4), 'precopy', 'freeze', 'checkpoint', 'final-round', 'mark-held', ...COMMON.slice(6), 'cleanup'],
   'post-copy': [...COMMON, 'transfer-pages', 'cleanup'],
 };
 /** Where a fault has a process to kill: criu lives on the source from the checkpoint on (a lazy dump until the commit), on the destination for the restore and the page pull. */
@@ -45,6 +45,7 @@ const FAULTS_AT: Record<Fault, (phase: string) => boolean> = {
 const QUICK = [
   'stop-and-copy/connect/guardian',
   'stop-and-copy/copy-bundle/ssh',
+  'stop-and-copy/prepare-network/agent',
   'stop-and-copy/checkpoint/src-criu',
   'stop-and-copy/transfer-images/cli',
   'stop-and-copy/restore/dst-criu',

@@ -47,8 +47,13 @@ test('runc stop-and-copy: what the client sends during the switch-over is held a
   let sending: NodeJS.Timeout | undefined;
   let id = '';
   let late: Promise<ReturnType<typeof connectClient> | undefined> | undefined;
+  const order: string[] = [];
+  let heldBeforeFreeze = false;
   const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
     if (e.event === 'guardian') id = e.id as string;
+    if (e.event === 'phase-end') order.push(String(e.phase));
+    // The copy's namespace is made, held, before the freeze: the frozen restore only joins it.
+    if (e.event === 'phase-end' && e.phase === 'prepare-network') heldBeforeFreeze = holdRules(c.name) !== '';
     // From the freeze to the end of the move: some of it lands while the destination holds, some before.
     if (e.event === 'phase-start' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`during ${++sent}`), 20);
     // A new connection while the destination holds: its SYN waits in the queue for the restored listener; without
@@ -64,6 +69,9 @@ test('runc stop-and-copy: what the client sends during the switch-over is held a
   }, { FERRY_FAULT: 'commit:delay' });
   clearInterval(sending);
   expect(run.error).toBeUndefined();
+  expect(order.indexOf('prepare-network')).toBeGreaterThan(order.indexOf('copy-bundle'));
+  expect(order.indexOf('prepare-network')).toBeLessThan(order.indexOf('freeze'));
+  expect(heldBeforeFreeze).toBe(true);
   const second = await late;
   expect(second).toBeDefined();
   await second!.waitFor(/tick \d+/, 30_000);
@@ -126,4 +134,29 @@ test('kill -9 of the destination agent while it holds the packets: rolled back, 
   expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
   client.send('after-rollback');
   await client.waitFor(/echo after-rollback/, 90_000);
+});
+
+test('kill -9 of the destination agent once it made the namespace, before the freeze: the namespace goes, the source never stopped', async () => {
+  const c = startContainer(64);
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  let killed = 0;
+  let frozen = false;
+  const run = await ferryOn('h1', migrate(c.name, '--strategy', 'hash-pre-copy'), (e) => {
+    if (e.event === 'phase-start' && e.phase === 'freeze') frozen = true;
+    if (e.event === 'phase-end' && e.phase === 'prepare-network' && killed === 0) {
+      const agents = onHost('h2', ['pgrep', '-f', 'bin/ferry agent']).stdout.split('\n').filter(Boolean);
+      for (const pid of agents) onHost('h2', ['kill', '-KILL', pid]);
+      killed = agents.length;
+    }
+  });
+  expect(killed).toBeGreaterThan(0);
+  expect(frozen).toBe(false);
+  expect(run.status).not.toBe(0);
+  await expectRolledBack(c.name);
+  // The source's clean-up over a new connection removed what the dead agent made, from its journal.
+  await waitFor('the prepared namespace on h2 to go', () => !onHost('h2', ['ip', 'netns', 'list']).stdout.includes(`ferry-ct-${c.name}`) || undefined, 60_000, 200);
+  expect(holdRules(c.name)).toBe('');
+  client.send('still-here');
+  await client.waitFor(/echo still-here/, 30_000);
 });

@@ -10,6 +10,7 @@
  * so remove() and any recovery that removes the copy remove the namespace too.
  */
 import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { FerryError } from '../model/ferry-error';
 import { createNetns, netnsPath, type NetnsInterface } from './runc-netns';
 import type { OwnedResources, RuncRestoreDeps } from './runc-restore';
@@ -47,10 +48,16 @@ export async function prepareRuncNetwork(name: string, nsPath: string, interface
   }
 }
 
-/** owned.json of a namespace prepareNetwork made for `name` with these interfaces, if it is still there. */
-export async function adoptPreparedNetns(name: string, interfaces: NetnsInterface[], deps: RuncRestoreDeps): Promise<OwnedResources | undefined> {
+/**
+ * owned.json of a namespace prepareNetwork made for `name` with these interfaces, if it is still there and stands in
+ * for the config's `nsPath` (which does not exist here, or is that very namespace: its name may be the one the
+ * source's namespace had).
+ */
+export async function adoptPreparedNetns(name: string, nsPath: string, interfaces: NetnsInterface[], deps: RuncRestoreDeps): Promise<OwnedResources | undefined> {
   const owned = deps.store.read(name);
-  if (!owned?.prepared || !owned.netns || !existsSync(netnsPath(owned.netns))) return undefined;
+  if (!owned?.prepared || !owned.netns) return undefined;
+  const made = netnsPath(owned.netns);
+  if (!existsSync(made) || (existsSync(nsPath) && resolve(nsPath) !== made)) return undefined;
   // The container's interfaces changed between the preparation and the dump: the namespace is made again.
   return JSON.stringify(owned.prepared.interfaces) === JSON.stringify(interfaces) ? owned : undefined;
 }

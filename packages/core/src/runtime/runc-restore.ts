@@ -127,7 +127,7 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
   const interfaces = readdressed(record?.netns?.interfaces ?? [], options.readdress);
   // The name is free in runc: whatever an earlier container of that name left behind is stale, except a namespace
   // made for this restore before the freeze (prepareNetwork) with the interfaces it needs.
-  const owned: OwnedResources = (nsMissing && (await adoptPreparedNetns(name, interfaces, deps))) || {};
+  const owned: OwnedResources = (ns?.path !== undefined && (await adoptPreparedNetns(name, ns.path, interfaces, deps))) || {};
   if (!owned.prepared) {
     await deps.holds?.abort(name);
     await deps.store.release(name);

@@ -1,18 +1,23 @@
 /** The first exchanges with the destination's agent: both hosts' facts, and the CPU check. */
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FerryError, createImageDir, type CriuClient } from '@ferry/core';
+import { FerryError, createImageDir, hostId, type CriuClient } from '@ferry/core';
+import { FERRY_VERSION } from './host-summary';
 import { PROTOCOL_VERSION, type AgentPeer } from '../protocol/agent-peer';
 import type { HelloResult, HostSummary } from '../protocol/agent-messages';
 import { packDir } from '../transfer';
 
 /** Hello: this host's summary out, the destination's back (planMigration then judges the pair). */
-export async function greet(peer: AgentPeer, deps: { localHost(): Promise<HostSummary> }): Promise<{ local: HostSummary; remote: HostSummary }> {
-  const local = await deps.localHost();
-  const hello = await peer.request<HelloResult>('hello', {
-    protocol: PROTOCOL_VERSION,
-    ferryVersion: local.ferryVersion,
-    source: { hostId: local.hostId, hostname: local.hostname },
-  });
+export async function greet(peer: AgentPeer, deps: { localHost(): Promise<HostSummary>; stateDir: string }): Promise<{ local: HostSummary; remote: HostSummary }> {
+  // Both ends gather their facts (CRIU's check, the runtimes) at the same time: the hello only says who this host is.
+  const [local, hello] = await Promise.all([
+    deps.localHost(),
+    peer.request<HelloResult>('hello', {
+      protocol: PROTOCOL_VERSION,
+      ferryVersion: FERRY_VERSION,
+      source: { hostId: hostId(deps.stateDir), hostname: hostname() },
+    }),
+  ]);
   return { local, remote: hello.host };
 }
 

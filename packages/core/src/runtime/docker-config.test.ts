@@ -1,4 +1,4 @@
-import { configProblems, containerStateOf, createOptionsOf, diffEntriesOf, namesContainer, rootfsChangesToCarry, type DockerInspect } from './docker-config';
+import { configProblems, containerStateOf, createOptionsOf, diffEntriesOf, namesContainer, rejoinedNetworks, rootfsChangesToCarry, type DockerInspect } from './docker-config';
 import { resolveDockerAdapterOptions } from './docker-adapter';
 import { dockerSocketOf } from './docker-client';
 import { translateDockerError } from './docker-errors';
@@ -73,6 +73,13 @@ test('a fixed MAC (--mac-address) is carried with a fixed address on a user netw
   const generated = createOptionsOf(inspect({ ...macvlan, Config: { MacAddress: '' } }));
   expect(generated.MacAddress).toBeUndefined();
   expect(generated.NetworkingConfig!.EndpointsConfig!.lan).not.toHaveProperty('MacAddress');
+});
+
+test('the network a restore joins again: a user network of the network mode, not none, bridge, host or a container', () => {
+  const on = (mode: string, networks: object = { [mode]: {} }) => rejoinedNetworks(inspect({ HostConfig: { NetworkMode: mode }, NetworkSettings: { Networks: networks } }));
+  expect(on('lan')).toEqual(['lan']);
+  for (const mode of ['none', 'default', 'bridge', 'host', 'container:db']) expect(on(mode)).toEqual([]);
+  expect(on('lan', {})).toEqual([]); // not connected (any more): createOptionsOf joins nothing either
 });
 
 test('docker diff: no change is null, which docker-modem hands back as the raw body; a list is the changes', () => {

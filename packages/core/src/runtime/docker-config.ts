@@ -141,12 +141,11 @@ export function createOptionsOf(inspect: DockerInspect): Dockerode.ContainerCrea
   // Entrypoint null means "the image's"; an explicit one (also []) must be repeated.
   const entrypoint = config.Entrypoint as string | string[] | null | undefined;
   if (entrypoint !== null && entrypoint !== undefined) options.Entrypoint = entrypoint;
-  const mode = inspect.HostConfig?.NetworkMode;
-  const networks = inspect.NetworkSettings?.Networks ?? {};
-  if (mode && !['none', 'default', 'bridge', 'host'].includes(mode) && networks[mode]) {
+  const [mode] = rejoinedNetworks(inspect);
+  if (mode) {
     // A user network: join it again with the same aliases, fixed addresses and fixed MAC (Docker assigns the rest;
     // Docker >= 25 reads a fixed MAC from the endpoint).
-    const endpoint = networks[mode]!;
+    const endpoint = inspect.NetworkSettings.Networks[mode]!;
     options.NetworkingConfig = {
       EndpointsConfig: { [mode]: { IPAMConfig: endpoint.IPAMConfig ?? undefined, Aliases: endpoint.Aliases ?? undefined, ...(macAddress ? { MacAddress: macAddress } : {}) } },
     };
@@ -166,6 +165,17 @@ export function diffEntriesOf(body: unknown): { Path: string; Kind: number }[] {
   throw new FerryError('ERR_RUNTIME_FAILED', `docker diff answered ${text === undefined ? typeof body : JSON.stringify(text.slice(0, 80))}, not a list of changes`, {
     hint: 'Check the Docker daemon (`docker diff NAME` on this host).',
   });
+}
+
+/**
+ * The user network (by name) that createOptionsOf() joins the container to again, which the destination's daemon
+ * must have: the network mode's own network, unless it is none, the default bridge, the host's or another
+ * container's.
+ */
+export function rejoinedNetworks(inspect: Pick<DockerInspect, 'HostConfig' | 'NetworkSettings'>): string[] {
+  const mode = inspect.HostConfig?.NetworkMode;
+  if (!mode || ['none', 'default', 'bridge', 'host'].includes(mode) || mode.startsWith('container:')) return [];
+  return inspect.NetworkSettings?.Networks?.[mode] ? [mode] : [];
 }
 
 /** Docker's bind mounts over files of every container: written by Docker, not by the container. */

@@ -216,6 +216,26 @@ describe('refused before anything is frozen', () => {
   });
 });
 
+test('a user network h2 lacks: refused before the freeze, naming it (its restore would fail at create)', async () => {
+  // A user bridge network (no bridge device is plugged anywhere: --bridge=none, --iptables=false), on h1 only.
+  const net = `dk-e2e-net-${process.pid}`;
+  d('h1').docker(['network', 'create', '--driver', 'bridge', '--subnet', '10.199.0.0/24', net]);
+  const name = `dk-e2e-${process.pid}-${++seq}`;
+  try {
+    d('h1').docker(['run', '-d', '--name', name, '--network', net, '--ip', '10.199.0.5', IMAGE, '/usr/bin/workload', '--state', '/tmp/state', '--mem-mib', '16']);
+    await counting('h1', name);
+    const run = await ferryOn('h1', ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE]);
+    expect(run.error?.code).toBe('ERR_PRECHECK_INCOMPATIBLE');
+    expect(run.error?.message).toContain(`h2 has no network ${net}`);
+    expect(run.error?.hint).toMatch(/Create the network on h2/);
+    expect(run.events.some((e) => e.phase === 'freeze')).toBe(false);
+    await expectRolledBack(name);
+  } finally {
+    d('h1').docker(['rm', '-f', name]);
+    d('h1').docker(['network', 'rm', net]);
+  }
+});
+
 describe('established TCP connections and runc\'s CRIU configuration (docs/docker.md)', () => {
   const setConf = (host: 'h1' | 'h2', text: string | undefined) =>
     onHost(host, ['sh', '-c', text === undefined ? 'rm -f /etc/criu/runc.conf' : 'printf "%s\\n" "$1" > /etc/criu/runc.conf', 'sh', text ?? '']);

@@ -4,9 +4,13 @@
  * - runc: the bundle (bundle.js) run by container-ctl.js on h1, its netns on the LAN;
  * - lxc: the same prepared rootfs in LXC's default lxcpath of h1 (/var/lib/lxc/NAME, private to the host), a veth on
  *   the host's lxcbr0 (which the sandbox plugs into the LAN), the server as lxc.init.cmd with its user's ids.
+ * - docker: the same prepared rootfs `docker import`ed as an image into h1's dockerd and loaded into h2's (same image
+ *   id, as a registry pull on both would give), the container on the macvlan network that docker-lab.ts gives both
+ *   daemons, with a fixed --ip and --mac-address, the server as its command with its user's ids.
  */
-const { writeFileSync } = require('node:fs');
-const { join } = require('node:path');
+const { spawnSync } = require('node:child_process');
+const { rmSync, writeFileSync } = require('node:fs');
+const { basename, dirname, join } = require('node:path');
 const { BUNDLES, idsOf, writeAppBundle, removeAppBundle } = require('./bundle');
 const { mustOnHost, onHost } = require('./sandbox-access');
 
@@ -65,6 +69,49 @@ function lxcConfig(app, name, rootfs, address, dir) {
   ].join('\n');
 }
 
+/** The Docker network both hosts' daemons have (docker-lab.ts), a macvlan on the sandbox LAN (10.77.0.0/24). */
+const MACVLAN_NETWORK = 'ferry-lan';
+const DOCKER_LAN = { subnet: '10.77.0.0/24', gateway: '10.77.0.1' };
+const DOCKER = '/usr/bin/docker';
+
+/**
+ * The image of an application, named for its cached rootfs (which names the package list): imported on h1 from the
+ * prepared rootfs, then `docker save` there and `docker load` on h2 (through a file in the staging directory, which
+ * both hosts see). Kept for the daemons' lifetime: the next trial of the same application reuses it.
+ */
+function dockerImage(sb, app, name, cachedRootfs) {
+  const image = `ferry-apps-${app.name}:${basename(dirname(cachedRootfs)).split('-').at(-1)}`;
+  if (onHost(sb, 'h1', [DOCKER, 'image', 'inspect', image]).status === 0) return image;
+  const staged = writeAppBundle(app, name, cachedRootfs);
+  const tar = join(staged.dir, 'image.tar');
+  try {
+    const pack = spawnSync('tar', ['-C', staged.rootfs, '--numeric-owner', '-cf', tar, '.'], { encoding: 'utf8' });
+    if (pack.status !== 0) throw new Error(`tar of ${staged.rootfs} failed: ${pack.stderr}`);
+    mustOnHost(sb, 'h1', [DOCKER, 'import', tar, image], { timeoutMs: 600_000 });
+    rmSync(tar);
+    mustOnHost(sb, 'h1', [DOCKER, 'save', '-o', tar, image], { timeoutMs: 600_000 });
+    mustOnHost(sb, 'h2', [DOCKER, 'load', '-i', tar], { timeoutMs: 600_000 });
+    return image;
+  } finally {
+    removeAppBundle(name);
+  }
+}
+
+/** `docker run` argv of an application: its command, user and groups, environment and working directory. */
+function dockerRunArgv(app, name, image, address, rootfs) {
+  const { uid, gid, additionalGids } = idsOf(rootfs, app.run.user ?? 'root');
+  return [
+    'run', '-d', '--name', name, '--hostname', name,
+    '--network', MACVLAN_NETWORK, '--ip', address.split('/')[0], '--mac-address', macFor(address),
+    '--user', `${uid}:${gid}`, ...additionalGids.flatMap((g) => ['--group-add', String(g)]),
+    '--ulimit', 'nofile=16384:16384',
+    '--env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', '--env', 'LANG=C.UTF-8',
+    ...(app.run.env ?? []).flatMap((e) => ['--env', e]),
+    '--workdir', app.run.cwd ?? '/',
+    image, ...app.run.args,
+  ];
+}
+
 const RUNTIMES = {
   runc: {
     start(sb, app, name, address, cachedRootfs) {
@@ -98,6 +145,29 @@ const RUNTIMES = {
       removeAppBundle(name);
     },
   },
+  docker: {
+    start(sb, app, name, address, cachedRootfs) {
+      const image = dockerImage(sb, app, name, cachedRootfs);
+      mustOnHost(sb, 'h1', [DOCKER, ...dockerRunArgv(app, name, image, address, cachedRootfs)]);
+    },
+    state(sb, host, name) {
+      const r = onHost(sb, host, [DOCKER, 'inspect', '-f', '{{.State.Status}}', name]);
+      return r.status === 0 ? { exists: true, state: r.stdout.trim() } : { exists: false };
+    },
+    /** The container's LAN interface as its network namespace has it: "MAC ADDRESS/PREFIX" (the trial compares). */
+    lanIdentity(sb, host, name) {
+      // ip, not /sys/class/net: sysfs shows the namespace of whoever mounted it (the host's).
+      const script = 'pid=$(/usr/bin/docker inspect -f "{{.State.Pid}}" "$1") && nsenter -t "$pid" -n ip -o -4 addr show dev eth0 && nsenter -t "$pid" -n ip -o link show dev eth0';
+      const out = mustOnHost(sb, host, ['sh', '-c', script, 'sh', name]);
+      const address = /inet (\S+)/.exec(out)?.[1];
+      const mac = /link\/ether (\S+)/.exec(out)?.[1];
+      return `${mac ?? '?'} ${address ?? '?'}`;
+    },
+    remove(sb, name) {
+      for (const host of ['h1', 'h2']) onHost(sb, host, [DOCKER, 'rm', '-f', name]);
+      removeAppBundle(name);
+    },
+  },
 };
 
-module.exports = { RUNTIMES, lxcConfig, lxcInitScript };
+module.exports = { RUNTIMES, MACVLAN_NETWORK, DOCKER_LAN, lxcConfig, lxcInitScript, macFor };

@@ -61,6 +61,8 @@ async function moveApp(sb, appName, options) {
       row.result = `did not start: ${err.message}`;
       return row;
     }
+    // Where the runtime's network is the daemon's to make on h2 (Docker), the trial checks it made the same one.
+    const identityBefore = runtime.lanIdentity?.(sb, 'h1', name);
     const loadStartedAt = Date.now();
     const load = app.startLoad(ctx);
     let run;
@@ -104,6 +106,8 @@ async function moveApp(sb, appName, options) {
     const destination = runtime.state(sb, 'h2', name);
     if (source.exists) problems.push('the container is still on h1');
     if (destination.state !== 'running') problems.push(`on h2 the container is ${destination.exists ? destination.state : 'missing'}`);
+    const identityAfter = identityBefore && destination.state === 'running' ? runtime.lanIdentity(sb, 'h2', name) : identityBefore;
+    if (identityAfter !== identityBefore) problems.push(`on the LAN it was ${identityBefore} on h1, ${identityAfter} on h2`);
     row.result = problems.length === 0 ? 'ok' : problems.join('; ');
     return row;
   } finally {

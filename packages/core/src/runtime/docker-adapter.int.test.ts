@@ -136,6 +136,19 @@ test('the writable layer comes along: a file the container wrote, and one its pr
   await waitFor('the counter to continue', () => counterOf(other) > at + 2, 10_000, 50);
 });
 
+test('a container that changed nothing in its layer (docker diff answers null) checkpoints and restores', async () => {
+  const name = `dk-int-${process.pid}-${++seq}`;
+  daemon.docker(['run', '-d', '--name', name, '--network', 'none', TEST_IMAGE, '/bin/sleep', '100000']);
+  cleanups.push(() => adapter.remove(name));
+  expect(daemon.docker(['diff', name]).trim()).toBe('');
+  const imagesDir = join(dir, 'images');
+  await adapter.checkpoint({ runtime: 'docker', id: name }, { imagesDir });
+  const record = JSON.parse(readFileSync(join(imagesDir, 'ferry-container.json'), 'utf8')) as { docker: { rootfsChanges: { files: number } } };
+  expect(record.docker.rootfsChanges.files).toBe(0);
+  const restored = await adapter.restore({ imagesDir });
+  expect(restored.container.state).toBe('running');
+});
+
 test('a paused container stays paused across a leave-running dump and counts on after resume (the migration hold)', async () => {
   const name = run([]);
   await started(name);

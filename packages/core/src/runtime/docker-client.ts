@@ -9,7 +9,7 @@ import Dockerode from 'dockerode';
 import { FerryError, isFerryError } from '../model/ferry-error';
 import type { ContainerInfo } from '../model/container';
 import { freezerPathOfPid, nameRule } from './adapter-common';
-import { containerStateOf, DOCKER_NAME, nameOf, namesContainer, type DockerInspect } from './docker-config';
+import { containerStateOf, DOCKER_NAME, nameOf, namesContainer, rejoinedNetworks, type DockerInspect } from './docker-config';
 import { translateDockerError, type TranslateContext } from './docker-errors';
 import type { RuntimeAvailability, RuntimeImages } from './runtime-adapter';
 
@@ -128,7 +128,22 @@ export class DockerClient {
       save: (image, sink) => this.saveImage(image, sink),
       load: (tar) => this.loadImage(tar),
       remove: (image) => this.removeImage(image),
+      networksOf: async (container) => rejoinedNetworks(await this.inspect(container.ref.id)),
+      missingNetworks: (names) => this.missingNetworks(names),
     };
+  }
+
+  private async missingNetworks(names: readonly string[]): Promise<string[]> {
+    const missing: string[] = [];
+    for (const name of names) {
+      try {
+        await this.call(`inspect network ${name}`, (d) => d.getNetwork(name).inspect(), name);
+      } catch (err) {
+        if (!isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) throw err;
+        missing.push(name);
+      }
+    }
+    return missing;
   }
 
   async hasImage(image: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { configProblems, containerStateOf, createOptionsOf, namesContainer, rootfsChangesToCarry, type DockerInspect } from './docker-config';
+import { configProblems, containerStateOf, createOptionsOf, diffEntriesOf, namesContainer, rejoinedNetworks, rootfsChangesToCarry, type DockerInspect } from './docker-config';
 import { resolveDockerAdapterOptions } from './docker-adapter';
 import { dockerSocketOf } from './docker-client';
 import { translateDockerError } from './docker-errors';
@@ -62,6 +62,32 @@ test('create options repeat the image, the process and the host config, without 
   expect(createOptionsOf(inspect())).not.toHaveProperty('NetworkingConfig');
   const onUserNet = createOptionsOf(inspect({ HostConfig: { NetworkMode: 'lan' }, NetworkSettings: { Networks: { lan: { Aliases: ['web'], IPAMConfig: { IPv4Address: '10.1.0.5' } } } } }));
   expect(onUserNet.NetworkingConfig).toEqual({ EndpointsConfig: { lan: { Aliases: ['web'], IPAMConfig: { IPv4Address: '10.1.0.5' } } } });
+});
+
+test('a fixed MAC (--mac-address) is carried with a fixed address on a user network; a generated one is not', () => {
+  const macvlan = { HostConfig: { NetworkMode: 'lan' }, NetworkSettings: { Networks: { lan: { IPAMConfig: { IPv4Address: '10.77.0.170' }, MacAddress: '02:fe:0a:4d:00:aa' } } } };
+  const fixed = createOptionsOf(inspect({ ...macvlan, Config: { MacAddress: '02:fe:0a:4d:00:aa' } }));
+  expect(fixed.MacAddress).toBe('02:fe:0a:4d:00:aa');
+  expect(fixed.NetworkingConfig).toEqual({ EndpointsConfig: { lan: { IPAMConfig: { IPv4Address: '10.77.0.170' }, MacAddress: '02:fe:0a:4d:00:aa' } } });
+  // Docker reports the MAC it generated on the endpoint and an empty Config.MacAddress: the destination generates its own.
+  const generated = createOptionsOf(inspect({ ...macvlan, Config: { MacAddress: '' } }));
+  expect(generated.MacAddress).toBeUndefined();
+  expect(generated.NetworkingConfig!.EndpointsConfig!.lan).not.toHaveProperty('MacAddress');
+});
+
+test('the network a restore joins again: a user network of the network mode, not none, bridge, host or a container', () => {
+  const on = (mode: string, networks: object = { [mode]: {} }) => rejoinedNetworks(inspect({ HostConfig: { NetworkMode: mode }, NetworkSettings: { Networks: networks } }));
+  expect(on('lan')).toEqual(['lan']);
+  for (const mode of ['none', 'default', 'bridge', 'host', 'container:db']) expect(on(mode)).toEqual([]);
+  expect(on('lan', {})).toEqual([]); // not connected (any more): createOptionsOf joins nothing either
+});
+
+test('docker diff: no change is null, which docker-modem hands back as the raw body; a list is the changes', () => {
+  const list = [{ Path: '/tmp', Kind: 0 }];
+  expect(diffEntriesOf(list)).toBe(list);
+  for (const none of [null, undefined, Buffer.from('null\n'), Buffer.alloc(0), 'null']) expect(diffEntriesOf(none)).toEqual([]);
+  expect(() => diffEntriesOf(Buffer.from('<html>'))).toThrow(expect.objectContaining({ code: 'ERR_RUNTIME_FAILED', message: expect.stringMatching(/docker diff answered "<html>"/) }));
+  expect(() => diffEntriesOf({ Path: '/x' })).toThrow(/answered object/);
 });
 
 test('DOCKER_HOST: unix sockets and paths are used, remote daemons are refused with the reason', () => {

@@ -5,6 +5,7 @@
  */
 import type Dockerode from 'dockerode';
 import type { ContainerState } from '../model/container';
+import { FerryError } from '../model/ferry-error';
 import type { RecordExtras } from './checkpoint-record';
 
 /** The parts of `docker inspect` ferry reads; dockerode's type, narrowed to what the daemon always sends. */
@@ -113,6 +114,7 @@ export function configProblems(inspect: DockerInspect): ConfigProblem[] {
  */
 export function createOptionsOf(inspect: DockerInspect): Dockerode.ContainerCreateOptions {
   const config = inspect.Config;
+  const macAddress = (config as { MacAddress?: string }).MacAddress || undefined;
   const options: Dockerode.ContainerCreateOptions = {
     Image: inspect.Image,
     Hostname: config.Hostname,
@@ -129,22 +131,51 @@ export function createOptionsOf(inspect: DockerInspect): Dockerode.ContainerCrea
     AttachStderr: config.AttachStderr,
     Tty: false,
     ExposedPorts: config.ExposedPorts ?? undefined,
+    // `--mac-address` (Docker <= 24 keeps it here): without it the destination's daemon makes up another MAC for the
+    // same address, and clients on the LAN keep sending to the old one (their ARP entry stays confirmed by the
+    // connection's own traffic) until it ages out.
+    MacAddress: macAddress,
     StopSignal: (config as { StopSignal?: string }).StopSignal,
     HostConfig: inspect.HostConfig,
   };
   // Entrypoint null means "the image's"; an explicit one (also []) must be repeated.
   const entrypoint = config.Entrypoint as string | string[] | null | undefined;
   if (entrypoint !== null && entrypoint !== undefined) options.Entrypoint = entrypoint;
-  const mode = inspect.HostConfig?.NetworkMode;
-  const networks = inspect.NetworkSettings?.Networks ?? {};
-  if (mode && !['none', 'default', 'bridge', 'host'].includes(mode) && networks[mode]) {
-    // A user network: join it again with the same aliases and fixed addresses (Docker assigns the rest).
-    const endpoint = networks[mode]!;
+  const [mode] = rejoinedNetworks(inspect);
+  if (mode) {
+    // A user network: join it again with the same aliases, fixed addresses and fixed MAC (Docker assigns the rest;
+    // Docker >= 25 reads a fixed MAC from the endpoint).
+    const endpoint = inspect.NetworkSettings.Networks[mode]!;
     options.NetworkingConfig = {
-      EndpointsConfig: { [mode]: { IPAMConfig: endpoint.IPAMConfig ?? undefined, Aliases: endpoint.Aliases ?? undefined } },
+      EndpointsConfig: { [mode]: { IPAMConfig: endpoint.IPAMConfig ?? undefined, Aliases: endpoint.Aliases ?? undefined, ...(macAddress ? { MacAddress: macAddress } : {}) } },
     };
   }
   return options;
+}
+
+/**
+ * The entries of a `docker diff` answer. Docker answers `null` for a container that changed nothing in its layer,
+ * and docker-modem hands a JSON body that parses to null back as the raw bytes: so null, an empty body and the bytes
+ * `null` all mean no change. Anything else that is not a list is not an answer ferry understands.
+ */
+export function diffEntriesOf(body: unknown): { Path: string; Kind: number }[] {
+  if (Array.isArray(body)) return body as { Path: string; Kind: number }[];
+  const text = body === null || body === undefined ? '' : Buffer.isBuffer(body) || typeof body === 'string' ? body.toString().trim() : undefined;
+  if (text === '' || text === 'null') return [];
+  throw new FerryError('ERR_RUNTIME_FAILED', `docker diff answered ${text === undefined ? typeof body : JSON.stringify(text.slice(0, 80))}, not a list of changes`, {
+    hint: 'Check the Docker daemon (`docker diff NAME` on this host).',
+  });
+}
+
+/**
+ * The user network (by name) that createOptionsOf() joins the container to again, which the destination's daemon
+ * must have: the network mode's own network, unless it is none, the default bridge, the host's or another
+ * container's.
+ */
+export function rejoinedNetworks(inspect: Pick<DockerInspect, 'HostConfig' | 'NetworkSettings'>): string[] {
+  const mode = inspect.HostConfig?.NetworkMode;
+  if (!mode || ['none', 'default', 'bridge', 'host'].includes(mode) || mode.startsWith('container:')) return [];
+  return inspect.NetworkSettings?.Networks?.[mode] ? [mode] : [];
 }
 
 /** Docker's bind mounts over files of every container: written by Docker, not by the container. */

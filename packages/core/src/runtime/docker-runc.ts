@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { FerryError } from '../model/ferry-error';
 import type { RecordExtras } from './checkpoint-record';
 import type { DockerClient } from './docker-client';
-import { nameOf, rootfsChangesToCarry, type DockerInspect } from './docker-config';
+import { diffEntriesOf, nameOf, rootfsChangesToCarry, type DockerInspect } from './docker-config';
 import type { RuncCli } from './runc-cli';
 
 const run = promisify(execFile);
@@ -75,7 +75,7 @@ export async function saveRootfsChanges(
   tools: { tarPath: string; commandTimeoutMs: number },
 ): Promise<RootfsChanges> {
   const name = nameOf(inspect);
-  const changes = ((await docker.call(`diff ${name}`, (d) => d.getContainer(inspect.Id).changes(), name)) ?? []) as { Path: string; Kind: number }[];
+  const changes = diffEntriesOf(await docker.call(`diff ${name}`, (d) => d.getContainer(inspect.Id).changes(), name));
   const mounts = [...(inspect.Mounts ?? []).map((m) => m.Destination), ...Object.keys((inspect.HostConfig as { Tmpfs?: Record<string, string> }).Tmpfs ?? {})];
   const { carried, deleted } = rootfsChangesToCarry(changes, mounts);
   const result = { tar: ROOTFS_CHANGES_TAR, files: carried.length, deleted };

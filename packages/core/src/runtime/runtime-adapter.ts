@@ -126,6 +126,13 @@ export interface RuntimeImages {
   load(tar: Readable): Promise<void>;
   /** Removes an image (a failed migration's undo of load()); gone or still in use is not an error. */
   remove(image: string): Promise<void>;
+  /**
+   * The networks, by name, that the restore joins the container to again (Docker: a user network such as a macvlan
+   * on the clients' LAN); the destination must have networks of those names. Absent: none.
+   */
+  networksOf?(container: ContainerInfo): Promise<string[]>;
+  /** Of `names`, the networks this host lacks. */
+  missingNetworks?(names: readonly string[]): Promise<string[]>;
 }
 
 export interface RuntimeAdapter {

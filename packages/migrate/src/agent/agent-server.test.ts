@@ -47,6 +47,7 @@ function slowRuntime() {
         images.delete(image);
         calls.push(`remove-image ${image}`);
       },
+      missingNetworks: async (names) => names.filter((n) => n !== 'lan'),
     },
     availability: async () => ({ usable: true }),
     list: async () => [],
@@ -145,6 +146,8 @@ test('an image loaded for a migration that is then aborted is removed again', as
   const { source, toAgent, served } = start(runtime);
   await prepared(source, ID);
   expect(await source.request('image-has', { migrationId: ID, image: 'sha256:abc' })).toEqual({ present: false });
+  // The networks the container rejoins are asked for in the same round trip; the runtime says which are missing.
+  expect(await source.request('image-has', { migrationId: ID, image: 'sha256:abc', networks: ['lan', 'backend'] })).toEqual({ present: false, missingNetworks: ['backend'] });
   const loaded = await source.request<{ bytes: number }>('image-load', { migrationId: ID, image: 'sha256:abc' }, async (sink) => {
     sink.write(Buffer.alloc(1000, 1));
   });

@@ -113,11 +113,14 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
   });
 
   // Runtimes whose containers need an image (Docker): is it here, and if not, load the one the source streams.
-  peer.handle('image-has', async (params: { migrationId: string; image: string }) => {
+  // The networks the restore joins the container to again are asked for in the same round trip (Docker).
+  peer.handle('image-has', async (params: { migrationId: string; image: string; networks?: string[] }) => {
     const m = get(params.migrationId);
     const images = deps.runtime(m.runtime).images;
     if (!images) throw new FerryError('ERR_AGENT_PROTOCOL', `${m.runtime} containers need no image`);
-    return { present: await images.has(params.image) };
+    const present = await images.has(params.image);
+    if (!params.networks?.length) return { present };
+    return { present, missingNetworks: (await images.missingNetworks?.(params.networks)) ?? [] };
   });
 
   peer.handle('image-load', async (params: { migrationId: string; image: string }, stream): Promise<UploadResult> => {

@@ -165,16 +165,27 @@ async function copyImage(ctx: MoveContext): Promise<void> {
   const images = ctx.adapter.images;
   if (!images || !ctx.plan.copyImage) return;
   const image = await images.imageOf(ctx.container);
+  const networks = (await images.networksOf?.(ctx.container)) ?? [];
   const sent = await ctx.phase(
     'copy-image',
     async () => {
-      const { present } = await ctx.peer.request<{ present: boolean }>('image-has', { migrationId: ctx.id, image });
+      const { present, missingNetworks } = await ctx.peer.request<{ present: boolean; missingNetworks?: string[] }>('image-has', { migrationId: ctx.id, image, ...(networks.length ? { networks } : {}) });
+      if (missingNetworks?.length) throw missingNetworksError(ctx.container.ref.id, ctx.request.destination.name, missingNetworks);
       if (present) return { bytes: 0 };
       return ctx.peer.request<UploadResult>('image-load', { migrationId: ctx.id, image }, (sink) => images.save(image, sink));
     },
     (r) => r,
   );
   ctx.sent(sent.bytes);
+}
+
+/** The destination lacks a network the container is on: its restore would fail at create, after the freeze. */
+function missingNetworksError(container: string, destination: string, missing: string[]): FerryError {
+  const list = missing.join(', ');
+  return new FerryError('ERR_PRECHECK_INCOMPATIBLE', `${destination} has no network ${list}, which container ${container} is on: its copy there could not join it`, {
+    hint: `Create the network on ${destination} with the same name (for clients to keep reaching the container: the same driver, subnet and parent LAN, e.g. a macvlan; docs/docker.md), then move it again.`,
+    details: { container, destination, missingNetworks: missing },
+  });
 }
 
 interface CopiedTree {

@@ -33,7 +33,7 @@ export function renderReport(r: MigrationReport, options: { clone?: boolean } = 
 export function renderRestoreSteps(s: NonNullable<MigrationReport['restoreSteps']>): string {
   const parts = [`agent ${s.agentMs} ms`];
   if (s.prepareMs !== undefined) parts.push(`prepare ${s.prepareMs} ms`);
-  if (s.toolMs !== undefined) parts.push(`tool ${s.toolMs} ms${s.criu ? ` (CRIU ${s.criu.restoreMs} ms, forking ${s.criu.forkingMs} ms)` : ''}`);
+  if (s.toolMs !== undefined) parts.push(`tool ${s.toolMs} ms${s.criu ? ` (CRIU ${Math.round(s.criu.restoreMs)} ms, forking ${Math.round(s.criu.forkingMs)} ms)` : ''}`);
   if (s.finishMs !== undefined) parts.push(`finish ${s.finishMs} ms`);
   return parts.join(', ');
 }

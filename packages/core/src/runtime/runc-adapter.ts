@@ -229,7 +229,8 @@ export class RuncAdapter implements RuntimeAdapter {
 
   /** The network namespace the container's config names (a path), with its interfaces as they are now. */
   async networkOf(id: string): Promise<NetworkSpec | undefined> {
-    const info = await this.inspect(id);
+    // Not inspect(): it reads the interfaces too, and they are read once, below.
+    const info = await this.containers.describe(await this.containers.state(id), { netns: false });
     const ns = networkNamespaceOf(this.containers.bundleConfig(info));
     if (ns?.path === undefined || info.pid === undefined) return undefined;
     return { nsPath: ns.path, interfaces: await readNetnsInterfaces(this.tools, ns.path) };

@@ -176,6 +176,15 @@ export async function createNetns(
   return netnsPath(name);
 }
 
+/** ERR_RUNTIME_NAME_TAKEN unless the namespace a restore of `name` would make is free. */
+export function assertNetnsFree(nsName: string): void {
+  if (!existsSync(netnsPath(nsName))) return;
+  throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `network namespace ${nsName} exists already`, {
+    hint: `Remove it (\`ip netns delete ${nsName}\`) if no container uses it, or restore under another name.`,
+    details: { netns: nsName },
+  });
+}
+
 /** Brings up bridge ends that createNetns held down. */
 export async function raiseUplink(tools: NetnsTools, uplink: NetnsUplink, peers: readonly string[]): Promise<void> {
   for (const peer of peers) await ip(tools, [`--net=${uplink.netnsPath}`, tools.ipPath, 'link', 'set', peer, 'up'], 'nsenter');

@@ -6,13 +6,14 @@
  * Made exactly as the restore would make it (createNetns), bridge ends down: the source still runs with the same
  * addresses and MAC, so nothing of the namespace may reach the LAN yet, not even an ARP answer. The packet hold is
  * started at once (its record in owned.json first, like every other step); the restore raises the bridge ends
- * behind it once the source is fenced (runc-restore.ts). owned.json names all of it under the container's name,
+ * behind it once the source is fenced (joinPreparedNetns, from prepareRuncRestore). owned.json names all of it under the container's name,
  * so remove() and any recovery that removes the copy remove the namespace too.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { FerryError } from '../model/ferry-error';
-import { createNetns, netnsPath, type NetnsInterface } from './runc-netns';
+import type { Reverter } from './adapter-common';
+import { assertNetnsFree, createNetns, netnsPath, raiseUplink, type NetnsInterface } from './runc-netns';
 import type { OwnedResources, RuncRestoreDeps } from './runc-restore';
 import type { PrepareNetworkResult } from './runtime-adapter';
 
@@ -23,15 +24,9 @@ export async function prepareRuncNetwork(name: string, nsPath: string, interface
     throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `runc already has a container named ${name}`, { hint: `Remove it first (\`runc delete --force ${name}\`).`, details: { name } });
   }
   // Whatever an earlier container of that name left is stale (as at a restore).
-  await deps.holds?.abort(name);
-  await deps.store.release(name);
+  await releaseOwned(deps, name);
   const nsName = `${deps.netnsPrefix}${name}`;
-  if (existsSync(netnsPath(nsName))) {
-    throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `network namespace ${nsName} exists already`, {
-      hint: `Remove it (\`ip netns delete ${nsName}\`) if no container uses it, or restore under another name.`,
-      details: { netns: nsName },
-    });
-  }
+  assertNetnsFree(nsName);
   const owned: OwnedResources = { netns: nsName, prepared: { interfaces } };
   deps.store.write(name, owned);
   try {
@@ -42,8 +37,7 @@ export async function prepareRuncNetwork(name: string, nsPath: string, interface
     const held = owned.heldUplink?.length && deps.holds ? await deps.holds.hold(name, path, owned) : false;
     return { prepared: true, held };
   } catch (err) {
-    await deps.holds?.abort(name);
-    await deps.store.release(name, owned);
+    await releaseOwned(deps, name, owned);
     throw err;
   }
 }
@@ -53,11 +47,40 @@ export async function prepareRuncNetwork(name: string, nsPath: string, interface
  * for the config's `nsPath` (which does not exist here, or is that very namespace: its name may be the one the
  * source's namespace had).
  */
-export async function adoptPreparedNetns(name: string, nsPath: string, interfaces: NetnsInterface[], deps: RuncRestoreDeps): Promise<OwnedResources | undefined> {
+export function adoptPreparedNetns(name: string, nsPath: string, interfaces: NetnsInterface[], deps: RuncRestoreDeps): OwnedResources | undefined {
   const owned = deps.store.read(name);
   if (!owned?.prepared || !owned.netns) return undefined;
   const made = netnsPath(owned.netns);
   if (!existsSync(made) || (existsSync(nsPath) && resolve(nsPath) !== made)) return undefined;
   // The container's interfaces changed between the preparation and the dump: the namespace is made again.
   return JSON.stringify(owned.prepared.interfaces) === JSON.stringify(interfaces) ? owned : undefined;
+}
+
+/**
+ * The restore joins the namespace prepareNetwork made: its traffic is held by this process (the bridge ends come up
+ * behind the hold now that the source is fenced), or, without a hold, the bridge ends stay down until the release
+ * (holdNetwork) or come up after the restore.
+ */
+export async function joinPreparedNetns(name: string, owned: OwnedResources, deps: RuncRestoreDeps, afterRestore: (() => Promise<void>)[], holdNetwork: boolean, revert: Reverter): Promise<string> {
+  delete owned.prepared;
+  deps.store.write(name, owned);
+  revert.add(() => deps.holds?.abort(name));
+  const peers = owned.heldUplink ?? [];
+  const uplink = deps.uplink;
+  if (peers.length > 0 && uplink) {
+    const raise = () => raiseUplink(deps.tools, uplink, peers);
+    if (deps.holds?.holding(name)) await deps.holds.raiseHeld(name, owned, raise);
+    else if (!holdNetwork) {
+      afterRestore.push(raise);
+      delete owned.heldUplink;
+      deps.store.write(name, owned);
+    }
+  }
+  return netnsPath(owned.netns!);
+}
+
+/** Drops what the adapter holds for `name`: this process's packet hold, then owned.json's namespace and bundle copy. */
+export async function releaseOwned(deps: Pick<RuncRestoreDeps, 'holds' | 'store'>, name: string, known?: OwnedResources): Promise<void> {
+  await deps.holds?.abort(name);
+  await deps.store.release(name, known);
 }

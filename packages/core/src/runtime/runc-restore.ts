@@ -15,8 +15,8 @@ import { promisify } from 'node:util';
 import { unescapeMountPath } from '../host/mountinfo';
 import { FerryError } from '../model/ferry-error';
 import { hostCgroups, type Reverter } from './adapter-common';
-import { createNetns, deleteNetns, ipIn, netnsPath, raiseUplink, readdressed, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
-import { adoptPreparedNetns } from './runc-prepared-network';
+import { assertNetnsFree, createNetns, deleteNetns, ipIn, raiseUplink, readdressed, type NetnsInterface, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { adoptPreparedNetns, joinPreparedNetns, releaseOwned } from './runc-prepared-network';
 import { networkNamespaceOf, relocatePaths, rewriteConfigForRestore, type OciConfig } from './runc-state';
 import type { RestorePlan } from './restore-pipeline';
 import type { RuncContainers } from './runc-containers';
@@ -127,11 +127,8 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
   const interfaces = readdressed(record?.netns?.interfaces ?? [], options.readdress);
   // The name is free in runc: whatever an earlier container of that name left behind is stale, except a namespace
   // made for this restore before the freeze (prepareNetwork) with the interfaces it needs.
-  const owned: OwnedResources = (ns?.path !== undefined && (await adoptPreparedNetns(name, ns.path, interfaces, deps))) || {};
-  if (!owned.prepared) {
-    await deps.holds?.abort(name);
-    await deps.store.release(name);
-  }
+  const owned: OwnedResources = (ns?.path !== undefined && adoptPreparedNetns(name, ns.path, interfaces, deps)) || {};
+  if (!owned.prepared) await releaseOwned(deps, name);
   // The container runc may have made, then what the adapter made (owned.json).
   revert.add(async () => {
     if (await deps.containers.exists(name).catch(() => false)) await deps.containers.runc(['delete', '--force', name], `delete ${name}`).catch(() => undefined);
@@ -145,12 +142,7 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
     newNetnsPath = await joinPreparedNetns(name, owned, deps, afterRestore, options.holdNetwork === true, revert);
   } else if (ns?.path !== undefined && (nsMissing || nsHeldByOriginal)) {
     const nsName = `${deps.netnsPrefix}${name}`;
-    if (existsSync(netnsPath(nsName))) {
-      throw new FerryError('ERR_RUNTIME_NAME_TAKEN', `network namespace ${nsName} exists already`, {
-        hint: `Remove it (\`ip netns delete ${nsName}\`) if no container uses it, or restore under another name.`,
-        details: { netns: nsName },
-      });
-    }
+    assertNetnsFree(nsName);
     owned.netns = nsName;
     deps.store.write(name, owned);
     const uplink = deps.uplink;
@@ -185,29 +177,6 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(rewritten, null, 2), { mode: 0o600 });
   }
   return { bundle, config: rewritten, afterRestore };
-}
-
-/**
- * The restore joins the namespace prepareNetwork made: its traffic is held by this process (the bridge ends come up
- * behind the hold now that the source is fenced), or, without a hold, the bridge ends stay down until the release
- * (holdNetwork) or come up after the restore.
- */
-async function joinPreparedNetns(name: string, owned: OwnedResources, deps: RuncRestoreDeps, afterRestore: (() => Promise<void>)[], holdNetwork: boolean, revert: Reverter): Promise<string> {
-  delete owned.prepared;
-  deps.store.write(name, owned);
-  revert.add(() => deps.holds?.abort(name));
-  const peers = owned.heldUplink ?? [];
-  const uplink = deps.uplink;
-  if (peers.length > 0 && uplink) {
-    const raise = () => raiseUplink(deps.tools, uplink, peers);
-    if (deps.holds?.holding(name)) await deps.holds.raiseHeld(name, owned, raise);
-    else if (!holdNetwork) {
-      afterRestore.push(raise);
-      delete owned.heldUplink;
-      deps.store.write(name, owned);
-    }
-  }
-  return netnsPath(owned.netns!);
 }
 
 /**

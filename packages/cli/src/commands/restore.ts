@@ -1,7 +1,6 @@
-import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { FerryError, imageDirBytes, readStats, recordedRuntime, type ImageStats, type RuntimeName } from '@ferry/core';
+import { FerryError, imageDirBytes, recordedRuntime, statsIfWritten, type RuntimeName } from '@ferry/core';
 import { runtimeRegistry } from '../host-context';
 import { createProgress, renderRestore, restoreJson, type RestoreSummary } from '../render-checkpoint';
 import { withInterrupt } from './interrupt';
@@ -80,13 +79,3 @@ export const restoreCommand: CommandModule<object, RestoreArgs> = {
     }
   },
 };
-
-/** CRIU's stats file at path if it was written at or after `since` (ms since the epoch); undefined otherwise. */
-async function statsIfWritten(path: string, since: number): Promise<ImageStats | undefined> {
-  try {
-    if (statSync(path).mtimeMs < since) return undefined;
-    return await readStats(path);
-  } catch {
-    return undefined; // missing or unreadable: the report goes without these numbers
-  }
-}

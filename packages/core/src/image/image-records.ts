@@ -3,6 +3,7 @@
  * units in their names. CRIU's stats times are microseconds (stats.c encodes timeval totals as
  * tv_sec * 1000000 + tv_usec, and `--display-stats` prints them as "us"); they become fractional milliseconds here.
  */
+import { statSync } from 'node:fs';
 import { imageCorrupt } from './image-errors';
 import { readImageEntries, type ImageContents, type WireObject } from './image-file';
 import { INVENTORY_IMAGE, LSM_TYPES, PAGEMAP_IMAGE, PE_FLAGS, PSTREE_IMAGE, STATS_IMAGE } from './image-schema';
@@ -117,6 +118,16 @@ export async function readPagemap(path: string): Promise<Pagemap> {
 export interface ImageStats {
   dump?: DumpStats;
   restore?: RestoreStats;
+}
+
+/** CRIU's stats file at path if it was written at or after `since` (ms since the epoch); undefined otherwise. */
+export async function statsIfWritten(path: string, since: number): Promise<ImageStats | undefined> {
+  try {
+    if (statSync(path).mtimeMs < since) return undefined;
+    return await readStats(path);
+  } catch {
+    return undefined; // missing or unreadable: the numbers are a report, not a result
+  }
 }
 
 /** Reads stats-dump or stats-restore; each holds one stats_entry with the matching half filled in. */

@@ -15,6 +15,7 @@ export {
   readPstree,
   readPagemap,
   readStats,
+  statsIfWritten,
   type InventoryInfo,
   type PstreeTask,
   type Pagemap,

@@ -8,9 +8,9 @@
  * the hooks registered has run: nothing of it runs, and the runtime holds no container of that name that the restore
  * created.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readStats } from '../image/image-records';
+import { statsIfWritten } from '../image/image-records';
 import type { ContainerInfo, RuntimeName } from '../model/container';
 import { FerryError } from '../model/ferry-error';
 import { assertImagesDir, Reverter, throwIfAborted } from './adapter-common';
@@ -127,13 +127,7 @@ export async function restoreContainer<R extends RuntimeName, P>(hooks: RestoreH
 
 /** CRIU's own statistics of this restore (stats-restore in the work dir), if it wrote them after `since`. */
 async function criuRestoreStats(workDir: string, since: number): Promise<RestoreSteps['criu']> {
-  const path = join(workDir, 'stats-restore');
-  try {
-    // An older file is another restore's; the file system's clock may round below the start.
-    if (statSync(path).mtimeMs < since - 1000) return undefined;
-    const stats = (await readStats(path)).restore;
-    return stats && { restoreMs: stats.restoreMs, forkingMs: stats.forkingMs, ...(stats.pagesRestored === undefined ? {} : { pagesRestored: stats.pagesRestored }) };
-  } catch {
-    return undefined; // missing or unreadable: the numbers are a report, not a result
-  }
+  // An older file is another restore's; the file system's clock may round below the start.
+  const stats = (await statsIfWritten(join(workDir, 'stats-restore'), since - 1000))?.restore;
+  return stats && { restoreMs: stats.restoreMs, forkingMs: stats.forkingMs, ...(stats.pagesRestored === undefined ? {} : { pagesRestored: stats.pagesRestored }) };
 }

@@ -24,14 +24,22 @@ beforeAll(() => {
 afterEach(() => removeTestContainers());
 afterAll(() => sandbox('down'));
 
-type Strategy = 'stop-and-copy' | 'hash-pre-copy' | 'post-copy';
+/** hash-pre-copy-lazy: hash-pre-copy with --lazy-restore (the copy fills from the destination's chain after the commit). */
+type Strategy = 'stop-and-copy' | 'hash-pre-copy' | 'hash-pre-copy-lazy' | 'post-copy';
 type Fault = 'cli' | 'guardian' | 'src-criu' | 'agent' | 'dst-criu' | 'ssh';
 
 const COMMON = ['connect', 'negotiate', 'copy-bundle', 'prepare-network', 'freeze', 'checkpoint', 'transfer-images', 'restore', 'commit'];
 const PHASES: Record<Strategy, string[]> = {
   'stop-and-copy': [...COMMON, 'cleanup'],
   'hash-pre-copy': [...COMMON.slice(0, 4), 'precopy', 'freeze', 'checkpoint', 'final-round', 'mark-held', ...COMMON.slice(6), 'cleanup'],
+  'hash-pre-copy-lazy': [...COMMON.slice(0, 4), 'precopy', 'freeze', 'checkpoint', 'final-round', ...COMMON.slice(6), 'transfer-pages', 'cleanup'],
   'post-copy': [...COMMON, 'transfer-pages', 'cleanup'],
+};
+const ARGS: Record<Strategy, string[]> = {
+  'stop-and-copy': ['--strategy', 'stop-and-copy'],
+  'hash-pre-copy': ['--strategy', 'hash-pre-copy'],
+  'hash-pre-copy-lazy': ['--strategy', 'hash-pre-copy', '--lazy-restore'],
+  'post-copy': ['--strategy', 'post-copy'],
 };
 /** Where a fault has a process to kill: criu lives on the source from the checkpoint on (a lazy dump until the commit), on the destination for the restore and the page pull. */
 const FAULTS_AT: Record<Fault, (phase: string) => boolean> = {
@@ -59,6 +67,7 @@ const QUICK = [
   'post-copy/transfer-pages/dst-criu',
   'post-copy/transfer-pages/cli',
   'post-copy/transfer-pages/agent',
+  'hash-pre-copy-lazy/transfer-pages/dst-criu',
   'stop-and-copy/checkpoint/agent',
 ];
 
@@ -145,13 +154,14 @@ const RESOLVED_WITHIN_MS = 180_000;
 
 describe.each(selected.map((c) => c.split('/') as [Strategy, string, Fault]))('%s: at %s, kill -9 of %s', (strategy, phase, fault) => {
   test('exactly one copy runs afterwards, intact, and the other host is clean', async () => {
-    const c = startContainer(strategy === 'post-copy' ? 128 : 64);
+    // Lazy pages need memory enough for the kill to land while pages still move.
+    const c = startContainer(strategy === 'post-copy' ? 128 : strategy === 'hash-pre-copy-lazy' ? 256 : 64);
     let id = '';
     let guardianPid = 0;
     let killedAt = 0;
     let killed = -1;
     const started = Date.now();
-    const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', strategy], (e) => {
+    const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE, ...ARGS[strategy]], (e) => {
       if (e.event === 'guardian') [id, guardianPid] = [e.id as string, e.pid as number];
       if (e.event === 'phase-start' && e.phase === phase && killed < 0) {
         killedAt = Date.now();

@@ -9,8 +9,8 @@ if (!file) {
   process.stderr.write('usage: node scripts/fault-table.js RESULTS.jsonl\n');
   process.exit(2);
 }
-const STRATEGIES = ['stop-and-copy', 'hash-pre-copy', 'post-copy'];
-const PHASES = ['connect', 'negotiate', 'copy-bundle', 'precopy', 'freeze', 'checkpoint', 'final-round', 'mark-held', 'transfer-images', 'restore', 'commit', 'transfer-pages', 'cleanup'];
+const STRATEGIES = ['stop-and-copy', 'hash-pre-copy', 'hash-pre-copy-lazy', 'post-copy'];
+const PHASES = ['connect', 'negotiate', 'copy-bundle', 'prepare-network', 'precopy', 'freeze', 'checkpoint', 'final-round', 'mark-held', 'transfer-images', 'restore', 'commit', 'transfer-pages', 'cleanup'];
 const FAULTS = ['cli', 'guardian', 'src-criu', 'agent', 'dst-criu', 'ssh'];
 const key = (r) => [STRATEGIES.indexOf(r.strategy), PHASES.indexOf(r.phase), FAULTS.indexOf(r.fault)];
 const rows = readFileSync(file, 'utf8')

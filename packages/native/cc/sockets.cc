@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -225,6 +226,26 @@ Napi::Value SetSendBuffer(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, now);
 }
 
+// setNoDelay(fd): TCP_NODELAY. Small requests and answers over TCP (CRIU's page requests) otherwise wait for the
+// peer's delayed ACK, 40 ms, at every exchange (Nagle's algorithm).
+Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = IntArg(info, 0, "fd");
+  int on = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0) throw ErrnoError(env, "setsockopt", FdSubject(fd) + ", TCP_NODELAY", errno);
+  return env.Undefined();
+}
+
+// tcpNoDelay(fd) -> whether TCP_NODELAY is set.
+Napi::Value TcpNoDelay(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = IntArg(info, 0, "fd");
+  int on = 0;
+  socklen_t len = sizeof on;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) != 0) throw ErrnoError(env, "getsockopt", FdSubject(fd) + ", TCP_NODELAY", errno);
+  return Napi::Boolean::New(env, on != 0);
+}
+
 // dupFd(fd) -> a CLOEXEC duplicate.
 Napi::Value DupFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -245,6 +266,8 @@ void InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("socketQueues", Napi::Function::New(env, SocketQueues, "socketQueues"));
   exports.Set("tcpCounters", Napi::Function::New(env, TcpCounters, "tcpCounters"));
   exports.Set("setSendBuffer", Napi::Function::New(env, SetSendBuffer, "setSendBuffer"));
+  exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
+  exports.Set("tcpNoDelay", Napi::Function::New(env, TcpNoDelay, "tcpNoDelay"));
   exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
 }
 

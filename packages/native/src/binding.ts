@@ -98,6 +98,8 @@ export interface RawBinding {
   socketQueues(fd: number): { unread: number; unsent: number };
   tcpCounters(fd: number): RawTcpCounters;
   setSendBuffer(fd: number, bytes: number): number;
+  setNoDelay(fd: number): void;
+  tcpNoDelay(fd: number): boolean;
   dupFd(fd: number): number;
   leaveTcpRepair(pid: number, fd: number): boolean;
   resetOnClose(fd: number): void;

@@ -33,6 +33,7 @@ export {
   tcpCounters,
   setSendBuffer,
   tcpLoopbackPair,
+  tcpNoDelay,
   type SocketName,
   type TcpCounters,
 } from './sockets';

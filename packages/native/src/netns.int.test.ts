@@ -13,6 +13,7 @@ import {
   StreamSocket,
   tcpCounters,
   tcpLoopbackPair,
+  tcpNoDelay,
 } from './index';
 
 describe('createNetns', () => {
@@ -60,6 +61,8 @@ describe('tcpLoopbackPair', () => {
     const [a, b] = await tcpLoopbackPair(netns);
     // The namespace handle may go: the sockets keep the namespace alive.
     netns.close();
+    // Small requests and answers go at once (Nagle's algorithm made each exchange wait 40 ms for a delayed ACK).
+    expect([tcpNoDelay(a), tcpNoDelay(b)]).toEqual([true, true]);
     // The connecting end counts its SYN as one byte written (the kernel's tcpi_bytes_acked); the accepted end is exact.
     expect(tcpCounters(a)).toEqual({ bytesWritten: 1n, bytesRead: 0n, unread: 0, unsent: 0 });
     expect(tcpCounters(b)).toEqual({ bytesWritten: 0n, bytesRead: 0n, unread: 0, unsent: 0 });

@@ -101,11 +101,17 @@ export function setSendBuffer(socket: FdHandle, bytes: number): number {
   return binding().setSendBuffer(checkHandle('setSendBuffer', socket).fd, bytes);
 }
 
+/** Whether TCP_NODELAY is set on a TCP socket. */
+export function tcpNoDelay(socket: FdHandle): boolean {
+  return binding().tcpNoDelay(checkHandle('tcpNoDelay', socket).fd);
+}
+
 /**
  * A connected TCP pair over 127.0.0.1 inside the network namespace behind `netns`: a listener on a free port, one
  * connection, and the listener closed before this returns, so nothing ever listens once the pair exists. Unlike a
  * socketpair, each end has TCP's byte counters (tcpCounters; the accepted end's count exactly). Both ends are
- * blocking and CLOEXEC; the caller owns them. `[connecting end, accepted end]`.
+ * blocking, CLOEXEC and TCP_NODELAY (the pair carries small requests and answers: with Nagle's algorithm each
+ * exchange waited 40 ms for a delayed ACK); the caller owns them. `[connecting end, accepted end]`.
  */
 export async function tcpLoopbackPair(netns: FdHandle): Promise<[FdHandle, FdHandle]> {
   using listener = await socketInNetns(netns, { family: 'inet', type: 'stream', bind: { address: '127.0.0.1', port: 0 }, listen: 1 });
@@ -113,7 +119,9 @@ export async function tcpLoopbackPair(netns: FdHandle): Promise<[FdHandle, FdHan
   const client = await socketInNetns(netns, { family: 'inet', type: 'stream' });
   try {
     await connectSocket(client, 'inet', '127.0.0.1', port);
-    return [client, await acceptSocket(listener, 5_000)];
+    const accepted = await acceptSocket(listener, 5_000);
+    for (const end of [client, accepted]) binding().setNoDelay(end.fd);
+    return [client, accepted];
   } catch (error) {
     client.close();
     throw error;

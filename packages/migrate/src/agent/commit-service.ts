@@ -14,6 +14,7 @@ import { KEEPER_LOG } from '../pages/page-link-keeper';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
 import { finishKept, loseCopy, undoIncoming, type DestinationDeps } from './destination-moves';
 import { isTreePart, type Incoming } from './incoming';
+import { startLocalPageFill } from './local-page-fill';
 
 export interface CommitServiceContext extends DestinationDeps {
   criu: CriuClient;
@@ -44,12 +45,19 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     const imagesDir = join(m.dir, 'images');
     privateImageFiles(imagesDir); // the page server's CRIU wrote its pages 0644
     const workDir = join(m.dir, 'work');
-    // Pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain.
     const top = m.pages?.levels;
     await m.pages?.close(); // the rounds are over
-    if (top) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
-    const lazy = params.lazyPagesLink === true;
-    if (lazy) {
+    const localLazy = params.localLazyPages === true;
+    // Eager: pages marked "in parent" by the source's rewrite come from the top of the pre-copy chain. Lazy: the
+    // images keep the dump's lazy marks and the relay answers them from that chain (local-page-fill.ts).
+    if (top && !localLazy) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
+    const lazy = params.lazyPagesLink === true || localLazy;
+    if (localLazy) {
+      if (!top) throw new FerryError('ERR_AGENT_PROTOCOL', 'a lazy restore from local pages without pre-copy rounds');
+      m.lazy = await startLocalPageFill({ migrationId: m.id, dir: m.dir, imagesDir, restoreWorkDir: workDir, chainTop: join(m.dir, 'levels', String(top)), criuPath: ctx.criu.criuPath, log: ctx.log });
+      const daemon = processId(m.lazy.pid);
+      m.journal?.hold({ kind: 'lazy-daemon', pids: daemon ? [daemon] : [] });
+    } else if (lazy) {
       if (!m.pageLink) throw new FerryError('ERR_AGENT_PROTOCOL', 'a lazy restore without a page link (ask `page-link` first)');
       m.lazy = await startLazyPagesDaemon({ criuPath: ctx.criu.criuPath, imagesDir, workDir, pageServer: { socket: m.pageLink.pair }, detached: false });
       m.pageLink.attach();
@@ -125,7 +133,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
   // on pages that read back as zeros) with an error once the lazy-pages daemon ended without them.
   peer.handle('await-pages', async (params: { migrationId: string }) => {
     const m = ctx.get(params.migrationId);
-    if (!m.lazy || !m.committed) throw new FerryError('ERR_AGENT_PROTOCOL', 'await-pages without a committed post-copy restore');
+    if (!m.lazy || !m.committed) throw new FerryError('ERR_AGENT_PROTOCOL', 'await-pages without a committed lazy restore');
     return awaitPages(m, ctx);
   });
 
@@ -177,8 +185,9 @@ async function settlePages(m: Incoming, ctx: DestinationDeps): Promise<{ complet
   m.journal?.release('page-link');
   const { code, signal } = ended;
   if (code !== 0) {
-    const why = `criu lazy-pages ended (${signal ?? `exit ${code}`}) before every page arrived (log: ${m.lazy!.logPath})`;
+    const why = `the lazy restore's daemon ended (${signal ?? `exit ${code}`}) before every page arrived (log: ${m.lazy!.logPath})`;
     await loseCopy(m, ctx, why);
+    m.lazy!.kill(); // gone already (CRIU's daemon), or a lazy restore's relay that still holds it
     throw new FerryError('ERR_CRIU_RESTORE_FAILED', why, { hint: 'The source resumes its copy; check the link between the hosts and migrate again.' });
   }
   if (decidePages(ctx.stateDir, m.id, 'complete') === 'complete') {

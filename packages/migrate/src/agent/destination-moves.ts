@@ -64,7 +64,7 @@ export async function loseCopy(m: Pick<Incoming, 'id' | 'dir' | 'runtime' | 'nam
 
 /** A committed move that holds nothing any more: the images served their purpose, the bundle is the container's. */
 export function finishKept(m: Pick<Incoming, 'id' | 'dir' | 'name' | 'journal'>, deps: Pick<DestinationDeps, 'log'>): void {
-  for (const sub of ['images', 'work', 'levels', 'pre']) rmSync(join(m.dir, sub), { recursive: true, force: true });
+  for (const sub of ['images', 'work', 'levels', 'pre', 'relay']) rmSync(join(m.dir, sub), { recursive: true, force: true });
   m.journal?.append({ t: 'done', outcome: 'kept' });
   m.journal?.close();
   m.journal = undefined;

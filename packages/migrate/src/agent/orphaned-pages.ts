@@ -20,8 +20,9 @@ import { isAlive, killIfSame } from '../journal/proc-identity';
 import { waitGone } from '../recovery/end-dump';
 import { finishKept, loseCopy, type DestinationDeps } from './destination-moves';
 import { MIGRATION_ID } from './incoming';
+import { LOCAL_FILL_LOG } from './local-page-fill';
 
-/** Where the agent starts the daemon's log (commit-service.ts: workDir `work`, CRIU's default log name). */
+/** Where the agent starts post-copy's daemon log (commit-service.ts: workDir `work`, CRIU's default log name); a lazy restore's is LOCAL_FILL_LOG. */
 export const LAZY_PAGES_LOG = join('work', 'lazy-pages.log');
 
 /** Settles move `id` if it is such an orphan; the outcome decided (or found), undefined when it is not one. */
@@ -35,7 +36,7 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
   // failed) or the keeper giving up settles it at a later ask.
   if (keepers.some(isAlive)) return undefined;
   const running = daemons.some(isAlive);
-  const logged = readLog(join(dir, LAZY_PAGES_LOG));
+  const logged = readLog(join(dir, LAZY_PAGES_LOG)) ?? readLog(join(dir, LOCAL_FILL_LOG));
   const whole = !running && logged !== undefined && lazyPagesFinished(logged);
   const journal = Journal.open(dir);
   const move = { id, dir, runtime: state.runtime, name: state.holds.get('restored')?.name ?? state.container, journal };

@@ -132,7 +132,7 @@ async function negotiate(ctx: MoveContext, facts: ContainerFacts): Promise<MoveP
       ctx.plan = assessment.plan;
       predicted = assessment.prediction;
     }
-    ctx.journal.append({ t: 'plan', strategy: ctx.plan.strategy, reason: ctx.plan.reason });
+    ctx.journal.append({ t: 'plan', strategy: ctx.plan.strategy, reason: ctx.plan.reason, ...(ctx.plan.lazyRestore ? { lazyRestore: true as const } : {}) });
     ctx.journal.hold({ kind: 'prepared', name: ctx.plan.targetName });
     const prepared = await ctx.peer.request<{ dir?: string; freeDiskBytes?: number } | null>('prepare', { migrationId: ctx.id, runtime: adapter.name, name: ctx.plan.targetName });
     ctx.revert.add('clean the destination', async () => {

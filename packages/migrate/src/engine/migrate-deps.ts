@@ -38,6 +38,11 @@ export interface MigrateRequest {
    * than dumping to this host's disk and sending the images afterwards.
    */
   streamPages?: boolean;
+  /**
+   * Hash-pre-copy: restore without writing the memory while frozen (CRIU's lazy restore, served from the pages the
+   * destination holds), keeping the source held until every page is in the copy.
+   */
+  lazyRestore?: boolean;
   onEvent?: EventSink;
   /** Aborts the move before its point of no return; ignored after it (the move then finishes). */
   signal?: AbortSignal;

@@ -95,6 +95,7 @@ test('what the plan says to copy', () => {
     copyBundle: true,
     copyTrees: [],
     streamPages: true,
+    lazyRestore: false,
   });
   const docker = planMigration(inputs({ runtime: { name: 'docker', features: { lazyPages: false }, needsImage: true }, container: { name: 'd', state: 'running', pid: 9 } }));
   expect(docker).toMatchObject({ strategy: 'stop-and-copy', copyImage: true, copyBundle: false });
@@ -106,4 +107,35 @@ test('what the plan says to copy', () => {
   expect(planMigration(inputs({ container: outside, runtime: RUNC, request: { sharedStorage: true } })).copyTrees).toEqual([]);
   const clone = planMigration(inputs({ request: { clone: { name: 'web-2', readdress: { eth0: '10.0.0.9/24' } } }, container: { ...CONTAINER, ties: { addresses: ['10.0.0.5/24'], establishedTcp: 0 } } }));
   expect(clone).toMatchObject({ strategy: 'stop-and-copy', clone: true, targetName: 'web-2' });
+});
+
+test('--lazy-restore: with hash-pre-copy and a destination that restores lazily; refused otherwise, skipped by auto', () => {
+  const lazy = (over: Partial<PlanInputs> & { request?: Partial<PlanInputs['request']> } = {}) => inputs({ ...over, request: { lazyRestore: true, ...over.request } });
+  const cases: Record<string, PlanInputs> = {
+    'auto on project hosts': lazy(),
+    'hash-pre-copy asked': lazy({ request: { strategy: 'hash-pre-copy' } }),
+    'stop-and-copy asked': lazy({ request: { strategy: 'stop-and-copy' } }),
+    'auto, soft-dirty source (pre-copy wins)': lazy({ source: host('a', { memTrack: true }) }),
+    'no lazy pages on the destination': lazy({ destination: host('b', { lazyPages: false }), request: { strategy: 'hash-pre-copy' } }),
+    'small pipe on the destination': lazy({ destination: host('b', { pipe: 65536 }) }),
+  };
+  const table = Object.fromEntries(Object.entries(cases).map(([what, i]) => {
+    try {
+      const p = planMigration(i);
+      return [what, `${p.strategy}${p.lazyRestore ? ' lazily' : ''}: ${p.reason}`];
+    } catch (err) {
+      return [what, `${(err as { code: string }).code}: ${(err as Error).message}`];
+    }
+  }));
+  expect(table).toMatchInlineSnapshot(`
+{
+  "auto on project hosts": "hash-pre-copy lazily: memory is copied in rounds while the container runs (hashing pages, no kernel tracking needed), so the freeze sends only what changed; pre-copy needs CRIU memory tracking (soft-dirty bits, CONFIG_MEM_SOFT_DIRTY) on the source; restored lazily from the pages the destination holds (--lazy-restore)",
+  "auto, soft-dirty source (pre-copy wins)": "pre-copy: the source tracks memory: CRIU pre-dumps while it runs keep the final freeze short",
+  "hash-pre-copy asked": "hash-pre-copy lazily: requested with --strategy; restored lazily from the pages the destination holds (--lazy-restore)",
+  "no lazy pages on the destination": "ERR_PRECHECK_FEATURE_MISSING: --lazy-restore needs CRIU lazy pages (userfaultfd) on b",
+  "small pipe on the destination": "ERR_PRECHECK_FEATURE_MISSING: --lazy-restore needs fs.pipe-max-size >= 4194304 on b",
+  "stop-and-copy asked": "ERR_PRECHECK_BAD_INPUT: --lazy-restore works with hash-pre-copy only, not stop-and-copy",
+}
+`);
+  expect(planMigration(inputs()).lazyRestore).toBe(false);
 });

@@ -7,6 +7,7 @@
 import { isAbsolute, relative } from 'node:path';
 import {
   FerryError,
+  LAZY_PAGES_MIN_PIPE_BYTES,
   strategyBlocker,
   type ContainerState,
   type RuntimeName,
@@ -33,6 +34,8 @@ export interface PlanRequest {
   strategy: RequestedStrategy;
   sharedStorage: boolean;
   streamPages?: boolean;
+  /** Hash-pre-copy: restore without writing the memory while frozen, filling it from the destination's chain after. */
+  lazyRestore?: boolean;
   clone?: { name: string; readdress?: Record<string, string> };
 }
 
@@ -73,6 +76,8 @@ export interface MigrationPlan {
   copyTrees: { part: string; path: string }[];
   /** Stop-and-copy: memory streams to a page server on the destination while the dump runs. */
   streamPages: boolean;
+  /** Hash-pre-copy: the destination restores lazily from the pages it holds (strategies/hash-pre-copy.ts). */
+  lazyRestore: boolean;
 }
 
 const precheck = (code: 'ERR_PRECHECK_SAME_HOST' | 'ERR_PRECHECK_INCOMPATIBLE' | 'ERR_PRECHECK_CLONE_CONFLICT' | 'ERR_PRECHECK_STORAGE_NOT_COPIED', message: string, hint: string) =>
@@ -233,14 +238,39 @@ export function planMigration(inputs: PlanInputs): MigrationPlan {
   if (strategy === 'hash-pre-copy' && !container.pid) {
     throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `${inputs.runtime.name} reports no pid for ${container.name}`, { hint: 'Check that the container runs.' });
   }
+  const lazyRestore = request.lazyRestore === true && checkLazyRestore(strategy, inputs);
   return {
     strategy,
-    reason,
+    reason: lazyRestore ? `${reason}; restored lazily from the pages the destination holds (--lazy-restore)` : reason,
     targetName: request.clone?.name ?? container.name,
     clone: request.clone !== undefined,
     copyImage: inputs.runtime.needsImage,
     copyBundle: !request.sharedStorage && container.bundle !== undefined,
     copyTrees: request.sharedStorage ? [] : treesToCopy(container),
     streamPages: strategy === 'stop-and-copy' && request.streamPages !== false,
+    lazyRestore,
   };
+}
+
+/**
+ * --lazy-restore needs hash-pre-copy (the destination must hold every page before the freeze ends) and a destination
+ * that restores lazily (userfaultfd, the pipe sysctl): refused when asked for with another strategy; under `auto`
+ * another strategy simply restores eagerly (the reason says which was chosen).
+ */
+function checkLazyRestore(strategy: StrategyName, inputs: PlanInputs): boolean {
+  if (strategy !== 'hash-pre-copy') {
+    if (inputs.request.strategy === 'auto') return false;
+    throw new FerryError('ERR_PRECHECK_BAD_INPUT', `--lazy-restore works with hash-pre-copy only, not ${strategy}`, { hint: 'Use --strategy hash-pre-copy (or auto), or drop --lazy-restore.' });
+  }
+  const d = strategyFacts(inputs.destination);
+  const missing = [
+    ...(d.lazyPages ? [] : ['CRIU lazy pages (userfaultfd)']),
+    ...((d.pipeMaxSizeBytes ?? 0) >= LAZY_PAGES_MIN_PIPE_BYTES ? [] : [`fs.pipe-max-size >= ${LAZY_PAGES_MIN_PIPE_BYTES}`]),
+  ];
+  if (missing.length > 0) {
+    throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', `--lazy-restore needs ${missing.join(' and ')} on ${inputs.destinationName}`, {
+      hint: `Run \`ferry doctor\` on ${inputs.destinationName}, or migrate without --lazy-restore.`,
+    });
+  }
+  return true;
 }

@@ -50,7 +50,7 @@ export type JournalRecord = { at?: number } & (
       target?: string;
       clone?: boolean;
     }
-  | { t: 'plan'; strategy: string; reason: string }
+  | { t: 'plan'; strategy: string; reason: string; lazyRestore?: true }
   | { t: 'phase'; phase: Phase }
   | HoldRecord
   | { t: 'release'; kind: HoldKind }
@@ -74,6 +74,8 @@ export interface JournalState {
   target?: string;
   clone: boolean;
   strategy?: string;
+  /** Hash-pre-copy restored lazily: like post-copy, the source is held past the commit until every page is in. */
+  lazyRestore?: boolean;
   phase?: Phase;
   holds: Map<HoldKind, HoldRecord>;
   commitIntent: boolean;
@@ -182,6 +184,7 @@ export function foldJournal(records: readonly JournalRecord[]): JournalState {
     switch (r.t) {
       case 'plan':
         state.strategy = r.strategy;
+        state.lazyRestore = r.lazyRestore === true;
         break;
       case 'phase':
         state.phase = r.phase;

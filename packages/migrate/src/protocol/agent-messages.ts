@@ -53,6 +53,8 @@ export interface RestoreParams {
   migrationId: string;
   /** Post-copy: the pages come over the link opened by `page-link` (the source's page server at its far end). */
   lazyPagesLink?: boolean;
+  /** Hash-pre-copy's lazy restore: the pages come from this host's pre-copy chain (agent/local-page-fill.ts). */
+  localLazyPages?: boolean;
   /** Clones: new addresses (CIDR by interface) for the re-created network namespace. */
   readdress?: Record<string, string>;
   /** Paths on the source (the bundle, a rootfs, bind-mounted directories) and the parts they were copied as. */

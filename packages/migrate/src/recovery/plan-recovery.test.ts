@@ -16,6 +16,7 @@ test('one line per journal state: what recovery does with a move whose owner die
     { t: 'hold', kind: 'dump', marker: '/var/lib/ferry/migrations/m1/images', port: 4000 },
   ];
   const post = [{ t: 'plan', strategy: 'post-copy', reason: 'x' } as JournalRecord, ...frozen.slice(1)];
+  const lazy = [{ t: 'plan', strategy: 'hash-pre-copy', reason: 'x', lazyRestore: true } as JournalRecord, ...frozen.slice(1)];
   const cases: Record<string, [JournalRecord[], RecoveryFacts]> = {
     'its guardian still runs': [frozen, { ownerAlive: true }],
     'over': [[...frozen, { t: 'done', outcome: 'moved' }], dead],
@@ -32,6 +33,10 @@ test('one line per journal state: what recovery does with a move whose owner die
     'committed post-copy, pages lost': [[...post, { t: 'commit-intent' }, { t: 'committed' }], { ownerAlive: false, remote: { decision: 'committed', pages: 'lost' } }],
     'committed post-copy, pages pending': [[...post, { t: 'commit-intent' }, { t: 'committed' }], { ownerAlive: false, remote: { decision: 'committed', pages: 'pending' } }],
     'committed post-copy, dump already ended': [[...post, { t: 'commit-intent' }, { t: 'committed' }, { t: 'release', kind: 'dump' }], dead],
+    'committed lazy restore, not asked yet': [[...lazy, { t: 'commit-intent' }, { t: 'committed' }], dead],
+    'committed lazy restore, pages lost': [[...lazy, { t: 'commit-intent' }, { t: 'committed' }], { ownerAlive: false, remote: { decision: 'committed', pages: 'lost' } }],
+    'committed lazy restore, pages complete': [[...lazy, { t: 'commit-intent' }, { t: 'committed' }], { ownerAlive: false, remote: { decision: 'committed', pages: 'complete' } }],
+    'committed lazy restore, destination unreachable': [[...lazy, { t: 'commit-intent' }, { t: 'committed' }], { ownerAlive: false, remote: 'unreachable' }],
   };
   const table = Object.fromEntries(Object.entries(cases).map(([what, [records, facts]]) => {
     const a = planRecovery(journal(...records), facts);

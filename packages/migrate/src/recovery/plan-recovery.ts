@@ -3,7 +3,7 @@
  * destination's word). Pure: every case is unit-tested. The rules (docs/design/crash-safety.md §3):
  * - before `commit-intent`: roll back (the destination never committed);
  * - `commit-intent` without `committed`: the destination decides; unreachable: in doubt, the source stays frozen;
- * - `committed`: finish (post-copy: only once the destination says every page arrived; `lost`: the destination
+ * - `committed`: finish (post-copy and a lazy restore: only once the destination says every page arrived; `lost`: the destination
  *   removed its copy, so the source, still held, comes back).
  */
 import type { JournalState } from '../journal/journal';
@@ -37,11 +37,12 @@ export function planRecovery(state: JournalState, facts: RecoveryFacts): Recover
     if (remote.decision === 'committed') return { kind: 'finish', why: `${state.peer} committed` };
     return { kind: 'roll-back', why: `${state.peer} did not commit`, cleanDestination: false };
   }
-  if (state.strategy === 'post-copy' && state.holds.has('dump')) {
-    if (remote === undefined) return { kind: 'ask-destination', why: 'committed post-copy: did every page arrive?', sideEffectFree: true };
-    if (remote === 'unreachable') return { kind: 'in-doubt', why: `committed post-copy and ${state.peer} cannot be asked whether every page arrived` };
+  if ((state.strategy === 'post-copy' || state.lazyRestore) && state.holds.has('dump')) {
+    const what = state.lazyRestore ? `${state.strategy} restored lazily` : state.strategy;
+    if (remote === undefined) return { kind: 'ask-destination', why: `committed ${what}: did every page arrive?`, sideEffectFree: true };
+    if (remote === 'unreachable') return { kind: 'in-doubt', why: `committed ${what} and ${state.peer} cannot be asked whether every page arrived` };
     if (remote.pages === 'lost') return { kind: 'roll-back', why: `${state.peer} lost its copy before every page arrived`, cleanDestination: false };
-    if (remote.pages === 'pending') return { kind: 'in-doubt', why: `committed post-copy, ${state.peer} still waits for pages` };
+    if (remote.pages === 'pending') return { kind: 'in-doubt', why: `committed ${what}, ${state.peer} still waits for pages` };
     return { kind: 'finish', why: `${state.peer} has every page` };
   }
   return { kind: 'finish', why: 'committed' };

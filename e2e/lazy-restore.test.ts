@@ -1,0 +1,73 @@
+/**
+ * Hash-pre-copy with a lazy restore (`--lazy-restore`, issue #15): the destination restores without writing the
+ * memory while frozen and fills the running copy from the pages its pre-copy rounds brought. Checked by the
+ * workload (every page against its generation), its TCP client (the connection survives), the report (CRIU's
+ * frozen restore wrote almost no page; the fill phase ran), and by killing the destination's agent while the copy
+ * fills: the copy must not run on missing pages, and the source, held until then, takes the container back.
+ */
+import { waitFor } from '@ferry/core/testing';
+import { HOSTS_FILE, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
+import { connectClient, expectMovedWithConnection, expectRolledBack, migrationsOf, removeTestContainers, startContainer, state } from './lib/containers';
+
+jest.setTimeout(300_000);
+
+beforeAll(() => {
+  sandbox('up');
+});
+afterEach(() => removeTestContainers());
+afterAll(() => sandbox('down'));
+
+const migrate = (name: string) => ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', 'hash-pre-copy', '--lazy-restore'];
+
+test.each([256, 1024])('%i MiB dirtying 2%% of its pages per second: moved with its TCP connection, memory intact, the frozen restore wrote almost no page', async (memMib) => {
+  const c = startContainer(memMib, false, Math.round(memMib * 256 * 0.02));
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  const before = state('h1', c.name).workload!.counter;
+  const run = await ferryOn('h1', migrate(c.name));
+  console.log(JSON.stringify({ error: run.error, phasesMs: run.report?.phasesMs, downtimeMs: run.report?.downtimeMs, restoreSteps: run.report?.restoreSteps, warnings: run.report?.warnings }));
+  expect(run.error).toBeUndefined();
+  expect(run.report).toMatchObject({ strategy: 'hash-pre-copy' });
+  expect(run.report!.strategyReason).toMatch(/restored lazily/);
+  const phases = run.events.filter((e) => e.event === 'phase-start').map((e) => e.phase);
+  expect(phases).toContain('transfer-pages');
+  expect(phases).not.toContain('mark-held');
+  const steps = run.report!.restoreSteps as { criu?: { pagesRestored?: number } } | undefined;
+  // Eagerly, CRIU writes every page of the container here; lazily only the few it cannot leave for later.
+  if (steps?.criu?.pagesRestored !== undefined) expect(steps.criu.pagesRestored).toBeLessThan(memMib * 256 * 0.05);
+  await expectMovedWithConnection(c.name, client, before);
+  expect(onHost('h2', ['sh', '-c', 'ls -d /var/lib/ferry/migrations/*/relay /var/lib/ferry/migrations/*/levels 2>/dev/null']).stdout).toBe('');
+}, 600_000);
+
+test('--lazy-restore with a strategy other than hash-pre-copy is refused before anything is frozen', async () => {
+  const c = startContainer(16);
+  const run = await ferryOn('h1', ['migrate', c.name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', 'stop-and-copy', '--lazy-restore']);
+  expect(run.error?.code).toBe('ERR_PRECHECK_BAD_INPUT');
+  expect(run.error?.hint).toMatch(/hash-pre-copy/);
+  expect(state('h1', c.name)).toMatchObject({ exists: true, state: 'running' });
+  expect(migrationsOf('h2', c.name)).toHaveLength(0);
+});
+
+test('kill -9 of the destination agent while the copy fills: the copy is removed, the source takes the container back, memory intact', async () => {
+  // A slow fill: 1 GiB whose workload keeps faulting; the agent dies at the start of the fill phase.
+  const c = startContainer(1024, false, 5243);
+  let id = '';
+  let killed = false;
+  const run = await ferryOn('h1', migrate(c.name), (e) => {
+    if (e.event === 'guardian') id = e.id as string;
+    if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !killed) {
+      killed = onHost('h2', ['pkill', '-KILL', '-f', '/bin/ferry agent']).status === 0;
+    }
+  });
+  expect(killed).toBe(true);
+  expect(id).not.toBe('');
+  // Either the fill had finished before the kill (moved), or the copy is gone and the source runs again.
+  if (run.error) {
+    await expectRolledBack(c.name);
+    expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
+    await waitFor('h2 clean', () => !state('h2', c.name).exists && migrationsOf('h2', c.name).length === 0, 30_000, 250);
+  } else {
+    expect(state('h1', c.name).exists).toBe(false);
+    expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
+  }
+}, 600_000);

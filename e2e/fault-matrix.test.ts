@@ -68,6 +68,7 @@ const QUICK = [
   'post-copy/transfer-pages/cli',
   'post-copy/transfer-pages/agent',
   'hash-pre-copy-lazy/transfer-pages/dst-criu',
+  'post-copy/transfer-pages/src-criu',
   'stop-and-copy/checkpoint/agent',
 ];
 
@@ -93,9 +94,11 @@ function killOn(host: 'h1' | 'h2', how: '-f', pattern: string): number {
 
 /**
  * CRIU by its command line: the provisioned criu is a wrapper that execs it through a private loader, so its process
- * name is the loader's (`ld-linux-x86-64`), not `criu`.
+ * name is the loader's (`ld-linux-x86-64`), not `criu`; and once a dump has begun, CRIU rewrites its command line to
+ * `criu: dump --rpc -t PID` (so a pattern of the path alone found no lazy dump holding frozen tasks: those cells
+ * killed nothing until 2026-12-06).
  */
-const CRIU = 'sbin/criu( |$)';
+const CRIU = 'sbin/criu( |$)|criu: ';
 
 /** SIGKILL to the processes `fault` names; how many there were. */
 function inject(fault: Fault, container: string, guardianPid: number): number {

@@ -69,6 +69,9 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     m.journal?.hold({ kind: 'restored', name: m.name });
     let result;
     const restoring = Date.now();
+    // A lazy restore whose pages can no longer come (the daemon failed, the link's keeper gave up) would wait for them
+    // until the tool's deadline (300 s) with the source frozen: it is stopped at once instead.
+    const pagesGone = lazy ? watchPagesDuringRestore(m) : undefined;
     try {
       const attempt = ctx.runtime(m.runtime).restore({
         imagesDir,
@@ -82,12 +85,15 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
         readdress: params.readdress,
         holdNetwork: true,
         ...(params.relocate ? { relocate: relocation(params.relocate, m.dir) } : {}),
+        ...(pagesGone ? { signal: pagesGone.signal } : {}),
       });
       m.restoreSettled = attempt.then(() => true, () => false);
       result = await attempt;
     } catch (err) {
       m.lazy?.kill();
-      throw err;
+      throw pagesGone?.signal.aborted ? pagesGone.signal.reason : err;
+    } finally {
+      pagesGone?.stop();
     }
     m.restored = true;
     ctx.log(`restored ${m.name} (pid ${result.container.pid ?? '?'}) in ${Date.now() - started} ms`);
@@ -145,6 +151,22 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     }
     return { aborted: true };
   });
+}
+
+/** Aborts when a lazy restore's pages stop coming before the restore has finished. */
+function watchPagesDuringRestore(m: Incoming): { signal: AbortSignal; stop(): void } {
+  const gone = new AbortController();
+  let watching = true;
+  const lose = (why: string, code: 'ERR_POSTCOPY_SOURCE_LOST' | 'ERR_POSTCOPY_DAEMON_LOST') => {
+    if (watching) gone.abort(new FerryError(code, `the restore of ${m.name} was stopped: ${why}`, { hint: 'The source resumes; check the link between the hosts and migrate again.' }));
+  };
+  void m.lazy?.exited.then(({ code, signal }) => {
+    if (code !== 0) lose(`its lazy-pages daemon ended (${signal ?? `exit ${code}`}) before the copy had its pages (log: ${m.lazy!.logPath})`, 'ERR_POSTCOPY_DAEMON_LOST');
+  });
+  void m.pageLink?.keeper?.exited.then((code) => {
+    if (code !== 0) lose(`the page link to the source broke (${lastLine(join(m.dir, 'link', KEEPER_LOG)) ?? `its keeper ended with ${code}`})`, 'ERR_POSTCOPY_SOURCE_LOST');
+  });
+  return { signal: gone.signal, stop: () => (watching = false) };
 }
 
 export function describeRelease(name: string, r: NetworkRelease): string {

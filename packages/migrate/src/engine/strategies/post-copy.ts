@@ -42,20 +42,35 @@ export function postCopy(ctx: MoveContext): MoveStrategy {
       return { lazyPagesLink: true };
     },
     async afterCommit(fallback: Reverter) {
-      await settleLazyRestore(ctx, fallback, {
-        async complete() {
-          // A clean end tells CRIU every page was served: it ends the source tree.
-          ctx.connection.finishTunnels('clean');
-          await lazy!.done.catch((err: unknown) => ctx.warnings.push(`the source's lazy dump did not end cleanly (${(err as Error).message}); removing the source container`));
-          ctx.journal.release('dump');
-          return ctx.connection.tunnelledBytes();
-        },
-        async lost() {
-          // The destination removed its copy: CRIU lets the source go on a reset, the undo steps do the rest.
-          ctx.connection.finishTunnels('reset');
-          await lazy!.done.catch(() => undefined);
-        },
+      // CRIU's page server dying (its dump fails) while pages are still wanted leaves a link that never moves again:
+      // the destination would wait on it for good. Resetting the link makes its keeper give up at once, so the copy
+      // goes and the source (its tasks held whole by the freezer) comes back.
+      let settled = false;
+      lazy!.done.catch((err: unknown) => {
+        if (settled) return;
+        ctx.emit({ type: 'warning', message: `post-copy of ${ctx.name}: the source's page server ended (${(err as Error).message}) before every page was sent; abandoning the page link` });
+        ctx.connection.finishTunnels('reset');
       });
+      try {
+        await settleLazyRestore(ctx, fallback, {
+          async complete() {
+            settled = true;
+            // A clean end tells CRIU every page was served: it ends the source tree.
+            ctx.connection.finishTunnels('clean');
+            await lazy!.done.catch((err: unknown) => ctx.warnings.push(`the source's lazy dump did not end cleanly (${(err as Error).message}); removing the source container`));
+            ctx.journal.release('dump');
+            return ctx.connection.tunnelledBytes();
+          },
+          async lost() {
+            settled = true;
+            // The destination removed its copy: CRIU lets the source go on a reset, the undo steps do the rest.
+            ctx.connection.finishTunnels('reset');
+            await lazy!.done.catch(() => undefined);
+          },
+        });
+      } finally {
+        settled = true;
+      }
       ctx.sent(ctx.connection.tunnelledBytes());
     },
     report: () => ({ rounds: 0 }),

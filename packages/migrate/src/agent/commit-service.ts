@@ -19,6 +19,8 @@ import { startLocalPageFill } from './local-page-fill';
 export interface CommitServiceContext extends DestinationDeps {
   criu: CriuClient;
   cgroupRoots: readonly string[];
+  /** How to run ferry's CLI here: a lazy restore's relay then outlives this agent (local-page-fill.ts). */
+  ferryCommand?: readonly string[];
   migrations: Map<string, Incoming>;
   get(id: unknown): Incoming;
 }
@@ -54,7 +56,19 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     const lazy = params.lazyPagesLink === true || localLazy;
     if (localLazy) {
       if (!top) throw new FerryError('ERR_AGENT_PROTOCOL', 'a lazy restore from local pages without pre-copy rounds');
-      m.lazy = await startLocalPageFill({ migrationId: m.id, dir: m.dir, imagesDir, restoreWorkDir: workDir, chainTop: join(m.dir, 'levels', String(top)), criuPath: ctx.criu.criuPath, log: ctx.log });
+      const fill = await startLocalPageFill({
+        migrationId: m.id,
+        dir: m.dir,
+        imagesDir,
+        restoreWorkDir: workDir,
+        chainTop: join(m.dir, 'levels', String(top)),
+        criuPath: ctx.criu.criuPath,
+        ferryCommand: ctx.ferryCommand,
+        onRelayProcess: (relay) => m.journal?.hold({ kind: 'page-relay', pids: [relay] }),
+        log: ctx.log,
+      });
+      m.lazy = fill.daemon;
+      m.releaseFill = fill.release;
       const daemon = processId(m.lazy.pid);
       m.journal?.hold({ kind: 'lazy-daemon', pids: daemon ? [daemon] : [] });
     } else if (lazy) {
@@ -187,7 +201,8 @@ async function settlePages(m: Incoming, ctx: DestinationDeps): Promise<{ complet
   if (code !== 0) {
     const why = `the lazy restore's daemon ended (${signal ?? `exit ${code}`}) before every page arrived (log: ${m.lazy!.logPath})`;
     await loseCopy(m, ctx, why);
-    m.lazy!.kill(); // gone already (CRIU's daemon), or a lazy restore's relay that still holds it
+    m.lazy!.kill(); // gone already (CRIU's daemon), or a lazy restore's daemon that lost its relay
+    await m.releaseFill?.(); // the copy is gone: nothing faults on the relay's copies of its userfaultfds any more
     throw new FerryError('ERR_CRIU_RESTORE_FAILED', why, { hint: 'The source resumes its copy; check the link between the hosts and migrate again.' });
   }
   if (decidePages(ctx.stateDir, m.id, 'complete') === 'complete') {

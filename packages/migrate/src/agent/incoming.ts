@@ -23,6 +23,8 @@ export interface Incoming {
   committed: boolean;
   /** Post-copy only; not serialised. */
   lazy?: LazyPagesDaemon;
+  /** Lazy restore: lets its page relay drop the copies of the userfaultfds; only once the copy is whole or removed. */
+  releaseFill?: () => Promise<void>;
   /** Post-copy after the commit: settles once the pages' outcome is recorded. */
   pagesSettled?: Promise<{ complete: true }>;
   /** An image this migration loaded into the runtime (Docker): removed again when the migration is undone. */

@@ -1,19 +1,27 @@
 /**
  * Hash-pre-copy's lazy restore (issue #15): after the final round the destination holds every page in its level
  * chain, so the frozen restore need not write the memory. CRIU restores with --lazy-pages and the page relay
- * (pages/relay.ts) answers the lazy-pages daemon from the chain; the daemon fills the running copy in large copies
- * (UFFDIO_COPY: no page fault per page, which is what an eager restore pays on this kernel) and serves its faults
- * first. Nothing comes from the source: a page the chain lacks is refused before the restore begins.
+ * (pages/relay.ts, `localOnly`) answers the lazy-pages daemon from the chain; the daemon fills the running copy in
+ * large copies (UFFDIO_COPY: no page fault per page, which is what an eager restore pays on this kernel) and serves
+ * its faults first. Nothing comes from the source: a page the chain lacks is refused before the restore begins.
+ *
+ * What survives what. The relay runs as a detached process (`ferry page-relay`, own session) when the agent knows
+ * how to run ferry's CLI, journaled as `page-relay`: the agent's death (or its SSH session's) then stops nothing,
+ * the copy keeps filling and serving, and the next agent reads the relay's report.json (fill-relay.ts). The daemon's
+ * death with pages missing is a loss whoever watches: the relay holds copies of the userfaultfds, so the copy's
+ * faulting tasks block (never zeros) until the copy is removed; only then is the relay let go (release()). The
+ * relay's own death (kill -9) drops its copies; the daemon, its link gone, waits and holds them. Without a CLI
+ * (tests embedding the agent) the relay runs in the agent, and the agent's death loses the copy as post-copy's does.
  *
  * The result looks like post-copy's daemon to the rest of the agent (`await-pages`, the orphan rules): `exited`
- * resolves { code: 0 } once every page is in the copy. The relay runs in this agent: if the agent dies, the daemon
- * waits for pages nobody serves and the faulting tasks block (never zeros); recovery removes the copy and says
- * `lost`, and the source, still held by its lazy dump, takes the container back. The relay keeps its copies of the
- * userfaultfds until every page is in; after a failure they go with this process, once the copy is removed.
+ * resolves { code: 0 } once every page is in the copy; kill() kills CRIU's daemon only.
  */
 import { join } from 'node:path';
-import { FerryError, type LazyPagesDaemon } from '@ferry/core';
+import type { LazyPagesDaemon } from '@ferry/core';
+import { killIfSame, processId, type ProcessId } from '../journal/proc-identity';
+import { endFillRelays } from './fill-relay';
 import { PageRelay, type RelayEvent } from '../pages/relay';
+import { spawnPageRelay, type RelayOutcome, type RelayProcessConfig } from '../pages/relay-process';
 
 /** Under the move's directory: the relay's state, and its daemon's work directory and log. */
 export const LOCAL_FILL_DIR = 'relay';
@@ -29,41 +37,67 @@ export interface LocalPageFillOptions {
   /** Top of the pre-copy chain (levels/N). */
   chainTop: string;
   criuPath: string;
+  /** How to run ferry's CLI here: the relay then runs as its own process. */
+  ferryCommand?: readonly string[];
+  /** The relay process, as soon as it runs (to journal before anything can go wrong). */
+  onRelayProcess?(id: ProcessId): void;
   log(line: string): void;
 }
 
-export async function startLocalPageFill(options: LocalPageFillOptions): Promise<LazyPagesDaemon> {
-  let ready: Extract<RelayEvent, { type: 'relay-ready' }> | undefined;
-  const started = Date.now();
-  const relay = await PageRelay.start({
+export interface LocalPageFill {
+  daemon: LazyPagesDaemon;
+  /** Lets the relay drop its copies of the userfaultfds (and waits for it): only once the copy is whole, or removed. */
+  release(): Promise<void>;
+}
+
+export async function startLocalPageFill(options: LocalPageFillOptions): Promise<LocalPageFill> {
+  const config: RelayProcessConfig = {
     migrationId: options.migrationId,
     dir: join(options.dir, LOCAL_FILL_DIR),
     imagesDir: options.imagesDir,
     restoreWorkDir: options.restoreWorkDir,
     criuPath: options.criuPath,
     localChain: options.chainTop,
+    localOnly: true,
+  };
+  const started = Date.now();
+  const filled = (outcome: RelayOutcome): { code: number; signal: null } => {
+    if (!outcome.ok) {
+      options.log(`lazy restore failed: ${outcome.message}`);
+      return { code: 1, signal: null };
+    }
+    const { report } = outcome;
+    options.log(`lazy restore: every page in the copy after ${Date.now() - started} ms (${report.pagesAnswered} pages, ${report.daemonRequests} requests)`);
+    return { code: 0, signal: null };
+  };
+  const logPath = join(options.dir, LOCAL_FILL_LOG);
+  if (options.ferryCommand) {
+    const spawned = spawnPageRelay(config, options.ferryCommand);
+    const relay = processId(spawned.pid);
+    if (relay) options.onRelayProcess?.(relay);
+    const release = () => endFillRelays(relay ? [relay] : []);
+    let ready;
+    try {
+      ready = await spawned.ready;
+    } catch (error) {
+      await release(); // no restore has begun: its daemon and copies of nothing go
+      throw error;
+    }
+    const daemon = processId(ready.daemonPid);
+    const exited = spawned.outcome().then(filled);
+    return { daemon: { pid: ready.daemonPid, logPath, exited, kill: () => void (daemon && killIfSame(daemon)) }, release };
+  }
+  let ready: Extract<RelayEvent, { type: 'relay-ready' }> | undefined;
+  const relay = await PageRelay.start({
+    ...config,
     onEvent: (e) => {
       if (e.type === 'relay-ready') ready = e;
       else if (e.type === 'daemon-lost') options.log(`lazy restore: ${e.reason}`);
     },
   });
-  if (!ready || ready.remotePages > 0) {
-    relay.killDaemon();
-    relay.release();
-    throw new FerryError('ERR_AGENT_FAILED', `a lazy restore from this host's pages lacks ${ready?.remotePages ?? 'some'} page(s) the pre-copy rounds did not bring`, {
-      hint: 'The source resumes; migrate again (or without --lazy-restore).',
-    });
-  }
   const exited = relay.finished.then(
-    (report) => {
-      options.log(`lazy restore: every page in the copy after ${Date.now() - started} ms (${report.pagesAnswered} pages, ${report.daemonRequests} requests)`);
-      relay.release();
-      return { code: 0, signal: null };
-    },
-    (error: unknown) => {
-      options.log(`lazy restore failed: ${(error as Error).message}`);
-      return { code: 1, signal: null };
-    },
+    (report) => filled({ ok: true, report }),
+    (error: unknown) => filled({ ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: (error as Error).message }),
   );
-  return { pid: ready.daemonPid, logPath: join(options.dir, LOCAL_FILL_LOG), exited, kill: () => relay.killDaemon() };
+  return { daemon: { pid: ready!.daemonPid, logPath, exited, kill: () => relay.killDaemon() }, release: async () => relay.release() };
 }

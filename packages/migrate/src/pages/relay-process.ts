@@ -7,6 +7,7 @@
  * Files in the relay's directory (0700): relay-config.json (what to do), events.jsonl (one RelayEvent per line,
  * appended), report.json (the end: { ok, report } or { ok: false, code, message }), relay.log (stdio).
  *
+ * A finished relay exits 0 by itself once nothing is left to hold: its source has heard, or it has none (localOnly).
  * Signals: SIGTERM after the daemon finished exits 0. Otherwise SIGTERM means the owner has killed the restored copy
  * (rollback, or after a loss): the relay kills the daemon, drops its copies of the userfaultfds and exits 1. Never
  * SIGTERM a relay while the restored copy may still run on missing pages: it would then read zeros.
@@ -63,7 +64,8 @@ export async function runPageRelayProcess(configPath: string): Promise<number> {
       finish(outcome);
     },
   );
-  // A finished relay exits once the source has heard (nothing left to hold); a failed one waits for its owner's SIGTERM.
+  // A finished relay exits once the source has heard, or at once without a source (nothing left to hold); a failed
+  // one waits for its owner's SIGTERM.
   return Promise.race([stop, relay.finished.then(() => relay.sourceReleased.then(() => 0), () => stop)]);
 }
 
@@ -73,7 +75,7 @@ export interface SpawnedRelay {
   dir: string;
   /** This relay's relay-ready event. Rejects when the relay could not start. */
   ready: Promise<Extract<RelayEvent, { type: 'relay-ready' }>>;
-  /** The outcome, once report.json is written. */
+  /** The outcome, once report.json is written; a failure when the relay ended without one (killed). */
   outcome(): Promise<RelayOutcome>;
   events(): Record<string, unknown>[];
 }
@@ -95,6 +97,11 @@ export function spawnPageRelay(config: RelayProcessConfig, command: readonly str
   closeSync(log);
   child.unref();
   const pid = child.pid!;
+  // Its end, as this process sees it: a relay killed before it wrote report.json (or before it was ready) says
+  // nothing any more, and a poll on its files would wait forever.
+  let ended: string | undefined;
+  child.once('exit', (code, signal) => (ended = signal ?? `exit ${code}`));
+  const readReport = () => (existsSync(join(config.dir, RELAY_REPORT)) ? (JSON.parse(readFileSync(join(config.dir, RELAY_REPORT), 'utf8')) as RelayOutcome) : undefined);
   const events = (): Record<string, unknown>[] =>
     existsSync(eventsPath)
       ? readFileSync(eventsPath).subarray(since).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -115,6 +122,7 @@ export function spawnPageRelay(config: RelayProcessConfig, command: readonly str
         if (e.type === 'relay-ready') return e as Extract<RelayEvent, { type: 'relay-ready' }>;
         if (e.type === 'relay-failed') throw new FerryError((e.code as ErrorCode) ?? 'ERR_AGENT_FAILED', `the page relay failed to start: ${String(e.message)}`, { hint: `See ${join(config.dir, 'relay.log')}.` });
       }
+      if (ended) throw new FerryError('ERR_AGENT_FAILED', `the page relay (pid ${pid}) ended (${ended}) before it was ready`, { hint: `See ${join(config.dir, 'relay.log')}.` });
       return undefined;
     },
     timeoutMs,
@@ -126,6 +134,11 @@ export function spawnPageRelay(config: RelayProcessConfig, command: readonly str
     dir: config.dir,
     ready,
     events,
-    outcome: () => poll('its outcome', () => (existsSync(join(config.dir, RELAY_REPORT)) ? (JSON.parse(readFileSync(join(config.dir, RELAY_REPORT), 'utf8')) as RelayOutcome) : undefined), 24 * 3600_000),
+    outcome: () =>
+      poll(
+        'its outcome',
+        () => readReport() ?? (ended ? { ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: `the page relay (pid ${pid}) ended (${ended}) without an outcome` } : undefined),
+        24 * 3600_000,
+      ),
   };
 }

@@ -56,6 +56,7 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
       return outcome;
     }
     journal.release('lazy-daemon');
+    if (relayed.pages === 'complete') journal.append({ t: 'note', message: 'pages complete: the page relay filled the copy after its agent died' });
     await endFillRelays(relays); // exiting by itself: its directory goes next
     deps.log(`post-copy of ${state.container}: its agent died after every page arrived; the copy is kept`);
     finishKept(move, deps);

@@ -10,18 +10,21 @@
  * the copy keeps filling and serving, and the next agent reads the relay's report.json (fill-relay.ts). The daemon's
  * death with pages missing is a loss whoever watches: the relay holds copies of the userfaultfds, so the copy's
  * faulting tasks block (never zeros) until the copy is removed; only then is the relay let go (release()). The
- * relay's own death (kill -9) drops its copies; the daemon, its link gone, waits and holds them. Without a CLI
- * (tests embedding the agent) the relay runs in the agent, and the agent's death loses the copy as post-copy's does.
+ * relay's own death (kill -9) drops its copies and ends the daemon (CRIU exits when its page link closes): the
+ * agent's copies (guardUffds) then block the faults until it has removed the copy. Only the death of both the agent
+ * and the relay can let a faulting task read zeros. Without a CLI (tests embedding the agent) the relay runs in the
+ * agent, and the agent's death loses the copy, as it did before the relay ran detached.
  *
  * The result looks like post-copy's daemon to the rest of the agent (`await-pages`, the orphan rules): `exited`
  * resolves { code: 0 } once every page is in the copy; kill() kills CRIU's daemon only.
  */
 import { join } from 'node:path';
 import type { LazyPagesDaemon } from '@ferry/core';
-import { killIfSame, processId, type ProcessId } from '../journal/proc-identity';
+import { isAlive, killIfSame, processId, type ProcessId } from '../journal/proc-identity';
 import { endFillRelays } from './fill-relay';
 import { PageRelay, type RelayEvent } from '../pages/relay';
 import { spawnPageRelay, type RelayOutcome, type RelayProcessConfig } from '../pages/relay-process';
+import { UffdProxy } from '../pages/uffd-proxy';
 
 /** Under the move's directory: the relay's state, and its daemon's work directory and log. */
 export const LOCAL_FILL_DIR = 'relay';
@@ -84,8 +87,16 @@ export async function startLocalPageFill(options: LocalPageFillOptions): Promise
       throw error;
     }
     const daemon = processId(ready.daemonPid);
-    const exited = spawned.outcome().then(filled);
-    return { daemon: { pid: ready.daemonPid, logPath, exited, kill: () => void (daemon && killIfSame(daemon)) }, release };
+    const guard = daemon ? guardUffds(daemon) : undefined;
+    const exited = spawned.outcome().then((outcome) => {
+      if (outcome.ok) guard?.close(); // every page is in: a held userfaultfd would only block a later fault
+      return filled(outcome);
+    });
+    const releaseAll = async () => {
+      guard?.close();
+      await release();
+    };
+    return { daemon: { pid: ready.daemonPid, logPath, exited, kill: () => void (daemon && killIfSame(daemon)) }, release: releaseAll };
   }
   let ready: Extract<RelayEvent, { type: 'relay-ready' }> | undefined;
   const relay = await PageRelay.start({
@@ -100,4 +111,26 @@ export async function startLocalPageFill(options: LocalPageFillOptions): Promise
     (error: unknown) => filled({ ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: (error as Error).message }),
   );
   return { daemon: { pid: ready!.daemonPid, logPath, exited, kill: () => relay.killDaemon() }, release: async () => relay.release() };
+}
+
+/**
+ * This agent's own copies of the daemon's userfaultfds while it watches the fill. CRIU's daemon exits when its link
+ * to the relay closes ("Remote side closed connection"): were the relay killed, the last copies would go with the
+ * daemon and the copy's faulting tasks would read zeros until this agent removed it. Held here too, they block.
+ */
+function guardUffds(daemon: ProcessId): { close(): void } {
+  const copies = UffdProxy.holdOnly();
+  const hold = () => {
+    if (isAlive(daemon)) copies.holdDaemonUffds(daemon.pid);
+    else clearInterval(timer); // gone: its pid may name another process soon
+  };
+  const timer = setInterval(hold, 200);
+  timer.unref();
+  hold();
+  return {
+    close: () => {
+      clearInterval(timer);
+      copies.close();
+    },
+  };
 }

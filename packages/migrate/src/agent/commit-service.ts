@@ -14,7 +14,7 @@ import { KEEPER_LOG } from '../pages/page-link-keeper';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
 import { finishKept, loseCopy, undoIncoming, type DestinationDeps } from './destination-moves';
 import { isTreePart, type Incoming } from './incoming';
-import { startLocalPageFill } from './local-page-fill';
+import { standbyFillRelay, startLocalPageFill } from './local-page-fill';
 
 export interface CommitServiceContext extends DestinationDeps {
   criu: CriuClient;
@@ -54,6 +54,12 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     // images keep the dump's lazy marks and the relay answers them from that chain (local-page-fill.ts).
     if (top && !localLazy) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
     const lazy = params.lazyPagesLink === true || localLazy;
+    if (!localLazy && m.fillRelay) {
+      // Readied for a lazy restore that is not one after all.
+      await m.releaseFill?.();
+      m.journal?.release('page-relay');
+      m.fillRelay = m.releaseFill = undefined;
+    }
     if (localLazy) {
       if (!top) throw new FerryError('ERR_AGENT_PROTOCOL', 'a lazy restore from local pages without pre-copy rounds');
       const fill = await startLocalPageFill({
@@ -63,8 +69,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
         restoreWorkDir: workDir,
         chainTop: join(m.dir, 'levels', String(top)),
         criuPath: ctx.criu.criuPath,
-        ferryCommand: ctx.ferryCommand,
-        onRelayProcess: (relay) => m.journal?.hold({ kind: 'page-relay', pids: [relay] }),
+        relay: ctx.ferryCommand ? standbyFillRelay(m, ctx.ferryCommand) : undefined,
         log: ctx.log,
       });
       m.lazy = fill.daemon;

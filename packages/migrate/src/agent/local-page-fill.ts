@@ -6,7 +6,8 @@
  * its faults first. Nothing comes from the source: a page the chain lacks is refused before the restore begins.
  *
  * What survives what. The relay runs as a detached process (`ferry page-relay`, own session) when the agent knows
- * how to run ferry's CLI, journaled as `page-relay`: the agent's death (or its SSH session's) then stops nothing,
+ * how to run ferry's CLI, started during the pre-copy rounds (loading the CLI would add a second or more to the
+ * frozen window) and journaled as `page-relay`: the agent's death (or its SSH session's) then stops nothing,
  * the copy keeps filling and serving, and the next agent reads the relay's report.json (fill-relay.ts). The daemon's
  * death with pages missing is a loss whoever watches: the relay holds copies of the userfaultfds, so the copy's
  * faulting tasks block (never zeros) until the copy is removed; only then is the relay let go (release()). The
@@ -22,8 +23,9 @@ import { join } from 'node:path';
 import type { LazyPagesDaemon } from '@ferry/core';
 import { isAlive, killIfSame, processId, type ProcessId } from '../journal/proc-identity';
 import { endFillRelays } from './fill-relay';
+import type { Incoming } from './incoming';
 import { PageRelay, type RelayEvent } from '../pages/relay';
-import { spawnPageRelay, type RelayOutcome, type RelayProcessConfig } from '../pages/relay-process';
+import { standbyPageRelay, type RelayOutcome, type RelayProcessConfig, type StandbyRelay } from '../pages/relay-process';
 import { UffdProxy } from '../pages/uffd-proxy';
 
 /** Under the move's directory: the relay's state, and its daemon's work directory and log. */
@@ -40,10 +42,8 @@ export interface LocalPageFillOptions {
   /** Top of the pre-copy chain (levels/N). */
   chainTop: string;
   criuPath: string;
-  /** How to run ferry's CLI here: the relay then runs as its own process. */
-  ferryCommand?: readonly string[];
-  /** The relay process, as soon as it runs (to journal before anything can go wrong). */
-  onRelayProcess?(id: ProcessId): void;
+  /** A relay process standing by in dir/relay (standbyFillRelay): the relay runs there; absent, in this agent. */
+  relay?: StandbyRelay;
   log(line: string): void;
 }
 
@@ -51,6 +51,20 @@ export interface LocalPageFill {
   daemon: LazyPagesDaemon;
   /** Lets the relay drop its copies of the userfaultfds (and waits for it): only once the copy is whole, or removed. */
   release(): Promise<void>;
+}
+
+/**
+ * Starts move m's relay process (once), journaled as `page-relay` before it can do anything, waiting for its work;
+ * m.releaseFill ends it (an undo).
+ */
+export function standbyFillRelay(m: Incoming, ferryCommand: readonly string[]): StandbyRelay {
+  if (m.fillRelay) return m.fillRelay;
+  const standby = standbyPageRelay(join(m.dir, LOCAL_FILL_DIR), ferryCommand);
+  const id = processId(standby.pid);
+  if (id) m.journal?.hold({ kind: 'page-relay', pids: [id] });
+  m.fillRelay = standby;
+  m.releaseFill = () => endFillRelays(id ? [id] : []);
+  return standby;
 }
 
 export async function startLocalPageFill(options: LocalPageFillOptions): Promise<LocalPageFill> {
@@ -74,10 +88,9 @@ export async function startLocalPageFill(options: LocalPageFillOptions): Promise
     return { code: 0, signal: null };
   };
   const logPath = join(options.dir, LOCAL_FILL_LOG);
-  if (options.ferryCommand) {
-    const spawned = spawnPageRelay(config, options.ferryCommand);
+  if (options.relay) {
+    const spawned = options.relay.start(config);
     const relay = processId(spawned.pid);
-    if (relay) options.onRelayProcess?.(relay);
     const release = () => endFillRelays(relay ? [relay] : []);
     let ready;
     try {

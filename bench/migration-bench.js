@@ -53,7 +53,11 @@ const STEADY_SILENCE_MS = 200;
 const STEADY_MAX_MS = 60_000;
 const TRIAL_TIMEOUT_MS = 300_000;
 const WARMUP_MIB = 64;
-const ALL_STRATEGIES = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', 'post-copy'];
+/** hash-pre-copy with --lazy-restore: the destination restores without writing memory while frozen. */
+const LAZY_RESTORE = 'hash-pre-copy-lazy';
+const ALL_STRATEGIES = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', LAZY_RESTORE, 'post-copy'];
+/** `ferry migrate`'s flags for a bench strategy. */
+const strategyFlags = (s) => (s === LAZY_RESTORE ? ['--strategy', 'hash-pre-copy', '--lazy-restore'] : ['--strategy', s]);
 const NAIVE_METHOD = 'naive';
 /** LXC methods are the runc ones with this prefix; LXC_NAIVE is LXC's own checkpoint-copy-restore path. */
 const LXC = 'lxc:';
@@ -367,7 +371,7 @@ async function trial({ method, sizeMib, link, run: runIndex, dirtyPercent, warmu
       r = await onHost('h1', ['bash', NAIVE_LXC, name, '--to', 'h2', '--ssh-config', SSH_CONFIG], { timeoutMs: TRIAL_TIMEOUT_MS });
     } else {
       const strategy = lxc ? baseMethod(method).slice(LXC.length) : baseMethod(method);
-      r = await onHost('h1', ['ferry', 'migrate', lxc ? `lxc:${name}` : name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', strategy, '--json'], {
+      r = await onHost('h1', ['ferry', 'migrate', lxc ? `lxc:${name}` : name, '--to', 'h2', '--hosts-file', HOSTS_FILE, ...strategyFlags(strategy), '--json'], {
         timeoutMs: TRIAL_TIMEOUT_MS,
       });
     }
@@ -616,11 +620,11 @@ const fmtRate = (x) => (x === undefined ? '' : `${Math.round(x)}`);
 const thpLabel = (m) => (thpOf(m) ? `, THP ${thpOf(m)}` : '');
 const methodLabel = (m) => baseLabel(baseMethod(m)) + thpLabel(m);
 const baseLabel = (m) =>
-  m === NAIVE_METHOD ? 'naive (runc + tar \\| ssh)' : m === LXC_NAIVE ? 'LXC: lxc-checkpoint + tar \\| ssh' : isLxc(m) ? `LXC: ferry ${m.slice(LXC.length)}` : `ferry ${m}`;
+  m === NAIVE_METHOD ? 'naive (runc + tar \\| ssh)' : m === LXC_NAIVE ? 'LXC: lxc-checkpoint + tar \\| ssh' : isLxc(m) ? `LXC: ferry ${m.slice(LXC.length)}` : `ferry ${strategyFlags(m).slice(1).join(' ')}`;
 /** Short names for prose: naive, lxc-checkpoint, ferry STRATEGY, ferry lxc STRATEGY. */
 const shortLabel = (method) => {
   const m = baseMethod(method);
-  return (m === NAIVE_METHOD ? 'naive' : m === LXC_NAIVE ? 'lxc-checkpoint' : isLxc(m) ? `ferry lxc ${m.slice(LXC.length)}` : `ferry ${m}`) + thpLabel(method);
+  return (m === NAIVE_METHOD ? 'naive' : m === LXC_NAIVE ? 'lxc-checkpoint' : isLxc(m) ? `ferry lxc ${m.slice(LXC.length)}` : `ferry ${strategyFlags(m).slice(1).join(' ')}`) + thpLabel(method);
 };
 
 function resultsTable(summary, runs) {
@@ -861,7 +865,7 @@ ${[...new Set(methods.map(baseMethod))].map((m) => `- ${m === NAIVE_METHOD ? `**
   directory, not the rootfs, either).` : m === LXC_NAIVE ? `**LXC: lxc-checkpoint + tar | ssh**: \`bench/naive-lxc-migrate.sh\`, LXC's own path: copy the container
   directory (config and rootfs; tar | ssh, container still running), \`lxc-checkpoint -s -D IMAGES\`, \`tar | ssh\` the
   images, \`lxc-checkpoint -r -D IMAGES\` on h2. The LXC container has a veth on each host's lxcbr0, which the sandbox
-  plugs into the LAN. No rollback.` : isLxc(m) ? `**LXC: ferry ${m.slice(LXC.length)}**: the same LXC container, \`ferry migrate lxc:NAME --to h2 --strategy ${m.slice(LXC.length)} --json\` run on h1.` : `**ferry ${m}**: \`ferry migrate NAME --to h2 --strategy ${m} --json\` run on h1.`}`).join('\n')}
+  plugs into the LAN. No rollback.` : isLxc(m) ? `**LXC: ferry ${m.slice(LXC.length)}**: the same LXC container, \`ferry migrate lxc:NAME --to h2 --strategy ${m.slice(LXC.length)} --json\` run on h1.` : `**ferry ${strategyFlags(m).slice(1).join(' ')}**: \`ferry migrate NAME --to h2 ${strategyFlags(m).join(' ')} --json\` run on h1.${m === LAZY_RESTORE ? ' The destination restores without writing the memory while frozen and fills the running copy from the pages its rounds brought (the source is held until every page is in: the fill is in the total, not in the freeze).' : ''}`}`).join('\n')}
 ${skipped.length ? `\nSkipped: ${skipped.map((s) => `${shortLabel(s.strategy)} (${s.code}: ${s.reason})`).join('; ')}.\n` : ''}
 ## Results
 

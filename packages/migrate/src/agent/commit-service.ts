@@ -57,7 +57,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     if (!localLazy && m.fillRelay) {
       // Readied for a lazy restore that is not one after all.
       await m.releaseFill?.();
-      m.journal?.release('page-relay');
+      m.journal?.release('relay');
       m.fillRelay = m.releaseFill = undefined;
     }
     if (localLazy) {

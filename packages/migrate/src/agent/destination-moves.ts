@@ -104,7 +104,7 @@ async function undoFromJournal(state: JournalState, dir: string, deps: Destinati
   const restored = state.holds.get('restored')?.name;
   await removeWhatItMade(deps, state.runtime, restored, state.holds.get('image-loaded')?.image);
   // A lazy restore's relay last: its copies of the userfaultfds block the copy's faults until the copy is gone.
-  await endFillRelays(state.holds.get('page-relay')?.pids ?? []);
+  await endFillRelays(state.holds.get('relay')?.pids ?? []);
   rmSync(dir, { recursive: true, force: true });
 }
 

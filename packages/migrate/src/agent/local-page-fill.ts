@@ -7,7 +7,7 @@
  *
  * What survives what. The relay runs as a detached process (`ferry page-relay`, own session) when the agent knows
  * how to run ferry's CLI, started during the pre-copy rounds (loading the CLI would add a second or more to the
- * frozen window) and journaled as `page-relay`: the agent's death (or its SSH session's) then stops nothing,
+ * frozen window) and journaled as hold `relay`: the agent's death (or its SSH session's) then stops nothing,
  * the copy keeps filling and serving, and the next agent reads the relay's report.json (fill-relay.ts). The daemon's
  * death with pages missing is a loss whoever watches: the relay holds copies of the userfaultfds, so the copy's
  * faulting tasks block (never zeros) until the copy is removed; only then is the relay let go (release()). The
@@ -54,14 +54,14 @@ export interface LocalPageFill {
 }
 
 /**
- * Starts move m's relay process (once), journaled as `page-relay` before it can do anything, waiting for its work;
+ * Starts move m's relay process (once), journaled as hold `relay` before it can do anything, waiting for its work;
  * m.releaseFill ends it (an undo).
  */
 export function standbyFillRelay(m: Incoming, ferryCommand: readonly string[]): StandbyRelay {
   if (m.fillRelay) return m.fillRelay;
   const standby = standbyPageRelay(join(m.dir, LOCAL_FILL_DIR), ferryCommand);
   const id = processId(standby.pid);
-  if (id) m.journal?.hold({ kind: 'page-relay', pids: [id] });
+  if (id) m.journal?.hold({ kind: 'relay', pids: [id] });
   m.fillRelay = standby;
   m.releaseFill = () => endFillRelays(id ? [id] : []);
   return standby;

@@ -136,12 +136,12 @@ test('abandoning a move whose pages all arrived changes nothing', async () => {
   expect(removed).toEqual([]);
 });
 
-/** A committed lazy restore from local pages whose relay ran detached (hold `page-relay`), its report if any. */
+/** A committed lazy restore from local pages whose relay ran detached (hold `relay`), its report if any. */
 function committedLocalFill(owner: ProcessId, daemon: ProcessId, relay: ProcessId, report?: RelayOutcome): void {
   const dir = migrationDir(stateDir, ID);
   const j = Journal.create(dir, { t: 'begin', role: 'destination', id: ID, runtime: 'runc', container: 'web', peer: 'h1' });
   j.hold({ kind: 'owner', pids: [owner] });
-  j.hold({ kind: 'page-relay', pids: [relay] });
+  j.hold({ kind: 'relay', pids: [relay] });
   j.hold({ kind: 'lazy-daemon', pids: [daemon] });
   j.hold({ kind: 'restored', name: 'web' });
   j.append({ t: 'committed' });

@@ -12,7 +12,7 @@
  * - the daemon is gone: `complete` only when its log shows it left the request loop and disconnected without an error
  *   (CRIU logs "Disconnect from the page server" after its last page, errors as "Error (file:line)"); else `lost`.
  *
- * A lazy restore from the destination's own pages whose relay runs detached (`page-relay` hold, fill-relay.ts) needs
+ * A lazy restore from the destination's own pages whose relay runs detached (`relay` hold, fill-relay.ts) needs
  * no agent: while the relay runs without a report the move is pending; its report says `complete` or `lost` (the
  * copy removed first, then the daemon killed and the relay let go); a relay gone without one falls to the rules above.
  */
@@ -41,7 +41,7 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
   // failed) or the keeper giving up settles it at a later ask.
   if (keepers.some(isAlive)) return undefined;
   // A lazy restore's detached relay outlives the agent: its report decides, and while it runs without one it fills.
-  const relays = state.holds.get('page-relay')?.pids ?? [];
+  const relays = state.holds.get('relay')?.pids ?? [];
   const relayed = fillVerdict(readFillOutcome(join(dir, LOCAL_FILL_DIR)), relays.some(isAlive));
   if (relayed.pages === 'pending') return undefined;
   const running = daemons.some(isAlive);

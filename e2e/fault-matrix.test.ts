@@ -200,5 +200,7 @@ describe.each(selected.map((c) => c.split('/') as [Strategy, string, Fault]))('%
     // On h2 a clean host also means no network namespace of the copy (made at the restore, or before the freeze).
     const noCopyNetns = () => !onHost('h2', ['ip', 'netns', 'list']).stdout.includes(`ferry-ct-${c.name}`);
     await waitFor('a clean other host', () => !state(other, c.name).exists && (other === 'h1' || (migrationsOf('h2', c.name).length === 0 && noCopyNetns())), 15_000, 250);
+    // A lazy restore's relay process ends with the move, whichever way it went (moved: once every page is in).
+    await waitFor('no page relay left on h2', () => onHost('h2', ['pgrep', '-f', 'page-relay --config']).status !== 0, 15_000, 250);
   }, MOVE_MS + 300_000);
 });

@@ -2,8 +2,10 @@
  * Hash-pre-copy with a lazy restore (`--lazy-restore`, issue #15): the destination restores without writing the
  * memory while frozen and fills the running copy from the pages its pre-copy rounds brought. Checked by the
  * workload (every page against its generation), its TCP client (the connection survives), the report (CRIU's
- * frozen restore wrote almost no page; the fill phase ran), and by killing the destination's agent while the copy
- * fills: the copy must not run on missing pages, and the source, held until then, takes the container back.
+ * frozen restore wrote almost no page; the fill phase ran), and by killing processes on the destination while the
+ * copy fills: the agent's death stops nothing (the relay runs detached and finishes the fill); the relay's or the
+ * daemon's death removes the copy before it can run on missing pages, and the source, held until then, takes the
+ * container back.
  */
 import { waitFor } from '@ferry/core/testing';
 import { HOSTS_FILE, ctl, ferryOn, onHost, sandbox } from './lib/sandbox';
@@ -48,26 +50,48 @@ test('--lazy-restore with a strategy other than hash-pre-copy is refused before 
   expect(migrationsOf('h2', c.name)).toHaveLength(0);
 });
 
-test('kill -9 of the destination agent while the copy fills: the copy is removed, the source takes the container back, memory intact', async () => {
+/** Kills, in h2's own pid namespace, the processes whose command line matches `pattern`; whether there were any. */
+const killOnH2 = (pattern: string) => onHost('h2', ['pkill', '-KILL', '-f', pattern]).status === 0;
+
+/** The done outcome in the source's journal of move `id`. */
+const outcomeOf = (id: string) =>
+  onHost('h1', ['cat', `/var/lib/ferry/migrations/${id}/journal`]).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { t: string; outcome?: string }).find((r) => r.t === 'done')?.outcome;
+
+test('kill -9 of the destination agent while the copy fills: the detached relay finishes the fill, the copy is kept with its TCP connection, memory intact', async () => {
   // A slow fill: 1 GiB whose workload keeps faulting; the agent dies at the start of the fill phase.
   const c = startContainer(1024, false, 5243);
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  const before = state('h1', c.name).workload!.counter;
   let id = '';
   let killed = false;
   const run = await ferryOn('h1', migrate(c.name), (e) => {
     if (e.event === 'guardian') id = e.id as string;
-    if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !killed) {
-      killed = onHost('h2', ['pkill', '-KILL', '-f', '/bin/ferry agent']).status === 0;
-    }
+    if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !killed) killed = killOnH2('/bin/ferry agent');
   });
   expect(killed).toBe(true);
-  expect(id).not.toBe('');
-  // Either the fill had finished before the kill (moved), or the copy is gone and the source runs again.
-  if (run.error) {
-    await expectRolledBack(c.name);
-    expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
-    await waitFor('h2 clean', () => !state('h2', c.name).exists && migrationsOf('h2', c.name).length === 0, 30_000, 250);
-  } else {
-    expect(state('h1', c.name).exists).toBe(false);
-    expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
-  }
+  expect(run.error).toBeUndefined();
+  expect(outcomeOf(id)).toBe('moved');
+  await expectMovedWithConnection(c.name, client, before, 30_000);
+  // Settled by a later agent from the relay's report, not by the one that died having seen the end of the fill.
+  expect(onHost('h2', ['cat', `/var/lib/ferry/migrations/${id}/journal`]).stdout).toMatch(/the page relay filled the copy after its agent died/);
+  expect(onHost('h2', ['sh', '-c', 'ls -d /var/lib/ferry/migrations/*/relay /var/lib/ferry/migrations/*/levels 2>/dev/null']).stdout).toBe('');
+  await waitFor('no page relay left on h2', () => onHost('h2', ['pgrep', '-f', 'page-relay --config']).status !== 0, 15_000, 250);
+}, 600_000);
+
+test.each([
+  ['the page relay', 'page-relay --config'],
+  ["CRIU's lazy-pages daemon", 'sbin/criu( |$)'],
+])('kill -9 of %s while the copy fills: the copy is removed before it can read a missing page, the source takes the container back, memory intact', async (_what, pattern) => {
+  const c = startContainer(1024, false, 5243);
+  let killed = false;
+  const run = await ferryOn('h1', migrate(c.name), (e) => {
+    if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !killed) killed = killOnH2(pattern);
+  });
+  expect(killed).toBe(true);
+  expect(run.error).toBeDefined();
+  await expectRolledBack(c.name);
+  expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
+  await waitFor('h2 clean', () => !state('h2', c.name).exists && migrationsOf('h2', c.name).length === 0, 30_000, 250);
+  expect(onHost('h2', ['pgrep', '-f', 'page-relay --config|sbin/criu( |$)']).stdout.trim()).toBe('');
 }, 600_000);

@@ -6,8 +6,9 @@ export interface PageRelayArgs {
 }
 
 /**
- * Hidden: the destination's post-copy page relay, started detached by ferry itself (spawnPageRelay), never by hand.
- * It reports through files in its directory (events.jsonl, report.json), not on the terminal.
+ * Hidden: the destination's page relay (post-copy, and the lazy restore's fill from local pages), started detached by
+ * ferry itself (spawnPageRelay, standbyPageRelay: it may wait for its config file), never by hand. It reports through
+ * files in its directory (events.jsonl, report.json), not on the terminal.
  */
 export const pageRelayCommand: CommandModule<object, PageRelayArgs> = {
   command: 'page-relay',

@@ -21,6 +21,7 @@ import { awaitPages, serveCommit } from './commit-service';
 import { undoIncoming } from './destination-moves';
 import { serveReplicaRounds } from './replica-service';
 import { MIGRATION_ID, freeBytes, isTreePart, type Incoming } from './incoming';
+import { standbyFillRelay } from './local-page-fill';
 import { PageLevels } from '../precopy/page-levels';
 import { PageRecordDecoder, type PageRecord } from '../precopy/page-records';
 
@@ -178,9 +179,11 @@ export function serveAgent(input: Readable, output: Writable, deps: AgentDeps): 
 
   // Hash-based pre-copy: one round of changed pages, while the container still runs on the source. Each round
   // becomes one level of a parent image chain on disk (page-levels.ts).
-  peer.handle('precopy-round', async (params: { migrationId: string }, stream) => {
+  peer.handle('precopy-round', async (params: { migrationId: string; lazyRestore?: boolean }, stream) => {
     const m = get(params.migrationId);
     if (!stream) throw new FerryError('ERR_AGENT_PROTOCOL', 'precopy-round without data');
+    // The lazy restore's relay process loads while the container still runs, not once it is frozen.
+    if (params.lazyRestore === true && deps.ferryCommand) standbyFillRelay(m, deps.ferryCommand);
     const levels = (m.pages ??= new PageLevels(join(m.dir, 'levels')));
     levels.beginRound();
     const decoder = new PageRecordDecoder();

@@ -14,11 +14,13 @@ import { KEEPER_LOG } from '../pages/page-link-keeper';
 import { ensureFreeCgroupsPath } from './cgroup-fixup';
 import { finishKept, loseCopy, undoIncoming, type DestinationDeps } from './destination-moves';
 import { isTreePart, type Incoming } from './incoming';
-import { startLocalPageFill } from './local-page-fill';
+import { standbyFillRelay, startLocalPageFill } from './local-page-fill';
 
 export interface CommitServiceContext extends DestinationDeps {
   criu: CriuClient;
   cgroupRoots: readonly string[];
+  /** How to run ferry's CLI here: a lazy restore's relay then outlives this agent (local-page-fill.ts). */
+  ferryCommand?: readonly string[];
   migrations: Map<string, Incoming>;
   get(id: unknown): Incoming;
 }
@@ -52,9 +54,26 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     // images keep the dump's lazy marks and the relay answers them from that chain (local-page-fill.ts).
     if (top && !localLazy) symlinkSync(`../levels/${top}`, join(imagesDir, 'parent'));
     const lazy = params.lazyPagesLink === true || localLazy;
+    if (!localLazy && m.fillRelay) {
+      // Readied for a lazy restore that is not one after all.
+      await m.releaseFill?.();
+      m.journal?.release('relay');
+      m.fillRelay = m.releaseFill = undefined;
+    }
     if (localLazy) {
       if (!top) throw new FerryError('ERR_AGENT_PROTOCOL', 'a lazy restore from local pages without pre-copy rounds');
-      m.lazy = await startLocalPageFill({ migrationId: m.id, dir: m.dir, imagesDir, restoreWorkDir: workDir, chainTop: join(m.dir, 'levels', String(top)), criuPath: ctx.criu.criuPath, log: ctx.log });
+      const fill = await startLocalPageFill({
+        migrationId: m.id,
+        dir: m.dir,
+        imagesDir,
+        restoreWorkDir: workDir,
+        chainTop: join(m.dir, 'levels', String(top)),
+        criuPath: ctx.criu.criuPath,
+        relay: ctx.ferryCommand ? standbyFillRelay(m, ctx.ferryCommand) : undefined,
+        log: ctx.log,
+      });
+      m.lazy = fill.daemon;
+      m.releaseFill = fill.release;
       const daemon = processId(m.lazy.pid);
       m.journal?.hold({ kind: 'lazy-daemon', pids: daemon ? [daemon] : [] });
     } else if (lazy) {
@@ -209,7 +228,8 @@ async function settlePages(m: Incoming, ctx: DestinationDeps): Promise<{ complet
   if (code !== 0) {
     const why = `the lazy restore's daemon ended (${signal ?? `exit ${code}`}) before every page arrived (log: ${m.lazy!.logPath})`;
     await loseCopy(m, ctx, why);
-    m.lazy!.kill(); // gone already (CRIU's daemon), or a lazy restore's relay that still holds it
+    m.lazy!.kill(); // gone already (CRIU's daemon), or a lazy restore's daemon that lost its relay
+    await m.releaseFill?.(); // the copy is gone: nothing faults on the relay's copies of its userfaultfds any more
     throw new FerryError('ERR_CRIU_RESTORE_FAILED', why, { hint: 'The source resumes its copy; check the link between the hosts and migrate again.' });
   }
   if (decidePages(ctx.stateDir, m.id, 'complete') === 'complete') {

@@ -12,6 +12,7 @@ import { decide, decidePages, readDecision, readPagesOutcome } from '../journal/
 import { Journal, migrationDir, readJournal, type JournalState } from '../journal/journal';
 import { isAlive, killIfSame } from '../journal/proc-identity';
 import type { RemoteOutcome } from '../protocol/agent-messages';
+import { endFillRelays } from './fill-relay';
 import { MIGRATION_ID, type Incoming } from './incoming';
 import { settleOrphanedPages } from './orphaned-pages';
 
@@ -34,6 +35,7 @@ export async function undoIncoming(m: Incoming, deps: DestinationDeps): Promise<
   // journaled as begun by an agent that died since may have finished without it: either way what it made goes.
   const restored = m.restored || (m.restoreSettled ? await m.restoreSettled : m.restoring === true) || m.networkPrepared === true;
   await removeWhatItMade(deps, m.runtime, restored ? m.name : undefined, m.loadedImage);
+  await m.releaseFill?.(); // after the removal: the relay's copies of the userfaultfds keep faulting tasks from reading zeros
   m.journal?.close();
   rmSync(m.dir, { recursive: true, force: true });
 }
@@ -101,6 +103,8 @@ async function undoFromJournal(state: JournalState, dir: string, deps: Destinati
   for (const kind of ['lazy-daemon', 'page-server', 'page-link'] as const) for (const p of state.holds.get(kind)?.pids ?? []) killIfSame(p);
   const restored = state.holds.get('restored')?.name;
   await removeWhatItMade(deps, state.runtime, restored, state.holds.get('image-loaded')?.image);
+  // A lazy restore's relay last: its copies of the userfaultfds block the copy's faults until the copy is gone.
+  await endFillRelays(state.holds.get('relay')?.pids ?? []);
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -149,7 +153,7 @@ export async function recoverIncoming(deps: DestinationDeps, ids: readonly strin
     if (state.holds.has('lazy-daemon') && !readPagesOutcome(deps.stateDir, id)) {
       const outcome = await settleOrphanedPages(id, deps);
       if (!outcome) {
-        recovered.push(`${id}: ${state.container} is a post-copy whose agent died; its page link waits for the source to reconnect`);
+        recovered.push(`${id}: ${state.container} is a post-copy whose agent died; its page link (waiting for the source to reconnect) or its page relay (filling the copy) still runs`);
         continue;
       }
       recovered.push(`${id}: ${state.container} is a post-copy whose agent died before it recorded the pages: ${outcome === 'complete' ? 'every page had arrived, kept' : 'its copy was removed, the source takes it back'}`);

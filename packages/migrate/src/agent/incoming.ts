@@ -1,5 +1,6 @@
 /** What the agent knows about one incoming migration (or replication round), shared by its services. */
 import type { DestinationPageLink } from '../pages/destination-link';
+import type { StandbyRelay } from '../pages/relay-process';
 import { statfsSync } from 'node:fs';
 import type { LazyPagesDaemon, PageServerProcess, RuntimeName } from '@ferry/core';
 import type { Journal } from '../journal/journal';
@@ -23,6 +24,10 @@ export interface Incoming {
   committed: boolean;
   /** Post-copy only; not serialised. */
   lazy?: LazyPagesDaemon;
+  /** Hash-pre-copy with a lazy restore: its page relay process, started during the rounds, waiting for its work. */
+  fillRelay?: StandbyRelay;
+  /** Lazy restore: lets its page relay drop the copies of the userfaultfds; only once the copy is whole or removed. */
+  releaseFill?: () => Promise<void>;
   /** Post-copy after the commit: settles once the pages' outcome is recorded. */
   pagesSettled?: Promise<{ complete: true }>;
   /** An image this migration loaded into the runtime (Docker): removed again when the migration is undone. */

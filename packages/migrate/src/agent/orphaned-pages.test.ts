@@ -6,6 +6,8 @@ import { readPagesOutcome } from '../journal/decision';
 import { Journal, migrationDir, readJournal } from '../journal/journal';
 import { processId, type ProcessId } from '../journal/proc-identity';
 import type { DestinationDeps } from './destination-moves';
+import { RELAY_REPORT, type RelayOutcome } from '../pages/relay-process';
+import { LOCAL_FILL_DIR } from './local-page-fill';
 import { LAZY_PAGES_LOG, abandonPageLink, lazyPagesFinished, settleOrphanedPages } from './orphaned-pages';
 
 const ID = 'move-0001-orphan';
@@ -132,4 +134,64 @@ test('abandoning a move whose pages all arrived changes nothing', async () => {
   // The keeper is alive (it has not noticed the end yet): abandon stops it, and the log says every page arrived.
   await expect(abandonPageLink(ID, deps)).resolves.toBe('complete');
   expect(removed).toEqual([]);
+});
+
+/** A committed lazy restore from local pages whose relay ran detached (hold `relay`), its report if any. */
+function committedLocalFill(owner: ProcessId, daemon: ProcessId, relay: ProcessId, report?: RelayOutcome): void {
+  const dir = migrationDir(stateDir, ID);
+  const j = Journal.create(dir, { t: 'begin', role: 'destination', id: ID, runtime: 'runc', container: 'web', peer: 'h1' });
+  j.hold({ kind: 'owner', pids: [owner] });
+  j.hold({ kind: 'relay', pids: [relay] });
+  j.hold({ kind: 'lazy-daemon', pids: [daemon] });
+  j.hold({ kind: 'restored', name: 'web' });
+  j.append({ t: 'committed' });
+  j.close();
+  mkdirSync(join(dir, LOCAL_FILL_DIR));
+  if (report) writeFileSync(join(dir, LOCAL_FILL_DIR, RELAY_REPORT), JSON.stringify(report));
+}
+
+const LOST: RelayOutcome = { ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: 'post-copy: the lazy-pages daemon was killed by SIGKILL' };
+
+test('agent gone, its detached relay still filling (no report): pending, nothing touched, whatever the daemon does', async () => {
+  const daemon = await live();
+  const relay = await live();
+  committedLocalFill(await gone(), daemon.id, relay.id);
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBeUndefined();
+  expect(removed).toEqual([]);
+  expect(readPagesOutcome(stateDir, ID)).toBeUndefined();
+  expect(daemon.child.exitCode).toBeNull();
+  expect(relay.child.exitCode).toBeNull();
+});
+
+test('agent gone, the relay reported every page in: kept, the relay directory removed, settled once', async () => {
+  const relay = await live(); // not exited yet: it is let go
+  const relayExited = new Promise((r) => relay.child.once('exit', r));
+  committedLocalFill(await gone(), await gone(), relay.id, { ok: true, report: { pagesAnswered: 1, daemonRequests: 1, remotePages: 0, pull: {} as never } });
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBe('complete');
+  await relayExited;
+  expect(removed).toEqual([]);
+  expect(readJournal(migrationDir(stateDir, ID)).done).toEqual({ outcome: 'kept' });
+  expect(existsSync(join(migrationDir(stateDir, ID), LOCAL_FILL_DIR))).toBe(false);
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBeUndefined();
+});
+
+test('agent gone, the relay reported a loss and holds the userfaultfds: the copy is removed while it still holds them, then it and the daemon go', async () => {
+  const daemon = await live();
+  const relay = await live();
+  const relayExited = new Promise((r) => relay.child.once('exit', r));
+  committedLocalFill(await gone(), daemon.id, relay.id, LOST);
+  const heldAtRemoval: boolean[] = [];
+  deps.runtime = () => ({ remove: async (name: string) => void (removed.push(name), heldAtRemoval.push(relay.child.exitCode === null && relay.child.signalCode === null)) }) as never;
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBe('lost');
+  expect(removed).toEqual(['web']);
+  expect(heldAtRemoval).toEqual([true]);
+  await relayExited;
+  expect(readPagesOutcome(stateDir, ID)).toBe('lost');
+  expect(existsSync(migrationDir(stateDir, ID))).toBe(false);
+});
+
+test('agent and relay gone without a report (killed): the daemon decides, as in post-copy', async () => {
+  committedLocalFill(await gone(), (await live()).id, await gone());
+  await expect(settleOrphanedPages(ID, deps)).resolves.toBe('lost');
+  expect(removed).toEqual(['web']);
 });

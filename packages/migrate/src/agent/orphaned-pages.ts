@@ -11,6 +11,10 @@
  *   the source takes the container back.
  * - the daemon is gone: `complete` only when its log shows it left the request loop and disconnected without an error
  *   (CRIU logs "Disconnect from the page server" after its last page, errors as "Error (file:line)"); else `lost`.
+ *
+ * A lazy restore from the destination's own pages whose relay runs detached (`relay` hold, fill-relay.ts) needs
+ * no agent: while the relay runs without a report the move is pending; its report says `complete` or `lost` (the
+ * copy removed first, then the daemon killed and the relay let go); a relay gone without one falls to the rules above.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,8 +23,9 @@ import { Journal, migrationDir, readJournal, type JournalState } from '../journa
 import { isAlive, killIfSame } from '../journal/proc-identity';
 import { waitGone } from '../recovery/end-dump';
 import { finishKept, loseCopy, type DestinationDeps } from './destination-moves';
+import { endFillRelays, fillVerdict, readFillOutcome } from './fill-relay';
 import { MIGRATION_ID } from './incoming';
-import { LOCAL_FILL_LOG } from './local-page-fill';
+import { LOCAL_FILL_DIR, LOCAL_FILL_LOG } from './local-page-fill';
 
 /** Where the agent starts post-copy's daemon log (commit-service.ts: workDir `work`, CRIU's default log name); a lazy restore's is LOCAL_FILL_LOG. */
 export const LAZY_PAGES_LOG = join('work', 'lazy-pages.log');
@@ -35,9 +40,13 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
   // A resumable link's keeper still holds the stream: the source may reconnect, and the daemon's end (done or
   // failed) or the keeper giving up settles it at a later ask.
   if (keepers.some(isAlive)) return undefined;
+  // A lazy restore's detached relay outlives the agent: its report decides, and while it runs without one it fills.
+  const relays = state.holds.get('relay')?.pids ?? [];
+  const relayed = fillVerdict(readFillOutcome(join(dir, LOCAL_FILL_DIR)), relays.some(isAlive));
+  if (relayed.pages === 'pending') return undefined;
   const running = daemons.some(isAlive);
   const logged = readLog(join(dir, LAZY_PAGES_LOG)) ?? readLog(join(dir, LOCAL_FILL_LOG));
-  const whole = !running && logged !== undefined && lazyPagesFinished(logged);
+  const whole = relayed.pages === 'complete' || (relayed.pages === 'unknown' && !running && logged !== undefined && lazyPagesFinished(logged));
   const journal = Journal.open(dir);
   const move = { id, dir, runtime: state.runtime, name: state.holds.get('restored')?.name ?? state.container, journal };
   if (whole) {
@@ -47,18 +56,22 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
       return outcome;
     }
     journal.release('lazy-daemon');
+    if (relayed.pages === 'complete') journal.append({ t: 'note', message: 'pages complete: the page relay filled the copy after its agent died' });
+    await endFillRelays(relays); // exiting by itself: its directory goes next
     deps.log(`post-copy of ${state.container}: its agent died after every page arrived; the copy is kept`);
     finishKept(move, deps);
     return outcome;
   }
   try {
-    await loseCopy(move, deps, running ? 'its agent died while the lazy-pages daemon still waited for pages' : 'its agent and the lazy-pages daemon died before the log showed every page');
+    const why = relayed.pages === 'lost' ? relayed.why : running ? 'its agent died while the lazy-pages daemon still waited for pages' : 'its agent and the lazy-pages daemon died before the log showed every page';
+    await loseCopy(move, deps, why);
   } catch (err) {
     journal.close(); // the copy could not be removed: the pages stay undecided, the source held
     throw err;
   }
   // Only now: with the copy gone, no task can fault on a page the dead daemon would have left zero.
   for (const daemon of daemons) killIfSame(daemon);
+  await endFillRelays(relays);
   return 'lost';
 }
 

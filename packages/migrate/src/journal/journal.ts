@@ -18,9 +18,10 @@ export type JournalRole = 'source' | 'destination';
  * What a move holds: `owner` (the process driving it: guardian or agent), `watchdog`, `prepared` (the destination
  * holds a migration directory), `frozen` (the container's cgroup), `fence` (its network), `dump` (runc/criu
  * processes of a dump that holds the tasks), `page-server` (a lazy dump's port), `restored` (a container restored
- * on the destination), `lazy-daemon`, `page-link` (the keeper of post-copy's resumable link), `image-loaded`.
+ * on the destination), `lazy-daemon`, `page-link` (the keeper of post-copy's resumable link), `relay` (the
+ * detached relay filling a lazy restore from the destination's own pages), `image-loaded`.
  */
-export type HoldKind = 'owner' | 'watchdog' | 'prepared' | 'frozen' | 'fence' | 'dump' | 'page-server' | 'restored' | 'lazy-daemon' | 'page-link' | 'image-loaded';
+export type HoldKind = 'owner' | 'watchdog' | 'prepared' | 'frozen' | 'fence' | 'dump' | 'page-server' | 'restored' | 'lazy-daemon' | 'page-link' | 'relay' | 'image-loaded';
 
 export interface HoldRecord {
   t: 'hold';

@@ -59,11 +59,11 @@ export function taskState(pid: number): string | undefined {
   return readStat(pid)?.state;
 }
 
-/** SIGKILL to `id` if it is still that process; true when a signal was sent. */
-export function killIfSame(id: ProcessId): boolean {
+/** SIGKILL (or `signal`) to `id` if it is still that process; true when a signal was sent. */
+export function killIfSame(id: ProcessId, signal: NodeJS.Signals = 'SIGKILL'): boolean {
   if (!isAlive(id)) return false;
   try {
-    process.kill(id.pid, 'SIGKILL');
+    process.kill(id.pid, signal);
     return true;
   } catch {
     return false;

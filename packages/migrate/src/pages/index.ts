@@ -12,5 +12,5 @@ export { FrozenSourceMemory, type FrozenSourceOptions } from './source-memory';
 export { holdFrozen, finishLazyDump, releaseLazyDump, cgroupPids, type FinishLazyDumpOptions, type ReleaseLazyDumpOptions } from './source-hold';
 export { PageRelay, LINK_SOCKET, type PageRelayOptions, type RelayEvent, type RelayReport } from './relay';
 export { startRelayDaemon, adoptRelayDaemon, readDaemonRecord, type RelayDaemon, type DaemonRecord } from './relay-daemon';
-export { runPageRelayProcess, spawnPageRelay, RELAY_CONFIG, RELAY_EVENTS, RELAY_REPORT, type RelayProcessConfig, type RelayOutcome, type SpawnedRelay } from './relay-process';
+export { runPageRelayProcess, spawnPageRelay, standbyPageRelay, type StandbyRelay, RELAY_CONFIG, RELAY_EVENTS, RELAY_REPORT, type RelayProcessConfig, type RelayOutcome, type SpawnedRelay } from './relay-process';
 export { serveSourcePages, dialRelayOverSsh, type ServeSourcePagesOptions, type SourcePagesEvent } from './source-pages';

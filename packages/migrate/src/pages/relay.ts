@@ -9,7 +9,8 @@
  *
  * Contract: start() resolves once the restore may begin (`criu restore --lazy-pages -W restoreWorkDir -D imagesDir`).
  * `finished` resolves when the daemon has copied every page; `sourceReleased` once the source has heard so over the
- * link (it may end its copy then; a relay whose pages were all local may never hear from a source). `finished`
+ * link (it may end its copy then; a relay whose pages were all local may never hear from a source; a `localOnly` one
+ * resolves it with `finished`, having no source). `finished`
  * rejects with ERR_POSTCOPY_DAEMON_LOST (the daemon died with pages missing: the restored tasks wait on missing
  * pages and must be killed, then release()) or ERR_POSTCOPY_SOURCE_LOST (the source cannot serve: the same).
  */
@@ -53,6 +54,11 @@ export interface PageRelayOptions {
   criuPath?: string;
   /** Top of a CRIU parent chain holding pages already (hash-pre-copy's levels/N). */
   localChain?: string;
+  /**
+   * Every page must come from localChain (hash-pre-copy's lazy restore): no source will ever dial in, so the relay
+   * refuses to start when the chain lacks a page, listens on no link, and is released as soon as the daemon finished.
+   */
+  localOnly?: boolean;
   pull?: Partial<PullPolicy>;
   /** Take over from a relay that died (same dir): its daemon goes on, no new restore. */
   takeover?: boolean;
@@ -147,14 +153,21 @@ export class PageRelay {
       this.remotePages += leftPages;
       if (left.length > 0) missing.set(pid, left);
     }
+    if (options.localOnly && this.remotePages > 0) {
+      throw new FerryError('ERR_AGENT_FAILED', `a lazy restore from this host's pages lacks ${this.remotePages} page(s) the pre-copy rounds did not bring`, {
+        hint: 'The source resumes; migrate again (or without --lazy-restore).',
+      });
+    }
     this.puller = new PagePuller(this.requester, missing, this.fetched, options.pull);
 
     // The link: the source dials dir/link.sock (through SSH); the directory's mode keeps everyone else out. A
     // predecessor's socket file (takeover) is ours to replace.
     const linkPath = join(options.dir, LINK_SOCKET);
     if (lstatSync(linkPath, { throwIfNoEntry: false })?.isSocket()) unlinkSync(linkPath);
-    this.listener = listenUnix(linkPath, 4);
-    void this.acceptLinks(this.listener);
+    if (!options.localOnly) {
+      this.listener = listenUnix(linkPath, 4);
+      void this.acceptLinks(this.listener);
+    }
 
     if (options.takeover) {
       this.daemon = adoptRelayDaemon(readDaemonRecord(options.dir));
@@ -254,6 +267,10 @@ export class PageRelay {
     };
     this.options.onEvent?.({ type: 'daemon-finished', report });
     this.settle.resolve(report);
+    if (this.options.localOnly) {
+      this.shutdown({ keepUffds: false });
+      return this.resolveReleased();
+    }
     // The source learns it over the link (now, or when it next connects), and may end its copy once it has heard.
     this.requester.finish().then(
       () => {

@@ -31,6 +31,8 @@ export interface HashPrecopyOptions {
   emit?: EventSink;
   /** Called between rounds (the engine's abort check). */
   checkpoint?: () => void;
+  /** The restore will be lazy, from the rounds' pages: the agent readies its page relay meanwhile. */
+  lazyRestore?: boolean;
 }
 
 export async function runRounds(options: HashPrecopyOptions): Promise<HashPrecopyResult> {
@@ -44,7 +46,7 @@ export async function runRounds(options: HashPrecopyOptions): Promise<HashPrecop
     options.checkpoint?.();
     const startedAtMs = Date.now();
     let stats!: RoundStats;
-    await peer.request('precopy-round', { migrationId }, async (sink) => {
+    await peer.request('precopy-round', { migrationId, ...(options.lazyRestore ? { lazyRestore: true } : {}) }, async (sink) => {
       stats = await sendRound(pid, sent, sink);
     });
     const ms = Date.now() - startedAtMs;

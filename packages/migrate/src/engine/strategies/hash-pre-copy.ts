@@ -40,6 +40,7 @@ export function hashPreCopy(ctx: MoveContext): MoveStrategy {
             policy: ctx.request.convergence,
             emit: (e) => ctx.emit(e),
             checkpoint: () => ctx.checkAbort(),
+            lazyRestore: ctx.plan.lazyRestore === true,
           }),
         (r) => ({ bytes: r.bytes }),
       );

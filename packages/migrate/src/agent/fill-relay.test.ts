@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAlive, processId } from '../journal/proc-identity';
 import { RELAY_REPORT, type RelayOutcome } from '../pages/relay-process';
-import { endFillRelays, fillVerdict, readFillOutcome } from './fill-relay';
+import { endFillRelays, fillVerdict } from './fill-relay';
+import { readRelayOutcome } from '../pages/relay-process';
 
 const OK: RelayOutcome = { ok: true, report: { pagesAnswered: 10, daemonRequests: 2, remotePages: 0, pull: { pagesFetched: 0 } as never } };
 const FAILED: RelayOutcome = { ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: 'post-copy: the lazy-pages daemon was killed by SIGKILL' };
@@ -22,11 +23,11 @@ test("the relay's report decides whether it still runs or not; without one, a ru
 test('a missing or cut-short report is no report', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-fill-'));
   try {
-    expect(readFillOutcome(dir)).toBeUndefined();
+    expect(readRelayOutcome(dir)).toBeUndefined();
     writeFileSync(join(dir, RELAY_REPORT), '{"ok":tr');
-    expect(readFillOutcome(dir)).toBeUndefined();
+    expect(readRelayOutcome(dir)).toBeUndefined();
     writeFileSync(join(dir, RELAY_REPORT), JSON.stringify(FAILED));
-    expect(readFillOutcome(dir)).toEqual(FAILED);
+    expect(readRelayOutcome(dir)).toEqual(FAILED);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

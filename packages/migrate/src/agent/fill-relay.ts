@@ -4,10 +4,8 @@
  * relay still running without one is still filling (or still holding a failed copy's userfaultfds: its report then
  * says so); a relay gone without one was killed, and CRIU's daemon and its log decide as in post-copy.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { killIfSame, type ProcessId } from '../journal/proc-identity';
-import { RELAY_REPORT, type RelayOutcome } from '../pages/relay-process';
+import type { RelayOutcome } from '../pages/relay-process';
 import { waitGone } from '../recovery/end-dump';
 
 export type FillVerdict = { pages: 'complete' } | { pages: 'lost'; why: string } | { pages: 'pending' } | { pages: 'unknown' };
@@ -17,17 +15,6 @@ export function fillVerdict(outcome: RelayOutcome | undefined, relayRuns: boolea
   if (outcome?.ok) return { pages: 'complete' };
   if (outcome) return { pages: 'lost', why: `its page relay failed: ${outcome.message}` };
   return relayRuns ? { pages: 'pending' } : { pages: 'unknown' };
-}
-
-/** The report.json in relay directory `relayDir`; undefined when there is none (or it is cut short). */
-export function readFillOutcome(relayDir: string): RelayOutcome | undefined {
-  const path = join(relayDir, RELAY_REPORT);
-  if (!existsSync(path)) return undefined;
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as RelayOutcome;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

@@ -23,7 +23,8 @@ import { Journal, migrationDir, readJournal, type JournalState } from '../journa
 import { isAlive, killIfSame } from '../journal/proc-identity';
 import { waitGone } from '../recovery/end-dump';
 import { finishKept, loseCopy, type DestinationDeps } from './destination-moves';
-import { endFillRelays, fillVerdict, readFillOutcome } from './fill-relay';
+import { endFillRelays, fillVerdict } from './fill-relay';
+import { readRelayOutcome } from '../pages/relay-process';
 import { MIGRATION_ID } from './incoming';
 import { LOCAL_FILL_DIR, LOCAL_FILL_LOG } from './local-page-fill';
 
@@ -42,7 +43,7 @@ export async function settleOrphanedPages(id: string, deps: DestinationDeps): Pr
   if (keepers.some(isAlive)) return undefined;
   // A lazy restore's detached relay outlives the agent: its report decides, and while it runs without one it fills.
   const relays = state.holds.get('relay')?.pids ?? [];
-  const relayed = fillVerdict(readFillOutcome(join(dir, LOCAL_FILL_DIR)), relays.some(isAlive));
+  const relayed = fillVerdict(readRelayOutcome(join(dir, LOCAL_FILL_DIR)), relays.some(isAlive));
   if (relayed.pages === 'pending') return undefined;
   const running = daemons.some(isAlive);
   const logged = readLog(join(dir, LAZY_PAGES_LOG)) ?? readLog(join(dir, LOCAL_FILL_LOG));

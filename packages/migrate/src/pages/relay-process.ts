@@ -30,6 +30,17 @@ export const RELAY_REPORT = 'report.json';
 
 export type RelayOutcome = { ok: true; report: RelayReport } | { ok: false; code: ErrorCode; message: string };
 
+/** The report.json in relay directory `dir`; undefined when there is none yet, or it is still being written. */
+export function readRelayOutcome(dir: string): RelayOutcome | undefined {
+  const path = join(dir, RELAY_REPORT);
+  if (!existsSync(path)) return undefined;
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as RelayOutcome;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The hidden command's body. Resolves with the exit code. */
 export async function runPageRelayProcess(configPath: string): Promise<number> {
   const config = await awaitConfig(configPath);
@@ -139,7 +150,6 @@ export function standbyPageRelay(dir: string, command: readonly string[]): Stand
       existsSync(eventsPath)
         ? readFileSync(eventsPath).subarray(since).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
         : [];
-    const readReport = () => (existsSync(join(dir, RELAY_REPORT)) ? (JSON.parse(readFileSync(join(dir, RELAY_REPORT), 'utf8')) as RelayOutcome) : undefined);
     const poll = async <T>(what: string, probe: () => T | undefined, limitMs: number): Promise<T> => {
       const deadline = Date.now() + limitMs;
       for (;;) {
@@ -171,7 +181,7 @@ export function standbyPageRelay(dir: string, command: readonly string[]): Stand
       outcome: () =>
         poll(
           'its outcome',
-          () => readReport() ?? (ended ? { ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: `the page relay (pid ${pid}) ended (${ended}) without an outcome` } : undefined),
+          () => readRelayOutcome(dir) ?? (ended ? { ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: `the page relay (pid ${pid}) ended (${ended}) without an outcome` } : undefined),
           24 * 3600_000,
         ),
     };

@@ -338,7 +338,9 @@ export class CriuClient {
   /** Sends one request and serves notify callbacks until the final response. */
   private async run(request: WireRequest, call: CallOptions, code: ErrorCode, what: string, logPath: string): Promise<WireResponse> {
     if (call.onNotify && request.opts) request.opts.notify_scripts = true;
-    const session = await this.session(call);
+    // A dump is not killed on abort: CRIU killed while it holds the tree can take a task down (runtime/dump-abort.ts).
+    const dumping = request.type === 'DUMP' || request.type === 'PRE_DUMP';
+    const session = await this.session(dumping ? { ...call, signal: undefined } : call);
     try {
       if (call.signal?.aborted) throw aborted(what);
       await session.send(request);

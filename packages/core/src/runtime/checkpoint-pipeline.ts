@@ -153,6 +153,11 @@ export async function checkpointContainer<R extends RuntimeName, T>(hooks: DumpH
       toolHint: hooks.toolHint,
     });
   }
+  if (plan.leaveRunning && !lazy && options.signal?.aborted) {
+    // The abort let the dump run to its end (dump-abort.ts); the tasks still run, so the abort wins now.
+    await thaw();
+    throwIfAborted(options.signal, `checkpoint of ${ref.id}`);
+  }
   await hooks.afterDump?.(found, plan);
   if (plan.leaveRunning) await thaw();
   if (!lazy) writeCheckpointRecord(imagesDir, record);

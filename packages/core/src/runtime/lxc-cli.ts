@@ -19,6 +19,7 @@ import { findExecutable } from '../host/find-executable';
 import { FerryError } from '../model/ferry-error';
 import type { DumpPlan } from './checkpoint-pipeline';
 import { descendantsOf } from './child-deadline';
+import { dumpToolSignal } from './dump-abort';
 import { lazyReadiness, watchListening } from './lazy-ready';
 import type { Located } from './lxc-containers';
 import { writeLxcCriuConfig } from './lxc-criu-config';
@@ -114,7 +115,7 @@ export async function lxcCheckpoint(cli: LxcCli, where: Located, plan: DumpPlan,
   const ready = lazyReadiness(lazy);
   const watch = lazy ? watchListening(lazy.port, listenerPid(() => toolPid, plan.netnsPath), ready.onReady) : undefined;
   try {
-    return await cli.run('lxc-checkpoint', args, { timeoutMs, liftDeadline: ready.lifted, signal: options.signal, env, onSpawn: (pid) => (toolPid = pid) });
+    return await cli.run('lxc-checkpoint', args, { timeoutMs, liftDeadline: ready.lifted, signal: dumpToolSignal(options.signal, ready.lifted), env, onSpawn: (pid) => (toolPid = pid) });
   } finally {
     watch?.stop();
   }

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { FerryError } from '../model/ferry-error';
 import type { DumpPlan } from './checkpoint-pipeline';
 import type { RestorePlan } from './restore-pipeline';
+import { dumpToolSignal } from './dump-abort';
 import { lazyReadiness, watchStatusFile } from './lazy-ready';
 import { runTool, type ToolOutcome } from './run-tool';
 import type { CheckpointOptions } from './runtime-adapter';
@@ -131,7 +132,7 @@ export async function runcCheckpoint(cli: RuncCli, plan: DumpPlan, containerId: 
   const watch = lazy ? watchStatusFile(statusPath, ready.onReady) : undefined;
   try {
     const args = runcCheckpointArgs(imagesDir, workDir, options, containerId);
-    return await cli.run(args, { timeoutMs, liftDeadline: ready.lifted, signal: options.signal, statusFd, netnsPath: plan.netnsPath });
+    return await cli.run(args, { timeoutMs, liftDeadline: ready.lifted, signal: dumpToolSignal(options.signal, ready.lifted), statusFd, netnsPath: plan.netnsPath });
   } finally {
     watch?.stop();
     if (statusFd !== undefined) closeSync(statusFd);

@@ -12,11 +12,17 @@ import type { HoldRecord } from '../journal/journal';
 import { isAlive, killIfSame, processesMarked, type ProcessId } from '../journal/proc-identity';
 
 const EXIT_WAIT_MS = 10_000;
+const DUMP_SETTLE_MS = 30_000;
+const LAZY_SETTLE_MS = 5_000;
 
 export async function endDump(hold: HoldRecord, container: { pid?: number; freezerPath?: string }): Promise<void> {
   const found = new Map<number, ProcessId>();
   for (const p of [...(hold.pids ?? []), ...(hold.marker ? processesMarked(hold.marker) : [])]) found.set(p.pid, p);
   const processes = [...found.values()];
+  // A dump whose owner died may still be inside the tasks (injected syscalls, the parasite), where killing CRIU can
+  // kill a task (core's dump-abort.ts): it gets time to end by itself. A lazy dump journals its pids once ready, when
+  // its parasite is gone; one not ready yet would wait for a page client forever, so its wait is short.
+  if (!hold.pids) await waitGone(processes, hold.port === undefined ? DUMP_SETTLE_MS : LAZY_SETTLE_MS);
   // CRIU holds the tasks while it lives (ptrace): children (criu) before parents (runc).
   for (const p of [...processes].reverse()) killIfSame(p);
   if (!(await waitGone(processes))) {

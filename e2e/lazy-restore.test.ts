@@ -27,7 +27,7 @@ test.each([256, 1024])('%i MiB dirtying 2%% of its pages per second: moved with 
   await client.waitFor(/tick \d+/);
   const before = state('h1', c.name).workload!.counter;
   const run = await ferryOn('h1', migrate(c.name));
-  console.log(JSON.stringify({ error: run.error, phasesMs: run.report?.phasesMs, downtimeMs: run.report?.downtimeMs, restoreSteps: run.report?.restoreSteps, warnings: run.report?.warnings }));
+  if (run.error) process.stderr.write(`lazy restore of ${memMib} MiB failed: ${JSON.stringify(run.error)}\n${run.stderr}\n`);
   expect(run.error).toBeUndefined();
   expect(run.report).toMatchObject({ strategy: 'hash-pre-copy' });
   expect(run.report!.strategyReason).toMatch(/restored lazily/);

@@ -9,6 +9,8 @@
  * - restore(): returning means the tree runs (or is stopped, with leaveStopped); throwing means nothing of it runs.
  *   With orphanPtsMaster, the result carries the master of the pty CRIU created for the tree's terminal: the caller
  *   owns it (closing it hangs the terminal up); on failure it is closed here.
+ * - An abort does not stop a dump or pre-dump: CRIU runs to its end (runtime/dump-abort.ts says why); other requests
+ *   end at once.
  * Image and work directories are opened here and closed before returning; the caller keeps ownership of the paths.
  */
 import { closeSync, constants, openSync } from 'node:fs';

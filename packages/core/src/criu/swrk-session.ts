@@ -2,8 +2,9 @@
  * One `criu swrk` child and the SEQPACKET socket it talks on.
  *
  * Contract: the session owns the child and both socket ends. `close()` (or an abort) kills the child with SIGKILL if it
- * is still running; killing CRIU while it holds a tree with ptrace detaches it and the tree runs on, so a killed session
- * never leaves tasks stopped by ptrace (tasks in a frozen cgroup stay frozen: the freezer's owner thaws them).
+ * is still running; killing CRIU while it holds a tree with ptrace detaches it, so a killed session never leaves tasks
+ * stopped by ptrace (tasks in a frozen cgroup stay frozen: the freezer's owner thaws them). Killed inside a task
+ * (an injected syscall, the parasite), CRIU can kill that task: a dump's session gets no abort (criu-client.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { FerryError } from '../model/ferry-error';

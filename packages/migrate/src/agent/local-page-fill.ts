@@ -133,16 +133,10 @@ export async function startLocalPageFill(options: LocalPageFillOptions): Promise
  */
 function guardUffds(daemon: ProcessId): { close(): void } {
   const copies = UffdProxy.holdOnly();
-  const hold = () => {
-    if (isAlive(daemon)) copies.holdDaemonUffds(daemon.pid);
-    else clearInterval(timer); // gone: its pid may name another process soon
-  };
-  const timer = setInterval(hold, 200);
-  timer.unref();
-  hold();
+  const holding = copies.keepHolding(daemon);
   return {
     close: () => {
-      clearInterval(timer);
+      holding.stop();
       copies.close();
     },
   };

@@ -30,7 +30,7 @@ export const RELAY_REPORT = 'report.json';
 
 export type RelayOutcome = { ok: true; report: RelayReport } | { ok: false; code: ErrorCode; message: string };
 
-/** The report.json in relay directory `dir`; undefined when there is none yet, or it is still being written. */
+/** The report.json in relay directory `dir` (written whole: see finish); undefined when there is none yet or it is unreadable. */
 export function readRelayOutcome(dir: string): RelayOutcome | undefined {
   const path = join(dir, RELAY_REPORT);
   if (!existsSync(path)) return undefined;
@@ -48,7 +48,12 @@ export async function runPageRelayProcess(configPath: string): Promise<number> {
   const eventsPath = join(config.dir, RELAY_EVENTS);
   const emit = (event: RelayEvent | { type: 'relay-failed'; code: string; message: string }) =>
     appendFileSync(eventsPath, `${JSON.stringify({ ...event, at: Date.now() })}\n`, { mode: 0o600 });
-  const finish = (outcome: RelayOutcome) => writeFileSync(join(config.dir, RELAY_REPORT), JSON.stringify(outcome), { mode: 0o600 });
+  const finish = (outcome: RelayOutcome) => {
+    // Written aside, then renamed: a reader sees no report or a whole one.
+    const path = join(config.dir, RELAY_REPORT);
+    writeFileSync(`${path}.new`, JSON.stringify(outcome), { mode: 0o600 });
+    renameSync(`${path}.new`, path);
+  };
   let relay: PageRelay;
   try {
     relay = await PageRelay.start({ ...config, onEvent: emit });

@@ -26,6 +26,7 @@ import { PagePuller, type PullPolicy, type PullStats } from './page-puller';
 import { ChainPageStore, FetchedPages, localRun, PAGE, readLocal, type PageStore } from './page-store';
 import { adoptRelayDaemon, readDaemonRecord, startRelayDaemon, type RelayDaemon } from './relay-daemon';
 import { UffdProxy } from './uffd-proxy';
+import { processId } from '../journal/proc-identity';
 
 export const LINK_SOCKET = 'link.sock';
 /** (pid u32, pages u32, first page u64) per answer the daemon took, appended. */
@@ -96,7 +97,7 @@ export class PageRelay {
   private readonly fetched = new FetchedPages();
   private puller!: PagePuller;
   private remotePages = 0;
-  private watch: NodeJS.Timeout | undefined;
+  private holding: { stop(): void } | undefined;
   private answeredFd: number | undefined;
   readonly finished: Promise<RelayReport>;
   /** Resolves once the source has heard that every page arrived (after `finished`; only over a connected link). */
@@ -181,9 +182,10 @@ export class PageRelay {
         (error: unknown) => this.lose(`the restore's lazy-pages socket: ${(error as Error).message}`),
       );
     }
-    this.holdUffds();
-    this.watch = setInterval(() => this.holdUffds(), 200);
-    this.watch.unref();
+    // Copies of the daemon's userfaultfds (forked tasks' too): its death then blocks faults instead of zeroing.
+    this.proxy ??= UffdProxy.holdOnly();
+    const daemonId = processId(this.daemon.pid);
+    this.holding = daemonId ? this.proxy.keepHolding(daemonId) : undefined;
     this.puller.start();
     void this.serve();
     options.onEvent?.({ type: 'relay-ready', daemonPid: this.daemon.pid, localPages, remotePages: this.remotePages, takeover: options.takeover === true });
@@ -201,12 +203,6 @@ export class PageRelay {
         }
       }
     }
-  }
-
-  /** Keeps copies of the daemon's userfaultfds (forked tasks' too), so its death blocks faults instead of zeroing. */
-  private holdUffds(): void {
-    if (!this.proxy) this.proxy = UffdProxy.holdOnly();
-    this.proxy.holdDaemonUffds(this.daemon.pid);
   }
 
   private async serve(): Promise<void> {
@@ -300,7 +296,7 @@ export class PageRelay {
 
   /** Stops the link and the watch; kills nothing. */
   private shutdown({ keepUffds }: { keepUffds: boolean } = { keepUffds: true }): void {
-    if (this.watch) clearInterval(this.watch);
+    this.holding?.stop();
     this.listener?.close();
     this.listener = undefined;
     this.requester.close();

@@ -16,6 +16,7 @@ import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { acceptSocket, connectSocket, createSocket, listenUnix, pidfdGetfd, pidfdOpen, StreamSocket, type FdHandle } from '@ferry/core';
 import { FerryError } from '@ferry/core';
+import { isAlive, type ProcessId } from '../journal/proc-identity';
 
 export const LAZY_PAGES_SOCKET = 'lazy-pages.socket';
 /** criu/uffd.c: "ReSTore Finished". */
@@ -115,6 +116,21 @@ export class UffdProxy {
       daemon?.close();
       if (!daemon) toDaemon.close();
     }
+  }
+
+  /**
+   * holdDaemonUffds() now and every `everyMs` (the daemon's forked tasks get userfaultfds at any time), until stop()
+   * or the daemon is gone: its pid may name another process then.
+   */
+  keepHolding(daemon: ProcessId, everyMs = 200): { stop(): void } {
+    const hold = () => {
+      if (isAlive(daemon)) this.holdDaemonUffds(daemon.pid);
+      else clearInterval(timer);
+    };
+    const timer = setInterval(hold, everyMs);
+    timer.unref();
+    hold();
+    return { stop: () => clearInterval(timer) };
   }
 
   /**

@@ -9,7 +9,7 @@ export function renderDryRun(r: DryRunResult): string {
   const m = r.measurements;
   const lines = [
     `dry run: ${r.runtime}:${r.container} to ${r.destination} (nothing was frozen or copied)`,
-    `  strategy      ${r.plan.strategy}: ${r.plan.reason}`,
+    `  strategy      ${r.plan.strategy}${r.plan.lazyRestore ? ', restored lazily' : ''}: ${r.plan.reason}`,
     ...(r.fallback ? [`  instead of    ${r.fallback.from}: ${r.fallback.reason}`] : []),
     `  measured      link ${rate(m.linkBytesPerSec)}; memory ${formatBytes(m.memoryBytes)}, dirtied at ${rate(m.dirtyBytesPerSec)} (passes ${m.windowMs} ms apart); files ${formatBytes(m.filesBytes)}`,
     `  expected      ${formatBytes(p.bytes)} sent, freeze ${Math.round(p.freezeMs)} ms, total ${Math.round(p.totalMs)} ms${p.rounds ? `, ${p.rounds} pre-copy round(s)` : ''}`,

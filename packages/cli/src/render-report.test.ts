@@ -44,3 +44,7 @@ test("the restore line says where the destination's restore time went; an older 
   expect(text).toContain('  restore       agent 12 ms, prepare 230 ms, tool 480 ms (CRIU 301 ms, forking 5 ms), finish 40 ms');
   expect(renderReport(base)).not.toContain('  restore ');
 });
+
+test('a move restored lazily says so on its first line', () => {
+  expect(renderReport({ ...base, lazyRestore: true })).toContain('migrated runc:web to h2 (hash-pre-copy, restored lazily)');
+});

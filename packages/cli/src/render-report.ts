@@ -6,7 +6,7 @@ export function renderReport(r: MigrationReport, options: { clone?: boolean } = 
   const lines = [
     options.clone
       ? `cloned ${r.runtime}:${r.container} to ${r.destination} as ${r.destinationName}`
-      : `migrated ${r.runtime}:${r.container} to ${r.destination} (${r.strategy})`,
+      : `migrated ${r.runtime}:${r.container} to ${r.destination} (${r.strategy}${r.lazyRestore ? ', restored lazily' : ''})`,
     options.clone
       ? `  source frozen ${r.downtimeMs} ms (while it was dumped; it ran on afterwards)`
       : `  downtime      ${r.downtimeMs} ms (frozen on the source until running on the destination)`,

@@ -20,17 +20,25 @@ export interface MoveAssessment {
   refusal?: string;
 }
 
-/** The strategies a --max-downtime fall-back may take: those after the planned one that the hosts allow. */
-function candidates(inputs: PlanInputs, plan: MigrationPlan): MigrationPlan[] {
+/**
+ * The plans a --max-downtime fall-back may take, in order: those after the planned one that the hosts allow, and
+ * hash-pre-copy's lazy restore right after its eager one (the same rounds, a freeze that does not grow with memory,
+ * but a copy that needs its fill after the commit, so only when the budget asks for it).
+ */
+export function downtimeCandidates(inputs: PlanInputs, plan: MigrationPlan): MigrationPlan[] {
   if (inputs.request.strategy !== 'auto' || inputs.request.clone) return [plan];
-  const later = STRATEGY_PREFERENCE.slice(STRATEGY_PREFERENCE.indexOf(plan.strategy) + 1);
   const plans = [plan];
-  for (const strategy of later) {
+  const add = (strategy: StrategyName, lazyRestore: boolean) => {
     try {
-      plans.push(planMigration({ ...inputs, request: { ...inputs.request, strategy } }));
+      plans.push(planMigration({ ...inputs, request: { ...inputs.request, strategy, lazyRestore } }));
     } catch {
       // not possible between these hosts
     }
+  };
+  if (plan.strategy === 'hash-pre-copy' && !plan.lazyRestore) add('hash-pre-copy', true);
+  for (const strategy of STRATEGY_PREFERENCE.slice(STRATEGY_PREFERENCE.indexOf(plan.strategy) + 1)) {
+    add(strategy, false);
+    if (strategy === 'hash-pre-copy') add(strategy, true);
   }
   return plans;
 }
@@ -45,8 +53,8 @@ export async function assessMove(
   const trees = plan.copyBundle ? [container.bundle!, ...plan.copyTrees.map((t) => t.path)] : [];
   const measurements = await measureMove(peer, container, trees, request.bandwidthBytesPerSec);
   const policy = request.convergence ?? DEFAULT_CONVERGENCE_POLICY;
-  const plans = candidates(inputs, plan);
-  const predictions = plans.map((p) => predictMove(p.strategy, measurements, policy));
+  const plans = downtimeCandidates(inputs, plan);
+  const predictions = plans.map((p) => predictMove(p.strategy, measurements, policy, { lazyRestore: p.lazyRestore }));
   if (request.maxDowntimeMs === undefined) return { plan, measurements, prediction: predictions[0]! };
   const decision = decideDowntime(predictions, request.maxDowntimeMs);
   if (decision.action === 'keep') return { plan, measurements, prediction: decision.prediction };

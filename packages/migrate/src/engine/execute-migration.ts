@@ -88,6 +88,7 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
       destination: request.destination.name,
       destinationName: ctx.plan.targetName,
       strategy: ctx.plan.strategy,
+      ...(ctx.plan.lazyRestore ? { lazyRestore: true as const } : {}),
       strategyReason: ctx.plan.reason,
       downtimeMs,
       totalMs: Date.now() - ctx.started,

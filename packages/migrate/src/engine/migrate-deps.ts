@@ -74,6 +74,8 @@ export interface MigrationReport {
   /** Name of the container on the destination (differs for clones). */
   destinationName: string;
   strategy: StrategyName;
+  /** hash-pre-copy restored lazily (--lazy-restore, or --max-downtime chose it): memory filled in after the commit. */
+  lazyRestore?: true;
   strategyReason: string;
   /** From freeze to the restored container running on the destination. */
   downtimeMs: number;

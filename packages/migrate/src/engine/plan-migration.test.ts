@@ -1,38 +1,5 @@
-import { LAZY_PAGES_MIN_PIPE_BYTES } from '@ferry/core';
-import type { HostSummary } from '../protocol/agent-messages';
-import { planMigration, type ContainerFacts, type PlanInputs } from './plan-migration';
-
-function host(id: string, overrides: { memTrack?: boolean; lazyPages?: boolean; pipe?: number; memoryRead?: boolean; arch?: string; criuOk?: boolean; runc?: boolean } = {}): HostSummary {
-  return {
-    hostId: id,
-    hostname: id,
-    kernel: '6.18',
-    arch: overrides.arch ?? 'x64',
-    pageSizeBytes: 4096,
-    ferryVersion: '0.1.0',
-    criu: { version: '4.2.1', versionOk: overrides.criuOk ?? true, checkOk: true, memTrack: overrides.memTrack ?? false, lazyPages: overrides.lazyPages ?? true },
-    runtimes: [{ name: 'runc', usable: overrides.runc ?? true }, { name: 'lxc', usable: true }, { name: 'docker', usable: true }],
-    freeDiskBytes: 1 << 30,
-    pipeMaxSizeBytes: overrides.pipe ?? LAZY_PAGES_MIN_PIPE_BYTES,
-    memoryRead: overrides.memoryRead ?? true,
-  };
-}
-
-const dir = (path: string) => ({ path, directory: true });
-const RUNC = { name: 'runc' as const, features: { relocatablePaths: true }, needsImage: false };
-const CONTAINER: ContainerFacts = { name: 'web', state: 'running', pid: 42, bundle: '/srv/web', rootfs: '/srv/web/rootfs' };
-
-function inputs(over: Partial<PlanInputs> & { request?: Partial<PlanInputs['request']> } = {}): PlanInputs {
-  return {
-    source: host('a'),
-    destination: host('b'),
-    destinationName: 'b',
-    runtime: { name: 'runc', needsImage: false },
-    ...over,
-    container: over.container ?? CONTAINER,
-    request: { strategy: 'auto', sharedStorage: false, ...over.request },
-  };
-}
+import { planMigration, type PlanInputs } from './plan-migration';
+import { CONTAINER, RUNC, dir, host, inputs } from './plan-fixtures.test-helpers';
 
 /** The plan's strategy and reason, or the error's code and message: one line per case. */
 function outcome(i: PlanInputs): string {

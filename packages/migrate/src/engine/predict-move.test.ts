@@ -1,16 +1,19 @@
 import { DEFAULT_CONVERGENCE_POLICY } from '../precopy/convergence-policy';
-import { FREEZE_FIXED_MS, MOVE_FIXED_MS, decideDowntime, policyFor, predictMove, predictionError, simulateRounds, type MoveMeasurements } from './predict-move';
+import { EAGER_RESTORE_BYTES_PER_SEC, FREEZE_FIXED_MS, MOVE_FIXED_MS, decideDowntime, policyFor, predictMove, predictionError, simulateRounds, type MoveMeasurements } from './predict-move';
 
 const MiB = 1 << 20;
 const m = (over: Partial<MoveMeasurements> = {}): MoveMeasurements => ({ linkBytesPerSec: 100 * MiB, memoryBytes: 200 * MiB, dirtyBytesPerSec: 10 * MiB, filesBytes: 10 * MiB, ...over });
+/** An eager restore of the 200 MiB: CRIU writes every page while the container is frozen. */
+const RESTORE_MS = (200 * MiB * 1000) / EAGER_RESTORE_BYTES_PER_SEC;
 
 describe('predictMove', () => {
-  it('stop-and-copy freezes for the whole memory at the link rate plus CRIU', () => {
+  it('stop-and-copy freezes for the whole memory at the link rate, its eager restore, plus CRIU', () => {
     const p = predictMove('stop-and-copy', m());
-    expect(p.freezeMs).toBeCloseTo(2000 + FREEZE_FIXED_MS);
+    expect(p.freezeMs).toBeCloseTo(2000 + RESTORE_MS + FREEZE_FIXED_MS);
     expect(p.bytes).toBe(210 * MiB);
-    expect(p.totalMs).toBeCloseTo(100 + 2000 + FREEZE_FIXED_MS + MOVE_FIXED_MS);
+    expect(p.totalMs).toBeCloseTo(100 + 2000 + RESTORE_MS + FREEZE_FIXED_MS + MOVE_FIXED_MS);
     expect(p.basis.join('\n')).toMatch(/100\.0 MiB\/s.*200\.0 MiB/s);
+    expect(p.basis.join('\n')).toMatch(/restore of 200\.0 MiB at 300\.0 MiB\/s \(assumed\) = 667 ms/);
   });
 
   it('post-copy freezes only for CRIU: memory follows the restore', () => {
@@ -26,15 +29,27 @@ describe('predictMove', () => {
     expect(frozenBytes / MiB).toBeCloseTo(2);
     const p = predictMove('hash-pre-copy', m());
     expect(p.rounds).toBe(2);
-    expect(p.freezeMs).toBeCloseTo(20 + FREEZE_FIXED_MS);
+    expect(p.freezeMs).toBeCloseTo(20 + RESTORE_MS + FREEZE_FIXED_MS);
     expect(p.bytes / MiB).toBeCloseTo(10 + 220 + 2);
+  });
+
+  it('hash-pre-copy restored lazily freezes for the last pages and CRIU only; the fill follows, in the total', () => {
+    const eager = predictMove('hash-pre-copy', m());
+    const lazy = predictMove('hash-pre-copy', m(), DEFAULT_CONVERGENCE_POLICY, { lazyRestore: true });
+    expect(lazy.lazyRestore).toBe(true);
+    expect(lazy.freezeMs).toBeCloseTo(20 + FREEZE_FIXED_MS);
+    expect(lazy.totalMs).toBeCloseTo(eager.totalMs);
+    expect(lazy.bytes).toBe(eager.bytes);
+    expect(lazy.basis.join('\n')).toMatch(/restored lazily, memory fills in after it/);
+    // Only hash-pre-copy restores lazily from what the destination holds.
+    expect(predictMove('stop-and-copy', m(), DEFAULT_CONVERGENCE_POLICY, { lazyRestore: true }).lazyRestore).toBeUndefined();
   });
 
   it('a workload dirtying faster than the link stops after the policy sees it, and freezes with the lot', () => {
     const p = predictMove('pre-copy', m({ dirtyBytesPerSec: 150 * MiB }));
     expect(p.rounds).toBe(2);
     expect(p.frozenBytes).toBe(200 * MiB); // capped at the memory there is
-    expect(p.freezeMs).toBeCloseTo(2000 + FREEZE_FIXED_MS);
+    expect(p.freezeMs).toBeCloseTo(2000 + RESTORE_MS + FREEZE_FIXED_MS);
   });
 
   it('an idle workload leaves nothing for the freeze', () => {
@@ -58,13 +73,21 @@ describe('decideDowntime', () => {
   it('falls back to the first later strategy that fits, saying why', () => {
     const d = decideDowntime([pre, stop, post], 1000);
     expect(d).toMatchObject({ action: 'fall-back', prediction: post });
-    expect(d.action === 'fall-back' && d.reason).toMatch(/hash-pre-copy would freeze .* about 2400 ms, over --max-downtime 1000 ms; post-copy fits/);
+    expect(d.action === 'fall-back' && d.reason).toMatch(/hash-pre-copy would freeze .* about 3067 ms, over --max-downtime 1000 ms; post-copy fits/);
+  });
+
+  it('names a lazy restore when it is the one that fits', () => {
+    const eager = predictMove('hash-pre-copy', m());
+    const lazy = predictMove('hash-pre-copy', m(), DEFAULT_CONVERGENCE_POLICY, { lazyRestore: true });
+    const d = decideDowntime([eager, lazy, post], 600);
+    expect(d).toMatchObject({ action: 'fall-back', prediction: lazy });
+    expect(d.action === 'fall-back' && d.reason).toMatch(/hash-pre-copy would freeze the container about 1087 ms, over --max-downtime 600 ms; hash-pre-copy with a lazy restore fits \(about 420 ms\)/);
   });
 
   it('refuses with every number when nothing fits', () => {
     const d = decideDowntime([pre, post], 1);
     expect(d.action).toBe('refuse');
-    expect(d.action === 'refuse' && d.reason).toMatch(/about 2400 ms, over --max-downtime 1 ms \(post-copy about 400 ms\)/);
+    expect(d.action === 'refuse' && d.reason).toMatch(/about 3067 ms, over --max-downtime 1 ms \(post-copy about 400 ms\)/);
   });
 });
 

@@ -26,9 +26,18 @@ export interface MoveMeasurements {
 export const FREEZE_FIXED_MS = 400;
 /** The same for the moments outside the freeze: connect, negotiate, commit and clean up. */
 export const MOVE_FIXED_MS = 600;
+/**
+ * How fast an eager restore brings memory back on the destination, frozen: CRIU reads every page from the images
+ * and writes it into the new tasks. Measured on this project's 2-core VM: 256 MiB in 860 ms and 1 GiB in 4.0 s
+ * (pages/local-restore.int.test.ts). A lazy restore (post-copy, hash-pre-copy with --lazy-restore) writes almost no
+ * page while frozen: its memory follows the restore.
+ */
+export const EAGER_RESTORE_BYTES_PER_SEC = 300 * (1 << 20);
 
 export interface MovePrediction {
   strategy: StrategyName;
+  /** hash-pre-copy restored lazily from the pages the destination holds (the plan's lazyRestore). */
+  lazyRestore?: true;
   bytes: number;
   freezeMs: number;
   totalMs: number;
@@ -44,42 +53,60 @@ const mib = (b: number) => `${(b / MiB).toFixed(1)} MiB`;
 const rate = (b: number) => `${(b / MiB).toFixed(1)} MiB/s`;
 const sendMs = (bytes: number, perSec: number) => (bytes * 1000) / perSec;
 
-export function predictMove(strategy: StrategyName, m: MoveMeasurements, policy: ConvergencePolicy = DEFAULT_CONVERGENCE_POLICY): MovePrediction {
+export function predictMove(
+  strategy: StrategyName,
+  m: MoveMeasurements,
+  policy: ConvergencePolicy = DEFAULT_CONVERGENCE_POLICY,
+  options: { lazyRestore?: boolean } = {},
+): MovePrediction {
   if (!(m.linkBytesPerSec > 0)) throw new RangeError(`linkBytesPerSec must be > 0, got ${m.linkBytesPerSec}`);
   const filesMs = sendMs(m.filesBytes, m.linkBytesPerSec);
   const memoryMs = sendMs(m.memoryBytes, m.linkBytesPerSec);
+  const restoreMs = sendMs(m.memoryBytes, EAGER_RESTORE_BYTES_PER_SEC);
+  const restore = `restore of ${mib(m.memoryBytes)} at ${rate(EAGER_RESTORE_BYTES_PER_SEC)} (assumed) = ${Math.round(restoreMs)} ms`;
   const basis = [
     `link ${rate(m.linkBytesPerSec)} (probe transfer), memory ${mib(m.memoryBytes)} (non-zero pages), dirtied at ${rate(m.dirtyBytesPerSec)} (two passes), files ${mib(m.filesBytes)}`,
   ];
-  const fixed = `${FREEZE_FIXED_MS} ms assumed for CRIU's dump and restore`;
+  const fixed = `${FREEZE_FIXED_MS} ms assumed for CRIU's dump and restore of the rest`;
   if (strategy === 'post-copy') {
     basis.push(`freeze ≈ ${fixed}: memory follows after the restore`, `total ≈ files ${Math.round(filesMs)} ms + freeze + memory ${Math.round(memoryMs)} ms + ${MOVE_FIXED_MS} ms fixed`);
     return { strategy, bytes: m.filesBytes + m.memoryBytes, freezeMs: FREEZE_FIXED_MS, totalMs: filesMs + FREEZE_FIXED_MS + memoryMs + MOVE_FIXED_MS, basis };
   }
   if (strategy === 'stop-and-copy') {
-    const freezeMs = memoryMs + FREEZE_FIXED_MS;
-    basis.push(`freeze ≈ memory ${mib(m.memoryBytes)} ÷ link = ${Math.round(memoryMs)} ms + ${fixed}`, `total ≈ files ${Math.round(filesMs)} ms + freeze + ${MOVE_FIXED_MS} ms fixed`);
+    const freezeMs = memoryMs + restoreMs + FREEZE_FIXED_MS;
+    basis.push(`freeze ≈ memory ${mib(m.memoryBytes)} ÷ link = ${Math.round(memoryMs)} ms + ${restore} + ${fixed}`, `total ≈ files ${Math.round(filesMs)} ms + freeze + ${MOVE_FIXED_MS} ms fixed`);
     return { strategy, bytes: m.filesBytes + m.memoryBytes, freezeMs, totalMs: filesMs + freezeMs + MOVE_FIXED_MS, basis };
   }
+  const lazy = strategy === 'hash-pre-copy' && options.lazyRestore === true;
   const { rounds, frozenBytes } = simulateRounds(m, policy);
   const roundBytes = rounds.reduce((a, r) => a + r.bytes, 0);
   const roundsMs = rounds.reduce((a, r) => a + r.durationMs, 0);
   const frozenMs = sendMs(frozenBytes, m.linkBytesPerSec);
-  const freezeMs = frozenMs + FREEZE_FIXED_MS;
+  const freezeMs = frozenMs + (lazy ? 0 : restoreMs) + FREEZE_FIXED_MS;
+  // The lazy restore's fill runs after the freeze from the destination's own pages, at the eager restore's rate.
+  const fillMs = lazy ? restoreMs : 0;
   basis.push(
     `${rounds.length} round(s) while running: ${rounds.map((r) => mib(r.bytes)).join(', ')} (each ≈ dirty rate × the previous round's time), ${Math.round(roundsMs)} ms`,
-    `freeze ≈ ${mib(frozenBytes)} left ÷ link = ${Math.round(frozenMs)} ms + ${fixed}`,
-    `total ≈ files ${Math.round(filesMs)} ms + rounds + freeze + ${MOVE_FIXED_MS} ms fixed`,
+    lazy
+      ? `freeze ≈ ${mib(frozenBytes)} left ÷ link = ${Math.round(frozenMs)} ms + ${fixed}: restored lazily, memory fills in after it (≈ ${Math.round(fillMs)} ms)`
+      : `freeze ≈ ${mib(frozenBytes)} left ÷ link = ${Math.round(frozenMs)} ms + ${restore} + ${fixed}`,
+    `total ≈ files ${Math.round(filesMs)} ms + rounds + freeze${lazy ? ' + fill' : ''} + ${MOVE_FIXED_MS} ms fixed`,
   );
   return {
     strategy,
+    ...(lazy ? { lazyRestore: true as const } : {}),
     bytes: m.filesBytes + roundBytes + frozenBytes,
     freezeMs,
-    totalMs: filesMs + roundsMs + freezeMs + MOVE_FIXED_MS,
+    totalMs: filesMs + roundsMs + freezeMs + fillMs + MOVE_FIXED_MS,
     rounds: rounds.length,
     frozenBytes,
     basis,
   };
+}
+
+/** A prediction's method in words: the strategy, and how it restores when that is not the strategy's default. */
+export function methodOf(p: Pick<MovePrediction, 'strategy' | 'lazyRestore'>): string {
+  return p.lazyRestore ? `${p.strategy} with a lazy restore` : p.strategy;
 }
 
 /** Pre-copy's rounds as the policy would run them on a steady workload: round k+1 is what is dirtied during round k. */
@@ -111,10 +138,10 @@ export function decideDowntime(predictions: readonly MovePrediction[], maxDownti
   const [first] = predictions;
   if (!first) throw new RangeError('no strategy to judge');
   if (first.freezeMs <= maxDowntimeMs) return { action: 'keep', prediction: first };
-  const why = `${first.strategy} would freeze the container about ${Math.round(first.freezeMs)} ms, over --max-downtime ${maxDowntimeMs} ms`;
+  const why = `${methodOf(first)} would freeze the container about ${Math.round(first.freezeMs)} ms, over --max-downtime ${maxDowntimeMs} ms`;
   const fits = predictions.slice(1).find((p) => p.freezeMs <= maxDowntimeMs);
-  if (fits) return { action: 'fall-back', prediction: fits, reason: `${why}; ${fits.strategy} fits (about ${Math.round(fits.freezeMs)} ms)` };
-  const others = predictions.slice(1).map((p) => `${p.strategy} about ${Math.round(p.freezeMs)} ms`);
+  if (fits) return { action: 'fall-back', prediction: fits, reason: `${why}; ${methodOf(fits)} fits (about ${Math.round(fits.freezeMs)} ms)` };
+  const others = predictions.slice(1).map((p) => `${methodOf(p)} about ${Math.round(p.freezeMs)} ms`);
   return { action: 'refuse', reason: others.length ? `${why} (${others.join(', ')})` : why };
 }
 

@@ -51,3 +51,26 @@ function taskStateLetter(tid: number): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Whether none of `pids` (and their threads) can run: the freezer reads frozen, or every thread is stopped (t, T:
+ * a living CRIU holds it) or dead. A hold that broke at any time cannot have come back by itself, so a read of the
+ * tasks' memory followed by this check saw memory nobody changed meanwhile.
+ */
+export function tasksHeld(pids: readonly number[], freezerPath?: string): { held: boolean; detail?: string } {
+  if (freezerPath) {
+    try {
+      if (Freezer.at(freezerPath).state() === 'frozen') return { held: true };
+    } catch {
+      /* no freezer to read: the tasks' states decide */
+    }
+  }
+  const running: string[] = [];
+  for (const pid of pids) {
+    for (const tid of threadsOf(pid)) {
+      const letter = taskStateLetter(tid);
+      if (letter !== undefined && !'tTZX'.includes(letter)) running.push(`${tid}:${letter}`);
+    }
+  }
+  return running.length === 0 ? { held: true } : { held: false, detail: `tasks free to run: ${running.join(' ')}` };
+}

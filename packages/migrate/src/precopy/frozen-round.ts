@@ -9,7 +9,7 @@
  * strict pass. No user code runs between the freeze and the end of the dump, so both reads see the frozen memory.
  */
 import type { Writable } from 'node:stream';
-import { containerTasks, Freezer, FerryError, lazyRanges, PAGE_SIZE, presentPrivateRanges, type MemoryRange } from '@ferry/core';
+import { containerTasks, Freezer, FerryError, lazyRanges, PAGE_SIZE, presentPrivateRanges, tasksHeld, type MemoryRange } from '@ferry/core';
 import type { AgentPeer } from '../protocol/agent-peer';
 import { sendTaskRanges, type RoundStats, type SentPages } from './memory-rounds';
 import { subtract, union, type Interval } from './page-intervals';
@@ -128,6 +128,15 @@ export async function runFinalRound(options: FinalRoundOptions): Promise<FinalRo
       more = await sendTaskRanges(late, sent, sink, { strict: true });
     });
     stats = add(stats, more);
+  }
+  // CRIU's lazy dump holds the tasks (ptrace) while the freezer reads thawed: were it killed during the reads, the
+  // tasks ran again and part of what was read is newer than the dump (a move that went on then ran on corrupt
+  // memory: fault matrix, final-round/src-criu). Still held now means held throughout: nothing re-takes them.
+  const hold = tasksHeld(tasks.map((t) => t.pid), options.freezerPath);
+  if (!hold.held) {
+    throw new FerryError('ERR_CRIU_DUMP_FAILED', `the source's dump let the container go during the final round (${hold.detail}): what was read may be newer than the dump`, {
+      hint: 'The source resumes. Run the move again.',
+    });
   }
   return { ...stats, lazyPages: lazy.pages, latePages, early };
 }

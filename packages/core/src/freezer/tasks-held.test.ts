@@ -1,0 +1,34 @@
+/** tasksHeld against real processes: stopped (as a living CRIU leaves them) is held, running is not. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { tasksHeld } from './tasks-running';
+
+let child: ChildProcess | undefined;
+afterEach(() => {
+  child?.kill('SIGKILL');
+  child = undefined;
+});
+
+const stateOf = async (pid: number, letter: string) => {
+  for (let i = 0; i < 200; i++) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith(letter)) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`process ${pid} never reached state ${letter}`);
+};
+
+test('a stopped task is held; once it runs again it is not, and the verdict names it', async () => {
+  child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  const pid = child.pid!;
+  child.kill('SIGSTOP');
+  await stateOf(pid, 'T');
+  expect(tasksHeld([pid])).toEqual({ held: true });
+  child.kill('SIGCONT');
+  await stateOf(pid, 'S');
+  expect(tasksHeld([pid])).toEqual({ held: false, detail: `tasks free to run: ${pid}:S` });
+});
+
+test('a task that is gone holds nothing back', () => {
+  expect(tasksHeld([2 ** 22 + 12345])).toEqual({ held: true });
+});

@@ -13,9 +13,12 @@ afterEach(() => {
   started.length = 0;
 });
 
-/** A process whose command line carries `marker` (as a dump's argv carries its images dir) and ends after `ms`. */
+/**
+ * One process (no shell: a shell would see its child killed first and exit on its own) whose command line carries
+ * `marker`, as a dump's argv carries its images dir, and which ends after `ms`.
+ */
 function standIn(marker: string, ms: number): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn('sh', ['-c', `sleep ${ms / 1000}`, marker], { stdio: 'ignore' });
+  const child = spawn(process.execPath, ['-e', `setTimeout(() => process.exit(0), ${ms})`, marker], { stdio: 'ignore' });
   started.push(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   return { child, exited };

@@ -19,20 +19,22 @@ export function tasksRunning(freezerPath: string): TasksVerdict {
   const freezer = Freezer.at(freezerPath);
   const state = freezer.state();
   const pids = readFileSync(join(freezerPath, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-  const stopped: number[] = [];
-  const letters: string[] = [];
-  for (const pid of pids) {
-    for (const tid of threadsOf(pid)) {
-      const letter = taskStateLetter(tid);
-      if (letter === 't' || letter === 'T') {
-        stopped.push(tid);
-        letters.push(`${tid}:${letter}`);
-      }
-    }
-  }
+  const stoppedThreads = threadStates(pids).filter(({ letter }) => letter === 't' || letter === 'T');
+  const stopped = stoppedThreads.map(({ tid }) => tid);
+  const letters = stoppedThreads.map(({ tid, letter }) => `${tid}:${letter}`);
   if (state !== 'thawed') return { running: false, detail: `freezer ${state}`, stopped };
   if (stopped.length > 0) return { running: false, detail: `stopped tasks ${letters.join(' ')}`, stopped };
   return { running: true, stopped };
+}
+
+/** Each live thread of `pids` with its state letter (threads gone meanwhile are left out). */
+function threadStates(pids: readonly number[]): { tid: number; letter: string }[] {
+  return pids.flatMap((pid) =>
+    threadsOf(pid).flatMap((tid) => {
+      const letter = taskStateLetter(tid);
+      return letter === undefined ? [] : [{ tid, letter }];
+    }),
+  );
 }
 
 function threadsOf(pid: number): number[] {
@@ -65,12 +67,8 @@ export function tasksHeld(pids: readonly number[], freezerPath?: string): { held
       /* no freezer to read: the tasks' states decide */
     }
   }
-  const running: string[] = [];
-  for (const pid of pids) {
-    for (const tid of threadsOf(pid)) {
-      const letter = taskStateLetter(tid);
-      if (letter !== undefined && !'tTZX'.includes(letter)) running.push(`${tid}:${letter}`);
-    }
-  }
+  const running = threadStates(pids)
+    .filter(({ letter }) => !'tTZX'.includes(letter))
+    .map(({ tid, letter }) => `${tid}:${letter}`);
   return running.length === 0 ? { held: true } : { held: false, detail: `tasks free to run: ${running.join(' ')}` };
 }

@@ -4,3 +4,4 @@ export { resolveNetfilterTools, liftPacketHold, type NetfilterTools, type ToolRu
 export { PacketHold, type PacketHoldOptions, type PacketHoldResult, type PacketHoldState, type HoldQueue, type OpenHoldQueue } from './packet-hold';
 export { summarizePacket, formatPacketSummary, type PacketSummary } from './describe-packet';
 export { holdNetnsTraffic, type HoldNetnsTrafficOptions } from './hold-netns-traffic';
+export { freeLocalPort } from './free-port';

@@ -4,9 +4,9 @@
  * container runs on with its memory intact. A lazy dump aborted before it is ready is ended once ready.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeLocalPort } from '../network/free-port';
 import { runCleanups } from '../testing/cleanups';
 import { rejection } from '../testing/rejection';
 import { startRuncContainer } from '../testing/runc-container';
@@ -56,7 +56,7 @@ test('runc: a lazy dump aborted before it is ready becomes ready, then ends; the
   let ready = false;
   const dump = adapter.checkpoint(
     { runtime: 'runc', id: c.name },
-    { imagesDir: join(dir, 'images'), workDir, lazyPages: { address: '127.0.0.1', port: await freePort(), onReady: () => (ready = true) }, signal: stop.signal },
+    { imagesDir: join(dir, 'images'), workDir, lazyPages: { address: '127.0.0.1', port: await freeLocalPort(), onReady: () => (ready = true) }, signal: stop.signal },
   );
   await waitFor('CRIU to start its log', () => existsSync(join(workDir, 'dump.log')), 30_000, 2);
   stop.abort();
@@ -69,10 +69,3 @@ test('runc: a lazy dump aborted before it is ready becomes ready, then ends; the
   expect(await verifyWorkloadMemory(await c.pid(), c.stateFile)).toBe('ok');
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}

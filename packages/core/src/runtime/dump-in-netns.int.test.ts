@@ -5,9 +5,10 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeLocalPort } from '../network/free-port';
 import { runCleanups } from '../testing/cleanups';
 import { startLxcContainer } from '../testing/lxc-container';
 import { startNetnsTcpClient, startRuncContainer } from '../testing/runc-container';
@@ -44,15 +45,6 @@ function privateNetns(): string {
   return `/run/netns/${name}`;
 }
 
-/** A TCP port nothing on this host's loopback listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
 /** How a TCP connect to 127.0.0.1:port from this process's network namespace ends. */
 function connectFromHere(port: number): Promise<string> {
   return new Promise((resolve) => {
@@ -82,7 +74,7 @@ setInterval(() => {}, 1000);`;
 /** A lazy dump of `ref` whose tool runs in a new private namespace; resolves once its page server is ready. */
 async function lazyDumpInNetns(adapter: RuntimeAdapter, ref: ContainerRef) {
   const nsPath = privateNetns();
-  const port = await freePort();
+  const port = await freeLocalPort();
   const stop = new AbortController();
   let ready!: () => void;
   const isReady = new Promise<void>((r) => (ready = r));

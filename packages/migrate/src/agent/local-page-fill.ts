@@ -21,7 +21,7 @@
  */
 import { join } from 'node:path';
 import type { LazyPagesDaemon } from '@ferry/core';
-import { isAlive, killIfSame, processId, type ProcessId } from '../journal/proc-identity';
+import { killIfSame, processId, type ProcessId } from '../journal/proc-identity';
 import { endFillRelays } from './fill-relay';
 import type { Incoming } from './incoming';
 import { PageRelay, type RelayEvent } from '../pages/relay';

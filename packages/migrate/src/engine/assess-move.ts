@@ -27,18 +27,15 @@ export interface MoveAssessment {
  */
 export function downtimeCandidates(inputs: PlanInputs, plan: MigrationPlan): MigrationPlan[] {
   if (inputs.request.strategy !== 'auto' || inputs.request.clone) return [plan];
+  const methods = STRATEGY_PREFERENCE.flatMap((strategy) => (strategy === 'hash-pre-copy' ? [false, true] : [false]).map((lazyRestore) => ({ strategy, lazyRestore })));
+  const planned = methods.findIndex((m) => m.strategy === plan.strategy && m.lazyRestore === plan.lazyRestore);
   const plans = [plan];
-  const add = (strategy: StrategyName, lazyRestore: boolean) => {
+  for (const { strategy, lazyRestore } of methods.slice(planned + 1)) {
     try {
       plans.push(planMigration({ ...inputs, request: { ...inputs.request, strategy, lazyRestore } }));
     } catch {
       // not possible between these hosts
     }
-  };
-  if (plan.strategy === 'hash-pre-copy' && !plan.lazyRestore) add('hash-pre-copy', true);
-  for (const strategy of STRATEGY_PREFERENCE.slice(STRATEGY_PREFERENCE.indexOf(plan.strategy) + 1)) {
-    add(strategy, false);
-    if (strategy === 'hash-pre-copy') add(strategy, true);
   }
   return plans;
 }

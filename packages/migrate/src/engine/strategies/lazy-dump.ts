@@ -8,10 +8,9 @@
  * should this process die while they hold the container.
  */
 import type { Socket } from 'node:net';
-import { FerryError } from '@ferry/core';
+import { FerryError, freeLocalPort } from '@ferry/core';
 import { assertLazyDumpable, createDumpNetns } from '../../pages/dump-netns';
 import { processesMarked } from '../../journal/proc-identity';
-import { freeLocalPort } from '../../transport/free-port';
 import { faultPoint } from '../fault-points';
 import type { MoveContext } from '../move-context';
 

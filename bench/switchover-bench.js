@@ -9,8 +9,11 @@
  *       [--runs 3] [--mem-mib 64] [--dirty-percent 2] [--out bench/results/switchover.md]
  *
  * Variants:
- *   hold          ferry as it is: the destination holds the restored namespace's packets from the restore and
- *                 delivers them right after it journaled `committed` (packages/core/src/runtime/runc-traffic-hold.ts).
+ *   hold          ferry as it is: the destination holds the copy's namespace's packets from the source's fence
+ *                 (its links come up behind the hold then) and delivers them right after it journaled `committed`
+ *                 (packages/core/src/runtime/runc-traffic-hold.ts).
+ *   hold-at-restore  ferry with the links raised only at the restore (its agent runs with FERRY_PACKET_HOLD=restore):
+ *                 what it did before the hold started at the fence.
  *   nohold        ferry with that hold off on the destination (its agent runs with FERRY_PACKET_HOLD=off): the
  *                 bridge end of the restored namespace stays down until the commit.
  * and, for the exploration that led to `hold` (the destination side played by bench/switchover-helper.js on h2,
@@ -37,7 +40,13 @@ const m = require('./migration-bench');
 const ROOT = path.resolve(__dirname, '..');
 const HELPER = path.join(__dirname, 'switchover-helper.js');
 const SANDBOX_SCRIPT = path.join(ROOT, 'scripts', 'sandbox-hosts.sh');
-const VARIANTS = ['hold', 'nohold', 'baseline', 'early', 'neigh', 'hold-restore', 'hold-fence'];
+const VARIANTS = ['hold', 'hold-at-restore', 'nohold', 'baseline', 'early', 'neigh', 'hold-restore', 'hold-fence'];
+/** Variants that are ferry itself, with the agent command they run on h2 (the others: ferry's hold off, helper on h2). */
+const FERRY_VARIANTS = {
+  hold: [],
+  'hold-at-restore': ['--agent-command', 'env FERRY_PACKET_HOLD=restore ferry agent'],
+  nohold: ['--agent-command', 'env FERRY_PACKET_HOLD=off ferry agent'],
+};
 const env = { ...process.env, FERRY_SANDBOX_NAME: m.SANDBOX_NAME, FERRY_SANDBOX_DIR: m.SANDBOX_DIR };
 const log = (line) => process.stdout.write(`${line}\n`);
 
@@ -129,7 +138,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
       m.children.add(capture);
     }
 
-    if (!['baseline', 'hold', 'nohold'].includes(variant)) {
+    if (!FERRY_VARIANTS[variant]) {
       helper = startHelper();
       await helper.ready;
     }
@@ -157,7 +166,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
     let releasing;
     const wallStart = Date.now();
     const code = await new Promise((resolve) => {
-      const child = spawn('bash', [SANDBOX_SCRIPT, 'exec', 'h1', '--', 'env', `FERRY_NETNS_UPLINK=${m.UPLINK}`, 'ferry', 'migrate', name, '--to', 'h2', '--hosts-file', m.HOSTS_FILE, '--strategy', strategy, ...(variant === 'hold' ? [] : ['--agent-command', 'env FERRY_PACKET_HOLD=off ferry agent']), '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('bash', [SANDBOX_SCRIPT, 'exec', 'h1', '--', 'env', `FERRY_NETNS_UPLINK=${m.UPLINK}`, 'ferry', 'migrate', name, '--to', 'h2', '--hosts-file', m.HOSTS_FILE, '--strategy', strategy, ...(FERRY_VARIANTS[variant] ?? ['--agent-command', 'env FERRY_PACKET_HOLD=off ferry agent']), '--json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       m.children.add(child);
       const onLine = (l) => {
         let o;
@@ -167,7 +176,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
           return;
         }
         events.push({ ...o, atMs: Date.now() });
-        if (o.event === 'phase-end' && o.phase === 'restore' && variant.startsWith('hold-') && !releasing) {
+        if (o.event === 'phase-end' && o.phase === 'restore' && variant.startsWith('hold-') && !FERRY_VARIANTS[variant] && !releasing) {
           row.releaseAskedAt = Date.now();
           releasing = helper.ask('release').then(
             (r) => ((row.release = r.released), (row.releasedAt = r.atMs - r.released.decisionMs + r.released.verdictMs)),
@@ -213,7 +222,7 @@ async function trial({ variant, strategy, memMib, dirtyPercent, seq }) {
     row.freezeAt = at('phase-start', 'freeze');
     row.restoreEndAt = at('phase-end', 'restore');
     row.resets = await m.tcpCounter('h2', name, 'OutRsts');
-    if (variant === 'hold' || variant === 'nohold') {
+    if (FERRY_VARIANTS[variant]) {
       // ferry's own release comes right after the destination's `committed`, before it answers the commit.
       row.commitEndAt = at('phase-end', 'commit');
       const id = events.find((e) => e.event === 'guardian')?.id;

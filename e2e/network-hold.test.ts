@@ -1,7 +1,8 @@
 /**
- * The destination holds the moved container's packets from the restore until the commit (issue #15 item 2,
+ * The destination holds the moved container's packets from the source's fence until the commit (issue #15 item 2,
  * docs/network-switchover.md): a client that keeps sending over one TCP connection through the switch-over has
- * what it sent delivered at the release, and no reset. A kill -9 of the destination's agent while it holds leaves
+ * what it sent delivered at the release, and no reset; a move that fails takes the copy off the LAN before the
+ * source comes back. A kill -9 of the destination's agent while it holds leaves
  * no hold behind. How much sooner the client is answered is a benchmark (bench/switchover-bench.js), not a test.
  */
 import { waitFor } from '@ferry/core/testing';
@@ -101,6 +102,69 @@ test('runc stop-and-copy: what the client sends during the switch-over is held a
   expect(Number(inbound)).toBeGreaterThan(0);
   expect(holdRules(c.name)).toBe('');
   expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
+});
+
+/** Inbound packets the hold's INPUT rule in the container's namespace on h2 has taken (0 when no rule, or no namespace). */
+function heldInbound(name: string): number {
+  const out = onHost('h2', ['ip', 'netns', 'exec', `ferry-ct-${name}`, 'iptables', '-L', 'INPUT', '-v', '-n', '-x']).stdout;
+  return out
+    .split('\n')
+    .filter((l) => l.includes('FERRY-HOLD'))
+    .reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]), 0);
+}
+
+test('runc: the copy\'s links come up behind the hold at the fence: what the client sends while the source is frozen waits on h2 before any restore', async () => {
+  const c = startContainer(64);
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  const before = lanTcp();
+  let sent = 0;
+  let sending: NodeJS.Timeout | undefined;
+  let heldBeforeDump = -1;
+  const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
+    if (e.event === 'phase-end' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`frozen ${++sent}`), 20);
+    // The dump starts 2 s after the fence (FERRY_FAULT): the source sends nothing, the copy does not exist yet. Only a
+    // namespace whose links came up at the fence has received anything by now (they used to stay down until the restore).
+    if (e.event === 'phase-start' && e.phase === 'checkpoint' && heldBeforeDump < 0) heldBeforeDump = heldInbound(c.name);
+  }, { FERRY_FAULT: 'checkpoint:delay' });
+  clearInterval(sending);
+  expect(run.error).toBeUndefined();
+  expect(heldBeforeDump).toBeGreaterThan(0);
+  client.send('after');
+  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
+  await waitFor('the echo of after', () => stream().endsWith('after\n') || undefined, 60_000, 100);
+  const expected = Array.from({ length: sent }, (_, i) => `frozen ${i + 1}\n`).join('') + 'after\n';
+  expect(stream().endsWith(expected)).toBe(true);
+  expect(lanTcp()).toEqual(before);
+  expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
+});
+
+test('a failure after the copy\'s links came up at the fence: they go before the source\'s come back, the connection lives on at the source', async () => {
+  const c = startContainer(64);
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  const before = lanTcp();
+  let sending: NodeJS.Timeout | undefined;
+  let sent = 0;
+  let heldBeforeFailure = -1;
+  const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
+    if (e.event === 'phase-end' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`frozen ${++sent}`), 20);
+    if (e.event === 'phase-start' && e.phase === 'checkpoint' && heldBeforeFailure < 0) heldBeforeFailure = heldInbound(c.name);
+  }, { FERRY_FAULT: 'checkpoint:delay,transfer-images:throw' });
+  clearInterval(sending);
+  expect(run.status).not.toBe(0);
+  // The client's segments had reached the copy's namespace: its links were up when the move failed.
+  expect(heldBeforeFailure).toBeGreaterThan(0);
+  await expectRolledBack(c.name);
+  expect(onHost('h2', ['ip', 'netns', 'list']).stdout).not.toContain(`ferry-ct-${c.name}`);
+  // What the destination held was dropped there; the client's retransmissions reach the source, which answers all.
+  client.send('after-rollback');
+  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
+  await waitFor('the echo of after-rollback', () => stream().endsWith('after-rollback\n') || undefined, 90_000, 100);
+  const expected = Array.from({ length: sent }, (_, i) => `frozen ${i + 1}\n`).join('') + 'after-rollback\n';
+  expect(stream().endsWith(expected)).toBe(true);
+  expect(lanTcp()).toEqual(before);
+  expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
 });
 
 test('kill -9 of the destination agent while it holds the packets: rolled back, no hold left on the destination', async () => {

@@ -8,9 +8,15 @@ export function runtimeRegistry(options: { lxcPaths?: readonly string[] } = {}):
   const uplink = process.env.FERRY_NETNS_UPLINK;
   const fromEnv = (process.env.FERRY_LXC_PATH ?? '').split(':').filter(Boolean);
   return createRuntimeRegistry({
-    // FERRY_PACKET_HOLD=off: a destination keeps a moved container's uplink down until the commit instead of holding
-    // its packets (the switch-over benchmark's comparison).
-    runc: { searchPath: process.env.PATH, netnsUplink: uplink ? parseNetnsUplink(uplink) : undefined, packetHold: process.env.FERRY_PACKET_HOLD !== 'off' },
+    // The switch-over benchmark's comparisons, for a destination's agent: FERRY_PACKET_HOLD=off keeps a moved
+    // container's uplink down until the commit instead of holding its packets; =restore holds them from the restore
+    // on, not from the source's fence.
+    runc: {
+      searchPath: process.env.PATH,
+      netnsUplink: uplink ? parseNetnsUplink(uplink) : undefined,
+      packetHold: process.env.FERRY_PACKET_HOLD !== 'off',
+      raiseAtFence: process.env.FERRY_PACKET_HOLD !== 'restore',
+    },
     lxc: { searchPath: process.env.PATH, lxcPaths: [...(options.lxcPaths ?? []), ...fromEnv, DEFAULT_LXC_PATH] },
     // dockerd's socket: DOCKER_HOST as the docker CLI reads it, else Docker's default (/var/run/docker.sock).
     docker: { searchPath: process.env.PATH, dockerHost: process.env.DOCKER_HOST || DEFAULT_DOCKER_HOST },

@@ -22,13 +22,13 @@ import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
 import { RuncCli, runcCheckpoint, runcRestoreArgs, type RuncOutcome } from './runc-cli';
 import { netnsTies, raiseUplink, readdressed, readNetnsInterfaces, type NetnsTools, type NetnsUplink } from './runc-netns';
-import { prepareRuncNetwork } from './runc-prepared-network';
+import { prepareRuncNetwork, raisePreparedNetns } from './runc-prepared-network';
 import { RUNC_TOOL_HINT, RuncContainers } from './runc-containers';
 import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, type RuncRestoreDeps, type RuncRestorePrep } from './runc-restore';
 import { networkNamespaceOf } from './runc-state';
 import { readStdioProblem } from './stdio-targets';
 import { RuncTrafficHolds } from './runc-traffic-hold';
-import type { CheckpointOptions, CheckpointResult, NetworkRelease, NetworkSpec, PrepareNetworkResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
+import type { CheckpointOptions, CheckpointResult, NetworkRelease, NetworkSpec, PrepareNetworkResult, RaiseNetworkResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
 
 export interface RuncAdapterOptions {
   /** The runc binary; default: `runc` found in searchPath. */
@@ -51,6 +51,12 @@ export interface RuncAdapterOptions {
    * than keeping its uplink down until then; false is the old way (benchmarks compare the two).
    */
   packetHold: boolean;
+  /**
+   * With packetHold: a prepared namespace's bridge ends come up behind the hold when the source is fenced
+   * (raisePreparedNetwork), so what clients send during the whole freeze is queued, not lost; false raises them only
+   * at the restore (the benchmark's comparison).
+   */
+  raiseAtFence: boolean;
   checkpointTimeoutMs: number;
   restoreTimeoutMs: number;
   commandTimeoutMs: number;
@@ -72,6 +78,7 @@ export function resolveRuncAdapterOptions(input: Partial<RuncAdapterOptions> = {
     netnsPrefix: DEFAULT_NETNS_PREFIX,
     netnsUplink: undefined,
     packetHold: true,
+    raiseAtFence: true,
     checkpointTimeoutMs: DEFAULT_CHECKPOINT_TIMEOUT_MS,
     restoreTimeoutMs: DEFAULT_RESTORE_TIMEOUT_MS,
     commandTimeoutMs: DEFAULT_COMMAND_TIMEOUT_MS,
@@ -240,6 +247,13 @@ export class RuncAdapter implements RuntimeAdapter {
   prepareNetwork(name: string, spec: NetworkSpec, readdress?: Readonly<Record<string, string>>): Promise<PrepareNetworkResult> {
     names.name(name);
     return prepareRuncNetwork(name, spec.nsPath, readdressed(spec.interfaces, readdress), this.restoreDeps);
+  }
+
+  /** See RuntimeAdapter.raisePreparedNetwork (runc-prepared-network.ts). */
+  raisePreparedNetwork(name: string): Promise<RaiseNetworkResult> {
+    names.name(name);
+    if (!this.options.raiseAtFence) return Promise.resolve({ raised: false, reason: 'raised at the restore (raiseAtFence off)' });
+    return raisePreparedNetns(name, this.restoreDeps);
   }
 
   /** Delivers the packets restore({ holdNetwork }) held, or raises the uplink ends it left down (owned.json names both, for any process). */

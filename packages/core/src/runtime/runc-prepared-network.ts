@@ -5,9 +5,10 @@
  *
  * Made exactly as the restore would make it (createNetns), bridge ends down: the source still runs with the same
  * addresses and MAC, so nothing of the namespace may reach the LAN yet, not even an ARP answer. The packet hold is
- * started at once (its record in owned.json first, like every other step); the restore raises the bridge ends
- * behind it once the source is fenced (joinPreparedNetns, from prepareRuncRestore). owned.json names all of it under the container's name,
- * so remove() and any recovery that removes the copy remove the namespace too.
+ * started at once (its record in owned.json first, like every other step). Its bridge ends come up behind the hold
+ * once the source is fenced (raisePreparedNetns, asked by the source right after its fence), or at the latest when
+ * the restore joins it (joinPreparedNetns, from prepareRuncRestore). owned.json names all of it under the
+ * container's name, so remove() and any recovery that removes the copy remove the namespace too.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -15,7 +16,7 @@ import { FerryError } from '../model/ferry-error';
 import type { Reverter } from './adapter-common';
 import { assertNetnsFree, createNetns, netnsPath, raiseUplink, type NetnsInterface } from './runc-netns';
 import type { OwnedResources, RuncRestoreDeps } from './runc-restore';
-import type { PrepareNetworkResult } from './runtime-adapter';
+import type { PrepareNetworkResult, RaiseNetworkResult } from './runtime-adapter';
 
 /** prepareNetwork for runc: the namespace `nsPath` names, re-created here with `interfaces`, held, its links down. */
 export async function prepareRuncNetwork(name: string, nsPath: string, interfaces: NetnsInterface[], deps: RuncRestoreDeps): Promise<PrepareNetworkResult> {
@@ -43,6 +44,22 @@ export async function prepareRuncNetwork(name: string, nsPath: string, interface
 }
 
 /**
+ * The source is fenced: the prepared namespace's bridge ends come up behind its hold, so the clients' segments of the
+ * whole freeze are queued here for the restored sockets instead of lost (docs/network-switchover.md, "hold-fence").
+ * Only with a hold this process runs: unheld, the namespace's kernel would answer them with resets (no sockets yet).
+ */
+export async function raisePreparedNetns(name: string, deps: RuncRestoreDeps): Promise<RaiseNetworkResult> {
+  const owned = deps.store.read(name);
+  if (!owned?.prepared) return { raised: false, reason: 'no namespace was prepared for it' };
+  if (!deps.holds?.holding(name)) return { raised: false, reason: 'its traffic is not held here: the bridge ends stay down until the release' };
+  const peers = owned.heldUplink ?? [];
+  const uplink = deps.uplink;
+  if (peers.length === 0 || !uplink) return { raised: false, reason: 'it has no bridge ends down' };
+  await deps.holds.raiseHeld(name, owned, () => raiseUplink(deps.tools, uplink, peers));
+  return { raised: true };
+}
+
+/**
  * owned.json of a namespace prepareNetwork made for `name` with these interfaces, if it is still there and stands in
  * for the config's `nsPath` (which does not exist here, or is that very namespace: its name may be the one the
  * source's namespace had).
@@ -58,8 +75,8 @@ export function adoptPreparedNetns(name: string, nsPath: string, interfaces: Net
 
 /**
  * The restore joins the namespace prepareNetwork made: its traffic is held by this process (the bridge ends come up
- * behind the hold now that the source is fenced), or, without a hold, the bridge ends stay down until the release
- * (holdNetwork) or come up after the restore.
+ * behind the hold now that the source is fenced, unless raisePreparedNetns did already), or, without a hold, the
+ * bridge ends stay down until the release (holdNetwork) or come up after the restore.
  */
 export async function joinPreparedNetns(name: string, owned: OwnedResources, deps: RuncRestoreDeps, afterRestore: (() => Promise<void>)[], holdNetwork: boolean, revert: Reverter): Promise<string> {
   delete owned.prepared;

@@ -189,8 +189,21 @@ export interface RuntimeAdapter {
    * traffic held, so that the frozen restore only joins it. remove(name) removes it (also when no restore came).
    */
   prepareNetwork?(name: string, spec: NetworkSpec, readdress?: Readonly<Record<string, string>>): Promise<PrepareNetworkResult>;
+  /**
+   * On the destination, once the source is fenced: brings the prepared namespace's links up behind its packet hold,
+   * so that what clients send from the fence on waits in the hold instead of being lost (they would otherwise wait
+   * for their retransmission timers after the restore). Never without a hold: the namespace has no sockets yet, and
+   * its kernel would reset the clients' connections. remove(name) takes it down with the copy.
+   */
+  raisePreparedNetwork?(name: string): Promise<RaiseNetworkResult>;
   /** What ties the container to its network identity: its addresses and its established TCP connections. */
   networkTies(id: string): Promise<{ addresses: string[]; establishedTcp: number }>;
+}
+
+export interface RaiseNetworkResult {
+  raised: boolean;
+  /** Why not (no namespace prepared, no hold, nothing to raise): the restore raises it, or the release does. */
+  reason?: string;
 }
 
 /** What releaseNetwork() let go. */

@@ -5,7 +5,7 @@
  */
 import { readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { FerryError, placeRecordedRuncConfig, privateImageFiles, startLazyPagesDaemon, type CriuClient, type NetworkRelease } from '@ferry/core';
+import { FerryError, placeRecordedRuncConfig, privateImageFiles, startLazyPagesDaemon, type CriuClient, type NetworkRelease, type RaiseNetworkResult } from '@ferry/core';
 import { decide, decidePages } from '../journal/decision';
 import type { AgentPeer } from '../protocol/agent-peer';
 import type { PrepareNetworkParams, PrepareNetworkResult, RestoreParams, RestoreResultMessage } from '../protocol/agent-messages';
@@ -133,6 +133,18 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
     const prepared = await adapter.prepareNetwork(m.name, params.network, params.readdress);
     ctx.log(`network of ${m.name} ${prepared.prepared ? `prepared${prepared.held ? ', held' : ', links down'}` : `not prepared: ${prepared.reason}`}`);
     return prepared;
+  });
+
+  // The source is fenced: the prepared namespace's links come up behind its hold, so what clients send during the
+  // freeze waits here for the restored sockets instead of being lost. Not once the restore began (it raises them).
+  peer.handle('raise-network', async (params: { migrationId: string }): Promise<RaiseNetworkResult> => {
+    const m = ctx.get(params.migrationId);
+    const adapter = ctx.runtime(m.runtime);
+    if (!m.networkPrepared || !adapter.raisePreparedNetwork) return { raised: false, reason: 'no network prepared' };
+    if (m.restoring) return { raised: false, reason: 'the restore began' };
+    const raised = await adapter.raisePreparedNetwork(m.name);
+    ctx.log(`network of ${m.name} ${raised.raised ? 'raised behind its hold at the fence' : `not raised at the fence: ${raised.reason}`}`);
+    return raised;
   });
 
   // The commit: decided here, journaled, and only then is the restored copy let onto the network.

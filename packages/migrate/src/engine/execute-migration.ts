@@ -18,7 +18,7 @@ import { removeArrivedMigration } from '../agent/garbage';
 import { diffSnapshots, fileBytes, snapshotDir } from '../transfer';
 import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from './disk-space';
 import { commit } from './commit';
-import { prepareNetwork } from './prepare-network';
+import { prepareNetwork, raiseNetworkAtFence } from './prepare-network';
 import { checkCpu, greet } from './greet';
 import type { MigrationReport } from './migrate-deps';
 import type { MoveContext } from './move-context';
@@ -65,6 +65,7 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
     const images = await ctx.phase('transfer-images', async () => ctx.upload('images', ctx.imagesDir, {}, await imageDirBytes(ctx.imagesDir).catch(() => undefined)), (r) => r);
     ctx.sent(images.bytes, true);
     const restoreParams = (await strategy.restoreParams?.()) ?? {};
+    await ctx.networkRaised;
     // Paths of the container's configuration that the copies moved: the destination restores onto the copies.
     const relocate = Object.fromEntries(trees.map((t) => [t.dir, t.part]));
     const restored = await ctx.phase('restore', () =>
@@ -253,6 +254,7 @@ async function freeze(ctx: MoveContext, strategy: MoveStrategy) {
     const fence = await adapter.fenceNetwork(name);
     ctx.revert.add('reconnect the source network', () => fence.unfence());
     ctx.journal.hold({ kind: 'fence', fence: { ...fence } });
+    raiseNetworkAtFence(ctx);
     return thaw;
   });
 }

@@ -24,6 +24,10 @@ export class MoveContext {
   bytesSentFrozen = 0;
   /** When the source stopped running for good (or, for a clone, was frozen). */
   frozenAt?: number;
+  /** The destination made the copy's network namespace before the freeze and holds its traffic (prepare-network.ts). */
+  networkHeldAhead = false;
+  /** Settles once the destination answered whether it raised that namespace's links at the fence (never rejects). */
+  networkRaised?: Promise<void>;
   /** Set once the destination journaled `committed`: abort requests are ignored from then on. */
   pastPointOfNoReturn = false;
   /** The phase running now (progress events name it). */

@@ -2,7 +2,13 @@
  * Before the freeze: the destination makes the copy's network namespace now (links down, traffic held), so that the
  * frozen restore only joins it instead of spending a dozen `ip`/`iptables-restore` processes of the downtime on it
  * (runc; docs/network-switchover.md). Runtimes without a namespace of their own to re-create skip it.
+ *
+ * Right after the source's fence, the destination raises that namespace's links behind the hold: from then on the
+ * clients' segments reach the copy's namespace and wait there for the restored sockets, delivered at the release,
+ * instead of being lost at the fenced source and retransmitted only when each client's timer fires (backing off
+ * 0.2, 0.4, 0.8 s...: 0.3-0.7 s after the restore in the application trials).
  */
+import type { RaiseNetworkResult } from '@ferry/core';
 import type { PrepareNetworkParams, PrepareNetworkResult } from '../protocol/agent-messages';
 import type { MoveContext } from './move-context';
 
@@ -10,5 +16,25 @@ export async function prepareNetwork(ctx: MoveContext): Promise<void> {
   const network = await ctx.adapter.networkOf?.(ctx.name);
   if (!network) return;
   const params: PrepareNetworkParams = { migrationId: ctx.id, network, ...(ctx.request.clone?.readdress ? { readdress: ctx.request.clone.readdress } : {}) };
-  await ctx.phase('prepare-network', () => ctx.peer.request<PrepareNetworkResult>('prepare-network', params));
+  const prepared = await ctx.phase('prepare-network', () => ctx.peer.request<PrepareNetworkResult>('prepare-network', params));
+  ctx.networkHeldAhead = prepared.prepared && prepared.held === true;
+}
+
+/**
+ * The source is fenced: asks the destination to raise the held namespace's links, without waiting (the dump goes on
+ * meanwhile; the restore waits for `ctx.networkRaised`). Not raised (an older agent, no hold), the restore raises
+ * them as before. Its undo takes the copy off the LAN before the source's links come up again (the undo steps run
+ * last-first): the two would answer for the same addresses and MAC, and the bridge would send the clients to
+ * whichever spoke last. With the agent gone, the destination's clean-up after the unfence does it (as for a copy
+ * that was restored).
+ */
+export function raiseNetworkAtFence(ctx: MoveContext): void {
+  if (!ctx.networkHeldAhead) return;
+  ctx.revert.add('take the copy off the LAN', async () => {
+    if (!ctx.peer.closed) await ctx.peer.request('abort', { migrationId: ctx.id }).catch(() => undefined);
+  });
+  ctx.networkRaised = ctx.peer.request<RaiseNetworkResult>('raise-network', { migrationId: ctx.id }).then(
+    () => undefined,
+    () => undefined,
+  );
 }

@@ -167,6 +167,41 @@ test('a failure after the copy\'s links came up at the fence: they go before the
   expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
 });
 
+test('kill -9 of the destination agent after the copy\'s links came up at the fence: cleaned before the source comes back, the connection lives on', async () => {
+  const c = startContainer(64);
+  const client = connectClient(c);
+  await client.waitFor(/tick \d+/);
+  const before = lanTcp();
+  let sending: NodeJS.Timeout | undefined;
+  let sent = 0;
+  let killed = 0;
+  let heldAtKill = -1;
+  const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
+    if (e.event === 'phase-end' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`frozen ${++sent}`), 20);
+    // 2 s after the fence (FERRY_FAULT): the links are up behind the hold; the agent holding it dies.
+    if (e.event === 'phase-start' && e.phase === 'checkpoint' && killed === 0) {
+      heldAtKill = heldInbound(c.name);
+      const agents = onHost('h2', ['pgrep', '-f', 'bin/ferry agent']).stdout.split('\n').filter(Boolean);
+      for (const pid of agents) onHost('h2', ['kill', '-KILL', pid]);
+      killed = agents.length;
+    }
+  }, { FERRY_FAULT: 'checkpoint:delay' });
+  clearInterval(sending);
+  expect(killed).toBeGreaterThan(0);
+  expect(heldAtKill).toBeGreaterThan(0);
+  expect(run.status).not.toBe(0);
+  await expectRolledBack(c.name);
+  // The source's clean-up over a new connection removed the dead agent's namespace (before it unfenced the source).
+  expect(onHost('h2', ['ip', 'netns', 'list']).stdout).not.toContain(`ferry-ct-${c.name}`);
+  client.send('after-rollback');
+  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
+  await waitFor('the echo of after-rollback', () => stream().endsWith('after-rollback\n') || undefined, 90_000, 100);
+  const expected = Array.from({ length: sent }, (_, i) => `frozen ${i + 1}\n`).join('') + 'after-rollback\n';
+  expect(stream().endsWith(expected)).toBe(true);
+  expect(lanTcp()).toEqual(before);
+  expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
+});
+
 test('kill -9 of the destination agent while it holds the packets: rolled back, no hold left on the destination', async () => {
   const c = startContainer(64);
   const client = connectClient(c);

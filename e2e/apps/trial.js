@@ -71,7 +71,9 @@ async function moveApp(sb, appName, options) {
       await sleep(LOAD_BEFORE_MS);
       log(`${name}: migrating under load (${app.loadLabel})`);
       const shared = copyRootfs ? [] : ['--shared-storage'];
-      run = await ferryOnHost(sb, 'h1', ['migrate', name, '--to', 'h2', '--strategy', options.strategy ?? 'auto', ...shared, '--hosts-file', sb.hostsFile]);
+      // FERRY_APPS_AGENT_COMMAND: the destination's agent run another way, for a comparison (docs/network-switchover.md).
+      const agent = process.env.FERRY_APPS_AGENT_COMMAND ? ['--agent-command', process.env.FERRY_APPS_AGENT_COMMAND] : [];
+      run = await ferryOnHost(sb, 'h1', ['migrate', name, '--to', 'h2', '--strategy', options.strategy ?? 'auto', ...shared, ...agent, '--hosts-file', sb.hostsFile]);
       if (run.status === 0) {
         ctx.host = 'h2';
         await sleep(LOAD_AFTER_MS);

@@ -137,12 +137,7 @@ async function negotiate(ctx: MoveContext, facts: ContainerFacts): Promise<MoveP
     ctx.journal.append({ t: 'plan', strategy: ctx.plan.strategy, reason: ctx.plan.reason, ...(ctx.plan.lazyRestore ? { lazyRestore: true as const } : {}) });
     ctx.journal.hold({ kind: 'prepared', name: ctx.plan.targetName });
     const prepared = await ctx.peer.request<{ dir?: string; freeDiskBytes?: number } | null>('prepare', { migrationId: ctx.id, runtime: adapter.name, name: ctx.plan.targetName });
-    ctx.revert.add('clean the destination', async () => {
-      // The agent undoes everything itself when its connection drops; when it is gone, ask a new one to.
-      if (!ctx.peer.closed) await ctx.peer.request('abort', { migrationId: ctx.id }).catch(() => undefined);
-      if (ctx.peer.closed) await ctx.deps.cleanupRemote(request.destination, ctx.id);
-      ctx.connection.finishTunnels('reset');
-    });
+    ctx.revert.add('clean the destination', () => ctx.cleanDestination());
     await checkCpu(ctx.deps.criu, ctx.peer, ctx.id, ctx.journal.dir);
     await checkDestinationDisk(ctx, prepared);
   });

@@ -86,6 +86,22 @@ export class MoveContext {
     this.emitter(event);
   }
 
+  #cleaning?: Promise<void>;
+
+  /**
+   * Removes everything of this move on the destination, once however often it is asked (a rollback may need it
+   * before the source's network comes back, and always does at its end). The agent undoes everything itself when its
+   * connection drops; when it is gone, a new one is asked to.
+   */
+  cleanDestination(): Promise<void> {
+    this.#cleaning ??= (async () => {
+      if (!this.peer.closed) await this.peer.request('abort', { migrationId: this.id }).catch(() => undefined);
+      if (this.peer.closed) await this.deps.cleanupRemote(this.request.destination, this.id);
+      this.connection.finishTunnels('reset');
+    })();
+    return this.#cleaning;
+  }
+
   /** Throws ERR_ABORTED when the move was asked to stop and can still be undone. */
   checkAbort(): void {
     if (this.request.signal?.aborted && !this.pastPointOfNoReturn) {

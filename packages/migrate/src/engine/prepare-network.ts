@@ -12,6 +12,9 @@ import type { RaiseNetworkResult } from '@ferry/core';
 import type { PrepareNetworkParams, PrepareNetworkResult } from '../protocol/agent-messages';
 import type { MoveContext } from './move-context';
 
+/** How long a rollback waits for the destination's clean-up before it lets the source's links up again. */
+export const CLEAN_FIRST_MS = 5_000;
+
 export async function prepareNetwork(ctx: MoveContext): Promise<void> {
   const network = await ctx.adapter.networkOf?.(ctx.name);
   if (!network) return;
@@ -23,18 +26,23 @@ export async function prepareNetwork(ctx: MoveContext): Promise<void> {
 /**
  * The source is fenced: asks the destination to raise the held namespace's links, without waiting (the dump goes on
  * meanwhile; the restore waits for `ctx.networkRaised`). Not raised (an older agent, no hold), the restore raises
- * them as before. Its undo takes the copy off the LAN before the source's links come up again (the undo steps run
+ * them as before. Its undo cleans the destination before the source's links come up again (the undo steps run
  * last-first): the two would answer for the same addresses and MAC, and the bridge would send the clients to
- * whichever spoke last. With the agent gone, the destination's clean-up after the unfence does it (as for a copy
- * that was restored).
+ * whichever spoke last. With the agent dead that takes a new connection; it is given CLEAN_FIRST_MS, not more, so
+ * that a destination that cannot be reached does not keep the source frozen (its links are then likely gone too):
+ * the clean-up goes on, and the rollback's last step waits for it.
  */
 export function raiseNetworkAtFence(ctx: MoveContext): void {
   if (!ctx.networkHeldAhead) return;
-  ctx.revert.add('take the copy off the LAN', async () => {
-    if (!ctx.peer.closed) await ctx.peer.request('abort', { migrationId: ctx.id }).catch(() => undefined);
-  });
+  ctx.revert.add('take the copy off the LAN', () => settleWithin(ctx.cleanDestination(), CLEAN_FIRST_MS));
   ctx.networkRaised = ctx.peer.request<RaiseNetworkResult>('raise-network', { migrationId: ctx.id }).then(
     () => undefined,
     () => undefined,
   );
+}
+
+/** Resolves when `p` settles or after `ms`, whichever comes first; never rejects. */
+function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
 }

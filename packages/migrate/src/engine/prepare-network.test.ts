@@ -3,7 +3,8 @@ import type { Journal } from '../journal/journal';
 import type { AgentConnection } from '../protocol/agent-connection';
 import type { MigrateDeps, MigrateRequest } from './migrate-deps';
 import { MoveContext } from './move-context';
-import { CLEAN_FIRST_MS, raiseNetworkAtFence } from './prepare-network';
+import { CLEAN_FIRST_MS } from './clean-first';
+import { raiseNetworkAtFence } from './prepare-network';
 
 /** A move that prepared a held network on the destination and fenced its source; `calls` records what happened, in order. */
 function fencedMove(peer: { closed: boolean; raise?: () => Promise<unknown> }, cleanupRemote: () => Promise<{ kept: boolean }>) {

@@ -11,9 +11,7 @@
 import type { RaiseNetworkResult } from '@ferry/core';
 import type { PrepareNetworkParams, PrepareNetworkResult } from '../protocol/agent-messages';
 import type { MoveContext } from './move-context';
-
-/** How long a rollback waits for the destination's clean-up before it lets the source's links up again. */
-export const CLEAN_FIRST_MS = 5_000;
+import { CLEAN_FIRST_MS, settleWithin } from './clean-first';
 
 export async function prepareNetwork(ctx: MoveContext): Promise<void> {
   const network = await ctx.adapter.networkOf?.(ctx.name);
@@ -28,9 +26,7 @@ export async function prepareNetwork(ctx: MoveContext): Promise<void> {
  * meanwhile; the restore waits for `ctx.networkRaised`). Not raised (an older agent, no hold), the restore raises
  * them as before. Its undo cleans the destination before the source's links come up again (the undo steps run
  * last-first): the two would answer for the same addresses and MAC, and the bridge would send the clients to
- * whichever spoke last. With the agent dead that takes a new connection; it is given CLEAN_FIRST_MS, not more, so
- * that a destination that cannot be reached does not keep the source frozen (its links are then likely gone too):
- * the clean-up goes on, and the rollback's last step waits for it.
+ * whichever spoke last. With the agent dead that takes a new connection, given CLEAN_FIRST_MS (clean-first.ts).
  */
 export function raiseNetworkAtFence(ctx: MoveContext): void {
   if (!ctx.networkHeldAhead) return;
@@ -39,10 +35,4 @@ export function raiseNetworkAtFence(ctx: MoveContext): void {
     () => undefined,
     () => undefined,
   );
-}
-
-/** Resolves when `p` settles or after `ms`, whichever comes first; never rejects. */
-function settleWithin(p: Promise<unknown>, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
 }

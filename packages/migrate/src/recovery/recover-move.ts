@@ -19,6 +19,7 @@ import { lockHolder, lockPath } from '../journal/move-lock';
 import { isAlive, killIfSame, processesMarked, selfId, type ProcessId } from '../journal/proc-identity';
 import type { RemoteOutcome, StatusOptions } from '../protocol/agent-messages';
 import type { Destination } from '../hosts/resolve-host';
+import { CLEAN_FIRST_MS, settleWithin } from '../engine/clean-first';
 import { planRecovery, type RecoveryAction } from './plan-recovery';
 import { endDump, waitGone } from './end-dump';
 
@@ -103,15 +104,25 @@ async function act(
 ): Promise<RecoveryResult> {
   switch (action.kind) {
     case 'roll-back': {
+      // Started first: from the source's fence on, a runc copy's links may be up behind its packet hold on the
+      // destination, and the source's must not come back while they are (the same addresses and MAC). Given
+      // CLEAN_FIRST_MS, so that a destination out of reach does not keep the source frozen.
+      const cleaning =
+        action.cleanDestination && state.destination
+          ? deps.cleanupRemote(state.destination, state.id).then(
+              () => undefined,
+              (err: unknown) => journal.append({ t: 'note', message: `destination not cleaned: ${(err as Error).message}` }),
+            )
+          : undefined;
+      if (cleaning && state.holds.has('fence')) await settleWithin(cleaning, CLEAN_FIRST_MS);
       try {
         await rollBackSource(state, deps);
       } catch (err) {
         journal.append({ t: 'note', message: `recovery could not roll back: ${(err as Error).message}` });
+        await cleaning;
         return result('failed', `${action.why}; rolling back failed: ${(err as Error).message}`);
       }
-      if (action.cleanDestination && state.destination) {
-        await deps.cleanupRemote(state.destination, state.id).catch((err: unknown) => journal.append({ t: 'note', message: `destination not cleaned: ${(err as Error).message}` }));
-      }
+      await cleaning;
       close(journal, state, deps, 'rolled-back');
       return result('rolled-back', `${action.why}: the source runs again`);
     }

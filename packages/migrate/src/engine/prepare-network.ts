@@ -6,7 +6,8 @@
  * Right after the source's fence, the destination raises that namespace's links behind the hold: from then on the
  * clients' segments reach the copy's namespace and wait there for the restored sockets, delivered at the release,
  * instead of being lost at the fenced source and retransmitted only when each client's timer fires (backing off
- * 0.2, 0.4, 0.8 s...: 0.3-0.7 s after the restore in the application trials).
+ * 0.2, 0.4, 0.8 s...: raised at the restore, 3 of 6 benchmark trials had a second silence of 0.16-1.5 s right after
+ * the first answers; docs/network-switchover.md).
  */
 import type { RaiseNetworkResult } from '@ferry/core';
 import type { PrepareNetworkParams, PrepareNetworkResult } from '../protocol/agent-messages';

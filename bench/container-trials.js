@@ -125,6 +125,13 @@ function median(values) {
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
 }
 
+/** Nearest-rank percentile (p in 0..1): with fewer than 20 values, p95 is the largest. */
+function percentile(values, p) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return undefined;
+  return v[Math.min(v.length - 1, Math.ceil(p * v.length) - 1)];
+}
+
 /** Medians per size and method; ratios against the runtime's own path, run by run. */
 function summarize(rows, ctx, [ferryMethod, ownMethod]) {
   const out = [];
@@ -175,4 +182,4 @@ const fmtMs = (ms) => (ms === undefined ? '–' : ms >= 10_000 ? `${(ms / 1000).
 const fmtRatio = (x) => (x === undefined ? '–' : `${x.toFixed(2)}×`);
 const sizeLabel = (mib) => (mib >= 1024 && mib % 1024 === 0 ? `${mib / 1024} GiB` : `${mib} MiB`);
 
-module.exports = { runContainerTrials, summarize, ratioByRun, medianPhases, trialCounts, event, lastJson, median, fmtMs, fmtRatio, sizeLabel };
+module.exports = { runContainerTrials, summarize, ratioByRun, medianPhases, trialCounts, event, lastJson, median, percentile, fmtMs, fmtRatio, sizeLabel };

@@ -196,7 +196,7 @@ function run(file, args, { timeoutMs = 120_000, input } = {}) {
 }
 
 const sandbox = (...args) => run('bash', [SANDBOX_SCRIPT, ...args]);
-const { event: parseFerry, median, medianPhases, ratioByRun, trialCounts, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
+const { event: parseFerry, median, percentile, medianPhases, ratioByRun, trialCounts, fmtMs, fmtRatio, sizeLabel } = require('./container-trials');
 const { runDockerBench, renderDockerSection } = require('./docker-bench');
 const { runPodmanBench, renderPodmanSection } = require('./podman-bench');
 const onHost = (host, argv, options) => run('bash', [SANDBOX_SCRIPT, 'exec', host, '--', 'env', `FERRY_NETNS_UPLINK=${UPLINK}`, ...argv], options);
@@ -488,7 +488,9 @@ function summarize(rows, options, methods) {
           method,
           ...trialCounts(rs),
           clientDowntimeMs: median(good.map((r) => r.clientDowntimeMs)),
+          clientDowntimeP95Ms: percentile(good.map((r) => r.clientDowntimeMs), 0.95),
           downtimeMs: median(good.map((r) => r.downtimeMs)),
+          downtimeP95Ms: percentile(good.map((r) => r.downtimeMs), 0.95),
           totalMs: median(good.map((r) => r.totalMs)),
           wallMs: median(good.map((r) => r.wallMs)),
           bytesSent: median(good.map((r) => r.bytesSent)),
@@ -629,11 +631,11 @@ const shortLabel = (method) => {
 
 function resultsTable(summary, runs) {
   const head =
-    '| size | link | method | client downtime ms | ratio vs naive | freeze→running ms | total ms | total ratio | MiB sent | MiB sent frozen | connection survived | memory ok |\n' +
-    '|---|---|---|--:|--:|--:|--:|--:|--:|--:|:-:|:-:|';
+    '| size | link | method | client downtime ms | p95 | ratio vs naive | freeze→running ms | p95 | total ms | total ratio | MiB sent | MiB sent frozen | connection survived | memory ok |\n' +
+    '|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|:-:|:-:|';
   const lines = summary.map((s) => {
     if (!s.succeeded) {
-      return `| ${sizeLabel(s.sizeMib)} | ${s.link} | ${methodLabel(s.method)} | failed ${s.runs}/${s.runs} | | | | | | | | |`;
+      return `| ${sizeLabel(s.sizeMib)} | ${s.link} | ${methodLabel(s.method)} | failed ${s.runs}/${s.runs} | | | | | | | | | | |`;
     }
     const of = (n) => `${n}/${s.succeeded}${s.succeeded < s.runs ? ` (${s.runs - s.succeeded} failed)` : ''}`;
     return [
@@ -641,8 +643,10 @@ function resultsTable(summary, runs) {
       s.link,
       methodLabel(s.method),
       fmtMs(s.clientDowntimeMs),
+      fmtMs(s.clientDowntimeP95Ms),
       fmtRatio(s.clientRatio),
       fmtMs(s.downtimeMs),
+      fmtMs(s.downtimeP95Ms),
       fmtMs(s.totalMs),
       fmtRatio(s.totalRatio),
       fmtMiB(s.bytesSent),
@@ -656,7 +660,7 @@ function resultsTable(summary, runs) {
       .replace(/^/, '| ')
       .concat(' |');
   });
-  return `${head}\n${lines.join('\n')}\n\nMedians of ${runs} run${runs > 1 ? 's' : ''} per row; ratios are medians of per-run ratios against the naive run of the same run.`;
+  return `${head}\n${lines.join('\n')}\n\nMedians of ${runs} run${runs > 1 ? 's' : ''} per row, and the 95th percentile (nearest rank: with fewer than 20 runs, the slowest); ratios are medians of per-run ratios against the naive run of the same run.`;
 }
 
 function phasesTable(summary) {

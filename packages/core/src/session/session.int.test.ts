@@ -177,7 +177,10 @@ tmuxTest('attached clients are refused, --detach-clients detaches them; a sessio
   expect(isFerryError(collision, 'ERR_PRECHECK_INCOMPATIBLE')).toBe(true);
   expect((collision as { hint: string }).hint).toMatch(/leave-running/);
   expect(isAlive(serverPid)).toBe(true);
-  expect(counter(counterFile)).toBeGreaterThan(0);
+  // Its loop still counts. One read is not enough: it can fall between the shell's truncation of the file and its
+  // write, and see nothing (CI once read 0 here).
+  const running = await waitFor('the counter', () => counter(counterFile) || undefined, 10_000);
+  await waitForCounter(counterFile, running + 1);
 });
 
 // ---------- screen ----------

@@ -118,8 +118,11 @@ function lastJson(text) {
   return undefined;
 }
 
+/** The finite numbers among `values`, ascending. */
+const sortedNumbers = (values) => values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+
 function median(values) {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  const v = sortedNumbers(values);
   if (!v.length) return undefined;
   const mid = v.length >> 1;
   return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
@@ -127,7 +130,7 @@ function median(values) {
 
 /** Nearest-rank percentile (p in 0..1): with fewer than 20 values, p95 is the largest. */
 function percentile(values, p) {
-  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  const v = sortedNumbers(values);
   if (!v.length) return undefined;
   return v[Math.min(v.length - 1, Math.ceil(p * v.length) - 1)];
 }

@@ -39,13 +39,59 @@ function holdRules(name: string): string {
   return [rules('iptables'), rules('ip6tables')].join('\n').split('\n').filter((l) => l.includes('FERRY-HOLD')).join('\n');
 }
 
+type Client = ReturnType<typeof connectClient>;
+
+/** Sends "PREFIX N" every 20 ms from `startAt` (a phase event) on; feed it the move's events, stop() says how many. */
+function keepSending(client: Client, prefix: string, startAt: { event: string; phase: string }) {
+  let sent = 0;
+  let timer: NodeJS.Timeout | undefined;
+  return {
+    onEvent(e: Record<string, unknown>): void {
+      if (e.event === startAt.event && e.phase === startAt.phase && !timer) timer = setInterval(() => client.send(`${prefix} ${++sent}`), 20);
+    },
+    stop(): number {
+      clearInterval(timer);
+      return sent;
+    },
+  };
+}
+
+/**
+ * Sends `last`, then expects what came back on the connection to end with every "PREFIX N" line and `last`, in order.
+ * The workload echoes each read as one chunk prefixed "echo " and writes whole tick lines between chunks: without
+ * those, the stream is what the client sent.
+ */
+async function expectEchoedInOrder(client: Client, prefix: string, sent: number, last: string, timeoutMs: number): Promise<void> {
+  client.send(last);
+  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
+  await waitFor(`the echo of ${last}`, () => stream().endsWith(`${last}\n`) || undefined, timeoutMs, 100);
+  const expected = Array.from({ length: sent }, (_, i) => `${prefix} ${i + 1}\n`).join('') + `${last}\n`;
+  expect(stream().endsWith(expected)).toBe(true);
+}
+
+/** kill -9 of every ferry agent on h2; how many there were. */
+function killAgents(): number {
+  const agents = onHost('h2', ['pgrep', '-f', 'bin/ferry agent']).stdout.split('\n').filter(Boolean);
+  for (const pid of agents) onHost('h2', ['kill', '-KILL', pid]);
+  return agents.length;
+}
+
+/** Inbound packets the hold's INPUT rule in the container's namespace on h2 has taken (0 when no rule, or no namespace). */
+function heldInbound(name: string): number {
+  const out = onHost('h2', ['ip', 'netns', 'exec', `ferry-ct-${name}`, 'iptables', '-L', 'INPUT', '-v', '-n', '-x']).stdout;
+  return out
+    .split('\n')
+    .filter((l) => l.includes('FERRY-HOLD'))
+    .reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]), 0);
+}
+
 test('runc stop-and-copy: what the client sends during the switch-over is held and delivered at the release, no reset', async () => {
   const c = startContainer(64);
   const client = connectClient(c);
   await client.waitFor(/tick \d+/);
   const before = lanTcp();
-  let sent = 0;
-  let sending: NodeJS.Timeout | undefined;
+  // From the freeze to the end of the move: some of it lands while the destination holds, some before.
+  const sending = keepSending(client, 'during', { event: 'phase-start', phase: 'freeze' });
   let id = '';
   let late: Promise<ReturnType<typeof connectClient> | undefined> | undefined;
   const order: string[] = [];
@@ -55,8 +101,7 @@ test('runc stop-and-copy: what the client sends during the switch-over is held a
     if (e.event === 'phase-end') order.push(String(e.phase));
     // The copy's namespace is made, held, before the freeze: the frozen restore only joins it.
     if (e.event === 'phase-end' && e.phase === 'prepare-network') heldBeforeFreeze = holdRules(c.name) !== '';
-    // From the freeze to the end of the move: some of it lands while the destination holds, some before.
-    if (e.event === 'phase-start' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`during ${++sent}`), 20);
+    sending.onEvent(e);
     // A new connection while the destination holds: its SYN waits in the queue for the restored listener; without
     // the hold the namespace's kernel would refuse it (RST: nothing listens before CRIU restored the socket).
     if (e.event === 'phase-start' && e.phase === 'restore' && !late) {
@@ -68,7 +113,7 @@ test('runc stop-and-copy: what the client sends during the switch-over is held a
     // The commit starts 2 s late, so the hold lasts long enough under any load for the late SYN and the client's
     // retransmissions to land in it (a 64 MiB restore can be over before the test has seen the rules).
   }, { FERRY_FAULT: 'commit:delay' });
-  clearInterval(sending);
+  const sent = sending.stop();
   expect(run.error).toBeUndefined();
   expect(order.indexOf('prepare-network')).toBeGreaterThan(order.indexOf('copy-bundle'));
   expect(order.indexOf('prepare-network')).toBeLessThan(order.indexOf('freeze'));
@@ -80,16 +125,9 @@ test('runc stop-and-copy: what the client sends during the switch-over is held a
   await second!.waitFor(/echo second/, 30_000);
   expect(state('h2', c.name)).toMatchObject({ exists: true, state: 'running' });
 
-  // Everything sent during the switch-over came back on the same connection, in order, then 'after'. The workload
-  // echoes each read as one chunk prefixed "echo " and writes whole tick lines between chunks: without those, the
-  // stream is what the client sent.
-  client.send('after');
-  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
-  await waitFor('the echo of after', () => stream().endsWith('after\n') || undefined, 60_000, 100);
+  // Everything sent during the switch-over came back on the same connection, in order, then 'after'.
   expect(sent).toBeGreaterThan(0);
-  const echoed = stream();
-  const expected = Array.from({ length: sent }, (_, i) => `during ${i + 1}\n`).join('') + 'after\n';
-  expect(echoed.endsWith(expected)).toBe(true);
+  await expectEchoedInOrder(client, 'during', sent, 'after', 60_000);
   expect(lanTcp()).toEqual(before);
 
   // The destination held packets (the client's) and delivered them once it had journaled `committed`.
@@ -104,37 +142,23 @@ test('runc stop-and-copy: what the client sends during the switch-over is held a
   expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
 });
 
-/** Inbound packets the hold's INPUT rule in the container's namespace on h2 has taken (0 when no rule, or no namespace). */
-function heldInbound(name: string): number {
-  const out = onHost('h2', ['ip', 'netns', 'exec', `ferry-ct-${name}`, 'iptables', '-L', 'INPUT', '-v', '-n', '-x']).stdout;
-  return out
-    .split('\n')
-    .filter((l) => l.includes('FERRY-HOLD'))
-    .reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0]), 0);
-}
-
 test('runc: the copy\'s links come up behind the hold at the fence: what the client sends while the source is frozen waits on h2 before any restore', async () => {
   const c = startContainer(64);
   const client = connectClient(c);
   await client.waitFor(/tick \d+/);
   const before = lanTcp();
-  let sent = 0;
-  let sending: NodeJS.Timeout | undefined;
+  const sending = keepSending(client, 'frozen', { event: 'phase-end', phase: 'freeze' });
   let heldBeforeDump = -1;
   const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
-    if (e.event === 'phase-end' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`frozen ${++sent}`), 20);
+    sending.onEvent(e);
     // The dump starts 2 s after the fence (FERRY_FAULT): the source sends nothing, the copy does not exist yet. Only a
     // namespace whose links came up at the fence has received anything by now (they used to stay down until the restore).
     if (e.event === 'phase-start' && e.phase === 'checkpoint' && heldBeforeDump < 0) heldBeforeDump = heldInbound(c.name);
   }, { FERRY_FAULT: 'checkpoint:delay' });
-  clearInterval(sending);
+  const sent = sending.stop();
   expect(run.error).toBeUndefined();
   expect(heldBeforeDump).toBeGreaterThan(0);
-  client.send('after');
-  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
-  await waitFor('the echo of after', () => stream().endsWith('after\n') || undefined, 60_000, 100);
-  const expected = Array.from({ length: sent }, (_, i) => `frozen ${i + 1}\n`).join('') + 'after\n';
-  expect(stream().endsWith(expected)).toBe(true);
+  await expectEchoedInOrder(client, 'frozen', sent, 'after', 60_000);
   expect(lanTcp()).toEqual(before);
   expect(ctl('h2', 'verify', c.name)).toEqual({ verdict: 'ok' });
 });
@@ -144,25 +168,20 @@ test('a failure after the copy\'s links came up at the fence: they go before the
   const client = connectClient(c);
   await client.waitFor(/tick \d+/);
   const before = lanTcp();
-  let sending: NodeJS.Timeout | undefined;
-  let sent = 0;
+  const sending = keepSending(client, 'frozen', { event: 'phase-end', phase: 'freeze' });
   let heldBeforeFailure = -1;
   const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
-    if (e.event === 'phase-end' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`frozen ${++sent}`), 20);
+    sending.onEvent(e);
     if (e.event === 'phase-start' && e.phase === 'checkpoint' && heldBeforeFailure < 0) heldBeforeFailure = heldInbound(c.name);
   }, { FERRY_FAULT: 'checkpoint:delay,transfer-images:throw' });
-  clearInterval(sending);
+  const sent = sending.stop();
   expect(run.status).not.toBe(0);
   // The client's segments had reached the copy's namespace: its links were up when the move failed.
   expect(heldBeforeFailure).toBeGreaterThan(0);
   await expectRolledBack(c.name);
   expect(onHost('h2', ['ip', 'netns', 'list']).stdout).not.toContain(`ferry-ct-${c.name}`);
   // What the destination held was dropped there; the client's retransmissions reach the source, which answers all.
-  client.send('after-rollback');
-  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
-  await waitFor('the echo of after-rollback', () => stream().endsWith('after-rollback\n') || undefined, 90_000, 100);
-  const expected = Array.from({ length: sent }, (_, i) => `frozen ${i + 1}\n`).join('') + 'after-rollback\n';
-  expect(stream().endsWith(expected)).toBe(true);
+  await expectEchoedInOrder(client, 'frozen', sent, 'after-rollback', 90_000);
   expect(lanTcp()).toEqual(before);
   expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
 });
@@ -172,32 +191,25 @@ test('kill -9 of the destination agent after the copy\'s links came up at the fe
   const client = connectClient(c);
   await client.waitFor(/tick \d+/);
   const before = lanTcp();
-  let sending: NodeJS.Timeout | undefined;
-  let sent = 0;
+  const sending = keepSending(client, 'frozen', { event: 'phase-end', phase: 'freeze' });
   let killed = 0;
   let heldAtKill = -1;
   const run = await ferryOn('h1', migrate(c.name, '--strategy', 'stop-and-copy'), (e) => {
-    if (e.event === 'phase-end' && e.phase === 'freeze' && !sending) sending = setInterval(() => client.send(`frozen ${++sent}`), 20);
+    sending.onEvent(e);
     // 2 s after the fence (FERRY_FAULT): the links are up behind the hold; the agent holding it dies.
     if (e.event === 'phase-start' && e.phase === 'checkpoint' && killed === 0) {
       heldAtKill = heldInbound(c.name);
-      const agents = onHost('h2', ['pgrep', '-f', 'bin/ferry agent']).stdout.split('\n').filter(Boolean);
-      for (const pid of agents) onHost('h2', ['kill', '-KILL', pid]);
-      killed = agents.length;
+      killed = killAgents();
     }
   }, { FERRY_FAULT: 'checkpoint:delay' });
-  clearInterval(sending);
+  const sent = sending.stop();
   expect(killed).toBeGreaterThan(0);
   expect(heldAtKill).toBeGreaterThan(0);
   expect(run.status).not.toBe(0);
   await expectRolledBack(c.name);
   // The source's clean-up over a new connection removed the dead agent's namespace (before it unfenced the source).
   expect(onHost('h2', ['ip', 'netns', 'list']).stdout).not.toContain(`ferry-ct-${c.name}`);
-  client.send('after-rollback');
-  const stream = () => client.output().replace(/tick \d+\n/g, '').replace(/echo /g, '');
-  await waitFor('the echo of after-rollback', () => stream().endsWith('after-rollback\n') || undefined, 90_000, 100);
-  const expected = Array.from({ length: sent }, (_, i) => `frozen ${i + 1}\n`).join('') + 'after-rollback\n';
-  expect(stream().endsWith(expected)).toBe(true);
+  await expectEchoedInOrder(client, 'frozen', sent, 'after-rollback', 90_000);
   expect(lanTcp()).toEqual(before);
   expect(ctl('h1', 'verify', c.name)).toEqual({ verdict: 'ok' });
 });
@@ -216,9 +228,7 @@ test('kill -9 of the destination agent while it holds the packets: rolled back, 
         } catch {
           return false;
         }
-        const agents = onHost('h2', ['pgrep', '-f', 'bin/ferry agent']).stdout.split('\n').filter(Boolean);
-        for (const pid of agents) onHost('h2', ['kill', '-KILL', pid]);
-        return agents.length > 0;
+        return killAgents() > 0;
       })();
     }
     // The commit starts 2 s late: the kill lands while the destination holds, however loaded the machine (CI once
@@ -243,11 +253,7 @@ test('kill -9 of the destination agent once it made the namespace, before the fr
   let frozen = false;
   const run = await ferryOn('h1', migrate(c.name, '--strategy', 'hash-pre-copy'), (e) => {
     if (e.event === 'phase-start' && e.phase === 'freeze') frozen = true;
-    if (e.event === 'phase-end' && e.phase === 'prepare-network' && killed === 0) {
-      const agents = onHost('h2', ['pgrep', '-f', 'bin/ferry agent']).stdout.split('\n').filter(Boolean);
-      for (const pid of agents) onHost('h2', ['kill', '-KILL', pid]);
-      killed = agents.length;
-    }
+    if (e.event === 'phase-end' && e.phase === 'prepare-network' && killed === 0) killed = killAgents();
   });
   expect(killed).toBeGreaterThan(0);
   expect(frozen).toBe(false);

@@ -21,8 +21,8 @@ import { checkpointContainer, type DumpHooks, type PipelineRuntime } from './che
 import { asFence, fenceLinks, liftFence, type Fence, type FenceRecord } from './network-fence';
 import { restoreContainer, type RestoreHooks } from './restore-pipeline';
 import { RuncCli, runcCheckpoint, runcRestoreArgs, type RuncOutcome } from './runc-cli';
-import { netnsTies, raiseUplink, readdressed, readNetnsInterfaces, type NetnsTools, type NetnsUplink } from './runc-netns';
-import { prepareRuncNetwork, raisePreparedNetns } from './runc-prepared-network';
+import { netnsTies, readdressed, readNetnsInterfaces, type NetnsTools, type NetnsUplink } from './runc-netns';
+import { prepareRuncNetwork, raiseOwnedUplink, raisePreparedNetns } from './runc-prepared-network';
 import { RUNC_TOOL_HINT, RuncContainers } from './runc-containers';
 import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, type RuncRestoreDeps, type RuncRestorePrep } from './runc-restore';
 import { networkNamespaceOf } from './runc-state';
@@ -261,9 +261,9 @@ export class RuncAdapter implements RuntimeAdapter {
     names.name(name);
     const owned = this.owned.read(name);
     const released = await this.holds.release(name, owned);
-    const uplink = this.options.netnsUplink;
-    if (!owned?.heldUplink?.length || !uplink) return released;
-    await raiseUplink(this.tools, uplink, owned.heldUplink);
+    const raise = owned && raiseOwnedUplink(owned, this.restoreDeps);
+    if (!raise) return released;
+    await raise();
     delete owned.heldUplink;
     this.owned.write(name, owned);
     return released;

@@ -52,11 +52,17 @@ export async function raisePreparedNetns(name: string, deps: RuncRestoreDeps): P
   const owned = deps.store.read(name);
   if (!owned?.prepared) return { raised: false, reason: 'no namespace was prepared for it' };
   if (!deps.holds?.holding(name)) return { raised: false, reason: 'its traffic is not held here: the bridge ends stay down until the release' };
+  const raise = raiseOwnedUplink(owned, deps);
+  if (!raise) return { raised: false, reason: 'it has no bridge ends down' };
+  await deps.holds.raiseHeld(name, owned, raise);
+  return { raised: true };
+}
+
+/** Raises the bridge ends owned.json has down (heldUplink); undefined when there are none, or no uplink. */
+export function raiseOwnedUplink(owned: OwnedResources, deps: Pick<RuncRestoreDeps, 'tools' | 'uplink'>): (() => Promise<void>) | undefined {
   const peers = owned.heldUplink ?? [];
   const uplink = deps.uplink;
-  if (peers.length === 0 || !uplink) return { raised: false, reason: 'it has no bridge ends down' };
-  await deps.holds.raiseHeld(name, owned, () => raiseUplink(deps.tools, uplink, peers));
-  return { raised: true };
+  return peers.length > 0 && uplink ? () => raiseUplink(deps.tools, uplink, peers) : undefined;
 }
 
 /**
@@ -82,10 +88,8 @@ export async function joinPreparedNetns(name: string, owned: OwnedResources, dep
   delete owned.prepared;
   deps.store.write(name, owned);
   revert.add(() => deps.holds?.abort(name));
-  const peers = owned.heldUplink ?? [];
-  const uplink = deps.uplink;
-  if (peers.length > 0 && uplink) {
-    const raise = () => raiseUplink(deps.tools, uplink, peers);
+  const raise = raiseOwnedUplink(owned, deps);
+  if (raise) {
     if (deps.holds?.holding(name)) await deps.holds.raiseHeld(name, owned, raise);
     else if (!holdNetwork) {
       afterRestore.push(raise);

@@ -19,7 +19,14 @@ beforeAll(() => {
 afterEach(() => removeTestContainers());
 afterAll(() => sandbox('down'));
 
-const migrate = (name: string) => ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', 'hash-pre-copy', '--lazy-restore'];
+const migrate = (name: string, ...extra: string[]) => ['migrate', name, '--to', 'h2', '--hosts-file', HOSTS_FILE, '--strategy', 'hash-pre-copy', '--lazy-restore', ...extra];
+/**
+ * The kills below need a fill that lasts: ferry's own lazy-pages handler fills 1 GiB in under a second, before a
+ * kill sent at the fill phase's start lands, so these moves keep CRIU's daemon (FERRY_LAZY_PAGES=criu, a minute of
+ * fill under this workload's faults). The relay's crash handling is the same for both handlers (the agent holds the
+ * userfaultfds); ferry's handler's own behaviour is in pages/local-restore.int.test.ts.
+ */
+const SLOW_FILL = ['--agent-command', 'env FERRY_LAZY_PAGES=criu ferry agent'];
 
 test.each([256, 1024])('%i MiB dirtying 2%% of its pages per second: moved with its TCP connection, memory intact, the frozen restore wrote almost no page', async (memMib) => {
   const c = startContainer(memMib, false, Math.round(memMib * 256 * 0.02));
@@ -65,7 +72,7 @@ test('kill -9 of the destination agent while the copy fills: the detached relay 
   const before = state('h1', c.name).workload!.counter;
   let id = '';
   let killed = false;
-  const run = await ferryOn('h1', migrate(c.name), (e) => {
+  const run = await ferryOn('h1', migrate(c.name, ...SLOW_FILL), (e) => {
     if (e.event === 'guardian') id = e.id as string;
     if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !killed) killed = killOnH2('/bin/ferry agent');
   });
@@ -85,7 +92,7 @@ test.each([
 ])('kill -9 of %s while the copy fills: the copy is removed before it can read a missing page, the source takes the container back, memory intact', async (_what, pattern) => {
   const c = startContainer(1024, false, 5243);
   let killed = false;
-  const run = await ferryOn('h1', migrate(c.name), (e) => {
+  const run = await ferryOn('h1', migrate(c.name, ...SLOW_FILL), (e) => {
     if (e.event === 'phase-start' && e.phase === 'transfer-pages' && !killed) killed = killOnH2(pattern);
   });
   expect(killed).toBe(true);

@@ -15,7 +15,8 @@
         "cc/tcp-repair.cc",
         "cc/memcpy-bench.cc",
         "cc/netns.cc",
-        "cc/sockets.cc"
+        "cc/sockets.cc",
+        "cc/userfaultfd.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

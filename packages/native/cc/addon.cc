@@ -18,6 +18,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   ferry::InitMemcpyBench(env, exports);
   ferry::InitNetns(env, exports);
   ferry::InitSockets(env, exports);
+  ferry::InitUserfaultfd(env, exports);
   return exports;
 }
 

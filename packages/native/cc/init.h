@@ -16,4 +16,5 @@ void InitTcpRepair(Napi::Env env, Napi::Object exports);
 void InitMemcpyBench(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
+void InitUserfaultfd(Napi::Env env, Napi::Object exports);
 }  // namespace ferry

@@ -103,6 +103,16 @@ export interface RawBinding {
   dupFd(fd: number): number;
   leaveTcpRepair(pid: number, fd: number): boolean;
   resetOnClose(fd: number): void;
+  /** The fds among `fds` with a userfaultfd message (or a hang-up) within timeoutMs. */
+  uffdPoll(fds: number[], timeoutMs: number): Promise<number[]>;
+  /** Whole uffd_msg records (empty: none queued), null at end of file. */
+  uffdRead(fd: number): Buffer | null;
+  /** Bytes copied, or -errno. */
+  uffdCopy(fd: number, dst: bigint, src: ByteArray, dontWake: boolean): number;
+  /** Bytes mapped, or -errno. */
+  uffdZeropage(fd: number, start: bigint, len: bigint): number;
+  /** op 0 = UFFDIO_WAKE, 1 = UFFDIO_UNREGISTER: 0 or -errno. */
+  uffdRange(fd: number, op: number, start: bigint, len: bigint): number;
   /** Seconds one memcpy of src into dest takes. Benchmark only (src/testing.ts). */
   memcpyBench(dest: ByteArray, src: ByteArray): number;
 }

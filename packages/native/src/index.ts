@@ -42,3 +42,4 @@ export { leaveTcpRepair, resetOnClose } from './tcp-repair';
 export { gatherFiles, scatterFiles, type FdRange } from './file-gather';
 export type { ByteArray } from './validate';
 export { NfQueue, NfVerdict, NfInetHook, type NfQueueOptions, type QueuedPacket, type NfVerdictValue } from './nfqueue';
+export { Userfaultfd, pollUffds, decodeUffdMessages, UFFD_MSG_SIZE, type UffdMessage, type UffdResult } from './userfaultfd';

@@ -90,6 +90,7 @@ export const IMAGE_KINDS = {
   inventory: { name: 'INVENTORY', magic: 0x58313116, set: 'none' },
   pstree: { name: 'PSTREE', magic: 0x50273030, set: 'common' },
   pagemap: { name: 'PAGEMAP', magic: 0x56084025, set: 'common' },
+  mm: { name: 'MM', magic: 0x57492820, set: 'common' },
   stats: { name: 'STATS', magic: 0x57093306, set: 'service' },
   irmapCache: { name: 'IRMAP_CACHE', magic: 0x57004059, set: 'service' },
 } as const satisfies Record<string, ImageKind>;

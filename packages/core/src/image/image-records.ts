@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import { imageCorrupt } from './image-errors';
 import { readImageEntries, type ImageContents, type WireObject } from './image-file';
-import { INVENTORY_IMAGE, LSM_TYPES, PAGEMAP_IMAGE, PE_FLAGS, PSTREE_IMAGE, STATS_IMAGE } from './image-schema';
+import { INVENTORY_IMAGE, LSM_TYPES, MM_IMAGE, PAGEMAP_IMAGE, PE_FLAGS, PSTREE_IMAGE, STATS_IMAGE } from './image-schema';
 
 export interface InventoryInfo {
   /** 2 (format v1.1, set magic in every image) as CRIU 4.2.1 writes it; 1 for images without set magics. */
@@ -113,6 +113,13 @@ export async function readPagemap(path: string): Promise<Pagemap> {
     return { vaddr: BigInt(v.vaddr as string), nrPages, flags };
   });
   return { pagesId: image.head.value.pages_id as number, ranges };
+}
+
+/** The bounds of a task's VMAs (mm-PID.img), in the image's order (ascending). */
+export async function readVmaBounds(path: string): Promise<{ start: bigint; end: bigint }[]> {
+  const image = await readImageEntries(path, MM_IMAGE);
+  const vmas = (image.entries[0]?.value.vmas as WireObject[] | undefined) ?? [];
+  return vmas.map((v) => ({ start: BigInt(v.start as string), end: BigInt(v.end as string) }));
 }
 
 export interface ImageStats {

@@ -86,16 +86,22 @@ const root = protoRoot([
   protoMessage('dump_stats_entry', DUMP_STATS_FIELDS),
   protoMessage('restore_stats_entry', RESTORE_STATS_FIELDS),
   protoMessage('stats_entry', [['dump', 1, 'dump_stats_entry'], ['restore', 2, 'restore_stats_entry']]),
+  // mm.proto / vma.proto: only the VMAs' bounds (a lazy-pages handler copies within one VMA at a time).
+  protoMessage('vma_entry', [['start', 1, 'uint64', 'required'], ['end', 2, 'uint64', 'required']]),
+  protoMessage('mm_entry', [['vmas', 14, 'vma_entry', 'repeated']]),
 ]);
 export const InventoryEntry = root.lookupType('inventory_entry');
 export const PstreeEntry = root.lookupType('pstree_entry');
 export const PagemapHead = root.lookupType('pagemap_head');
 export const PagemapEntry = root.lookupType('pagemap_entry');
 export const StatsEntry = root.lookupType('stats_entry');
+export const MmEntry = root.lookupType('mm_entry');
 
 export const INVENTORY_IMAGE: ImageSpec = { kind: IMAGE_KINDS.inventory, entry: InventoryEntry };
 export const PSTREE_IMAGE: ImageSpec = { kind: IMAGE_KINDS.pstree, entry: PstreeEntry };
 /** Task pagemaps (pagemap-PID.img) and shared-memory pagemaps (pagemap-shmem-ID.img) alike. */
 export const PAGEMAP_IMAGE: ImageSpec = { kind: IMAGE_KINDS.pagemap, head: PagemapHead, entry: PagemapEntry };
+/** mm-PID.img: a task's address space. */
+export const MM_IMAGE: ImageSpec = { kind: IMAGE_KINDS.mm, entry: MmEntry };
 /** stats-dump and stats-restore (no .img suffix), written into CRIU's work directory. */
 export const STATS_IMAGE: ImageSpec = { kind: IMAGE_KINDS.stats, entry: StatsEntry };

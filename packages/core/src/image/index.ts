@@ -14,6 +14,7 @@ export {
   readInventory,
   readPstree,
   readPagemap,
+  readVmaBounds,
   readStats,
   statsIfWritten,
   type InventoryInfo,

@@ -3,7 +3,7 @@
  * sockets made in them, unix listeners in 0700 directories, TCP pairs whose kernel byte counters outlive their user,
  * fds taken from another process (pidfd_getfd), and a socket driver that can peek and carry fds. The primitives are
  * @ferry/native's; migrate takes them from here, so that only core reaches into the native addon. Nothing here
- * listens where another host could reach it.
+ * listens where another host could reach it. The userfaultfd calls serve ferry's own lazy-pages handler.
  */
 export {
   FdHandle,
@@ -21,6 +21,10 @@ export {
   streamSocketPair,
   tcpCounters,
   tcpLoopbackPair,
+  Userfaultfd,
+  pollUffds,
+  type UffdMessage,
+  type UffdResult,
   type SocketFamily,
   type StreamChunk,
   type StreamReadOptions,

@@ -52,7 +52,7 @@ export interface NetnsWorkload {
 }
 
 /** The workload fixture inside a new private network namespace, in a freezer cgroup of its own. */
-export async function startNetnsWorkload(options: { dir: string; memMib?: number; dirtyPagesPerSec?: number }): Promise<NetnsWorkload> {
+export async function startNetnsWorkload(options: { dir: string; memMib?: number; dirtyPagesPerSec?: number; exerciseMib?: number }): Promise<NetnsWorkload> {
   mkdirSync(options.dir, { recursive: true, mode: 0o700 });
   const netns = await createNetns();
   const name = `lazy-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -60,7 +60,7 @@ export async function startNetnsWorkload(options: { dir: string; memMib?: number
   mkdirSync(freezerPath, { recursive: true });
   const stateFile = join(options.dir, 'state');
   const binary = buildFixture('workload');
-  const launch = commandInNetns('unshare', ['--pid', '--fork', 'setsid', binary, ...workloadArgs({ stateFile, memMib: options.memMib ?? 16, dirtyPagesPerSec: options.dirtyPagesPerSec })]);
+  const launch = commandInNetns('unshare', ['--pid', '--fork', 'setsid', binary, ...workloadArgs({ stateFile, memMib: options.memMib ?? 16, dirtyPagesPerSec: options.dirtyPagesPerSec, exerciseMib: options.exerciseMib })]);
   const launcher = spawn(launch.file, launch.args, { stdio: stdioWithNetns(netns.fd), detached: true });
   const launcherPid = launcher.pid!;
   const stopAll: (() => void)[] = [() => netns.close()];

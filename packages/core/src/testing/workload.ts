@@ -12,6 +12,8 @@ export interface WorkloadOptions {
   dirtyPagesPerSec?: number;
   port?: number;
   tickMs?: number;
+  /** MiB of a separate region for exerciseWorkload() (fork, MADV_DONTNEED, mremap after a restore). */
+  exerciseMib?: number;
 }
 
 export function workloadArgs(options: WorkloadOptions): string[] {
@@ -19,6 +21,7 @@ export function workloadArgs(options: WorkloadOptions): string[] {
   if (options.dirtyPagesPerSec) args.push('--dirty-pages-per-sec', String(options.dirtyPagesPerSec));
   if (options.port) args.push('--port', String(options.port));
   if (options.tickMs) args.push('--tick-ms', String(options.tickMs));
+  if (options.exerciseMib) args.push('--exercise-mib', String(options.exerciseMib));
   return args;
 }
 
@@ -63,6 +66,18 @@ export async function verifyWorkloadMemory(pid: number, stateFile: string, timeo
   process.kill(pid, 'SIGUSR1');
   const text = await waitFor('memory verdict', () => existsSync(verdictFile) && readFileSync(verdictFile, 'utf8'), timeoutMs);
   return /verify=(\S+)/.exec(text)?.[1] ?? text;
+}
+
+/**
+ * Sends SIGUSR2 and waits for the workload's verdict on fork, MADV_DONTNEED and mremap of its exercise region ("ok" or
+ * "FAILED <what>"); the workload must have been started with exerciseMib.
+ */
+export async function exerciseWorkload(pid: number, stateFile: string, timeoutMs = 20_000): Promise<string> {
+  const verdictFile = `${stateFile}.exercise`;
+  rmSync(verdictFile, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  const text = await waitFor('exercise verdict', () => existsSync(verdictFile) && readFileSync(verdictFile, 'utf8'), timeoutMs);
+  return /exercise=(ok|FAILED \S+)/.exec(text)?.[1] ?? text;
 }
 
 export interface PidNamespaceWorkload {

@@ -26,6 +26,8 @@ import { PagePuller, type PullPolicy, type PullStats } from './page-puller';
 import { ChainPageStore, FetchedPages, localRun, PAGE, readLocal, type PageStore } from './page-store';
 import { adoptRelayDaemon, readDaemonRecord, startRelayDaemon, type RelayDaemon } from './relay-daemon';
 import { UffdProxy } from './uffd-proxy';
+import { lazyPagesHandler, startOwnHandler, type OwnHandler } from './own-handler';
+import type { LocalLazyPagesReport } from './local-lazy-pages';
 import { processId } from '../journal/proc-identity';
 
 export const LINK_SOCKET = 'link.sock';
@@ -83,6 +85,8 @@ export interface RelayReport {
   /** Pages the restore needed that the destination did not hold. */
   remotePages: number;
   pull: PullStats;
+  /** ferry's own lazy-pages handler's account (a lazy restore from local pages without CRIU's daemon). */
+  handler?: LocalLazyPagesReport;
   /** Page bytes received over the link per second of the pull, and the pull's duration. */
   pullMiBps?: number;
   pullMs?: number;
@@ -92,7 +96,8 @@ export class PageRelay {
   private readonly requester: LinkRequester;
   private listener: FdHandle | undefined;
   private proxy: UffdProxy | undefined;
-  private daemon!: RelayDaemon;
+  private daemon: RelayDaemon | undefined;
+  private ownHandler: OwnHandler | undefined;
   private chain: ChainPageStore | undefined;
   private readonly fetched = new FetchedPages();
   private puller!: PagePuller;
@@ -170,11 +175,17 @@ export class PageRelay {
       void this.acceptLinks(this.listener);
     }
 
-    if (options.takeover) {
-      this.daemon = adoptRelayDaemon(readDaemonRecord(options.dir));
-      this.proxy = undefined;
-    } else {
-      this.daemon = await startRelayDaemon({ criuPath: options.criuPath ?? 'criu', imagesDir: options.imagesDir, workDir: daemonWork, recordDir: options.dir });
+    if (options.localOnly && !options.takeover && lazyPagesHandler() === 'ferry') {
+      this.ownHandler = await startOwnHandler({ imagesDir: options.imagesDir, restoreWorkDir: options.restoreWorkDir, store: this.chain!, lazy, onEvent: options.onEvent });
+      void this.serveOwn(this.ownHandler);
+      options.onEvent?.({ type: 'relay-ready', daemonPid: process.pid, localPages, remotePages: 0, takeover: false });
+      return;
+    }
+    const daemon = options.takeover
+      ? adoptRelayDaemon(readDaemonRecord(options.dir))
+      : await startRelayDaemon({ criuPath: options.criuPath ?? 'criu', imagesDir: options.imagesDir, workDir: daemonWork, recordDir: options.dir });
+    this.daemon = daemon;
+    if (!options.takeover) {
       const proxy = UffdProxy.listen({ restoreWorkDir: options.restoreWorkDir, daemonWorkDir: daemonWork });
       this.proxy = proxy;
       proxy.relay().then(
@@ -184,11 +195,11 @@ export class PageRelay {
     }
     // Copies of the daemon's userfaultfds (forked tasks' too): its death then blocks faults instead of zeroing.
     this.proxy ??= UffdProxy.holdOnly();
-    const daemonId = processId(this.daemon.pid);
+    const daemonId = processId(daemon.pid);
     this.holding = daemonId ? this.proxy.keepHolding(daemonId) : undefined;
     this.puller.start();
-    void this.serve();
-    options.onEvent?.({ type: 'relay-ready', daemonPid: this.daemon.pid, localPages, remotePages: this.remotePages, takeover: options.takeover === true });
+    void this.serve(daemon);
+    options.onEvent?.({ type: 'relay-ready', daemonPid: daemon.pid, localPages, remotePages: this.remotePages, takeover: options.takeover === true });
   }
 
   /** Each connection the source makes (through sshd) replaces the previous one. Waits in short slices on the pool. */
@@ -205,7 +216,7 @@ export class PageRelay {
     }
   }
 
-  private async serve(): Promise<void> {
+  private async serve(daemon: RelayDaemon): Promise<void> {
     const stores = (): PageStore[] => (this.chain ? [this.chain, this.fetched] : [this.fetched]);
     const pages = async (get: DaemonGet, exact?: number): Promise<Buffer> => {
       const first = Number(get.vaddr / BigInt(PAGE));
@@ -238,7 +249,7 @@ export class PageRelay {
     };
     let result;
     try {
-      result = await serveDaemon({ socket: this.daemon.socket, stateFile: join(this.options.dir, 'daemon-stream.state') }, { pages, answered });
+      result = await serveDaemon({ socket: daemon.socket, stateFile: join(this.options.dir, 'daemon-stream.state') }, { pages, answered });
     } catch (error) {
       if ((error as FerryError).code === 'ERR_POSTCOPY_SOURCE_LOST') {
         this.options.onEvent?.({ type: 'source-lost', message: (error as Error).message });
@@ -246,8 +257,8 @@ export class PageRelay {
       }
       return this.lose(`serving the daemon: ${(error as Error).message}`);
     }
-    const exit = await this.daemon.exited;
-    if (result.end !== 'close' || !exit.clean) return this.lose(`the lazy-pages daemon ${exit.how} (log: ${this.daemon.logPath})`);
+    const exit = await daemon.exited;
+    if (result.end !== 'close' || !exit.clean) return this.lose(`the lazy-pages daemon ${exit.how} (log: ${daemon.logPath})`);
     // Every page is in the restored tasks: the copies of their userfaultfds can go, and the source may end.
     this.proxy?.close();
     this.puller.stop();
@@ -278,8 +289,29 @@ export class PageRelay {
     );
   }
 
+  /** A lazy restore served by ferry's own handler (no CRIU daemon): its end is the relay's. */
+  private async serveOwn(own: OwnHandler): Promise<void> {
+    let filled;
+    try {
+      filled = await own.handler.finished;
+    } catch (error) {
+      return this.lose(`ferry's lazy-pages handler: ${(error as Error).message}`);
+    }
+    const report: RelayReport = {
+      pagesAnswered: filled.pagesCopied,
+      daemonRequests: filled.faults,
+      remotePages: 0,
+      pull: this.puller.stats,
+      handler: { ...filled },
+    };
+    this.options.onEvent?.({ type: 'daemon-finished', report });
+    this.settle.resolve(report);
+    this.shutdown({ keepUffds: false });
+    this.resolveReleased();
+  }
+
   private lose(reason: string): void {
-    this.options.onEvent?.({ type: 'daemon-lost', reason, uffdsHeld: this.proxy?.held ?? 0 });
+    this.options.onEvent?.({ type: 'daemon-lost', reason, uffdsHeld: this.ownHandler?.handler.held ?? this.proxy?.held ?? 0 });
     this.fail(new FerryError('ERR_POSTCOPY_DAEMON_LOST', `post-copy: ${reason}`, { hint: 'The restored copy waits on pages it will never get: kill it (before the commit, the source resumes).' }));
   }
 
@@ -306,11 +338,13 @@ export class PageRelay {
     if (!keepUffds) {
       this.proxy?.close();
       this.daemon?.close();
+      this.ownHandler?.close();
     }
   }
 
   /** Kills the daemon (rollback); the owner kills the restored tasks, then release(). */
   killDaemon(): void {
     this.daemon?.kill();
+    this.ownHandler?.handler.stop(); // its userfaultfds stay open: faulting tasks block until release()
   }
 }

@@ -25,8 +25,8 @@ export const LAZY_PAGES_RESTORE_FINISHED = 0x52535446;
 export interface UffdProxyOptions {
   /** `criu restore --lazy-pages -W` of the restore: the proxy listens on its lazy-pages.socket. */
   restoreWorkDir: string;
-  /** The lazy-pages daemon's work dir (its lazy-pages.socket). */
-  daemonWorkDir: string;
+  /** The lazy-pages daemon's work dir (its lazy-pages.socket); none when ferry's own handler takes the uffds. */
+  daemonWorkDir?: string;
 }
 
 function checkPrivateDir(dir: string): void {
@@ -36,6 +36,27 @@ function checkPrivateDir(dir: string): void {
       hint: 'ferry creates its work directories 0700; something changed this one.',
     });
   }
+}
+
+/** Reads the restore's side of criu/uffd.c's protocol up to LAZY_PAGES_RESTORE_FINISHED (passed to head too). */
+async function readRestoreTasks(
+  restore: StreamSocket,
+  sink: { head(data: Buffer): Promise<unknown>; task(pid: number, carrier: Buffer, uffd: FdHandle): Promise<void> },
+): Promise<void> {
+  for (;;) {
+    const head = await restore.read(4, { exact: true });
+    if (!head) throw new FerryError('ERR_CRIU_RESTORE_FAILED', 'the restore closed its lazy-pages socket before it finished', { hint: 'See the restore log.' });
+    const value = head.data.readInt32LE(0);
+    await sink.head(head.data);
+    if (value === LAZY_PAGES_RESTORE_FINISHED) break;
+    if (value < 0) continue; // a zombie: no userfaultfd follows
+    const carrier = await restore.read(1, { exact: true });
+    const fd = carrier?.fds[0];
+    if (!carrier || !fd) throw new FerryError('ERR_PAGES_PROTOCOL', `the restore sent task ${value} without its userfaultfd`, { hint: 'See the restore log.' });
+    for (const extra of carrier.fds.slice(1)) extra.close();
+    await sink.task(value, carrier.data, fd);
+  }
+  await restore.read(1).catch(() => null); // the restore closes after FINISHED
 }
 
 export class UffdProxy {
@@ -53,10 +74,10 @@ export class UffdProxy {
     return new UffdProxy(undefined, undefined);
   }
 
-  /** Listens on restoreWorkDir/lazy-pages.socket. */
+  /** Listens on restoreWorkDir/lazy-pages.socket (without a daemonWorkDir: for receive() only). */
   static listen(options: UffdProxyOptions): UffdProxy {
     checkPrivateDir(options.restoreWorkDir);
-    checkPrivateDir(options.daemonWorkDir);
+    if (options.daemonWorkDir) checkPrivateDir(options.daemonWorkDir);
     return new UffdProxy(listenUnix(join(options.restoreWorkDir, LAZY_PAGES_SOCKET), 1), options);
   }
 
@@ -75,8 +96,55 @@ export class UffdProxy {
    * every message through, keeping a copy of each userfaultfd. Resolves once the restore has said it finished.
    */
   async relay(acceptTimeoutMs = Infinity): Promise<{ tasks: number }> {
+    const daemonWorkDir = this.options?.daemonWorkDir;
+    if (!daemonWorkDir) throw new Error('UffdProxy.relay: this proxy has no daemon to relay to');
+    const restore = await this.acceptRestore(acceptTimeoutMs);
+    const toDaemon = await createSocket({ family: 'unix', type: 'stream' });
+    let daemon: StreamSocket | undefined;
+    try {
+      await connectSocket(toDaemon, 'unix', join(daemonWorkDir, LAZY_PAGES_SOCKET));
+      daemon = StreamSocket.adopt(toDaemon);
+      const to = daemon;
+      await readRestoreTasks(restore, {
+        head: (data) => to.write(data),
+        task: async (pid, carrier, fd) => {
+          this.restoreCopies.push({ pid, fd });
+          await to.write(carrier, [fd]);
+        },
+      });
+      return { tasks: this.restoreCopies.length };
+    } finally {
+      restore.close();
+      daemon?.close();
+      if (!daemon) toDaemon.close();
+    }
+  }
+
+  /**
+   * Takes the daemon's place: accepts the restore's connection and hands each task's userfaultfd to `onTask`, which
+   * owns it from then on (no copy stays here). Resolves once the restore has said it finished.
+   */
+  async receive(onTask: (pid: number, uffd: FdHandle) => void, acceptTimeoutMs = Infinity): Promise<{ tasks: number }> {
+    const restore = await this.acceptRestore(acceptTimeoutMs);
+    let tasks = 0;
+    try {
+      await readRestoreTasks(restore, {
+        head: async () => undefined,
+        task: async (pid, _carrier, fd) => {
+          tasks++;
+          onTask(pid, fd);
+        },
+      });
+      return { tasks };
+    } finally {
+      restore.close();
+    }
+  }
+
+  /** The restore's connection (waiting until close(), or acceptTimeoutMs); the listener closes then. */
+  private async acceptRestore(acceptTimeoutMs: number): Promise<StreamSocket> {
     const listener = this.listener;
-    if (!listener || !this.options) throw new Error('UffdProxy.relay: this proxy does not listen');
+    if (!listener) throw new Error('UffdProxy: this proxy does not listen');
     const deadline = Date.now() + acceptTimeoutMs;
     let accepted: FdHandle | undefined;
     // Accept in short waits: a wait on the pool thread must not outlive the proxy.
@@ -88,34 +156,8 @@ export class UffdProxy {
         if ((error as { code?: string }).code !== 'ETIMEDOUT' || Date.now() > deadline) throw error;
       }
     }
-    const restore = StreamSocket.adopt(accepted);
     listener.close();
-    const toDaemon = await createSocket({ family: 'unix', type: 'stream' });
-    let daemon: StreamSocket | undefined;
-    try {
-      await connectSocket(toDaemon, 'unix', join(this.options.daemonWorkDir, LAZY_PAGES_SOCKET));
-      daemon = StreamSocket.adopt(toDaemon);
-      for (;;) {
-        const head = await restore.read(4, { exact: true });
-        if (!head) throw new FerryError('ERR_CRIU_RESTORE_FAILED', 'the restore closed its lazy-pages socket before it finished', { hint: 'See the restore log.' });
-        const value = head.data.readInt32LE(0);
-        await daemon.write(head.data);
-        if (value === LAZY_PAGES_RESTORE_FINISHED) break;
-        if (value < 0) continue; // a zombie: no userfaultfd follows
-        const carrier = await restore.read(1, { exact: true });
-        const fd = carrier?.fds[0];
-        if (!carrier || !fd) throw new FerryError('ERR_PAGES_PROTOCOL', `the restore sent task ${value} without its userfaultfd`, { hint: 'See the restore log.' });
-        for (const extra of carrier.fds.slice(1)) extra.close();
-        this.restoreCopies.push({ pid: value, fd });
-        await daemon.write(carrier.data, [fd]);
-      }
-      await restore.read(1).catch(() => null); // the restore closes after FINISHED
-      return { tasks: this.restoreCopies.length };
-    } finally {
-      restore.close();
-      daemon?.close();
-      if (!daemon) toDaemon.close();
-    }
+    return StreamSocket.adopt(accepted);
   }
 
   /**

@@ -55,9 +55,18 @@ const TRIAL_TIMEOUT_MS = 300_000;
 const WARMUP_MIB = 64;
 /** hash-pre-copy with --lazy-restore: the destination restores without writing memory while frozen. */
 const LAZY_RESTORE = 'hash-pre-copy-lazy';
-const ALL_STRATEGIES = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', LAZY_RESTORE, 'post-copy'];
+/** The same, its fill done by CRIU's lazy-pages daemon instead of ferry's own handler (the destination agent's FERRY_LAZY_PAGES=criu). */
+const LAZY_RESTORE_CRIU = 'hash-pre-copy-lazy-criu';
+/** What an operator gets without choosing: `--strategy auto`. */
+const AUTO = 'auto';
+const ALL_STRATEGIES = ['stop-and-copy', 'pre-copy', 'hash-pre-copy', LAZY_RESTORE, LAZY_RESTORE_CRIU, AUTO, 'post-copy'];
 /** `ferry migrate`'s flags for a bench strategy. */
-const strategyFlags = (s) => (s === LAZY_RESTORE ? ['--strategy', 'hash-pre-copy', '--lazy-restore'] : ['--strategy', s]);
+const strategyFlags = (s) =>
+  s === LAZY_RESTORE
+    ? ['--strategy', 'hash-pre-copy', '--lazy-restore']
+    : s === LAZY_RESTORE_CRIU
+      ? ['--strategy', 'hash-pre-copy', '--lazy-restore', '--agent-command', 'env FERRY_LAZY_PAGES=criu ferry agent']
+      : ['--strategy', s];
 const NAIVE_METHOD = 'naive';
 /** LXC methods are the runc ones with this prefix; LXC_NAIVE is LXC's own checkpoint-copy-restore path. */
 const LXC = 'lxc:';
@@ -869,7 +878,7 @@ ${[...new Set(methods.map(baseMethod))].map((m) => `- ${m === NAIVE_METHOD ? `**
   directory, not the rootfs, either).` : m === LXC_NAIVE ? `**LXC: lxc-checkpoint + tar | ssh**: \`bench/naive-lxc-migrate.sh\`, LXC's own path: copy the container
   directory (config and rootfs; tar | ssh, container still running), \`lxc-checkpoint -s -D IMAGES\`, \`tar | ssh\` the
   images, \`lxc-checkpoint -r -D IMAGES\` on h2. The LXC container has a veth on each host's lxcbr0, which the sandbox
-  plugs into the LAN. No rollback.` : isLxc(m) ? `**LXC: ferry ${m.slice(LXC.length)}**: the same LXC container, \`ferry migrate lxc:NAME --to h2 --strategy ${m.slice(LXC.length)} --json\` run on h1.` : `**ferry ${strategyFlags(m).slice(1).join(' ')}**: \`ferry migrate NAME --to h2 ${strategyFlags(m).join(' ')} --json\` run on h1.${m === LAZY_RESTORE ? ' The destination restores without writing the memory while frozen and fills the running copy from the pages its rounds brought (the source is held until every page is in: the fill is in the total, not in the freeze).' : ''}`}`).join('\n')}
+  plugs into the LAN. No rollback.` : isLxc(m) ? `**LXC: ferry ${m.slice(LXC.length)}**: the same LXC container, \`ferry migrate lxc:NAME --to h2 --strategy ${m.slice(LXC.length)} --json\` run on h1.` : `**ferry ${strategyFlags(m).slice(1).join(' ')}**: \`ferry migrate NAME --to h2 ${strategyFlags(m).join(' ')} --json\` run on h1.${m === LAZY_RESTORE_CRIU ? " As hash-pre-copy --lazy-restore, but CRIU's lazy-pages daemon fills the copy (answered by ferry's relay), not ferry's own handler." : ''}${m === AUTO ? ' What ferry picks by itself (here hash-pre-copy with a lazy restore; the report says why).' : ''}${m === LAZY_RESTORE ? ' The destination restores without writing the memory while frozen and fills the running copy from the pages its rounds brought (the source is held until every page is in: the fill is in the total, not in the freeze).' : ''}`}`).join('\n')}
 ${skipped.length ? `\nSkipped: ${skipped.map((s) => `${shortLabel(s.strategy)} (${s.code}: ${s.reason})`).join('; ')}.\n` : ''}
 ## Results
 

@@ -17,7 +17,7 @@ export interface MigrateArgs extends LimitArgs {
   'file-locks': boolean;
   'ext-unix-sk': boolean;
   'shared-storage': boolean;
-  'lazy-restore': boolean;
+  'lazy-restore'?: boolean;
   'accept-new-host-key': boolean;
   'hosts-file'?: string[];
   'agent-command'?: string;
@@ -35,7 +35,7 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
       .option('file-locks', { type: 'boolean', default: true })
       .option('ext-unix-sk', { type: 'boolean', default: false, describe: 'Allow unix datagram sockets to outside' })
       .option('shared-storage', { type: 'boolean', default: false, describe: 'The bundle is on storage both hosts share: do not copy it' })
-      .option('lazy-restore', { type: 'boolean', default: false, describe: 'hash-pre-copy: restore without writing memory while frozen; the copy fills from pages the destination holds' })
+      .option('lazy-restore', { type: 'boolean', describe: 'hash-pre-copy: restore without writing memory while frozen; the copy fills from pages the destination holds (auto does where it can; --no-lazy-restore: never)' })
       .option('accept-new-host-key', { type: 'boolean', default: false, describe: 'Trust and record the key of a host never seen before' })
       .option('hosts-file', { type: 'string', array: true, describe: 'Hosts files to read (default /etc/ferry/hosts.yaml, ~/.config/ferry/hosts.yaml)' })
       .option('agent-command', { type: 'string', hidden: true, describe: 'The agent command on the destination (tests)' })
@@ -56,7 +56,7 @@ export const migrateCommand: CommandModule<object, MigrateArgs> = {
           fileLocks: args['file-locks'],
           extUnixSk: args['ext-unix-sk'],
           sharedStorage: args['shared-storage'],
-          ...(args['lazy-restore'] ? { lazyRestore: true } : {}),
+          ...(args['lazy-restore'] !== undefined ? { lazyRestore: args['lazy-restore'] } : {}),
           faults: parseFaults(process.env.FERRY_FAULT),
           ...limits,
         },

@@ -19,6 +19,12 @@ export interface StrategyInputs {
 export interface RuntimeStrategyFeatures {
   lazyPages?: boolean;
   preDump?: boolean;
+  /**
+   * Restores hash-pre-copy lazily from the pages the destination holds (ferry's own lazy-pages handler on the
+   * restore's socket). `auto` takes it only where this is not false; `--lazy-restore` asks for it on any runtime
+   * with lazy pages.
+   */
+  lazyRestore?: boolean;
 }
 
 export interface StrategyVerdict {

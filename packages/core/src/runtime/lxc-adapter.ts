@@ -63,7 +63,8 @@ export function resolveLxcAdapterOptions(input: Partial<LxcAdapterOptions> = {})
 export class LxcAdapter implements RuntimeAdapter {
   readonly name = 'lxc' as const;
   // lxc-checkpoint has no pre-dump: CRIU pre-copy is for runc (and Docker's runc) containers.
-  readonly features = { lazyPages: true, preDump: false } as const;
+  // lazyRestore: LXC's restore has not been tried with ferry's lazy-pages handler; --lazy-restore may still ask.
+  readonly features = { lazyPages: true, preDump: false, lazyRestore: false } as const;
   readonly options: Readonly<LxcAdapterOptions>;
   private readonly cli: LxcCli;
   private readonly tools: NetnsTools;

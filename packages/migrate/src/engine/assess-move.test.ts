@@ -5,8 +5,12 @@ import { host, inputs } from './plan-fixtures.test-helpers';
 const methods = (i: ReturnType<typeof inputs>) => downtimeCandidates(i, planMigration(i)).map((p) => `${p.strategy}${p.lazyRestore ? ' lazily' : ''}`);
 
 describe('downtimeCandidates: what --max-downtime may fall back to, in order', () => {
-  it('on this project hosts: hash-pre-copy, then its lazy restore, then post-copy and stop-and-copy', () => {
-    expect(methods(inputs())).toEqual(['hash-pre-copy', 'hash-pre-copy lazily', 'post-copy', 'stop-and-copy']);
+  it('on this project hosts: auto restores lazily already, then post-copy and stop-and-copy', () => {
+    expect(methods(inputs())).toEqual(['hash-pre-copy lazily', 'post-copy', 'stop-and-copy']);
+  });
+
+  it('--no-lazy-restore: hash-pre-copy, then post-copy and stop-and-copy, never its lazy restore', () => {
+    expect(methods(inputs({ request: { lazyRestore: false } }))).toEqual(['hash-pre-copy', 'post-copy', 'stop-and-copy']);
   });
 
   it('with CRIU pre-copy first, the lazy restore still follows hash-pre-copy', () => {

@@ -22,8 +22,8 @@ export interface MoveAssessment {
 
 /**
  * The plans a --max-downtime fall-back may take, in order: those after the planned one that the hosts allow, and
- * hash-pre-copy's lazy restore right after its eager one (the same rounds, a freeze that does not grow with memory,
- * but a copy that needs its fill after the commit, so only when the budget asks for it).
+ * hash-pre-copy's lazy restore right after its eager one (the same rounds, a freeze that does not grow with memory;
+ * `auto` plans it already where it can). Never a lazy restore when --no-lazy-restore said so.
  */
 export function downtimeCandidates(inputs: PlanInputs, plan: MigrationPlan): MigrationPlan[] {
   if (inputs.request.strategy !== 'auto' || inputs.request.clone) return [plan];
@@ -31,6 +31,7 @@ export function downtimeCandidates(inputs: PlanInputs, plan: MigrationPlan): Mig
   const planned = methods.findIndex((m) => m.strategy === plan.strategy && m.lazyRestore === plan.lazyRestore);
   const plans = [plan];
   for (const { strategy, lazyRestore } of methods.slice(planned + 1)) {
+    if (lazyRestore && inputs.request.lazyRestore === false) continue;
     try {
       plans.push(planMigration({ ...inputs, request: { ...inputs.request, strategy, lazyRestore } }));
     } catch {

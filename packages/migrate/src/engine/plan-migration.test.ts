@@ -104,5 +104,16 @@ test('--lazy-restore: with hash-pre-copy and a destination that restores lazily;
   "stop-and-copy asked": "ERR_PRECHECK_BAD_INPUT: --lazy-restore works with hash-pre-copy only, not stop-and-copy",
 }
 `);
-  expect(planMigration(inputs()).lazyRestore).toBe(false);
+});
+
+test('auto restores hash-pre-copy lazily wherever it can, and never when told not to, for a clone, or where it cannot', () => {
+  const lazily = (over: Parameters<typeof inputs>[0] = {}) => planMigration(inputs(over)).lazyRestore;
+  expect(lazily()).toBe(true);
+  expect(lazily({ request: { lazyRestore: false } })).toBe(false);
+  expect(lazily({ request: { strategy: 'hash-pre-copy' } })).toBe(false);
+  expect(lazily({ request: { clone: { name: 'web-2' } } })).toBe(false);
+  expect(lazily({ destination: host('b', { pipe: 65536 }) })).toBe(false);
+  expect(lazily({ destination: host('b', { lazyPages: false }) })).toBe(false);
+  expect(lazily({ runtime: { name: 'lxc', features: { lazyPages: true, preDump: false, lazyRestore: false }, needsImage: false } })).toBe(false);
+  expect(lazily({ source: host('a', { memTrack: true }) })).toBe(false); // pre-copy wins, restored eagerly
 });

@@ -34,7 +34,10 @@ export interface PlanRequest {
   strategy: RequestedStrategy;
   sharedStorage: boolean;
   streamPages?: boolean;
-  /** Hash-pre-copy: restore without writing the memory while frozen, filling it from the destination's chain after. */
+  /**
+   * Hash-pre-copy: restore without writing the memory while frozen, filling it from the destination's chain after.
+   * true (--lazy-restore): required; false (--no-lazy-restore): eager; absent: `auto` decides (lazily where it can).
+   */
   lazyRestore?: boolean;
   clone?: { name: string; readdress?: Record<string, string> };
 }
@@ -238,10 +241,14 @@ export function planMigration(inputs: PlanInputs): MigrationPlan {
   if (strategy === 'hash-pre-copy' && !container.pid) {
     throw new FerryError('ERR_RUNTIME_NOT_RUNNING', `${inputs.runtime.name} reports no pid for ${container.name}`, { hint: 'Check that the container runs.' });
   }
-  const lazyRestore = request.lazyRestore === true && checkLazyRestore(strategy, inputs);
+  const lazyRestore = request.lazyRestore === true ? checkLazyRestore(strategy, inputs) : request.lazyRestore === undefined && autoLazyRestore(strategy, inputs);
+  const lazyReason =
+    request.lazyRestore === true
+      ? '; restored lazily from the pages the destination holds (--lazy-restore)'
+      : '; restored lazily: the destination holds every page before the freeze ends, so the frozen restore writes no memory and the copy fills from them after (--no-lazy-restore restores eagerly)';
   return {
     strategy,
-    reason: lazyRestore ? `${reason}; restored lazily from the pages the destination holds (--lazy-restore)` : reason,
+    reason: lazyRestore ? `${reason}${lazyReason}` : reason,
     targetName: request.clone?.name ?? container.name,
     clone: request.clone !== undefined,
     copyImage: inputs.runtime.needsImage,
@@ -250,6 +257,18 @@ export function planMigration(inputs: PlanInputs): MigrationPlan {
     streamPages: strategy === 'stop-and-copy' && request.streamPages !== false,
     lazyRestore,
   };
+}
+
+/**
+ * `auto` restores hash-pre-copy lazily wherever --lazy-restore would be accepted and the runtime is not known to lack
+ * it: ferry's own handler fills 1 GiB from local pages in about half a second, so the window in which the source
+ * stays held after the commit is short (docs/hash-precopy.md). A clone is never lazy.
+ */
+function autoLazyRestore(strategy: StrategyName, inputs: PlanInputs): boolean {
+  if (inputs.request.strategy !== 'auto' || inputs.request.clone || strategy !== 'hash-pre-copy') return false;
+  if (inputs.runtime.features?.lazyRestore === false || inputs.runtime.features?.lazyPages === false) return false;
+  const d = strategyFacts(inputs.destination);
+  return d.lazyPages && (d.pipeMaxSizeBytes ?? 0) >= LAZY_PAGES_MIN_PIPE_BYTES;
 }
 
 /**

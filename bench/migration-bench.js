@@ -630,12 +630,14 @@ const fmtMiB = (b) => (b === undefined ? '–' : `${(b / 2 ** 20).toFixed(1)}`);
 const fmtRate = (x) => (x === undefined ? '' : `${Math.round(x)}`);
 const thpLabel = (m) => (thpOf(m) ? `, THP ${thpOf(m)}` : '');
 const methodLabel = (m) => baseLabel(baseMethod(m)) + thpLabel(m);
+/** A ferry method's name in tables: its flags, but for the CRIU-filled variant (its agent command is noise there). */
+const ferryLabel = (m) => (m === LAZY_RESTORE_CRIU ? "ferry hash-pre-copy --lazy-restore, CRIU's daemon filling" : `ferry ${strategyFlags(m).slice(1).join(' ')}`);
 const baseLabel = (m) =>
-  m === NAIVE_METHOD ? 'naive (runc + tar \\| ssh)' : m === LXC_NAIVE ? 'LXC: lxc-checkpoint + tar \\| ssh' : isLxc(m) ? `LXC: ferry ${m.slice(LXC.length)}` : `ferry ${strategyFlags(m).slice(1).join(' ')}`;
+  m === NAIVE_METHOD ? 'naive (runc + tar \\| ssh)' : m === LXC_NAIVE ? 'LXC: lxc-checkpoint + tar \\| ssh' : isLxc(m) ? `LXC: ferry ${m.slice(LXC.length)}` : ferryLabel(m);
 /** Short names for prose: naive, lxc-checkpoint, ferry STRATEGY, ferry lxc STRATEGY. */
 const shortLabel = (method) => {
   const m = baseMethod(method);
-  return (m === NAIVE_METHOD ? 'naive' : m === LXC_NAIVE ? 'lxc-checkpoint' : isLxc(m) ? `ferry lxc ${m.slice(LXC.length)}` : `ferry ${strategyFlags(m).slice(1).join(' ')}`) + thpLabel(method);
+  return (m === NAIVE_METHOD ? 'naive' : m === LXC_NAIVE ? 'lxc-checkpoint' : isLxc(m) ? `ferry lxc ${m.slice(LXC.length)}` : ferryLabel(m)) + thpLabel(method);
 };
 
 function resultsTable(summary, runs) {
@@ -878,7 +880,7 @@ ${[...new Set(methods.map(baseMethod))].map((m) => `- ${m === NAIVE_METHOD ? `**
   directory, not the rootfs, either).` : m === LXC_NAIVE ? `**LXC: lxc-checkpoint + tar | ssh**: \`bench/naive-lxc-migrate.sh\`, LXC's own path: copy the container
   directory (config and rootfs; tar | ssh, container still running), \`lxc-checkpoint -s -D IMAGES\`, \`tar | ssh\` the
   images, \`lxc-checkpoint -r -D IMAGES\` on h2. The LXC container has a veth on each host's lxcbr0, which the sandbox
-  plugs into the LAN. No rollback.` : isLxc(m) ? `**LXC: ferry ${m.slice(LXC.length)}**: the same LXC container, \`ferry migrate lxc:NAME --to h2 --strategy ${m.slice(LXC.length)} --json\` run on h1.` : `**ferry ${strategyFlags(m).slice(1).join(' ')}**: \`ferry migrate NAME --to h2 ${strategyFlags(m).join(' ')} --json\` run on h1.${m === LAZY_RESTORE_CRIU ? " As hash-pre-copy --lazy-restore, but CRIU's lazy-pages daemon fills the copy (answered by ferry's relay), not ferry's own handler." : ''}${m === AUTO ? ' What ferry picks by itself (here hash-pre-copy with a lazy restore; the report says why).' : ''}${m === LAZY_RESTORE ? ' The destination restores without writing the memory while frozen and fills the running copy from the pages its rounds brought (the source is held until every page is in: the fill is in the total, not in the freeze).' : ''}`}`).join('\n')}
+  plugs into the LAN. No rollback.` : isLxc(m) ? `**LXC: ferry ${m.slice(LXC.length)}**: the same LXC container, \`ferry migrate lxc:NAME --to h2 --strategy ${m.slice(LXC.length)} --json\` run on h1.` : `**${ferryLabel(m)}**: \`ferry migrate NAME --to h2 ${strategyFlags(m).join(' ')} --json\` run on h1.${m === LAZY_RESTORE_CRIU ? " As hash-pre-copy --lazy-restore, but CRIU's lazy-pages daemon fills the copy (answered by ferry's relay), not ferry's own handler." : ''}${m === AUTO ? ' What ferry picks by itself (here hash-pre-copy with a lazy restore; the report says why).' : ''}${m === LAZY_RESTORE ? ' The destination restores without writing the memory while frozen and fills the running copy from the pages its rounds brought (the source is held until every page is in: the fill is in the total, not in the freeze).' : ''}`}`).join('\n')}
 ${skipped.length ? `\nSkipped: ${skipped.map((s) => `${shortLabel(s.strategy)} (${s.code}: ${s.reason})`).join('; ')}.\n` : ''}
 ## Results
 

@@ -26,7 +26,7 @@ afterAll(() => sandbox('down'));
 
 /** hash-pre-copy-lazy: hash-pre-copy with --lazy-restore (the copy fills from the destination's chain after the commit). */
 type Strategy = 'stop-and-copy' | 'hash-pre-copy' | 'hash-pre-copy-lazy' | 'post-copy';
-type Fault = 'cli' | 'guardian' | 'src-criu' | 'agent' | 'dst-criu' | 'ssh';
+type Fault = 'cli' | 'guardian' | 'src-criu' | 'agent' | 'dst-criu' | 'ssh' | 'relay';
 
 const COMMON = ['connect', 'negotiate', 'copy-bundle', 'prepare-network', 'freeze', 'checkpoint', 'transfer-images', 'restore', 'commit'];
 const PHASES: Record<Strategy, string[]> = {
@@ -41,14 +41,19 @@ const ARGS: Record<Strategy, string[]> = {
   'hash-pre-copy-lazy': ['--strategy', 'hash-pre-copy', '--lazy-restore'],
   'post-copy': ['--strategy', 'post-copy'],
 };
-/** Where a fault has a process to kill: criu lives on the source from the checkpoint on (a lazy dump until the commit), on the destination for the restore and the page pull. */
-const FAULTS_AT: Record<Fault, (phase: string) => boolean> = {
+/**
+ * Where a fault has a process to kill: criu lives on the source from the checkpoint on (a lazy dump until the commit),
+ * on the destination for the restore and the page pull; a lazy restore's page relay (ferry's own lazy-pages handler)
+ * on the destination from the rounds (standing by) to the end of the fill.
+ */
+const FAULTS_AT: Record<Fault, (phase: string, strategy: Strategy) => boolean> = {
   cli: () => true,
   guardian: () => true,
   'src-criu': (p) => ['checkpoint', 'final-round', 'mark-held', 'transfer-images', 'restore', 'transfer-pages'].includes(p),
   agent: (p) => p !== 'cleanup',
   'dst-criu': (p) => ['restore', 'commit', 'transfer-pages'].includes(p),
   ssh: (p) => p !== 'cleanup',
+  relay: (p, s) => s === 'hash-pre-copy-lazy' && ['final-round', 'restore', 'commit', 'transfer-pages'].includes(p),
 };
 const QUICK = [
   'stop-and-copy/connect/guardian',
@@ -67,14 +72,15 @@ const QUICK = [
   'post-copy/transfer-pages/dst-criu',
   'post-copy/transfer-pages/cli',
   'post-copy/transfer-pages/agent',
-  'hash-pre-copy-lazy/transfer-pages/dst-criu',
+  'hash-pre-copy-lazy/restore/relay',
+  'hash-pre-copy-lazy/transfer-pages/relay',
   'post-copy/transfer-pages/src-criu',
   'stop-and-copy/checkpoint/agent',
 ];
 
 const cells: string[] = [];
 for (const strategy of Object.keys(PHASES) as Strategy[]) {
-  for (const phase of PHASES[strategy]) for (const fault of Object.keys(FAULTS_AT) as Fault[]) if (FAULTS_AT[fault](phase)) cells.push(`${strategy}/${phase}/${fault}`);
+  for (const phase of PHASES[strategy]) for (const fault of Object.keys(FAULTS_AT) as Fault[]) if (FAULTS_AT[fault](phase, strategy)) cells.push(`${strategy}/${phase}/${fault}`);
 }
 for (const q of QUICK) if (!cells.includes(q)) throw new Error(`QUICK names a cell that is not in the matrix: ${q}`);
 // FERRY_FAULT_CELLS=REGEX picks cells of the full matrix (to split it, or to re-run one).
@@ -119,6 +125,8 @@ function inject(fault: Fault, container: string, guardianPid: number): number {
       return killOn('h2', '-f', CRIU);
     case 'ssh':
       return killOn('h2', '-f', 'sshd: root@notty');
+    case 'relay':
+      return killOn('h2', '-f', 'page-relay --config');
   }
 }
 

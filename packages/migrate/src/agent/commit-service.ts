@@ -60,6 +60,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
       m.journal?.release('relay');
       m.fillRelay = m.releaseFill = undefined;
     }
+    let holdFillUffds: (() => void) | undefined;
     if (localLazy) {
       if (!top) throw new FerryError('ERR_AGENT_PROTOCOL', 'a lazy restore from local pages without pre-copy rounds');
       const fill = await startLocalPageFill({
@@ -74,6 +75,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
       });
       m.lazy = fill.daemon;
       m.releaseFill = fill.release;
+      holdFillUffds = fill.holdNow;
       const daemon = processId(m.lazy.pid);
       m.journal?.hold({ kind: 'lazy-daemon', pids: daemon ? [daemon] : [] });
     } else if (lazy) {
@@ -108,6 +110,7 @@ export function serveCommit(peer: AgentPeer, ctx: CommitServiceContext): void {
       });
       m.restoreSettled = attempt.then(() => true, () => false);
       result = await attempt;
+      holdFillUffds?.(); // the copy runs: from here its userfaultfds outlive the relay
     } catch (err) {
       m.lazy?.kill();
       throw pagesGone?.signal.aborted ? pagesGone.signal.reason : err;

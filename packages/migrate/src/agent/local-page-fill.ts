@@ -49,6 +49,11 @@ export interface LocalPageFillOptions {
 
 export interface LocalPageFill {
   daemon: LazyPagesDaemon;
+  /**
+   * Takes this agent's copies of the handler's userfaultfds now (they are also taken every 50 ms): called once the
+   * restore returned, before the copy may be committed, so a handler killed after that blocks faults, never zeroes.
+   */
+  holdNow(): void;
   /** Lets the relay drop its copies of the userfaultfds (and waits for it): only once the copy is whole, or removed. */
   release(): Promise<void>;
 }
@@ -109,7 +114,7 @@ export async function startLocalPageFill(options: LocalPageFillOptions): Promise
       guard?.close();
       await release();
     };
-    return { daemon: { pid: ready.daemonPid, logPath, exited, kill: () => void (daemon && killIfSame(daemon)) }, release: releaseAll };
+    return { daemon: { pid: ready.daemonPid, logPath, exited, kill: () => void (daemon && killIfSame(daemon)) }, release: releaseAll, holdNow: () => guard?.holdNow() };
   }
   let ready: Extract<RelayEvent, { type: 'relay-ready' }> | undefined;
   const relay = await PageRelay.start({
@@ -123,18 +128,20 @@ export async function startLocalPageFill(options: LocalPageFillOptions): Promise
     (report) => filled({ ok: true, report }),
     (error: unknown) => filled({ ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: (error as Error).message }),
   );
-  return { daemon: { pid: ready!.daemonPid, logPath, exited, kill: () => relay.killDaemon() }, release: async () => relay.release() };
+  return { daemon: { pid: ready!.daemonPid, logPath, exited, kill: () => relay.killDaemon() }, release: async () => relay.release(), holdNow: () => undefined };
 }
 
 /**
- * This agent's own copies of the daemon's userfaultfds while it watches the fill. CRIU's daemon exits when its link
- * to the relay closes ("Remote side closed connection"): were the relay killed, the last copies would go with the
- * daemon and the copy's faulting tasks would read zeros until this agent removed it. Held here too, they block.
+ * This agent's own copies of the daemon's userfaultfds while it watches the fill (the daemon: CRIU's, or the relay
+ * itself when ferry's own handler fills). CRIU's daemon exits when its link to the relay closes ("Remote side closed
+ * connection"), and ferry's handler dies with the relay: were the relay killed, the last copies would go and the
+ * copy's faulting tasks would read zeros until this agent removed it. Held here too, they block.
  */
-function guardUffds(daemon: ProcessId): { close(): void } {
+function guardUffds(daemon: ProcessId): { close(): void; holdNow(): void } {
   const copies = UffdProxy.holdOnly();
-  const holding = copies.keepHolding(daemon);
+  const holding = copies.keepHolding(daemon, 50);
   return {
+    holdNow: () => void copies.holdDaemonUffds(daemon.pid),
     close: () => {
       holding.stop();
       copies.close();

@@ -52,6 +52,10 @@ export interface LocalLazyPagesOptions {
   /** Per task (pid in the images): its to-do ranges (todoFromImages). */
   plan: ReadonlyMap<number, readonly TodoRange[]>;
   log?(line: string): void;
+  /** How to wait for messages (tests give fakes; default pollUffds). */
+  poll?: (uffds: readonly Userfaultfd[], timeoutMs: number) => Promise<Userfaultfd[]>;
+  /** How a fork message's userfaultfd becomes a Userfaultfd (tests; default the class). */
+  adopt?: (handle: Extract<UffdMessage, { event: 'fork' }>['uffd']) => Userfaultfd;
 }
 
 const big = (page: number) => BigInt(page) * BigInt(PAGE);
@@ -118,7 +122,8 @@ export class LocalLazyPages {
   private async serveEvents(): Promise<void> {
     while (!this.stopped) {
       const live = this.tasks.filter((t) => !t.gone).map((t) => t.uffd);
-      const ready = live.length === 0 ? (await new Promise((r) => setTimeout(r, 20)), []) : await pollUffds(live, 100);
+      const poll = this.options.poll ?? pollUffds;
+      const ready = live.length === 0 ? (await new Promise((r) => setTimeout(r, 20)), []) : await poll(live, 100);
       for (const uffd of ready) {
         const task = this.tasks.find((t) => t.uffd === uffd);
         if (!task || task.gone || this.stopped) continue;
@@ -173,7 +178,7 @@ export class LocalLazyPages {
       case 'fork': {
         const child = task.todo.clone();
         child.add([...task.inFlight]);
-        this.tasks.push({ imgPid: task.imgPid, uffd: new Userfaultfd(m.uffd), todo: child, inFlight: new Set(), gone: false });
+        this.tasks.push({ imgPid: task.imgPid, uffd: this.options.adopt ? this.options.adopt(m.uffd) : new Userfaultfd(m.uffd), todo: child, inFlight: new Set(), gone: false });
         this.stats.forks++;
         this.wakeFill?.();
         return;

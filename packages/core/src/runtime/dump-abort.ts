@@ -8,11 +8,12 @@
  * it runs to its end or to its deadline, and the caller turns the abort into ERR_ABORTED afterwards. A lazy dump is
  * killed once it is ready: its parasite is gone by then, and it would otherwise serve pages until a client is done.
  */
-export function dumpToolSignal(signal: AbortSignal | undefined, lazyReady: Promise<void> | undefined): AbortSignal | undefined {
-  if (!signal || !lazyReady) return undefined;
+export function dumpToolSignal(signal: AbortSignal | undefined, lazyReady: Promise<void> | undefined): { signal?: AbortSignal; done(): void } {
+  if (!signal || !lazyReady) return { done: () => undefined };
   const tool = new AbortController();
   const abortOnceReady = () => void lazyReady.then(() => tool.abort(signal.reason));
   if (signal.aborted) abortOnceReady();
   else signal.addEventListener('abort', abortOnceReady, { once: true });
-  return tool.signal;
+  // The move's signal outlives the dump (a replication runs one dump after another on it): done() lets go of it.
+  return { signal: tool.signal, done: () => signal.removeEventListener('abort', abortOnceReady) };
 }

@@ -114,9 +114,11 @@ export async function lxcCheckpoint(cli: LxcCli, where: Located, plan: DumpPlan,
   let toolPid: number | undefined;
   const ready = lazyReadiness(lazy);
   const watch = lazy ? watchListening(lazy.port, listenerPid(() => toolPid, plan.netnsPath), ready.onReady) : undefined;
+  const abort = dumpToolSignal(options.signal, ready.lifted);
   try {
-    return await cli.run('lxc-checkpoint', args, { timeoutMs, liftDeadline: ready.lifted, signal: dumpToolSignal(options.signal, ready.lifted), env, onSpawn: (pid) => (toolPid = pid) });
+    return await cli.run('lxc-checkpoint', args, { timeoutMs, liftDeadline: ready.lifted, signal: abort.signal, env, onSpawn: (pid) => (toolPid = pid) });
   } finally {
+    abort.done();
     watch?.stop();
   }
 }

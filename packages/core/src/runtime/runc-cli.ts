@@ -130,10 +130,12 @@ export async function runcCheckpoint(cli: RuncCli, plan: DumpPlan, containerId: 
   const statusFd = lazy ? openSync(statusPath, 'w', 0o600) : undefined;
   const ready = lazyReadiness(lazy);
   const watch = lazy ? watchStatusFile(statusPath, ready.onReady) : undefined;
+  const abort = dumpToolSignal(options.signal, ready.lifted);
   try {
     const args = runcCheckpointArgs(imagesDir, workDir, options, containerId);
-    return await cli.run(args, { timeoutMs, liftDeadline: ready.lifted, signal: dumpToolSignal(options.signal, ready.lifted), statusFd, netnsPath: plan.netnsPath });
+    return await cli.run(args, { timeoutMs, liftDeadline: ready.lifted, signal: abort.signal, statusFd, netnsPath: plan.netnsPath });
   } finally {
+    abort.done();
     watch?.stop();
     if (statusFd !== undefined) closeSync(statusFd);
   }

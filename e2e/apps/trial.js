@@ -88,7 +88,8 @@ async function moveApp(sb, appName, options) {
       row.error = run.error;
       return row;
     }
-    Object.assign(row, { strategy: run.report.strategy, frozenMs: run.report.downtimeMs, report: run.report });
+    const strategy = run.report.lazyRestore ? `${run.report.strategy}, lazy restore` : run.report.strategy;
+    Object.assign(row, { strategy, frozenMs: run.report.downtimeMs, report: run.report });
     ctx.report = run.report; // its warnings, for verify
     // A check that cannot even ask the application is a failed row of the matrix, not a lost one.
     const verdict = await app.verify(ctx, row.loadResult).catch((err) => ({ ok: false, detail: `check failed: ${err.message}` }));

@@ -65,6 +65,11 @@ Bytes BytesOf(Napi::Value value, const char* what) {
   return Bytes{static_cast<uint8_t*>(buffer.Data()) + array.ByteOffset(), array.ByteLength()};
 }
 
+int IntArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
 uint64_t Uint64Of(Napi::Value value, const char* what) {
   if (!value.IsBigInt()) throw Napi::TypeError::New(value.Env(), std::string(what) + " must be a bigint");
   bool lossless = false;

@@ -44,6 +44,13 @@ class PromiseWorker : public Napi::AsyncWorker {
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
+  // Queues the work and returns its promise (taken first: the worker deletes itself once it has settled it).
+  Napi::Promise Start() {
+    Napi::Promise promise = Promise();
+    Queue();
+    return promise;
+  }
+
  protected:
   void Fail(const char* syscall, std::string subject, int err) {
     failure_.Set(syscall, std::move(subject), err);
@@ -65,6 +72,9 @@ struct Bytes {
   size_t length;
 };
 Bytes BytesOf(Napi::Value value, const char* what);
+
+// Argument i as an int32; a TypeError naming `what` when it is not a number.
+int IntArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 
 // Reads a bigint argument as uint64 and throws a TypeError naming `what` if it is not a lossless non-negative bigint.
 uint64_t Uint64Of(Napi::Value value, const char* what);

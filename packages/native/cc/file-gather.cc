@@ -64,9 +64,7 @@ Napi::Value FileRanges(const Napi::CallbackInfo& info, bool write) {
   for (size_t i = 2; i < triples.ElementLength(); i += 3) total += triples.Data()[i];
   if (total > buffer.length) throw Napi::RangeError::New(env, write ? "src is shorter than the ranges" : "dest is too short for the ranges");
   auto* worker = new FileRangesWorker(env, write, triples.Data(), triples.ElementLength() / 3, buffer.data, info);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 Napi::Value GatherFiles(const Napi::CallbackInfo& info) {

@@ -97,9 +97,7 @@ Napi::Value NetlinkSocketInNetns(const Napi::CallbackInfo& info) {
   }
   auto* worker = new NetlinkOpenWorker(env, info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(),
                                        info[2].As<Napi::Number>().Int32Value());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 }  // namespace

@@ -74,9 +74,7 @@ class CreateNetnsWorker : public PromiseWorker {
 
 Napi::Value CreateNetns(const Napi::CallbackInfo& info) {
   auto* worker = new CreateNetnsWorker(info.Env());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 // socketInNetns(netnsFd, family, type, bindAddress | null, bindPort, backlog) -> Promise<fd>: a socket created inside
@@ -150,9 +148,7 @@ Napi::Value SocketInNetns(const Napi::CallbackInfo& info) {
   auto* worker = new SocketInNetnsWorker(env, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
                                          info[2].As<Napi::Number>().Int32Value(), address, info[4].As<Napi::Number>().Int32Value(),
                                          info[5].As<Napi::Number>().Int32Value());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 }  // namespace

@@ -114,9 +114,7 @@ Napi::Value HashPages(const Napi::CallbackInfo& info) {
   if (hashes == nullptr && zero == nullptr) throw Napi::TypeError::New(env, "nothing to compute");
 
   auto* worker = new PageHashWorker(env, data.data, firstPage, pageCount, hashes, zero, info);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 }  // namespace

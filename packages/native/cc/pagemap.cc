@@ -109,9 +109,7 @@ Napi::Value PagemapRead(const Napi::CallbackInfo& info) {
   auto out = info[2].As<Napi::BigUint64Array>();
   if (firstPage > (UINT64_MAX / 8) - out.ElementLength()) throw Napi::RangeError::New(env, "firstPage is too large");
   auto* worker = new PagemapReadWorker(env, pid, firstPage, out.Data(), out.ElementLength(), info[2]);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 class PagemapScanWorker : public PromiseWorker {
@@ -176,9 +174,7 @@ Napi::Value PagemapScan(const Napi::CallbackInfo& info) {
   }
   uint64_t mask = static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value());
   auto* worker = new PagemapScanWorker(env, pid, start, end, mask);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 }  // namespace

@@ -21,11 +21,6 @@ namespace {
 
 std::string FdSubject(int fd) { return "fd=" + std::to_string(fd); }
 
-int IntArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
-  return info[i].As<Napi::Number>().Int32Value();
-}
-
 // streamSocketPair() -> [fd, fd]: AF_UNIX SOCK_STREAM, both ends blocking and CLOEXEC.
 Napi::Value StreamSocketPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -107,9 +102,7 @@ class AcceptWorker : public PromiseWorker {
 
 Napi::Value AcceptSocket(const Napi::CallbackInfo& info) {
   auto* worker = new AcceptWorker(info.Env(), IntArg(info, 0, "fd"), IntArg(info, 1, "timeoutMs"));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 // connectSocket(fd, family, address, port, timeoutMs) -> Promise<void>. The fd keeps its blocking mode.
@@ -150,9 +143,7 @@ Napi::Value ConnectSocket(const Napi::CallbackInfo& info) {
   if (!info[2].IsString()) throw Napi::TypeError::New(env, "address must be a string");
   auto* worker = new ConnectWorker(env, IntArg(info, 0, "fd"), IntArg(info, 1, "family"), info[2].As<Napi::String>().Utf8Value(),
                                    IntArg(info, 3, "port"), IntArg(info, 4, "timeoutMs"));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 // socketName(fd, peer) -> { family, address, port }: getsockname (or getpeername when peer is true).

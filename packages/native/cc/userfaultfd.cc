@@ -18,11 +18,6 @@
 namespace ferry {
 namespace {
 
-int IntArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
-  return info[i].As<Napi::Number>().Int32Value();
-}
-
 // uffdPoll(fds, timeoutMs) -> Promise<number[]>: the fds that have a message (or hung up) within timeoutMs.
 class PollWorker : public PromiseWorker {
  public:
@@ -68,9 +63,7 @@ Napi::Value UffdPoll(const Napi::CallbackInfo& info) {
     fds.push_back(v.As<Napi::Number>().Int32Value());
   }
   auto* worker = new PollWorker(env, std::move(fds), IntArg(info, 1, "timeoutMs"));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 // uffdRead(fd) -> Buffer of whole uffd_msg records (empty when none is queued), or null at end of file. The uffd

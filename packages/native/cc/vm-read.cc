@@ -145,9 +145,7 @@ Napi::Value VmRead(const Napi::CallbackInfo& info) {
     total += ranges[i];
   }
   auto* worker = new VmReadWorker(env, pid, std::move(ranges), dest, info[2]);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return worker->Start();
 }
 
 // pageAlignOffset(array) -> bytes from the start of array to the next page boundary. JS cannot see addresses, and

@@ -85,6 +85,11 @@ Napi::Value UffdRead(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<uint8_t*>(msgs.data()), static_cast<size_t>(n));
 }
 
+// What a resolving ioctl returned, as the facade reads it: the bytes it did (also when it stopped short), else -err.
+Napi::Value Outcome(Napi::Env env, bool ok, int64_t done, int err) {
+  return Napi::Number::New(env, ok || done > 0 ? static_cast<double>(done) : -err);
+}
+
 // uffdCopy(fd, dst, src, dontWake) -> bytes copied (>= 0) or -errno (partial copies report what they copied).
 Napi::Value UffdCopy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -96,10 +101,8 @@ Napi::Value UffdCopy(const Napi::CallbackInfo& info) {
   copy.src = reinterpret_cast<uint64_t>(src.data);
   copy.len = src.length;
   copy.mode = info[3].ToBoolean().Value() ? UFFDIO_COPY_MODE_DONTWAKE : 0;
-  if (ioctl(fd, UFFDIO_COPY, &copy) == 0) return Napi::Number::New(env, static_cast<double>(copy.copy));
-  int err = errno;
-  if (copy.copy > 0) return Napi::Number::New(env, static_cast<double>(copy.copy));
-  return Napi::Number::New(env, -err);
+  bool ok = ioctl(fd, UFFDIO_COPY, &copy) == 0;
+  return Outcome(env, ok, copy.copy, errno);
 }
 
 // uffdZeropage(fd, start, len) -> bytes mapped (>= 0) or -errno.
@@ -109,10 +112,8 @@ Napi::Value UffdZeropage(const Napi::CallbackInfo& info) {
   uffdio_zeropage zero{};
   zero.range.start = Uint64Of(info[1], "start");
   zero.range.len = Uint64Of(info[2], "len");
-  if (ioctl(fd, UFFDIO_ZEROPAGE, &zero) == 0) return Napi::Number::New(env, static_cast<double>(zero.zeropage));
-  int err = errno;
-  if (zero.zeropage > 0) return Napi::Number::New(env, static_cast<double>(zero.zeropage));
-  return Napi::Number::New(env, -err);
+  bool ok = ioctl(fd, UFFDIO_ZEROPAGE, &zero) == 0;
+  return Outcome(env, ok, zero.zeropage, errno);
 }
 
 // uffdRange(fd, op, start, len) -> 0 or -errno; op 0 = UFFDIO_WAKE, 1 = UFFDIO_UNREGISTER.
@@ -123,8 +124,8 @@ Napi::Value UffdRange(const Napi::CallbackInfo& info) {
   uffdio_range range{};
   range.start = Uint64Of(info[2], "start");
   range.len = Uint64Of(info[3], "len");
-  if (ioctl(fd, op == 1 ? UFFDIO_UNREGISTER : UFFDIO_WAKE, &range) == 0) return Napi::Number::New(env, 0);
-  return Napi::Number::New(env, -errno);
+  bool ok = ioctl(fd, op == 1 ? UFFDIO_UNREGISTER : UFFDIO_WAKE, &range) == 0;
+  return Outcome(env, ok, 0, errno);
 }
 
 }  // namespace

@@ -1,5 +1,15 @@
 import { getSystemErrorMap } from 'node:util';
 
+/** [name, description] of a positive errno, e.g. ['ESRCH', 'no such process']. */
+function systemError(errno: number): [string, string] {
+  return getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
+}
+
+/** The name of a positive errno, e.g. `ESRCH`. */
+export function errnoName(errno: number): string {
+  return systemError(errno)[0];
+}
+
 export interface NativeErrorDetails {
   /** The system call (or libuv call) that failed, e.g. `process_vm_readv`. */
   readonly syscall: string;
@@ -30,7 +40,7 @@ export class NativeError extends Error implements NativeErrorDetails {
 
   /** A NativeError for a failure found in TypeScript, worded like the ones C++ makes. */
   static fromErrno(syscall: string, subject: string, errno: number, options?: ErrorOptions): NativeError {
-    const [code, description] = getSystemErrorMap().get(-errno) ?? [`E${errno}`, `error ${errno}`];
+    const [code, description] = systemError(errno);
     const text = description.charAt(0).toUpperCase() + description.slice(1);
     return new NativeError(`${syscall}${subject ? `(${subject})` : ''}: ${text}`, { syscall, errno, code }, options);
   }

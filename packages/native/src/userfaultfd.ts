@@ -1,7 +1,6 @@
-import { constants } from 'node:os';
-
 import { FdHandle } from './fd-handle';
 import { binding } from './load-binding';
+import { errnoName } from './native-error';
 import { checkAddress, checkUint8Array, type ByteArray } from './validate';
 
 /**
@@ -61,9 +60,7 @@ export function decodeUffdMessages<F>(raw: Buffer, adopt: (fd: number) => F): (E
 }
 
 function result(raw: number): UffdResult {
-  if (raw >= 0) return { bytes: raw };
-  const name = Object.entries(constants.errno).find(([, n]) => n === -raw)?.[0] ?? `errno ${-raw}`;
-  return { bytes: 0, errno: name };
+  return raw >= 0 ? { bytes: raw } : { bytes: 0, errno: errnoName(-raw) };
 }
 
 /**

@@ -266,9 +266,16 @@ export function planMigration(inputs: PlanInputs): MigrationPlan {
  */
 function autoLazyRestore(strategy: StrategyName, inputs: PlanInputs): boolean {
   if (inputs.request.strategy !== 'auto' || inputs.request.clone || strategy !== 'hash-pre-copy') return false;
-  if (inputs.runtime.features?.lazyRestore === false || inputs.runtime.features?.lazyPages === false) return false;
+  return inputs.runtime.features?.lazyRestore !== false && lazyRestoreMissing(inputs).length === 0;
+}
+
+/** What the destination lacks to restore lazily (userfaultfd, the pipe sysctl). */
+function lazyRestoreMissing(inputs: PlanInputs): string[] {
   const d = strategyFacts(inputs.destination);
-  return d.lazyPages && (d.pipeMaxSizeBytes ?? 0) >= LAZY_PAGES_MIN_PIPE_BYTES;
+  return [
+    ...(d.lazyPages ? [] : ['CRIU lazy pages (userfaultfd)']),
+    ...((d.pipeMaxSizeBytes ?? 0) >= LAZY_PAGES_MIN_PIPE_BYTES ? [] : [`fs.pipe-max-size >= ${LAZY_PAGES_MIN_PIPE_BYTES}`]),
+  ];
 }
 
 /**
@@ -281,11 +288,7 @@ function checkLazyRestore(strategy: StrategyName, inputs: PlanInputs): boolean {
     if (inputs.request.strategy === 'auto') return false;
     throw new FerryError('ERR_PRECHECK_BAD_INPUT', `--lazy-restore works with hash-pre-copy only, not ${strategy}`, { hint: 'Use --strategy hash-pre-copy (or auto), or drop --lazy-restore.' });
   }
-  const d = strategyFacts(inputs.destination);
-  const missing = [
-    ...(d.lazyPages ? [] : ['CRIU lazy pages (userfaultfd)']),
-    ...((d.pipeMaxSizeBytes ?? 0) >= LAZY_PAGES_MIN_PIPE_BYTES ? [] : [`fs.pipe-max-size >= ${LAZY_PAGES_MIN_PIPE_BYTES}`]),
-  ];
+  const missing = lazyRestoreMissing(inputs);
   if (missing.length > 0) {
     throw new FerryError('ERR_PRECHECK_FEATURE_MISSING', `--lazy-restore needs ${missing.join(' and ')} on ${inputs.destinationName}`, {
       hint: `Run \`ferry doctor\` on ${inputs.destinationName}, or migrate without --lazy-restore.`,

@@ -18,7 +18,7 @@
  */
 import { pollUffds, Userfaultfd, type UffdMessage, type UffdResult } from '@ferry/core';
 import { LazyTodo, type TodoRange } from './lazy-todo';
-import { PAGE, type PageStore } from './page-store';
+import { addressOf, PAGE, pageOf, type PageStore } from './page-store';
 
 /** Pages copied for a fault (from the faulting page on, within its range). */
 export const FAULT_PAGES = 16;
@@ -58,12 +58,10 @@ export interface LocalLazyPagesOptions {
   adopt?: (handle: Extract<UffdMessage, { event: 'fork' }>['uffd']) => Userfaultfd;
 }
 
-const big = (page: number) => BigInt(page) * BigInt(PAGE);
-
 export class LocalLazyPages {
   private readonly tasks: Task[] = [];
-  private restoreDone = false;
   private stopped = false;
+  /** When the restore said it finished (0: not yet): the background fill starts then. */
   private restoreFinishedAt = 0;
   private readonly stats = { pagesCopied: 0, faults: 0, zeroPages: 0, forks: 0, removed: 0, remapped: 0 };
   readonly finished: Promise<LocalLazyPagesReport>;
@@ -84,7 +82,6 @@ export class LocalLazyPages {
 
   /** The restore has finished: the background fill starts (CRIU's daemon waits for this too). */
   restoreFinished(): void {
-    this.restoreDone = true;
     this.restoreFinishedAt = Date.now();
     void this.fill().catch((error: unknown) => this.fail(error));
   }
@@ -116,7 +113,7 @@ export class LocalLazyPages {
   }
 
   private get done(): boolean {
-    return this.restoreDone && this.tasks.every((t) => t.gone || (t.todo.empty && t.inFlight.size === 0));
+    return this.restoreFinishedAt > 0 && this.tasks.every((t) => t.gone || (t.todo.empty && t.inFlight.size === 0));
   }
 
   private async serveEvents(): Promise<void> {
@@ -156,9 +153,9 @@ export class LocalLazyPages {
       case 'unmap':
         return this.dropPages(task, m.start, m.end);
       case 'remap': {
-        const from = Number(m.from / BigInt(PAGE));
-        const to = Number(m.to / BigInt(PAGE));
-        const len = Number(m.len / BigInt(PAGE));
+        const from = pageOf(m.from);
+        const to = pageOf(m.to);
+        const len = pageOf(m.len);
         this.stats.remapped += len;
         task.todo.remap(from, to, len);
         for (const r of task.inFlight) {
@@ -189,8 +186,8 @@ export class LocalLazyPages {
   }
 
   private dropPages(task: Task, start: bigint, end: bigint): void {
-    const s = Number(start / BigInt(PAGE));
-    const e = Number((end + BigInt(PAGE - 1)) / BigInt(PAGE));
+    const s = pageOf(start);
+    const e = pageOf(end + BigInt(PAGE - 1));
     const before = task.todo.pages;
     task.todo.drop(s, e);
     this.stats.removed += before - task.todo.pages;
@@ -204,13 +201,17 @@ export class LocalLazyPages {
 
   private async onFault(task: Task, address: bigint): Promise<void> {
     this.stats.faults++;
-    const page = Number(address / BigInt(PAGE));
+    return this.serveFault(task, pageOf(address));
+  }
+
+  /** Resolves a fault on `page` (again, when its copy was refused while the layout changed: not a new fault). */
+  private async serveFault(task: Task, page: number): Promise<void> {
     for (const r of task.inFlight) if (page >= r.start && page < r.end) return; // its copy wakes the task
     const range = task.todo.takeAt(page, FAULT_PAGES);
     if (range) return this.copyIn(task, range, true);
-    const r = task.uffd.zeropage(big(page), BigInt(PAGE));
+    const r = task.uffd.zeropage(addressOf(page), BigInt(PAGE));
     if (r.errno === 'ESRCH' || r.errno === 'ENOSPC') return this.forget(task);
-    if (r.errno) task.uffd.wake(big(page), BigInt(PAGE)); // EEXIST: there already; the waiter retries
+    if (r.errno) task.uffd.wake(addressOf(page), BigInt(PAGE)); // EEXIST: there already; the waiter retries
     else this.stats.zeroPages++;
   }
 
@@ -231,7 +232,7 @@ export class LocalLazyPages {
     const again = this.place(task, range, data);
     if (again.length === 0) return;
     task.todo.add(again);
-    if (fault) setTimeout(() => void this.onFault(task, big(range.start)).catch((error: unknown) => this.fail(error)), 1);
+    if (fault) setTimeout(() => void this.serveFault(task, range.start).catch((error: unknown) => this.fail(error)), 1);
     else this.wakeFill?.();
   }
 
@@ -240,7 +241,7 @@ export class LocalLazyPages {
    * must be copied again later (EAGAIN).
    */
   private place(task: Task, range: TodoRange, data: Buffer): TodoRange[] {
-    const r: UffdResult = task.uffd.copy(big(range.start), data);
+    const r: UffdResult = task.uffd.copy(addressOf(range.start), data);
     const pages = range.end - range.start;
     const done = r.bytes / PAGE;
     this.stats.pagesCopied += done;
@@ -249,7 +250,7 @@ export class LocalLazyPages {
       this.forget(task);
       return [];
     }
-    task.uffd.wake(big(range.start), BigInt(data.length)); // a short copy wakes nobody by itself
+    task.uffd.wake(addressOf(range.start), BigInt(data.length)); // a short copy wakes nobody by itself
     const from = (offset: number, end = pages): TodoRange => ({ start: range.start + offset, end: range.start + end, img: range.img + offset });
     const sub = (part: TodoRange) => data.subarray((part.start - range.start) * PAGE, (part.end - range.start) * PAGE);
     if (r.errno === 'EAGAIN') return [from(done)];

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { readVmaBounds, Userfaultfd, type LazyRanges } from '@ferry/core';
 import { LocalLazyPages } from './local-lazy-pages';
 import { todoFromImages, type TodoRange } from './lazy-todo';
-import { PAGE, type PageStore } from './page-store';
+import { pageOf, type PageStore } from './page-store';
 import { UffdProxy } from './uffd-proxy';
 import type { RelayEvent } from './relay';
 
@@ -23,8 +23,6 @@ export interface OwnHandler {
   /** Closes the listener (if the restore never came) and every userfaultfd. */
   close(): void;
 }
-
-const pageOf = (address: bigint) => Number(address / BigInt(PAGE));
 
 export async function startOwnHandler(options: {
   imagesDir: string;

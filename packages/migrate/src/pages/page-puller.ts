@@ -5,7 +5,7 @@
  * continue from where the daemon is reading, so what it asks next is most likely here already.
  */
 import type { GetRequest } from './link-frames';
-import { FetchedPages, PAGE } from './page-store';
+import { addressOf, FetchedPages, PAGE } from './page-store';
 import { subtract, union, type Interval } from '../precopy/page-intervals';
 
 export interface PullPolicy {
@@ -112,7 +112,7 @@ export class PagePuller {
     if (left.length > 0) this.pending.set(pid, left);
     else this.pending.delete(pid);
     this.stats.startedAt ??= Date.now();
-    const done = this.link.get({ pid, vaddr: BigInt(first) * BigInt(PAGE), nrPages: end - first, urgent }).then(
+    const done = this.link.get({ pid, vaddr: addressOf(first), nrPages: end - first, urgent }).then(
       (data) => {
         this.store.add(pid, first, data);
         this.stats.pagesFetched += end - first;

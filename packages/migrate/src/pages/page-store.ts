@@ -12,6 +12,10 @@ import { subtract, union, type Interval } from '../precopy/page-intervals';
 
 export const PAGE = 4096;
 
+/** The page number of an address (rounded down), and the address of a page. */
+export const pageOf = (address: bigint): number => Number(address / BigInt(PAGE));
+export const addressOf = (page: number): bigint => BigInt(page) * BigInt(PAGE);
+
 export interface PageStore {
   /** Pages of task `pid` held here, sorted and disjoint. */
   held(pid: number): readonly Interval[];
@@ -85,7 +89,7 @@ export class ChainPageStore implements PageStore {
       const added: Interval[] = [];
       for (const range of pagemap.ranges) {
         if ((range.flags & PE_FLAGS.PRESENT) === 0) continue;
-        const first = Number(range.vaddr / BigInt(PAGE));
+        const first = pageOf(range.vaddr);
         const at = filePage;
         filePage += range.nrPages;
         for (const [s, e] of subtract([[first, first + range.nrPages]], covered)) {

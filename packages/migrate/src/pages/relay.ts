@@ -23,7 +23,7 @@ import { subtract, union, type Interval } from '../precopy/page-intervals';
 import { serveDaemon, type DaemonGet } from './daemon-channel';
 import { LinkRequester, type LinkEvent } from './link-requester';
 import { PagePuller, type PullPolicy, type PullStats } from './page-puller';
-import { ChainPageStore, FetchedPages, localRun, PAGE, readLocal, type PageStore } from './page-store';
+import { addressOf, ChainPageStore, FetchedPages, localRun, PAGE, pageOf, readLocal, type PageStore } from './page-store';
 import { adoptRelayDaemon, readDaemonRecord, startRelayDaemon, type RelayDaemon } from './relay-daemon';
 import { UffdProxy } from './uffd-proxy';
 import { lazyPagesHandler, startOwnHandler, type OwnHandler } from './own-handler';
@@ -151,7 +151,7 @@ export class PageRelay {
     const missing = new Map<number, Interval[]>();
     let localPages = 0;
     for (const [pid, ranges] of lazy.tasks) {
-      const wanted = ranges.map((r): Interval => [Number(r.vaddr / BigInt(PAGE)), Number(r.vaddr / BigInt(PAGE)) + r.nrPages]);
+      const wanted = ranges.map((r): Interval => [pageOf(r.vaddr), pageOf(r.vaddr) + r.nrPages]);
       const notLocal = subtract(wanted, this.chain?.held(pid) ?? []);
       const left = subtract(notLocal, delivered.get(pid) ?? []);
       const leftPages = left.reduce((n, [s, e]) => n + e - s, 0);
@@ -219,7 +219,7 @@ export class PageRelay {
   private async serve(daemon: RelayDaemon): Promise<void> {
     const stores = (): PageStore[] => (this.chain ? [this.chain, this.fetched] : [this.fetched]);
     const pages = async (get: DaemonGet, exact?: number): Promise<Buffer> => {
-      const first = Number(get.vaddr / BigInt(PAGE));
+      const first = pageOf(get.vaddr);
       const want = exact ?? get.nrPages;
       for (;;) {
         const run = localRun(stores(), get.pid, first, want);
@@ -228,7 +228,7 @@ export class PageRelay {
         await this.puller.want(get.pid, page);
         if (localRun(stores(), get.pid, page, 1) === 0) {
           // Not among the pages the dump left for later: ask the source directly (the daemon knows best).
-          const data = await this.requester.get({ pid: get.pid, vaddr: BigInt(page) * BigInt(PAGE), nrPages: 1, urgent: true });
+          const data = await this.requester.get({ pid: get.pid, vaddr: addressOf(page), nrPages: 1, urgent: true });
           this.fetched.add(get.pid, page, data);
         }
       }
@@ -236,7 +236,7 @@ export class PageRelay {
     let progress = 0;
     const record = Buffer.alloc(16);
     const answered = (get: DaemonGet, nr: number) => {
-      this.fetched.taken(get.pid, Number(get.vaddr / BigInt(PAGE)), nr);
+      this.fetched.taken(get.pid, pageOf(get.vaddr), nr);
       record.writeUInt32LE(get.pid, 0);
       record.writeUInt32LE(nr, 4);
       record.writeBigUInt64LE(get.vaddr / BigInt(PAGE), 8);

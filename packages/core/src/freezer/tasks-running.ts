@@ -72,3 +72,58 @@ export function tasksHeld(pids: readonly number[], freezerPath?: string): { held
     .map(({ tid, letter }) => `${tid}:${letter}`);
   return running.length === 0 ? { held: true } : { held: false, detail: `tasks free to run: ${running.join(' ')}` };
 }
+
+/**
+ * Whether every thread of the cgroup's tasks is held by a CRIU dump: ptrace-attached by a criu process. CRIU
+ * freezes the cgroup, seizes every task while it is frozen, then thaws the cgroup; from then on the tasks run only
+ * CRIU's parasite code until the dump ends, so their memory stays as the freeze left it while the freezer reads
+ * THAWED (a reader polling the freezer for FROZEN can miss that short window).
+ */
+export function seizedByCriu(cgroupPath: string): boolean {
+  let pids: number[];
+  try {
+    pids = readFileSync(join(cgroupPath, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return false;
+  }
+  if (pids.length === 0) return false;
+  const tracers = new Map<number, boolean>();
+  for (const pid of pids) {
+    const threads = threadsOf(pid);
+    if (threads.length === 0) return false;
+    for (const tid of threads) {
+      const tracer = tracerOf(tid);
+      if (!tracer) return false;
+      let criu = tracers.get(tracer);
+      if (criu === undefined) tracers.set(tracer, (criu = isCriu(tracer)));
+      if (!criu) return false;
+    }
+  }
+  return true;
+}
+
+function tracerOf(tid: number): number {
+  try {
+    const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function isCriu(pid: number): boolean {
+  try {
+    return isCriuCommandLine(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether a command line is CRIU's: run directly, through a loader (a private CRIU build runs as `ld-linux…
+ * --library-path DIR …/criu ARGS`), or a CRIU child that set its title (`criu: dump --rpc -t PID`, as the dump that
+ * `criu swrk` forks for runc does; behind a loader the title replaces the loader's fourth argument).
+ */
+export function isCriuCommandLine(argv: readonly string[]): boolean {
+  return argv.slice(0, 4).some((arg) => arg === 'criu' || arg.endsWith('/criu') || arg.startsWith('criu: '));
+}

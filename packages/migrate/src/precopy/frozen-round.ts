@@ -4,12 +4,13 @@
  * sends the pages the destination does not hold with that content, and then marks them all "in parent". CRIU never
  * writes or reads the bulk of the memory while the container is frozen.
  *
- * The read starts as soon as the container's freezer reports it frozen, while CRIU is still dumping the rest; once
- * the dump is ready, any lazy page the early read did not cover (none, normally) is read and sent in a second,
- * strict pass. No user code runs between the freeze and the end of the dump, so both reads see the frozen memory.
+ * The read starts as soon as the tree is frozen (the freezer reads FROZEN, or CRIU has seized every task and thawed
+ * the freezer again), while CRIU is still dumping the rest; once the dump is ready, any lazy page the early read did
+ * not cover (none, normally) is read and sent in a second, strict pass. No user code runs between the freeze and the
+ * end of the dump, so both reads see the frozen memory.
  */
 import type { Writable } from 'node:stream';
-import { containerTasks, Freezer, FerryError, lazyRanges, PAGE_SIZE, presentPrivateRanges, tasksHeld, type MemoryRange } from '@ferry/core';
+import { containerTasks, Freezer, FerryError, lazyRanges, PAGE_SIZE, presentPrivateRanges, seizedByCriu, tasksHeld, type MemoryRange } from '@ferry/core';
 import type { AgentPeer } from '../protocol/agent-peer';
 import { sendTaskRanges, type RoundStats, type SentPages } from './memory-rounds';
 import { subtract, union, type Interval } from './page-intervals';
@@ -38,7 +39,10 @@ export interface FinalRoundResult extends RoundStats {
 
 const POLL_MS = 2;
 
-/** Resolves once the freezer reports frozen, or the dump is ready (the tree is frozen then too). */
+/**
+ * Resolves once the tree is frozen: the freezer reports FROZEN, or CRIU has seized every task (it thaws the freezer
+ * right after, so watching for FROZEN alone missed the start of the dump a third of the time), or the dump is ready.
+ */
 async function frozen(freezerPath: string | undefined, dumpReady: Promise<void>): Promise<boolean> {
   if (!freezerPath) {
     await dumpReady;
@@ -58,7 +62,7 @@ async function frozen(freezerPath: string | undefined, dumpReady: Promise<void>)
       await dumpReady; // rethrows a failed dump
       return false;
     }
-    if (freezer.state() === 'frozen') return true;
+    if (freezer.state() === 'frozen' || seizedByCriu(freezerPath)) return true;
     await new Promise((r) => setTimeout(r, POLL_MS));
   }
 }
@@ -98,9 +102,13 @@ export async function runFinalRound(options: FinalRoundOptions): Promise<FinalRo
       return { ...t, ranges };
     }),
   );
+  // CRIU's parasite may make unreadable memory readable for a moment while it dumps: what pass 1 listed but could not
+  // read is left to pass 2, which reads after the dump and strictly.
+  const onUnreadable = (task: { vpid: number }, ranges: readonly MemoryRange[]) =>
+    covered.set(task.vpid, subtract(covered.get(task.vpid) ?? [], toIntervals(ranges)));
   let stats!: RoundStats;
   await peer.request('precopy-round', { migrationId }, async (sink: Writable) => {
-    stats = await sendTaskRanges(listed, sent, sink, { strict: true });
+    stats = await sendTaskRanges(listed, sent, sink, { strict: true, onUnreadable });
   });
 
   // Pass 2: what the dump left lazy and pass 1 did not read.

@@ -7,17 +7,9 @@ import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import { allocPageAligned, containerTasks, FerryError, hashPages, isFerryError, PAGE_SIZE, presentPrivateRanges, readMemory, type MemoryRange } from '@ferry/core';
 import { encodeRecordHeader, MAX_RECORD_PAGES, RecordKind } from './page-records';
+import { hashHalves, SentPages } from './page-mirror';
 
-/** task → page number → XXH3 of the content the destination holds. */
-export class SentPages {
-  private readonly tasks = new Map<number, Map<number, bigint>>();
-
-  forTask(task: number): Map<number, bigint> {
-    let pages = this.tasks.get(task);
-    if (!pages) this.tasks.set(task, (pages = new Map()));
-    return pages;
-  }
-}
+export { SentPages };
 
 export interface RoundStats {
   tasks: number;
@@ -67,12 +59,16 @@ export async function sendTaskRanges(
   tasks: readonly TaskRanges[],
   sent: SentPages,
   sink: Writable,
-  options: RoundOptions & { strict: boolean },
+  options: RoundOptions & {
+    strict: boolean;
+    /** Takes the ranges a read could not cover instead of `strict`'s error (they are then not sent). */
+    onUnreadable?: (task: TaskRanges, ranges: readonly MemoryRange[]) => void;
+  },
 ): Promise<RoundStats> {
   const strict = options.strict;
   const cpu0 = process.cpuUsage();
   const batchBytes = options.batchBytes ?? DEFAULT_BATCH;
-  const buffers = [allocPageAligned(batchBytes), allocPageAligned(batchBytes)];
+  const buffers = readBuffers(sent, batchBytes);
   const stats: RoundStats = { tasks: 0, scannedPages: 0, pages: 0, zeroPages: 0, bytes: 0, readMs: 0, cpuMs: 0 };
   // Scattered dirty pages make many small records: gather them into ~1 MiB writes (each write is a frame on the
   // wire); large runs go out as they are.
@@ -112,7 +108,8 @@ export async function sendTaskRanges(
     const load = async (batch: MemoryRange[], into: Buffer) => {
       const t0 = Date.now();
       const read = await readMemory(task.pid, batch, { into });
-      if (strict && read.unreadable.length > 0) {
+      if (read.unreadable.length > 0 && options.onUnreadable) options.onUnreadable(task, read.unreadable);
+      else if (strict && read.unreadable.length > 0) {
         throw unreadableError(task, `${read.unreadable.length} range(s) could not be read, first at 0x${read.unreadable[0]!.address.toString(16)}`);
       }
       const total = batch.reduce((n, r) => n + r.length, 0);
@@ -133,11 +130,13 @@ export async function sendTaskRanges(
       next = b + 1 < list.length ? load(list[b + 1]!, buffers[(b + 1) % 2]!) : undefined;
       next?.catch(() => undefined); // awaited in the next iteration
       const { read, hashes, zero } = loaded;
+      const h = hashHalves(hashes);
       const unreadable = new Set<number>();
       for (const u of read.unreadable) {
         const first = Number(u.address / BigInt(PAGE_SIZE));
         for (let i = 0; i < u.length / PAGE_SIZE; i++) unreadable.add(first + i);
       }
+      const skip = unreadable.size === 0 ? (k: number, page: number) => pages.holds(page, h, k) : (k: number, page: number) => unreadable.has(page) || pages.holds(page, h, k);
 
       // Walk the batch page by page; a record collects consecutive changed pages of one kind.
       let index = 0;
@@ -146,19 +145,17 @@ export async function sendTaskRanges(
         const n = range.length / PAGE_SIZE;
         let i = 0;
         while (i < n) {
-          const page = first + i;
-          const h = hashes[index + i]!;
-          if (unreadable.has(page) || pages.get(page) === h) {
+          if (skip(index + i, first + i)) {
             i++;
             continue;
           }
           const isZero = zero[index + i] === 1;
           let j = i + 1;
-          while (j < n && j - i < MAX_RECORD_PAGES && !unreadable.has(first + j) && pages.get(first + j) !== hashes[index + j] && (zero[index + j] === 1) === isZero) j++;
-          await write(encodeRecordHeader(isZero ? RecordKind.ZERO : RecordKind.DATA, task.vpid, BigInt(page) * BigInt(PAGE_SIZE), j - i), true);
+          while (j < n && j - i < MAX_RECORD_PAGES && !skip(index + j, first + j) && (zero[index + j] === 1) === isZero) j++;
+          await write(encodeRecordHeader(isZero ? RecordKind.ZERO : RecordKind.DATA, task.vpid, BigInt(first + i) * BigInt(PAGE_SIZE), j - i), true);
           // Not owned: the read buffer is reused by the next batch, so the page data is copied.
           if (!isZero) await write(read.data.subarray((index + i) * PAGE_SIZE, (index + j) * PAGE_SIZE), false);
-          for (let k = i; k < j; k++) pages.set(first + k, hashes[index + k]!);
+          for (let k = i; k < j; k++) pages.record(first + k, h, index + k);
           stats.pages += j - i;
           if (isZero) stats.zeroPages += j - i;
           i = j;
@@ -172,6 +169,16 @@ export async function sendTaskRanges(
   const cpu = process.cpuUsage(cpu0);
   stats.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
   return stats;
+}
+
+// Fresh memory costs a page fault per 4 KiB on first touch (~16 µs on this VM: ~250 ms for two 32 MiB buffers), so
+// the buffers are made once per move and kept with its mirror.
+const scratch = new WeakMap<SentPages, Buffer[]>();
+
+function readBuffers(sent: SentPages, bytes: number): Buffer[] {
+  let buffers = scratch.get(sent);
+  if (!buffers || buffers[0]!.length !== bytes) scratch.set(sent, (buffers = [allocPageAligned(bytes), allocPageAligned(bytes)]));
+  return buffers;
 }
 
 function unreadableError(task: { pid: number; vpid: number }, detail: string): FerryError {

@@ -3,7 +3,7 @@
  * turns its own failure into a fact ("not available, because ..."), so one broken piece never hides the others.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,6 +62,11 @@ export interface HostFacts {
    * memory into fresh memory; outside "always" that is one fault per 4 KiB page (docs/benchmarks.md).
    */
   transparentHugePages?: string;
+  /**
+   * Whether CRIU can keep its kernel-probe cache (/run/criu.kdat): only on a tmpfs /run. Without it every CRIU start
+   * probes the kernel again (~50-90 ms here, running iptables among others), twice in each move's frozen window.
+   */
+  criuKdatCache: boolean;
   runtimes: RuntimeFact[];
   strategies: StrategyVerdict[];
   /** True when this host can at least checkpoint and restore. */
@@ -100,10 +105,21 @@ export async function probeHost(options: ProbeOptions): Promise<HostFacts> {
     cgroups,
     pipeMaxSizeBytes,
     transparentHugePages: thpMode(readText(THP_ENABLED)),
+    criuKdatCache: onTmpfs('/run'),
     runtimes,
     strategies,
     canCheckpoint: criuUsable,
   };
+}
+
+const TMPFS_MAGIC = 0x01021994;
+
+function onTmpfs(path: string): boolean {
+  try {
+    return statfsSync(path).type === TMPFS_MAGIC;
+  } catch {
+    return false;
+  }
 }
 
 async function probeCriu(options: ProbeOptions): Promise<HostFacts['criu']> {

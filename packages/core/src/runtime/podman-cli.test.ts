@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isNoSuchContainer, parsePodmanInspect, parsePodmanPs, podmanState, PodmanCli } from './podman-cli';
@@ -46,7 +46,11 @@ test('argv: global flags first, then the subcommand; never a shell', async () =>
   const cli = new PodmanCli({ podmanPath: fake, podmanArgs: ['--root', '/r', '--runroot', '/rr'], commandTimeoutMs: 10_000 });
   expect(cli.argv(['ps'])).toEqual(['--root', '/r', '--runroot', '/rr', 'ps']);
   await expect(cli.inspect('web; rm -rf /')).rejects.toMatchObject({ code: 'ERR_RUNTIME_NOT_FOUND' });
-  expect(readFileSync(join(dir, 'argv'), 'utf8').split('\n').filter(Boolean)).toEqual(['--root', '/r', '--runroot', '/rr', 'container', 'inspect', '--format', 'json', '--', 'web; rm -rf /']);
+  try {
+    expect(readFileSync(join(dir, 'argv'), 'utf8').split('\n').filter(Boolean)).toEqual(['--root', '/r', '--runroot', '/rr', 'container', 'inspect', '--format', 'json', '--', 'web; rm -rf /']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('restore argv: the import with the dump flags, no --name (Podman 4.3 refuses it with --tcp-established)', () => {

@@ -76,8 +76,9 @@ async function main() {
     if (existsSync(ns)) require('node:child_process').execFileSync('ip', ['netns', 'delete', `ferry-ct-${name}`]);
     // The bundle `start` made stays behind when the container moved away (ferry removes the container, not the
     // test's directory): 2.8 MB a test, a hundred per CI run.
-    const prefix = `ferry-bundle-${name}-`;
-    for (const entry of readdirSync(tmpdir())) if (entry.startsWith(prefix)) removeUnlessMounted(`${tmpdir()}/${entry}`);
+    // Exactly mkdtemp's name for this container: a prefix alone would also take clone-N-copy's for clone-N.
+    const own = new RegExp(`^ferry-bundle-${name.replace(/[^A-Za-z0-9]/g, (c) => `\\${c}`)}-[A-Za-z0-9]{6}$`);
+    for (const entry of readdirSync(tmpdir())) if (own.test(entry)) removeUnlessMounted(`${tmpdir()}/${entry}`);
     return { removed: true };
   }
   throw new Error(`unknown command ${command}`);

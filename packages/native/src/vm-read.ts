@@ -78,9 +78,14 @@ export async function readMemory(
   }
 
   const jobs = splitRanges(ranges, total, concurrency);
-  const results = await Promise.all(
+  // Every job settles before an error is thrown: the caller may reuse `into` at once.
+  const settled = await Promise.allSettled(
     jobs.map((job) => binding().vmRead(pid, job.pairs, data.subarray(job.offset, job.offset + job.length))),
   );
+  const results = settled.map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  });
   const unreadable: MemoryRange[] = [];
   let unreadableBytes = 0;
   for (const pairs of results) {

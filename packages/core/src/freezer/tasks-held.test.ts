@@ -1,7 +1,7 @@
 /** tasksHeld against real processes: stopped (as a living CRIU leaves them) is held, running is not. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { isCriuCommandLine, tasksHeld } from './tasks-running';
+import { isCriuProcess, tasksHeld } from './tasks-running';
 
 let child: ChildProcess | undefined;
 afterEach(() => {
@@ -33,14 +33,16 @@ test('a task that is gone holds nothing back', () => {
   expect(tasksHeld([2 ** 22 + 12345])).toEqual({ held: true });
 });
 
-test('CRIU is recognised by its command line: direct, through its private loader, or a dump child with its title', () => {
-  expect(isCriuCommandLine(['criu', 'dump', '-t', '1'])).toBe(true);
-  expect(isCriuCommandLine(['/usr/sbin/criu', 'swrk', '3'])).toBe(true);
-  expect(isCriuCommandLine(['/opt/ferry/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', '--library-path', '/opt/ferry/criu/usr/lib/x86_64-linux-gnu', '/opt/ferry/criu/usr/sbin/criu', 'swrk', '3'])).toBe(true);
-  expect(isCriuCommandLine(['criu: dump --rpc -t 168', ''])).toBe(true);
-  expect(isCriuCommandLine(['/opt/ferry/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', '--library-path', '/opt/ferry/criu/usr/lib/x86_64-linux-gnu', 'criu: dump --rpc -t 167 ', ''])).toBe(true);
-  expect(isCriuCommandLine(['gdb', '-p', '42'])).toBe(false);
-  expect(isCriuCommandLine(['strace', '-p', '42'])).toBe(false);
-  expect(isCriuCommandLine(['/usr/bin/criu-helper'])).toBe(false);
-  expect(isCriuCommandLine([''])).toBe(false);
+test('CRIU is recognised by its executable and command line, not by a tracer that names it', () => {
+  const loader = 'ld-linux-x86-64.so.2';
+  const lib = ['--library-path', '/opt/ferry/criu/usr/lib/x86_64-linux-gnu'];
+  expect(isCriuProcess('criu', ['criu', 'dump', '-t', '1'])).toBe(true);
+  expect(isCriuProcess('criu', ['criu: dump --rpc -t 168', ''])).toBe(true);
+  expect(isCriuProcess(loader, ['/opt/ferry/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', ...lib, '/opt/ferry/criu/usr/sbin/criu', 'swrk', '3'])).toBe(true);
+  expect(isCriuProcess(loader, ['/opt/ferry/criu/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', ...lib, 'criu: dump --rpc -t 167 ', ''])).toBe(true);
+  expect(isCriuProcess('gdb', ['gdb', '/usr/sbin/criu', '42'])).toBe(false);
+  expect(isCriuProcess('strace', ['strace', '-f', '-o', '/tmp/criu', '-p', '42'])).toBe(false);
+  expect(isCriuProcess('sleep', ['criu', '60'])).toBe(false); // exec -a criu
+  expect(isCriuProcess(loader, ['/lib64/ld-linux-x86-64.so.2', '/usr/bin/strace', '-o', '/tmp/criu'])).toBe(false);
+  expect(isCriuProcess(loader, ['/lib64/ld-linux-x86-64.so.2', ...lib, '/usr/bin/gdb', '/usr/sbin/criu'])).toBe(false);
 });

@@ -3,8 +3,8 @@
  * by a `criu dump` that still lives, or left in a group stop, is in state t or T while the freezer says THAWED
  * (measured with a lazy dump: the freezer read THAWED, runc said running, the workload's process was `t`).
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { Freezer } from './freezer';
 
 export interface TasksVerdict {
@@ -74,10 +74,12 @@ export function tasksHeld(pids: readonly number[], freezerPath?: string): { held
 }
 
 /**
- * Whether every thread of the cgroup's tasks is held by a CRIU dump: ptrace-attached by a criu process. CRIU
- * freezes the cgroup, seizes every task while it is frozen, then thaws the cgroup; from then on the tasks run only
- * CRIU's parasite code until the dump ends, so their memory stays as the freeze left it while the freezer reads
- * THAWED (a reader polling the freezer for FROZEN can miss that short window).
+ * Whether every thread of the cgroup's tasks is stopped under a CRIU dump: ptrace-attached by a CRIU process and in
+ * tracing stop (t; a zombie counts too). CRIU seizes the whole tree before it runs its parasite in any task, so once
+ * every thread was seen stopped so, none runs its own code again until the dump ends: the tasks' memory stays as
+ * the freeze left it while the freezer reads THAWED (CRIU thaws it right after seizing, a short window a reader
+ * polling for FROZEN can miss). Attached but not yet stopped does not count: without --freeze-cgroup a task seized
+ * a moment ago may still be running.
  */
 export function seizedByCriu(cgroupPath: string): boolean {
   let pids: number[];
@@ -92,38 +94,47 @@ export function seizedByCriu(cgroupPath: string): boolean {
     const threads = threadsOf(pid);
     if (threads.length === 0) return false;
     for (const tid of threads) {
-      const tracer = tracerOf(tid);
-      if (!tracer) return false;
-      let criu = tracers.get(tracer);
-      if (criu === undefined) tracers.set(tracer, (criu = isCriu(tracer)));
+      const status = readStatus(tid);
+      if (status === undefined) continue; // gone meanwhile
+      if (status.state === 'Z' || status.state === 'X') continue;
+      if (status.state !== 't' || status.tracer === 0) return false;
+      let criu = tracers.get(status.tracer);
+      if (criu === undefined) tracers.set(status.tracer, (criu = isCriu(status.tracer)));
       if (!criu) return false;
     }
   }
   return true;
 }
 
-function tracerOf(tid: number): number {
+function readStatus(tid: number): { state: string; tracer: number } | undefined {
   try {
-    const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${tid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
+    const text = readFileSync(`/proc/${tid}/status`, 'utf8');
+    const state = /^State:\s*(\S)/m.exec(text)?.[1];
+    const tracer = Number(/^TracerPid:\s*(\d+)/m.exec(text)?.[1] ?? 0);
+    return state === undefined ? undefined : { state, tracer };
   } catch {
-    return 0;
+    return undefined;
   }
 }
 
 function isCriu(pid: number): boolean {
   try {
-    return isCriuCommandLine(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'));
+    const exe = basename(readlinkSync(`/proc/${pid}/exe`));
+    return isCriuProcess(exe, readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0'));
   } catch {
     return false;
   }
 }
 
 /**
- * Whether a command line is CRIU's: run directly, through a loader (a private CRIU build runs as `ld-linux…
- * --library-path DIR …/criu ARGS`), or a CRIU child that set its title (`criu: dump --rpc -t PID`, as the dump that
- * `criu swrk` forks for runc does; behind a loader the title replaces the loader's fourth argument).
+ * Whether a process is CRIU, from its executable's name and its command line: the criu binary itself, or a private
+ * CRIU build run through its loader (`ld-linux… --library-path DIR …/criu ARGS`, where a CRIU child that set its
+ * title, as the dump `criu swrk` forks for runc does, shows `criu: dump --rpc -t PID` in place of `…/criu`). Not a
+ * debugger or tracer that merely names criu among its arguments.
  */
-export function isCriuCommandLine(argv: readonly string[]): boolean {
-  return argv.slice(0, 4).some((arg) => arg === 'criu' || arg.endsWith('/criu') || arg.startsWith('criu: '));
+export function isCriuProcess(exe: string, argv: readonly string[]): boolean {
+  if (exe === 'criu') return true;
+  if (!/^ld-linux/.test(exe) || argv[1] !== '--library-path') return false;
+  const program = argv[3] ?? '';
+  return program.endsWith('/criu') || program.startsWith('criu: ');
 }

@@ -124,7 +124,7 @@ export class LxcContainers {
   /** Brings the named links of a running container up (the ones a move fenced, after its restore). */
   async raiseLinks(where: Located, ifnames: readonly string[]): Promise<void> {
     const { pid } = await this.lxcInfo(where);
-    for (const ifname of ifnames) await ipIn(this.tools, `/proc/${pid}/ns/net`, ['link', 'set', ifname, 'up']);
+    for (const ifname of ifnames) await ipIn(this.tools, `/proc/${pid}/ns/net`, ['link', 'set', 'dev', ifname, 'up']);
   }
 
   /** The host-side ends of the container's veth links (lxc-info's "Link:" lines). */

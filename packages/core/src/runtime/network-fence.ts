@@ -13,7 +13,7 @@ import type { RuntimeName } from '../model/container';
 import { unescapeMountPath } from '../host/mountinfo';
 import { FerryError } from '../model/ferry-error';
 import { nsenterRunner, removeCriuNetworkLock } from './criu-network-lock';
-import { ipHere, ipIn, readNetnsInterfaces, type NetnsTools } from './runc-netns';
+import { ipBatchIn, ipHere, ipIn, readNetnsInterfaces, type NetnsTools } from './runc-netns';
 
 /** What a fence did, as plain JSON (a journal holds it; unfenceNetwork() lifts it from any process). */
 export type FenceRecord = { runtime: RuntimeName; id: string } & (
@@ -75,7 +75,18 @@ export async function fenceLinks(tools: NetnsTools, owner: { runtime: RuntimeNam
   }
   const interfaces = (await readNetnsInterfaces(tools, nsPath)).map((i) => i.ifname);
   const record: FenceRecord = { ...owner, kind: 'links-down', netns: { path: nsPath, inode }, interfaces };
-  for (const ifname of interfaces) await ipIn(tools, nsPath, ['link', 'set', ifname, 'down']);
+  // One `ip -batch` for the usual names; a name its line parser could misread (quotes, '#': a container's root may
+  // name its links so) goes down through its own argv.
+  // `dev` before the name: a link named like one of ip's keywords (a, m, h…) is still taken as a name.
+  const plain = interfaces.filter((ifname) => LINK_NAME.test(ifname));
+  try {
+    await ipBatchIn(tools, nsPath, plain.map((ifname) => ['link', 'set', 'dev', ifname, 'down']));
+    for (const ifname of interfaces.filter((i) => !plain.includes(i))) await ipIn(tools, nsPath, ['link', 'set', 'dev', ifname, 'down']);
+  } catch (err) {
+    // Some links may be down already: no record reaches the journal to lift them, so they go up again here.
+    await liftFence(tools, record).catch(() => undefined);
+    throw err;
+  }
   return record;
 }
 
@@ -90,7 +101,7 @@ export async function liftFence(tools: NetnsTools, record: FenceRecord): Promise
     if (netnsInode(record.netns.path) !== record.netns.inode) return;
     await removeCriuNetworkLock(nsenterRunner(tools.nsenterPath, record.netns.path));
     for (const ifname of record.interfaces) {
-      await ipIn(tools, record.netns.path, ['link', 'set', ifname, 'up']).catch((err: unknown) => {
+      await ipIn(tools, record.netns.path, ['link', 'set', 'dev', ifname, 'up']).catch((err: unknown) => {
         if (!/Cannot find device|does not exist/i.test(String((err as FerryError).details?.stderr ?? ''))) throw err;
       });
     }

@@ -195,6 +195,24 @@ test('a fence is plain JSON that another adapter (another process) lifts, twice 
   expect(adapter.manualCommands(c.name)).toEqual({ thaw: `runc resume ${c.name}`, remove: `runc delete -f ${c.name}` });
 });
 
+test("links whose names ip would misread (a container's root may pick them: '#', quotes, keywords) go down all the same", async () => {
+  const c = await container({ memMib: 8, port: 0 });
+  const ipn = (...args: string[]) => execFileSync('ip', ['-n', c.netnsName, ...args], { encoding: 'utf8' });
+  ipn('link', 'add', 'we#rd', 'type', 'veth', 'peer', 'name', 'q"te');
+  ipn('link', 'add', 'dev', 'm', 'type', 'veth', 'peer', 'name', 'h'); // ip's abbreviations of master and help
+  const links = ['eth0', 'we#rd', 'q"te', 'm', 'h'];
+  links.slice(1).forEach((link, i) => {
+    ipn('addr', 'add', `10.99.0.${i + 1}/24`, 'dev', link);
+    ipn('link', 'set', 'dev', link, 'up');
+  });
+  const up = (link: string) => /,UP[,>]/.test(ipn('-o', 'link', 'show', 'dev', link));
+  const fence = await adapter.fenceNetwork(c.name);
+  expect([...(fence.kind === 'links-down' ? fence.interfaces : [])].sort()).toEqual([...links].sort());
+  expect(links.map(up)).toEqual(links.map(() => false));
+  await fence.unfence();
+  expect(links.map(up)).toEqual(links.map(() => true));
+});
+
 test('checkpoint of a missing container is ERR_RUNTIME_NOT_FOUND with a hint', async () => {
   const err = await rejection(adapter.checkpoint({ runtime: 'runc', id: 'ferry-no-such-container' }, { imagesDir: join(dir, 'i') }));
   expect(err.code).toBe('ERR_RUNTIME_NOT_FOUND');

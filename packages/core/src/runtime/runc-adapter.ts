@@ -223,7 +223,8 @@ export class RuncAdapter implements RuntimeAdapter {
 
   /** Sets the container's interfaces down in its network namespace; a container without its own has nothing to fence. */
   async fenceNetwork(id: string): Promise<Fence> {
-    const info = await this.inspect(id);
+    // Not inspect(): its read of the interfaces is one more process while clients wait; fenceLinks reads them.
+    const info = await this.containers.describe(await this.containers.state(id), { netns: false });
     const ns = networkNamespaceOf(this.containers.bundleConfig(info));
     const owner = { runtime: 'runc' as const, id };
     const record: FenceRecord = ns ? await fenceLinks(this.tools, owner, ns.path ?? `/proc/${info.pid}/ns/net`) : { ...owner, kind: 'none' };

@@ -1,4 +1,4 @@
-import { isValidNetnsName, netnsPath, parseIpAddrJson } from './runc-netns';
+import { ipBatchIn, isValidNetnsName, netnsPath, parseIpAddrJson } from './runc-netns';
 
 // `ip -n NS -j addr show` of a container netns on the lab host: lo, eth0 (veth) with IPv4 + IPv6, and a veth peer
 // with only a link-local address.
@@ -48,4 +48,12 @@ test('names network namespaces safely', () => {
   expect(isValidNetnsName('../etc')).toBe(false);
   expect(isValidNetnsName('a/b')).toBe(false);
   expect(isValidNetnsName('')).toBe(false);
+});
+
+test('an ip batch refuses an argument its line parser would split, comment out or unquote, before running anything', async () => {
+  const tools = { ipPath: '/nonexistent/ip', nsenterPath: '/nonexistent/nsenter' };
+  for (const bad of ['a b', 'a\nlink del x', 'we#rd', 'q"te', "q'te", 'back\\slash', '']) {
+    await expect(ipBatchIn(tools, '/run/netns/x', [['link', 'set', bad, 'down']])).rejects.toMatchObject({ code: 'ERR_PRECHECK_BAD_INPUT' });
+  }
+  await expect(ipBatchIn(tools, '/run/netns/x', [])).resolves.toBeUndefined();
 });

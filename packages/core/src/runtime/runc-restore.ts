@@ -157,7 +157,7 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
   } else if (ns?.path !== undefined) {
     // The namespace is still here (the container comes back to a host it left): a migration fenced its links when it
     // moved away. They must be up before the restore: CRIU reconnects the TCP sockets through them.
-    for (const iface of record?.netns?.interfaces ?? []) await ipIn(deps.tools, ns.path, ['link', 'set', iface.ifname, 'up']);
+    for (const iface of record?.netns?.interfaces ?? []) await ipIn(deps.tools, ns.path, ['link', 'set', 'dev', iface.ifname, 'up']);
   }
 
   const rewritten = rewriteConfigForRestore(config, {

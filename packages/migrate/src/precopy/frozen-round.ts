@@ -12,7 +12,7 @@
 import type { Writable } from 'node:stream';
 import { containerTasks, Freezer, FerryError, lazyRanges, PAGE_SIZE, presentPrivateRanges, seizedByCriu, tasksHeld, type MemoryRange } from '@ferry/core';
 import type { AgentPeer } from '../protocol/agent-peer';
-import { sendTaskRanges, type RoundStats, type SentPages } from './memory-rounds';
+import { releaseReadBuffers, sendTaskRanges, type RoundStats, type SentPages } from './memory-rounds';
 import { subtract, union, type Interval } from './page-intervals';
 
 export interface FinalRoundOptions {
@@ -89,6 +89,14 @@ const toIntervals = (ranges: readonly MemoryRange[]): Interval[] =>
   );
 
 export async function runFinalRound(options: FinalRoundOptions): Promise<FinalRoundResult> {
+  try {
+    return await finalRound(options);
+  } finally {
+    releaseReadBuffers(options.sent);
+  }
+}
+
+async function finalRound(options: FinalRoundOptions): Promise<FinalRoundResult> {
   const { peer, migrationId, sent } = options;
   const early = await frozen(options.freezerPath, options.dumpReady);
 

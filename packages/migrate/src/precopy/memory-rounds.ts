@@ -93,77 +93,86 @@ export async function sendTaskRanges(
     if (pendingBytes >= COALESCE_BYTES) await flush();
   };
 
-  for (const task of tasks) {
-    let ranges: readonly MemoryRange[];
-    try {
-      ranges = typeof task.ranges === 'function' ? await task.ranges() : task.ranges;
-    } catch (err) {
-      if (strict) throw unreadableError(task, (err as Error).message);
-      continue; // exited since it was listed: the final dump will not have it either
-    }
-    stats.tasks++;
-    const pages = sent.forTask(task.vpid);
-    // Two buffers: the next batch is read and hashed while this one is compared and sent.
-    const list = batches(ranges, batchBytes);
-    const load = async (batch: MemoryRange[], into: Buffer) => {
-      const t0 = Date.now();
-      const read = await readMemory(task.pid, batch, { into });
-      if (read.unreadable.length > 0 && options.onUnreadable) options.onUnreadable(task, read.unreadable);
-      else if (strict && read.unreadable.length > 0) {
-        throw unreadableError(task, `${read.unreadable.length} range(s) could not be read, first at 0x${read.unreadable[0]!.address.toString(16)}`);
-      }
-      const total = batch.reduce((n, r) => n + r.length, 0);
-      const { hashes, zero } = await hashPages(read.data.subarray(0, total), { zero: true });
-      stats.readMs += Date.now() - t0;
-      return { read, hashes, zero };
-    };
-    let next = list.length > 0 ? load(list[0]!, buffers[0]!) : undefined;
-    for (let b = 0; b < list.length; b++) {
-      const batch = list[b]!;
-      let loaded;
+  // A read still filling a kept buffer when this round fails must end before anyone can reuse the buffer.
+  let inFlight: Promise<unknown> | undefined;
+  try {
+    for (const task of tasks) {
+      let ranges: readonly MemoryRange[];
       try {
-        loaded = await next!;
+        ranges = typeof task.ranges === 'function' ? await task.ranges() : task.ranges;
       } catch (err) {
-        if (strict) throw isFerryError(err) ? err : unreadableError(task, (err as Error).message);
-        break; // the task exited mid-round
+        if (strict) throw unreadableError(task, (err as Error).message);
+        continue; // exited since it was listed: the final dump will not have it either
       }
-      next = b + 1 < list.length ? load(list[b + 1]!, buffers[(b + 1) % 2]!) : undefined;
-      next?.catch(() => undefined); // awaited in the next iteration
-      const { read, hashes, zero } = loaded;
-      const h = hashHalves(hashes);
-      const unreadable = new Set<number>();
-      for (const u of read.unreadable) {
-        const first = Number(u.address / BigInt(PAGE_SIZE));
-        for (let i = 0; i < u.length / PAGE_SIZE; i++) unreadable.add(first + i);
-      }
-      const skip = unreadable.size === 0 ? (k: number, page: number) => pages.holds(page, h, k) : (k: number, page: number) => unreadable.has(page) || pages.holds(page, h, k);
-
-      // Walk the batch page by page; a record collects consecutive changed pages of one kind.
-      let index = 0;
-      for (const range of batch) {
-        const first = Number(range.address / BigInt(PAGE_SIZE));
-        const n = range.length / PAGE_SIZE;
-        let i = 0;
-        while (i < n) {
-          if (skip(index + i, first + i)) {
-            i++;
-            continue;
-          }
-          const isZero = zero[index + i] === 1;
-          let j = i + 1;
-          while (j < n && j - i < MAX_RECORD_PAGES && !skip(index + j, first + j) && (zero[index + j] === 1) === isZero) j++;
-          await write(encodeRecordHeader(isZero ? RecordKind.ZERO : RecordKind.DATA, task.vpid, BigInt(first + i) * BigInt(PAGE_SIZE), j - i), true);
-          // Not owned: the read buffer is reused by the next batch, so the page data is copied.
-          if (!isZero) await write(read.data.subarray((index + i) * PAGE_SIZE, (index + j) * PAGE_SIZE), false);
-          for (let k = i; k < j; k++) pages.record(first + k, h, index + k);
-          stats.pages += j - i;
-          if (isZero) stats.zeroPages += j - i;
-          i = j;
+      stats.tasks++;
+      const pages = sent.forTask(task.vpid);
+      // Two buffers: the next batch is read and hashed while this one is compared and sent.
+      const list = batches(ranges, batchBytes);
+      const load = async (batch: MemoryRange[], into: Buffer) => {
+        const t0 = Date.now();
+        const read = await readMemory(task.pid, batch, { into });
+        if (read.unreadable.length > 0 && options.onUnreadable) options.onUnreadable(task, read.unreadable);
+        else if (strict && read.unreadable.length > 0) {
+          throw unreadableError(task, `${read.unreadable.length} range(s) could not be read, first at 0x${read.unreadable[0]!.address.toString(16)}`);
         }
-        index += n;
-        stats.scannedPages += n;
+        const total = batch.reduce((n, r) => n + r.length, 0);
+        const { hashes, zero } = await hashPages(read.data.subarray(0, total), { zero: true });
+        stats.readMs += Date.now() - t0;
+        return { read, hashes, zero };
+      };
+      let next = list.length > 0 ? load(list[0]!, buffers[0]!) : undefined;
+      inFlight = next;
+      for (let b = 0; b < list.length; b++) {
+        const batch = list[b]!;
+        let loaded;
+        try {
+          loaded = await next!;
+        } catch (err) {
+          if (strict) throw isFerryError(err) ? err : unreadableError(task, (err as Error).message);
+          break; // the task exited mid-round
+        }
+        next = b + 1 < list.length ? load(list[b + 1]!, buffers[(b + 1) % 2]!) : undefined;
+        next?.catch(() => undefined); // awaited in the next iteration
+        inFlight = next;
+        const { read, hashes, zero } = loaded;
+        const h = hashHalves(hashes);
+        const unreadable = new Set<number>();
+        for (const u of read.unreadable) {
+          const first = Number(u.address / BigInt(PAGE_SIZE));
+          for (let i = 0; i < u.length / PAGE_SIZE; i++) unreadable.add(first + i);
+        }
+        const skip = unreadable.size === 0 ? (k: number, page: number) => pages.holds(page, h, k) : (k: number, page: number) => unreadable.has(page) || pages.holds(page, h, k);
+
+        // Walk the batch page by page; a record collects consecutive changed pages of one kind.
+        let index = 0;
+        for (const range of batch) {
+          const first = Number(range.address / BigInt(PAGE_SIZE));
+          const n = range.length / PAGE_SIZE;
+          let i = 0;
+          while (i < n) {
+            if (skip(index + i, first + i)) {
+              i++;
+              continue;
+            }
+            const isZero = zero[index + i] === 1;
+            let j = i + 1;
+            while (j < n && j - i < MAX_RECORD_PAGES && !skip(index + j, first + j) && (zero[index + j] === 1) === isZero) j++;
+            await write(encodeRecordHeader(isZero ? RecordKind.ZERO : RecordKind.DATA, task.vpid, BigInt(first + i) * BigInt(PAGE_SIZE), j - i), true);
+            // Not owned: the read buffer is reused by the next batch, so the page data is copied.
+            if (!isZero) await write(read.data.subarray((index + i) * PAGE_SIZE, (index + j) * PAGE_SIZE), false);
+            for (let k = i; k < j; k++) pages.record(first + k, h, index + k);
+            stats.pages += j - i;
+            if (isZero) stats.zeroPages += j - i;
+            i = j;
+          }
+          index += n;
+          stats.scannedPages += n;
+        }
       }
     }
+  } catch (err) {
+    await inFlight?.catch(() => undefined);
+    throw err;
   }
   await flush();
   const cpu = process.cpuUsage(cpu0);
@@ -179,6 +188,11 @@ function readBuffers(sent: SentPages, bytes: number): Buffer[] {
   let buffers = scratch.get(sent);
   if (!buffers || buffers[0]!.length !== bytes) scratch.set(sent, (buffers = [allocPageAligned(bytes), allocPageAligned(bytes)]));
   return buffers;
+}
+
+/** The final round is over: the move keeps its mirror (the lazy restore's settle), not 64 MiB of read buffers. */
+export function releaseReadBuffers(sent: SentPages): void {
+  scratch.delete(sent);
 }
 
 function unreadableError(task: { pid: number; vpid: number }, detail: string): FerryError {

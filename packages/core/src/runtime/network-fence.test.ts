@@ -1,4 +1,7 @@
-import { asFence, liftFence, netnsInode, type FenceRecord } from './network-fence';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { asFence, fenceLinks, liftFence, netnsInode, type FenceRecord } from './network-fence';
 
 const tools = { ipPath: '/nonexistent/ip', nsenterPath: '/nonexistent/nsenter' };
 
@@ -30,4 +33,35 @@ test('lifting is a no-op when the fenced namespace is gone or the path now names
 
 test('a record naming a link that could read as a flag is refused', async () => {
   await expect(liftFence(tools, { runtime: 'lxc', id: 'web', kind: 'bridge-ports', ports: [{ link: '-x', bridge: 'br0' }] })).rejects.toMatchObject({ code: 'ERR_PRECHECK_BAD_INPUT' });
+});
+
+test('a fence that fails part-way brings up what it may have taken down, and rethrows', async () => {
+  // A fake nsenter: lists eth0 and m, fails the batch, records everything else it is asked to run.
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-fence-'));
+  const log = join(dir, 'log');
+  const fake = join(dir, 'nsenter');
+  writeFileSync(
+    fake,
+    [
+      '#!/bin/sh',
+      `echo "$*" >> ${log}`,
+      'case "$*" in',
+      `  *" -j addr show") echo '[{"ifname":"eth0","link_type":"ether","addr_info":[{"family":"inet","local":"10.0.0.2","prefixlen":24}]},{"ifname":"m","link_type":"ether","addr_info":[{"family":"inet","local":"10.0.1.2","prefixlen":24}]}]' ;;`,
+      '  *" -batch -") cat > /dev/null; echo "Cannot find device" >&2; exit 1 ;;',
+      '  *" -S CRIU") exit 1 ;;',
+      'esac',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  try {
+    const err = await fenceLinks({ ipPath: 'ip', nsenterPath: fake }, { runtime: 'runc', id: 'web' }, '/proc/self/ns/net').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'ERR_RUNTIME_FAILED' });
+    const ran = readFileSync(log, 'utf8');
+    expect(ran).toMatch(/-batch -/);
+    expect(ran).toMatch(/ip link set dev eth0 up/);
+    expect(ran).toMatch(/ip link set dev m up/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -28,6 +28,7 @@ afterEach(() => {
 afterAll(() => {
   onHost('h1', ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove', name]);
   onHost('h2', ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove', copy]);
+  onHost('h1', ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove-bundle', name]);
   sandbox('down');
 });
 

@@ -26,6 +26,7 @@ beforeAll(() => {
 afterAll(() => {
   for (const c of clients) c.stop();
   for (const host of ['h1', 'h2'] as const) for (const name of names) onHost(host, ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove', name]);
+  for (const name of names) onHost('h1', ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove-bundle', name]);
   onHost('h1', ['rm', '-f', '/var/lib/ferry/drain.json']);
   sandbox('down');
 });

@@ -21,6 +21,7 @@ beforeAll(() => {
 });
 afterAll(() => {
   for (const host of ['h1', 'h2'] as const) onHost(host, ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove', name]);
+  onHost('h1', ['node', join(__dirname, 'bin', 'container-ctl.js'), 'remove-bundle', name]);
   onHost('h2', ['rm', '-rf', `/var/lib/ferry/replicas/${name}`]);
   onHost('h1', ['rm', '-f', `/var/lib/ferry/replication/${name}.json`]);
   sandbox('down');

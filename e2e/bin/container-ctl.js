@@ -5,7 +5,7 @@
  *   scripts/sandbox-hosts.sh exec h1 -- node e2e/bin/container-ctl.js start NAME [--mem-mib N] [--dirty-pages-per-sec N]
  *     [--rootfs-copy DIR] [--rootfs-in-bundle] [--bind SRC:DST]
  *   ... run NAME --bundle DIR --address CIDR   (any bundle, e.g. an application's: e2e/apps/bundle.js)
- *   ... state NAME | verify NAME | remove NAME
+ *   ... state NAME | verify NAME | remove NAME | remove-bundle NAME (after the test: the bundle `start` made)
  * It prints one JSON object. The network uplink comes from FERRY_NETNS_UPLINK (set by the sandbox's sshd and env).
  */
 const { readFileSync, existsSync, readdirSync } = require('node:fs');
@@ -21,7 +21,7 @@ function option(args, name, fallback) {
 
 async function main() {
   const [command, name, ...rest] = process.argv.slice(2);
-  if (!command || !name) throw new Error('usage: container-ctl.js start|state|verify|remove NAME [options]');
+  if (!command || !name) throw new Error('usage: container-ctl.js start|state|verify|remove|remove-bundle NAME [options]');
   const uplink = process.env.FERRY_NETNS_UPLINK ? parseNetnsUplink(process.env.FERRY_NETNS_UPLINK) : undefined;
   const adapter = new RuncAdapter({ searchPath: process.env.PATH, netnsUplink: uplink });
   if (command === 'start') {
@@ -74,8 +74,11 @@ async function main() {
     await adapter.remove(name);
     const ns = `/run/netns/ferry-ct-${name}`;
     if (existsSync(ns)) require('node:child_process').execFileSync('ip', ['netns', 'delete', `ferry-ct-${name}`]);
-    // The bundle `start` made stays behind when the container moved away (ferry removes the container, not the
-    // test's directory): 2.8 MB a test, a hundred per CI run.
+    return { removed: true };
+  }
+  if (command === 'remove-bundle') {
+    // The bundle `start` made stays in /tmp when the container moved away (ferry removes the container, not the
+    // test's directory): 2.8 MB a test. Only once the test is over: a replica's failover still binds its /state.
     // Exactly mkdtemp's name for this container: a prefix alone would also take clone-N-copy's for clone-N.
     const own = new RegExp(`^ferry-bundle-${name.replace(/[^A-Za-z0-9]/g, (c) => `\\${c}`)}-[A-Za-z0-9]{6}$`);
     for (const entry of readdirSync(tmpdir())) if (own.test(entry)) removeUnlessMounted(`${tmpdir()}/${entry}`);

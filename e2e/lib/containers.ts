@@ -25,7 +25,13 @@ const perTest: [host: 'h1' | 'h2', name: string][] = [];
 const perSuite: [host: 'h1' | 'h2', name: string][] = [];
 
 const remove = (list: [host: 'h1' | 'h2', name: string][]) => {
-  for (const [host, name] of list.splice(0)) onHost(host, ['node', join(__dirname, '..', 'bin', 'container-ctl.js'), 'remove', name]);
+  const ctlPath = join(__dirname, '..', 'bin', 'container-ctl.js');
+  const names = new Set<string>();
+  for (const [host, name] of list.splice(0)) {
+    onHost(host, ['node', ctlPath, 'remove', name]);
+    names.add(name);
+  }
+  for (const name of names) onHost('h1', ['node', ctlPath, 'remove-bundle', name]);
 };
 /** After each test: its clients and containers go (on both hosts: it may have moved). */
 export function removeTestContainers(): void {

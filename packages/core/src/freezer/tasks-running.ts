@@ -18,13 +18,18 @@ export interface TasksVerdict {
 export function tasksRunning(freezerPath: string): TasksVerdict {
   const freezer = Freezer.at(freezerPath);
   const state = freezer.state();
-  const pids = readFileSync(join(freezerPath, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  const pids = cgroupPids(freezerPath);
   const stoppedThreads = threadStates(pids).filter(({ letter }) => letter === 't' || letter === 'T');
   const stopped = stoppedThreads.map(({ tid }) => tid);
   const letters = stoppedThreads.map(({ tid, letter }) => `${tid}:${letter}`);
   if (state !== 'thawed') return { running: false, detail: `freezer ${state}`, stopped };
   if (stopped.length > 0) return { running: false, detail: `stopped tasks ${letters.join(' ')}`, stopped };
   return { running: true, stopped };
+}
+
+/** The processes in the cgroup at `path` (its cgroup.procs); throws when it cannot be read. */
+function cgroupPids(path: string): number[] {
+  return readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
 }
 
 /** Each live thread of `pids` with its state letter (threads gone meanwhile are left out). */
@@ -84,7 +89,7 @@ export function tasksHeld(pids: readonly number[], freezerPath?: string): { held
 export function seizedByCriu(cgroupPath: string): boolean {
   let pids: number[];
   try {
-    pids = readFileSync(join(cgroupPath, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+    pids = cgroupPids(cgroupPath);
   } catch {
     return false;
   }

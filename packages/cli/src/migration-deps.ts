@@ -39,7 +39,7 @@ function depsWith(ssh: SshAgentOptions): MigrateDeps {
     connectAgent: (dest, signal) => connectAgentOverSsh(dest, ssh, signal),
     cleanupRemote: (dest, id) => runAgentCleanup(dest, ssh, id),
     remoteStatus: (dest, id, options) => runAgentStatus(dest, ssh, id, options),
-    localHost: () => hostSummary(criu, registry.adapters, stateDir()),
+    localHost: () => hostSummary(criu, registry.adapters, stateDir(), process.env.PATH),
     stateDir: stateDir(),
   };
 }

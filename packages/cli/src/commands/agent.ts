@@ -58,7 +58,7 @@ export const agentCommand: CommandModule<object, AgentArgs> = {
     await serveAgent(process.stdin, process.stdout, {
       ...deps,
       criu,
-      hostSummary: () => hostSummary(criu, registry.adapters, args['state-dir']),
+      hostSummary: () => hostSummary(criu, registry.adapters, args['state-dir'], process.env.PATH),
       cgroupRoots,
       ferryCommand: selfCommand(),
     });

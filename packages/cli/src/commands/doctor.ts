@@ -3,6 +3,12 @@ import { DEFAULT_DOCKER_HOST, probeHost, type HostFacts } from '@ferry/core';
 import { criuClient, runtimeRegistry } from '../host-context';
 import { EXIT } from '../exit-codes';
 
+const KDAT_ROWS: Record<HostFacts['criuKdatCache'], string> = {
+  tmpfs: 'yes (CRIU keeps it: /run is tmpfs)',
+  kept: 'yes (ferry keeps it for this boot: /run is not tmpfs)',
+  none: "no: /run is not tmpfs and ferry has not made it this boot (it does when it next greets another host); until then every CRIU start probes the kernel (~70 ms, twice in a move's freeze)",
+};
+
 export interface DoctorArgs {
   json: boolean;
   criu: string;
@@ -49,7 +55,7 @@ export function renderDoctor(f: HostFacts): string {
   row('path', f.criu.path ?? 'not found');
   row('version', f.criu.version ? `${f.criu.version.text}${f.criu.versionOk ? '' : ' (too old: ferry needs >= 4.2)'}` : 'unknown');
   row('criu check', f.criu.check.ok ? 'ok' : `FAILED${f.criu.check.detail ? `: ${f.criu.check.detail}` : ''}`);
-  row('kernel-probe cache', f.criuKdatCache ? 'yes (/run is tmpfs)' : 'no: /run is not tmpfs, so every CRIU start probes the kernel again (~50-90 ms, twice in a move\'s freeze)');
+  row('kernel-probe cache', KDAT_ROWS[f.criuKdatCache]);
   row('memory tracking', f.criu.features.memTrack ? 'yes' : 'no (no soft-dirty bits in this kernel)');
   row('lazy pages', yes(f.criu.features.lazyPages));
   row('pidfd store', yes(f.criu.features.pidfdStore));

@@ -3,12 +3,13 @@
  * turns its own failure into a fact ("not available, because ..."), so one broken piece never hides the others.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findPresentRanges, listMemoryRegions, readMemory } from '@ferry/native';
 import type { CriuClient, CriuFeatures, CriuVersion } from '../criu/criu-client';
+import { kdatCacheState } from '../criu/kdat-cache';
 import { FerryError } from '../model/ferry-error';
 import { parseCgroupLayout, type CgroupInfo } from './cgroup-layout';
 import { findExecutable } from './find-executable';
@@ -63,10 +64,11 @@ export interface HostFacts {
    */
   transparentHugePages?: string;
   /**
-   * Whether CRIU can keep its kernel-probe cache (/run/criu.kdat): only on a tmpfs /run. Without it every CRIU start
-   * probes the kernel again (~50-90 ms here, running iptables among others), twice in each move's frozen window.
+   * CRIU's kernel-probe cache (/run/criu.kdat): kept by CRIU on a tmpfs /run, else by ferry for the current boot
+   * (criu/kdat-cache.ts). Without it every CRIU start probes the kernel again (~70 ms here, running iptables among
+   * others), twice in each move's frozen window.
    */
-  criuKdatCache: boolean;
+  criuKdatCache: 'tmpfs' | 'kept' | 'none';
   runtimes: RuntimeFact[];
   strategies: StrategyVerdict[];
   /** True when this host can at least checkpoint and restore. */
@@ -105,21 +107,11 @@ export async function probeHost(options: ProbeOptions): Promise<HostFacts> {
     cgroups,
     pipeMaxSizeBytes,
     transparentHugePages: thpMode(readText(THP_ENABLED)),
-    criuKdatCache: onTmpfs('/run'),
+    criuKdatCache: kdatCacheState(),
     runtimes,
     strategies,
     canCheckpoint: criuUsable,
   };
-}
-
-const TMPFS_MAGIC = 0x01021994;
-
-function onTmpfs(path: string): boolean {
-  try {
-    return statfsSync(path).type === TMPFS_MAGIC;
-  } catch {
-    return false;
-  }
 }
 
 async function probeCriu(options: ProbeOptions): Promise<HostFacts['criu']> {

@@ -5,12 +5,15 @@
 import { mkdtempSync, rmSync, statfsSync } from 'node:fs';
 import { arch, hostname, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FERRY_STATE_DIR, MIN_CRIU_VERSION, canReadMemory, hostId, kernelPageSizeBytes, readPipeMaxSize, type CriuClient, type RuntimeAdapter } from '@ferry/core';
+import { DEFAULT_SEARCH_PATH, FERRY_STATE_DIR, MIN_CRIU_VERSION, canReadMemory, hostId, keepKdatCache, kernelPageSizeBytes, readPipeMaxSize, type CriuClient, type RuntimeAdapter } from '@ferry/core';
 import type { HostSummary } from '../protocol/agent-messages';
 
 export const FERRY_VERSION: string = (require('../../package.json') as { version: string }).version;
 
-export async function hostSummary(criu: CriuClient, runtimes: readonly RuntimeAdapter[], stateDir = FERRY_STATE_DIR): Promise<HostSummary> {
+export async function hostSummary(criu: CriuClient, runtimes: readonly RuntimeAdapter[], stateDir = FERRY_STATE_DIR, searchPath = DEFAULT_SEARCH_PATH): Promise<HostSummary> {
+  // Both ends greet before anything freezes: the place to make sure CRIU starts without probing the kernel (the
+  // freeze holds two CRIU starts), and the three calls below gain from it too.
+  await keepKdatCache({ criuPath: criu.criuPath, searchPath });
   const workDir = mkdtempSync(join(tmpdir(), 'ferry-hello-'));
   try {
     const [version, features, check, runtimeFacts, memoryRead] = await Promise.all([

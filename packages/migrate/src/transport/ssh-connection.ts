@@ -80,7 +80,14 @@ export class SshConnection {
     if (identity.privateKey) config.privateKey = identity.privateKey;
     if (options.agentSocket) config.agent = options.agentSocket;
     const ready = new Promise<void>((resolve, reject) => {
-      client.once('ready', resolve);
+      client.once('ready', () => {
+        // The agent protocol is small requests and answers. With Nagle's algorithm a small frame waits while an earlier
+        // one is unacknowledged, and the far end delays its ACK by up to 40 ms: measured, each small upload in the
+        // freeze (the bundle's resync, the images) took 50-90 ms instead of 10-15. Bulk data is sent in full packets
+        // either way. (Through a jump host only the tunnel's own socket is ours; this sets it on the first hop.)
+        client.setNoDelay(true);
+        resolve();
+      });
       client.once('error', (err) =>
         reject(options.signal?.aborted ? abortedWhileConnecting(destination) : (hostKeyError ?? translateError(err, destination, identity.privateKey !== undefined || options.agentSocket !== undefined, identity.problems))),
       );

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 
 import { allocPageAligned, listMemoryRegions, NativeError, parseMaps, PAGE_SIZE, readMemory } from './index';
 import { binding } from './load-binding';
@@ -112,6 +112,20 @@ describe('readMemory', () => {
     expect(buffer.every((b) => b === 0)).toBe(true);
     const result = await readMemory(child.pid, [{ address: child.base, length: 3 * PAGE_SIZE }]);
     expect(binding().pageAlignOffset(result.data)).toBe(0);
+  });
+
+  it('keeps a buffer out of forked children on request: refilling it after a spawn costs no copy-on-write faults', () => {
+    const pages = 4096; // 16 MiB: far more faults than anything else in this test makes
+    const refillFaults = (buffer: Buffer): number => {
+      buffer.fill(1); // resident before the spawn
+      spawnSync('true'); // node forks (libuv): every writable page of this process becomes copy-on-write
+      const before = process.resourceUsage().minorPageFault;
+      buffer.fill(2);
+      return process.resourceUsage().minorPageFault - before;
+    };
+    expect(refillFaults(allocPageAligned(pages * PAGE_SIZE))).toBeGreaterThanOrEqual(pages);
+    expect(refillFaults(allocPageAligned(pages * PAGE_SIZE, { keepOutOfForks: true }))).toBeLessThan(pages / 8);
+    expect(binding().keepOutOfForks(allocPageAligned(8 * PAGE_SIZE).subarray(1))).toBe(7 * PAGE_SIZE); // whole pages inside only
   });
 
   it('reads nothing for no ranges', async () => {

@@ -181,14 +181,17 @@ export async function sendTaskRanges(
 }
 
 // Fresh memory costs a page fault per 4 KiB on first touch (~16 µs on this VM: ~250 ms for two 32 MiB buffers), so
-// the buffers are made once per move and kept with its mirror.
+// the buffers are made once per move and kept with its mirror, out of forked children: every process this one spawns
+// (runc, ip, nsenter...) would otherwise make them copy-on-write again and the next round pay the same faults.
 const scratch = new WeakMap<SentPages, Buffer[]>();
 
 function readBuffers(sent: SentPages, bytes: number): Buffer[] {
   let buffers = scratch.get(sent);
-  if (!buffers || buffers[0]!.length !== bytes) scratch.set(sent, (buffers = [allocPageAligned(bytes), allocPageAligned(bytes)]));
+  if (!buffers || buffers[0]!.length !== bytes) scratch.set(sent, (buffers = [kept(bytes), kept(bytes)]));
   return buffers;
 }
+
+const kept = (bytes: number) => allocPageAligned(bytes, { keepOutOfForks: true });
 
 /** The final round is over: the move keeps its mirror (the lazy restore's settle), not 64 MiB of read buffers. */
 export function releaseReadBuffers(sent: SentPages): void {

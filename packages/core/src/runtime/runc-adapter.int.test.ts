@@ -92,6 +92,8 @@ test('checkpoints a 256 MiB container with an established TCP connection and res
   const restored = await adapter.restore({ imagesDir: images, name: newName, workDir: join(dir, 'work') });
   expect(restored.container).toMatchObject({ ref: { runtime: 'runc', id: newName }, state: 'running' });
   expect(restored.container.freezerPath).toBe(`/sys/fs/cgroup/freezer/ferry-test/${newName}`);
+  // The name is taken now (runc's state file): a second restore under it is refused before anything happens.
+  await expect(adapter.restore({ imagesDir: images, name: newName, workDir: join(dir, 'work-again') })).rejects.toMatchObject({ code: 'ERR_RUNTIME_NAME_TAKEN' });
   const pid = restored.container.pid!;
   expect(await verifyWorkloadMemory(pid, c.stateFile)).toBe('ok');
   expect((await waitForCounter(c.stateFile, atDump + 5)).counter).toBeGreaterThan(atDump);

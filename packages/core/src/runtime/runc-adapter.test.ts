@@ -38,7 +38,8 @@ esac
 `;
   writeFileSync(path, script);
   chmodSync(path, 0o755);
-  return new RuncAdapter({ runcPath: path, stateDir: join(dir, 'state') });
+  // runc's root here too: whether a name is taken is read from it (runc-containers.ts, exists).
+  return new RuncAdapter({ runcPath: path, runcRoot: join(dir, 'runc-root'), stateDir: join(dir, 'state') });
 }
 
 const NOT_FOUND = `state) echo 'time="t" level=error msg="container does not exist"' >&2; exit 1 ;;`;
@@ -111,6 +112,8 @@ test('a restore under a taken name is refused before anything is created', async
   mkdirSync(images);
   writeFileSync(join(images, 'inventory.img'), '');
   const state = JSON.stringify({ id: 'web', pid: 1, status: 'running', bundle: dir, rootfs: '', created: 't' });
+  mkdirSync(join(dir, 'runc-root', 'web'), { recursive: true });
+  writeFileSync(join(dir, 'runc-root', 'web', 'state.json'), '{}');
   const err = await rejection(adapterWith(`state) echo '${state}' ;;`).restore({ imagesDir: images, name: 'web' }));
   expect(err.code).toBe('ERR_RUNTIME_NAME_TAKEN');
 });

@@ -202,9 +202,11 @@ export class RuncAdapter implements RuntimeAdapter {
       recover: async (prep, plan, outcome) => {
         if (outcome.timedOut || outcome.aborted) await cleanupKilledRestore(plan, prep, this.restoreDeps);
       },
-      finish: async ({ afterRestore }, { name }) => {
+      finish: async ({ afterRestore }, { name, options }) => {
         for (const step of afterRestore) await step();
-        return this.inspect(name);
+        // A held copy (a move's) is off the network until its caller releases it, and that caller made the network:
+        // its addresses are not read again while clients wait (one process less in the frozen window).
+        return this.containers.describe(await this.containers.state(name), { netns: options.holdNetwork !== true });
       },
     };
   }

@@ -2,16 +2,19 @@
  * Reading runc containers: `runc state` / `runc list` with ferry's errors, and the ContainerInfo built from runc's
  * state, the bundle's config.json, /proc/PID/cgroup and the container's network namespace. Only reads.
  */
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ContainerInfo, NetworkAddress } from '../model/container';
-import { FerryError, isFerryError } from '../model/ferry-error';
+import { FerryError } from '../model/ferry-error';
 import { freezerPathOfPid } from './adapter-common';
 import type { RecordExtras } from './checkpoint-record';
 import type { RuncCli, RuncOutcome } from './runc-cli';
 import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { containerStateOf, isBindMount, networkNamespaceOf, managedElsewhere, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
 import { toolFailure } from './tool-failure';
+
+/** runc's state root when run as root without --root. */
+export const DEFAULT_RUNC_ROOT = '/run/runc';
 
 export const RUNC_TOOL_HINT = 'Check the container with `runc list`; `ferry doctor` checks the host.';
 
@@ -43,12 +46,17 @@ export class RuncContainers {
     return Promise.all(parseRuncList(outcome.stdout).filter((state) => !managedElsewhere(state)).map((state) => this.describe(state)));
   }
 
+  /**
+   * Whether runc knows a container of that name: its state file in runc's root, which is what `runc state` loads
+   * (no state.json: "does not exist"). Read directly because a restore asks in the frozen window, where one more
+   * runc process cost 25-70 ms.
+   */
   async exists(id: string): Promise<boolean> {
+    this.assertName(id);
     try {
-      await this.state(id);
-      return true;
+      return lstatSync(join(this.cli.options.runcRoot ?? DEFAULT_RUNC_ROOT, id, 'state.json')).isFile();
     } catch (err) {
-      if (isFerryError(err, 'ERR_RUNTIME_NOT_FOUND')) return false;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
   }

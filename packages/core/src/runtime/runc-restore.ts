@@ -19,7 +19,7 @@ import { assertNetnsFree, createNetns, deleteNetns, ipIn, raiseUplink, readdress
 import { adoptPreparedNetns, joinPreparedNetns, releaseOwned } from './runc-prepared-network';
 import { networkNamespaceOf, relocatePaths, rewriteConfigForRestore, type OciConfig } from './runc-state';
 import type { RestorePlan } from './restore-pipeline';
-import type { RuncContainers } from './runc-containers';
+import { DEFAULT_RUNC_ROOT, type RuncContainers } from './runc-containers';
 import { readFileNoFollow } from '../host/safe-files';
 import type { PacketHoldRecord } from '../network';
 import type { RuncTrafficHolds } from './runc-traffic-hold';
@@ -187,7 +187,7 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
  * the undo step prepareRuncRestore registered.
  */
 export async function cleanupKilledRestore(plan: RestorePlan<'runc'>, prep: RuncRestorePrep, deps: RuncRestoreDeps): Promise<void> {
-  const runcDir = join(deps.runcRoot ?? '/run/runc', plan.name);
+  const runcDir = join(deps.runcRoot ?? DEFAULT_RUNC_ROOT, plan.name);
   await cleanupMountsAndCgroups(runcDir, plan.workDir, prep.config, deps.umountPath);
   if (!(await deps.containers.exists(plan.name).catch(() => false)) && existsSync(runcDir) && !existsSync(join(runcDir, 'state.json'))) {
     tryRmdir(join(runcDir, 'criu-root'));

@@ -57,8 +57,11 @@ export interface Found<T> {
 export interface DumpHooks<R extends RuntimeName, T> extends PipelineRuntime<R> {
   /** Bad input (ERR_PRECHECK_*) before anything is read: the name, options the runtime cannot honour. */
   check(ref: ContainerRef, options: CheckpointOptions): void;
-  /** Reads the container; changes nothing. ERR_RUNTIME_NOT_FOUND when it does not exist. */
-  find(ref: ContainerRef): Promise<Found<T>>;
+  /**
+   * Reads the container; changes nothing. ERR_RUNTIME_NOT_FOUND when it does not exist. May take `known` (the
+   * caller's read, CheckpointOptions.known) instead.
+   */
+  find(ref: ContainerRef, known?: CheckpointOptions['known']): Promise<Found<T>>;
   /**
    * RuntimeAdapter.preflight (refuses what CRIU cannot dump, before anything is frozen) and the checks of this dump
    * that need the container (Docker: can the daemon restore what the dump ends).
@@ -104,7 +107,7 @@ export async function checkpointContainer<R extends RuntimeName, T>(hooks: DumpH
   }
   const netnsPath = options.netnsPath === undefined ? undefined : checkedNetnsPath(options.netnsPath);
   throwIfAborted(options.signal, `checkpoint of ${ref.id}`);
-  const found = await hooks.find(ref);
+  const found = await hooks.find(ref, options.known);
   const { before } = found;
   await hooks.preflight(found, options);
 

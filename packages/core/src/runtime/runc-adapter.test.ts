@@ -107,6 +107,26 @@ checkpoint) cp ${join(dir, 'dump.log')} "$work/dump.log"; echo 'time="t" level=e
   expect(err.details.toolError).toBe('criu failed: type NOTIFY errno 0');
 });
 
+test("a dump given the caller's earlier read (a move's) takes it: no `runc state`, no read of the interfaces", async () => {
+  const bundle = join(dir, 'bundle');
+  mkdirSync(bundle);
+  const nsPath = '/run/netns/ferry-ct-web';
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify({ root: { path: 'rootfs' }, linux: { namespaces: [{ type: 'network', path: nsPath }] } }));
+  const calls = join(dir, 'calls');
+  const adapter = adapterWith(`state) echo state >> ${calls}; exit 1 ;;
+checkpoint) echo checkpoint >> ${calls} ;;`);
+  const interfaces = [{ ifname: 'eth0', mac: '02:00:00:00:00:01', mtu: 1500, addresses: [{ ifname: 'eth0', family: 'inet' as const, address: '10.0.0.2', prefixLength: 24 }] }];
+  const container = { ref: { runtime: 'runc' as const, id: 'web' }, state: 'running' as const, pid: process.pid, bundle };
+  const images = join(dir, 'images');
+  await adapter.checkpoint({ runtime: 'runc', id: 'web' }, { imagesDir: images, known: { container, network: { nsPath, interfaces } } });
+  expect(readFileSync(calls, 'utf8')).toBe('checkpoint\n');
+  const record = JSON.parse(readFileSync(join(images, 'ferry-container.json'), 'utf8'));
+  expect(record.netns).toEqual({ path: nsPath, interfaces });
+  // Another container's read is not taken for this one.
+  await expect(adapter.checkpoint({ runtime: 'runc', id: 'db' }, { imagesDir: join(dir, 'images2'), known: { container, network: { nsPath, interfaces } } })).rejects.toMatchObject({ code: 'ERR_RUNTIME_FAILED' });
+  expect(readFileSync(calls, 'utf8')).toBe('checkpoint\nstate\n');
+});
+
 test('a restore under a taken name is refused before anything is created', async () => {
   const images = join(dir, 'images');
   mkdirSync(images);

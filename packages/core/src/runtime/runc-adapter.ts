@@ -167,11 +167,15 @@ export class RuncAdapter implements RuntimeAdapter {
     return {
       ...this.pipeline,
       check: (ref) => names.ref(ref),
-      // The container may be frozen already (the migration's hold): its network is read once, for the record.
-      find: async (ref) => ({ before: await this.containers.describe(await this.containers.state(ref.id), { netns: false }), target: undefined }),
+      // The container may be frozen already (the migration's hold): its network is read once, for the record. A
+      // caller's read of the same running container (a lazy dump in a move) saves a runc process in the freeze.
+      find: async (ref, known) =>
+        known?.container.ref.id === ref.id && known.container.pid !== undefined
+          ? { before: { ...known.container }, target: undefined }
+          : { before: await this.containers.describe(await this.containers.state(ref.id), { netns: false }), target: undefined },
       preflight: ({ before }) => this.preflight(before),
       // What runc does not dump: config.json and a joined network namespace. Read now; after the dump it may be gone.
-      recordExtras: ({ before }) => this.containers.recordOf(before),
+      recordExtras: ({ before }, plan) => this.containers.recordOf(before, plan.options.known?.network),
       dump: ({ before }, plan) => runcCheckpoint(this.cli, plan, before.ref.id, this.options.checkpointTimeoutMs),
       dumpLog: (plan) => join(plan.workDir, 'dump.log'),
       // runc resumes the container after a CRIU failure; a CRIU killed at the deadline may leave it frozen.

@@ -8,6 +8,7 @@ import type { ContainerInfo, NetworkAddress } from '../model/container';
 import { FerryError } from '../model/ferry-error';
 import { freezerPathOfPid } from './adapter-common';
 import type { RecordExtras } from './checkpoint-record';
+import type { NetworkSpec } from './runtime-adapter';
 import type { RuncCli, RuncOutcome } from './runc-cli';
 import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
 import { containerStateOf, isBindMount, networkNamespaceOf, managedElsewhere, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
@@ -98,12 +99,16 @@ export class RuncContainers {
     return info;
   }
 
-  /** The record's runc part: config.json and the joined network namespace's interfaces (also noted in `before`). */
-  async recordOf(before: ContainerInfo): Promise<RecordExtras['runc']> {
+  /**
+   * The record's runc part: config.json and the joined network namespace's interfaces (also noted in `before`).
+   * `known`: the same namespace's interfaces as the caller read them before the freeze (taken when the path matches).
+   */
+  async recordOf(before: ContainerInfo, known?: NetworkSpec): Promise<RecordExtras['runc']> {
     const config = this.bundleConfig(before);
     const ns = networkNamespaceOf(config);
     if (!ns) return { bundle: before.bundle ?? '', config };
-    const interfaces = await readNetnsInterfaces(this.tools, ns.path ?? `/proc/${before.pid}/ns/net`);
+    const interfaces =
+      ns.path !== undefined && known?.nsPath === ns.path ? known.interfaces.map((i) => ({ ...i, addresses: [...i.addresses] })) : await readNetnsInterfaces(this.tools, ns.path ?? `/proc/${before.pid}/ns/net`);
     const addresses = interfaces.flatMap((i) => i.addresses);
     before.netns = ns.path ? { path: ns.path, addresses } : { addresses };
     return { bundle: before.bundle ?? '', config, netns: ns.path ? { path: ns.path, interfaces } : { interfaces } };

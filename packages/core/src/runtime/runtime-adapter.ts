@@ -46,6 +46,12 @@ export interface CheckpointOptions {
   netnsPath?: string;
   onNotify?: NotifyHandler;
   signal?: AbortSignal;
+  /**
+   * What the caller read of the container before it froze it (a move: the container at its start, its network
+   * before the freeze). A runtime may take these instead of reading them again while clients wait; only facts a
+   * freeze does not change: which container it is (its init pid and bundle) and its network namespace's interfaces.
+   */
+  known?: { container: ContainerInfo; network?: NetworkSpec };
 }
 
 export interface RestoreOptions {

@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FerryError, createImageDir, type ContainerInfo, type EventSink, type MigrationEvent, type Phase, type RuntimeAdapter } from '@ferry/core';
+import { FerryError, createImageDir, type ContainerInfo, type EventSink, type MigrationEvent, type NetworkSpec, type Phase, type RuntimeAdapter } from '@ferry/core';
 import type { AgentConnection } from '../protocol/agent-connection';
 import type { AgentPeer } from '../protocol/agent-peer';
 import type { UploadResult } from '../protocol/agent-messages';
@@ -28,6 +28,8 @@ export class MoveContext {
   networkHeldAhead = false;
   /** Settles once the destination answered whether it raised that namespace's links at the fence (never rejects). */
   networkRaised?: Promise<void>;
+  /** The container's network as read before the freeze (prepare-network.ts); the dump's record takes it. */
+  network?: NetworkSpec;
   /** Set once the destination journaled `committed`: abort requests are ignored from then on. */
   pastPointOfNoReturn = false;
   /** The phase running now (progress events name it). */

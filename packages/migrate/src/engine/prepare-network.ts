@@ -17,6 +17,7 @@ import { CLEAN_FIRST_MS, settleWithin } from './clean-first';
 export async function prepareNetwork(ctx: MoveContext): Promise<void> {
   const network = await ctx.adapter.networkOf?.(ctx.name);
   if (!network) return;
+  ctx.network = network;
   const params: PrepareNetworkParams = { migrationId: ctx.id, network, ...(ctx.request.clone?.readdress ? { readdress: ctx.request.clone.readdress } : {}) };
   const prepared = await ctx.phase('prepare-network', () => ctx.peer.request<PrepareNetworkResult>('prepare-network', params));
   ctx.networkHeldAhead = prepared.prepared && prepared.held === true;

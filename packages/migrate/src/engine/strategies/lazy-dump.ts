@@ -40,6 +40,8 @@ export async function startLazyDump(ctx: MoveContext): Promise<LazyDump> {
     lazyPages: { address: '127.0.0.1', port, onReady: () => onReady() },
     netnsPath: netns.path,
     signal: stop.signal,
+    // Read before the freeze: the runtime need not read them again while clients wait.
+    known: { container: ctx.container, ...(ctx.network ? { network: ctx.network } : {}) },
   });
   done.catch(() => undefined);
   void done.finally(() => netns.close()).catch(() => undefined);

@@ -127,6 +127,32 @@ checkpoint) echo checkpoint >> ${calls} ;;`);
   expect(readFileSync(calls, 'utf8')).toBe('checkpoint\nstate\n');
 });
 
+test("the fence takes the caller's read of the container, unless the namespace is reached through the init's pid", async () => {
+  const calls = join(dir, 'calls');
+  const nsenter = join(dir, 'nsenter');
+  writeFileSync(
+    nsenter,
+    ['#!/bin/sh', `echo "nsenter $*" >> ${calls}`, 'case "$*" in', `  *" -j addr show") echo '[{"ifname":"eth0","link_type":"ether","addr_info":[{"family":"inet","local":"10.0.0.2","prefixlen":24}]}]' ;;`, '  *" -batch -") cat > /dev/null ;;', 'esac', ''].join('\n'),
+    { mode: 0o755 },
+  );
+  const runc = join(dir, 'runc');
+  writeFileSync(runc, `#!/bin/sh\necho "runc $*" >> ${calls}\nexit 1\n`, { mode: 0o755 });
+  const adapter = new RuncAdapter({ runcPath: runc, nsenterPath: nsenter, runcRoot: join(dir, 'runc-root'), stateDir: join(dir, 'state') });
+  const bundle = join(dir, 'bundle');
+  mkdirSync(bundle);
+  const config = (path?: string) => writeFileSync(join(bundle, 'config.json'), JSON.stringify({ linux: { namespaces: [{ type: 'network', ...(path ? { path } : {}) }] } }));
+  const known = { ref: { runtime: 'runc' as const, id: 'web' }, state: 'running' as const, pid: process.pid, bundle };
+
+  config('/proc/self/ns/net');
+  const fence = await adapter.fenceNetwork('web', known);
+  expect(fence).toMatchObject({ kind: 'links-down', interfaces: ['eth0'] });
+  expect(readFileSync(calls, 'utf8')).not.toMatch(/^runc/m);
+
+  config(undefined); // the namespace is /proc/PID/ns/net: asked of runc now, which fails here
+  await expect(adapter.fenceNetwork('web', known)).rejects.toMatchObject({ code: 'ERR_RUNTIME_FAILED' });
+  expect(readFileSync(calls, 'utf8')).toMatch(/^runc .*state web$/m);
+});
+
 test('a restore under a taken name is refused before anything is created', async () => {
   const images = join(dir, 'images');
   mkdirSync(images);

@@ -228,10 +228,18 @@ export class RuncAdapter implements RuntimeAdapter {
   }
 
   /** Sets the container's interfaces down in its network namespace; a container without its own has nothing to fence. */
-  async fenceNetwork(id: string): Promise<Fence> {
-    // Not inspect(): its read of the interfaces is one more process while clients wait; fenceLinks reads them.
-    const info = await this.containers.describe(await this.containers.state(id), { netns: false });
-    const ns = networkNamespaceOf(this.containers.bundleConfig(info));
+  async fenceNetwork(id: string, known?: ContainerInfo): Promise<Fence> {
+    // Not inspect(): its read of the interfaces is one more process while clients wait; fenceLinks reads them. Nor
+    // `runc state` when the caller read this container already and its config names the namespace by path (its
+    // bundle does not change). A namespace reached through the init's pid is looked up now: a stale pid could be
+    // another process's by now, and its links are not ours to cut.
+    const fresh = async () => this.containers.describe(await this.containers.state(id), { netns: false });
+    let info = known?.ref.id === id && known.bundle !== undefined ? known : await fresh();
+    let ns = networkNamespaceOf(this.containers.bundleConfig(info));
+    if (ns && ns.path === undefined && info === known) {
+      info = await fresh();
+      ns = networkNamespaceOf(this.containers.bundleConfig(info));
+    }
     const owner = { runtime: 'runc' as const, id };
     const record: FenceRecord = ns ? await fenceLinks(this.tools, owner, ns.path ?? `/proc/${info.pid}/ns/net`) : { ...owner, kind: 'none' };
     return asFence(record, (r) => this.unfenceNetwork(r));

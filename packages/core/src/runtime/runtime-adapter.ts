@@ -170,9 +170,10 @@ export interface RuntimeAdapter {
   /**
    * Cuts the container's network while it is frozen for a move, so the source kernel does not answer its clients
    * after the checkpoint. Resolves with what it did as a plain-JSON FenceRecord (to be journaled) that also carries a
-   * non-enumerable unfence() for this process's rollback. Throws with the network as it was.
+   * non-enumerable unfence() for this process's rollback. Throws with the network as it was. `known`: the caller's
+   * earlier read of the container (a runtime may take its pid and bundle instead of asking again while it is frozen).
    */
-  fenceNetwork(id: string): Promise<Fence>;
+  fenceNetwork(id: string, known?: ContainerInfo): Promise<Fence>;
   /**
    * Lifts a fence from its record, in this or any other process (a recovery reading a journal). Idempotent: a fence
    * already lifted, or whose namespace or links are gone, is not an error.

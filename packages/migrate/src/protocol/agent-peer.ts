@@ -132,7 +132,12 @@ export class AgentPeer {
     this.rateLimiter = limiter;
   }
 
+  /**
+   * Resolves once the output has taken every byte of `chunk` (its write callbacks: an SSH channel has copied them
+   * into its packets), so the caller may reuse the memory (the rounds' read buffers: memory-rounds.ts).
+   */
   private async writeData(chunk: Buffer): Promise<void> {
+    const taken: Promise<void>[] = [];
     for (let offset = 0; offset < chunk.length; offset += DATA_CHUNK_BYTES) {
       const piece = chunk.subarray(offset, offset + DATA_CHUNK_BYTES);
       if (this.rateLimiter) await this.rateLimiter.take(piece.length);
@@ -141,14 +146,29 @@ export class AgentPeer {
       header.writeUInt32BE(piece.length + 1, 0);
       header.writeUInt8(FRAME_DATA, 4);
       this.output.write(header);
-      await this.write(piece);
+      let onTaken!: () => void;
+      taken.push(new Promise<void>((resolve) => (onTaken = resolve)));
+      await this.write(piece, onTaken);
     }
+    await Promise.all(taken);
   }
 
-  private write(bytes: Buffer): Promise<void> {
+  /** Resolves once `bytes` is queued (or written) without exceeding the output's buffer; `onTaken` once it was written. */
+  private write(bytes: Buffer, onTaken?: () => void): Promise<void> {
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
-      const ok = this.output.write(bytes, (err) => (err ? reject(err) : undefined));
+      let forget: (() => void) | undefined;
+      if (onTaken) {
+        // A write the connection's death leaves pending must not keep its caller waiting: fail() settles it too.
+        const waiter = { resolve: onTaken, reject: onTaken };
+        this.drainWaiters.add(waiter);
+        forget = () => this.drainWaiters.delete(waiter);
+      }
+      const ok = this.output.write(bytes, (err) => {
+        forget?.();
+        onTaken?.(); // written, or failed: either way the output holds no reference to it any more
+        if (err) reject(err);
+      });
       if (ok) return resolve();
       // A dead connection never drains: fail() must settle this wait, or nothing would be left to keep the process
       // alive and it would exit quietly with status 0 in the middle of a migration.

@@ -1,4 +1,4 @@
-import { DEFAULT_DOCKER_HOST, DEFAULT_LXC_PATH, FERRY_STATE_DIR, createCriuClient, ensureStateDir, createRuntimeRegistry, parseNetnsUplink, type CriuClient, type RuntimeRegistry } from '@ferry/core';
+import { DEFAULT_DOCKER_HOST, DEFAULT_LXC_PATH, FERRY_STATE_DIR, createCriuClient, forgetStaleKdatCache, ensureStateDir, createRuntimeRegistry, parseNetnsUplink, type CriuClient, type RuntimeRegistry } from '@ferry/core';
 
 /**
  * The runtimes and CRIU of this host, configured from the environment (only the CLI reads it). LXC containers are
@@ -26,6 +26,8 @@ export function runtimeRegistry(options: { lxcPaths?: readonly string[] } = {}):
 }
 
 export function criuClient(criuPath?: string): CriuClient {
+  // A kernel-probe cache ferry kept from an earlier boot must not reach this command's CRIU (criu/kdat-cache.ts).
+  forgetStaleKdatCache();
   return createCriuClient({ criuPath });
 }
 

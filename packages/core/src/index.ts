@@ -5,7 +5,7 @@ export * from './criu/criu-client';
 export * from './criu/criu-options';
 export * from './criu/criu-log';
 export { createCriuClient } from './criu/create-criu-client';
-export { keepKdatCache, kdatCacheState, type KdatCacheState } from './criu/kdat-cache';
+export { forgetStaleKdatCache, keepKdatCache, kdatCacheState, type KdatCacheState } from './criu/kdat-cache';
 export { DEFAULT_SEARCH_PATH } from './runtime/adapter-options';
 export type { MessageSocket, MessageSocketPairFactory, ReceivedMessage } from './criu/message-socket';
 export { encodeRequest, decodeResponse, type WireRequest, type WireResponse } from './criu/rpc-codec';

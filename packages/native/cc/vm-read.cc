@@ -160,27 +160,36 @@ Napi::Value PageAlignOffset(const Napi::CallbackInfo& info) {
 
 // node forks to spawn a child (libuv: clone without CLONE_VM): every writable page of this process is then shared
 // copy-on-write until the child execs, and the next write to each costs a fault (~16 us here). A 64 MiB pair of read
-// buffers refilled after every spawn paid ~250 ms per round. MADV_DONTFORK keeps the page-aligned interior of `array`
-// out of children altogether (they exec at once and never touch it).
-Napi::Value KeepOutOfForks(const Napi::CallbackInfo& info) {
-  Bytes bytes = BytesOf(info[0], "array");
-  uintptr_t start = reinterpret_cast<uintptr_t>(bytes.data);
-  uintptr_t first = (start + kPageSize - 1) / kPageSize * kPageSize;
-  uintptr_t end = (start + bytes.length) / kPageSize * kPageSize;
-  size_t covered = 0;
-  if (end > first) {
-    if (madvise(reinterpret_cast<void*>(first), end - first, MADV_DONTFORK) != 0) {
-      throw ErrnoError(info.Env(), "madvise", "MADV_DONTFORK", errno);
-    }
-    covered = end - first;
+// buffers refilled after every spawn paid ~250 ms per round. These buffers are a mapping of their own, marked
+// MADV_DONTFORK (children, which exec at once, never see it) and unmapped when the Buffer is collected: the mark
+// cannot outlive them on memory malloc hands out again (a child reading its argv there would crash).
+Napi::Value AllocOutOfForks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "length must be a number");
+  double requested = info[0].As<Napi::Number>().DoubleValue();
+  if (!(requested >= 1) || requested > static_cast<double>(1ull << 40) || requested != static_cast<double>(static_cast<uint64_t>(requested))) {
+    throw Napi::RangeError::New(env, "length must be a positive integer");
   }
-  return Napi::Number::New(info.Env(), static_cast<double>(covered));
+  size_t length = static_cast<size_t>(requested);
+  size_t mapped = (length + kPageSize - 1) / kPageSize * kPageSize;
+  void* data = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (data == MAP_FAILED) throw ErrnoError(env, "mmap", std::to_string(mapped) + " bytes", errno);
+  if (madvise(data, mapped, MADV_DONTFORK) != 0) {
+    int err = errno;
+    munmap(data, mapped);
+    throw ErrnoError(env, "madvise", "MADV_DONTFORK", err);
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(mapped));
+  return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(data), length, [mapped](Napi::Env finalizing, uint8_t* bytes) {
+    munmap(bytes, mapped);
+    Napi::MemoryManagement::AdjustExternalMemory(finalizing, -static_cast<int64_t>(mapped));
+  });
 }
 
 }  // namespace
 
 void InitVmRead(Napi::Env env, Napi::Object exports) {
-  exports.Set("keepOutOfForks", Napi::Function::New(env, KeepOutOfForks, "keepOutOfForks"));
+  exports.Set("allocOutOfForks", Napi::Function::New(env, AllocOutOfForks, "allocOutOfForks"));
   exports.Set("vmRead", Napi::Function::New(env, VmRead, "vmRead"));
   exports.Set("pageAlignOffset", Napi::Function::New(env, PageAlignOffset, "pageAlignOffset"));
 }

@@ -65,7 +65,7 @@ export interface RawBinding {
   vmRead(pid: number, ranges: BigUint64Array, dest: ByteArray): Promise<BigUint64Array>;
   /** Bytes from the start of array to the next page boundary (0..4095). */
   pageAlignOffset(array: ByteArray): number;
-  keepOutOfForks(array: ByteArray): number;
+  allocOutOfForks(length: number): Buffer;
   /** Fills hashes[i] and/or zero[i] for pages firstPage .. firstPage + pageCount - 1 of data. */
   hashPages(
     data: ByteArray,

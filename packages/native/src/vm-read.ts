@@ -108,13 +108,12 @@ export async function readMemory(
  */
 export function allocPageAligned(length: number, options: { keepOutOfForks?: boolean } = {}): Buffer {
   checkLength('allocPageAligned', 'length', length);
+  // keepOutOfForks: a buffer kept and refilled across child spawns, in a mapping of its own that children do not get
+  // (allocOutOfForks in vm-read.cc: a fork made every page of it copy-on-write, and the next fill paid a fault each).
+  if (options.keepOutOfForks) return binding().allocOutOfForks(length);
   const backing = Buffer.alloc(length + PAGE_SIZE - 1);
   const offset = binding().pageAlignOffset(backing);
-  const buffer = backing.subarray(offset, offset + length);
-  // A buffer kept and rewritten across child spawns: see keepOutOfForks in vm-read.cc (a fork made every page of it
-  // copy-on-write, and the next fill paid a fault per page).
-  if (options.keepOutOfForks) binding().keepOutOfForks(buffer);
-  return buffer;
+  return backing.subarray(offset, offset + length);
 }
 
 interface ReadJob {

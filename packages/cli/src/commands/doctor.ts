@@ -5,7 +5,7 @@ import { EXIT } from '../exit-codes';
 
 const KDAT_ROWS: Record<HostFacts['criuKdatCache'], string> = {
   tmpfs: 'yes (CRIU keeps it: /run is tmpfs)',
-  kept: 'yes (ferry keeps it for this boot: /run is not tmpfs)',
+  kept: 'yes (ferry keeps it for this boot: /run is not tmpfs; a CRIU run by another tool after a reboot, before ferry runs, may read the earlier boot\'s)',
   none: "no: /run is not tmpfs and ferry has not made it this boot (it does when it next greets another host); until then every CRIU start probes the kernel (~70 ms, twice in a move's freeze)",
 };
 

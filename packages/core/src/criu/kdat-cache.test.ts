@@ -1,7 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { kdatCacheState, keepKdatCache, type KdatCacheOptions } from './kdat-cache';
+import { forgetStaleKdatCache, kdatCacheState, keepKdatCache, type KdatCacheOptions } from './kdat-cache';
 
 // The unit tests run as root on an ext4 /tmp (not a tmpfs); a tmpfs run dir is the integration test's.
 const asRoot = process.getuid?.() === 0;
@@ -73,6 +73,18 @@ maybe('a failed or empty probe leaves no cache and says why, without throwing', 
   await expect(keepKdatCache(options({ make: async () => Buffer.alloc(0) }))).resolves.toMatchObject({ state: 'none' });
   expect(kdatCacheState({ runDir, bootId: () => boot })).toBe('none');
   await expect(keepKdatCache(options({ criuPath: 'no-such-criu' }))).resolves.toEqual({ state: 'none', detail: 'no-such-criu not found' });
+});
+
+maybe("another command removes ferry's cache of an earlier boot, and leaves one ferry did not make", async () => {
+  await keepKdatCache(options());
+  forgetStaleKdatCache({ runDir, bootId: () => boot });
+  expect(readFileSync(join(runDir, 'criu.kdat'))).toEqual(cache); // this boot's: kept
+  forgetStaleKdatCache({ runDir, bootId: () => 'boot-after-a-reboot' });
+  expect(existsSync(join(runDir, 'criu.kdat'))).toBe(false);
+  expect(existsSync(join(runDir, 'criu.kdat.ferry-stamp'))).toBe(false);
+  writeFileSync(join(runDir, 'criu.kdat'), 'not stamped by ferry');
+  forgetStaleKdatCache({ runDir, bootId: () => 'yet another boot' });
+  expect(readFileSync(join(runDir, 'criu.kdat'), 'utf8')).toBe('not stamped by ferry');
 });
 
 test('a tmpfs run dir is left to CRIU', async () => {

@@ -8,10 +8,11 @@
  *
  * Where /run is not a tmpfs (this lab's VM; containers used as hosts), ferry keeps the cache itself and does what the
  * tmpfs did: the file is made by CRIU (a `criu check` in a private mount namespace whose /run is a fresh tmpfs), and
- * ferry's stamp beside it names the boot it was made in and the file's digest. Any ferry command that drives CRIU
- * first checks the stamp; after a reboot, or when the file changed or vanished, it makes it again. CRIU itself drops
- * a cache of another CRIU build (its magic numbers and size differ). What this cannot cover: a CRIU run by something
- * else after a reboot and before the next ferry command reads the previous boot's probe.
+ * ferry's stamp beside it names the boot it was made in and the file's digest. Both ends of a move make it when they
+ * greet (keepKdatCache; after a reboot, or when the file changed or vanished, again); every other ferry command that
+ * drives CRIU first removes one of an earlier boot (forgetStaleKdatCache). CRIU itself drops a cache of another CRIU
+ * build (its magic numbers and size differ). What this cannot cover: a CRIU run by something else after a reboot and
+ * before the next ferry command reads the previous boot's probe (`ferry doctor` says so).
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -86,14 +87,14 @@ function replace(path: string, bytes: Buffer): void {
   const draft = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
   const fd = openSync(draft, 'wx', 0o600);
   try {
-    writeSync(fd, bytes);
-  } finally {
-    closeSync(fd);
-  }
-  try {
+    try {
+      writeSync(fd, bytes);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(draft, path);
   } catch (err) {
-    rmSync(draft, { force: true });
+    rmSync(draft, { force: true }); // a full disk must not leave drafts in /run
     throw err;
   }
 }
@@ -116,8 +117,26 @@ function currentStamp(runDir: string, bootId: () => string): boolean {
 }
 
 /**
+ * Removes ferry's cache when it was made in an earlier boot (see the top of this file); a cache ferry did not stamp
+ * is not ferry's to remove. Synchronous and cheap (a statfs, two small reads): for every command that drives CRIU.
+ */
+export function forgetStaleKdatCache(options: Pick<KdatCacheOptions, 'runDir' | 'bootId'> = {}): void {
+  const runDir = options.runDir ?? '/run';
+  if (onTmpfs(runDir)) return;
+  const stamp = readStamp(join(runDir, STAMP_FILE));
+  try {
+    if (!stamp || stamp.bootId === (options.bootId ?? readBootId)()) return;
+    rmSync(join(runDir, KDAT_FILE), { force: true });
+    rmSync(join(runDir, STAMP_FILE), { force: true });
+  } catch {
+    /* not root, or /run is read-only: CRIU then probes as it would without ferry */
+  }
+}
+
+/**
  * Makes sure CRIU finds this boot's kernel probe (see the top of this file). Never throws: without the cache CRIU
- * only starts slower. Costs a stat when the cache is in place, one `criu check` (~0.2 s) once per boot otherwise.
+ * only starts slower. Costs a statfs, two small reads and a digest when the cache is in place, one `criu check`
+ * (~0.15 s) once per boot otherwise.
  */
 export async function keepKdatCache(options: KdatCacheOptions): Promise<{ state: KdatCacheState; detail?: string }> {
   const runDir = options.runDir ?? '/run';

@@ -116,7 +116,7 @@ test("a dump given the caller's earlier read (a move's) takes it: no `runc state
   const adapter = adapterWith(`state) echo state >> ${calls}; exit 1 ;;
 checkpoint) echo checkpoint >> ${calls} ;;`);
   const interfaces = [{ ifname: 'eth0', mac: '02:00:00:00:00:01', mtu: 1500, addresses: [{ ifname: 'eth0', family: 'inet' as const, address: '10.0.0.2', prefixLength: 24 }] }];
-  const container = { ref: { runtime: 'runc' as const, id: 'web' }, state: 'running' as const, pid: process.pid, bundle };
+  const container = { ref: { runtime: 'runc' as const, id: 'web' }, state: 'running' as const, pid: process.pid, bundle, netns: { path: nsPath, addresses: [] } };
   const images = join(dir, 'images');
   await adapter.checkpoint({ runtime: 'runc', id: 'web' }, { imagesDir: images, known: { container, network: { nsPath, interfaces } } });
   expect(readFileSync(calls, 'utf8')).toBe('checkpoint\n');

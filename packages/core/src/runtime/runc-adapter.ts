@@ -168,9 +168,10 @@ export class RuncAdapter implements RuntimeAdapter {
       ...this.pipeline,
       check: (ref) => names.ref(ref),
       // The container may be frozen already (the migration's hold): its network is read once, for the record. A
-      // caller's read of the same running container (a lazy dump in a move) saves a runc process in the freeze.
+      // caller's read of the same running container (a lazy dump in a move) saves a runc process in the freeze, when
+      // its namespace has a path (one reached through the init's pid is looked up now, as the fence does).
       find: async (ref, known) =>
-        known?.container.ref.id === ref.id && known.container.pid !== undefined
+        known?.container.ref.id === ref.id && known.container.pid !== undefined && known.container.netns?.path !== undefined
           ? { before: { ...known.container }, target: undefined }
           : { before: await this.containers.describe(await this.containers.state(ref.id), { netns: false }), target: undefined },
       preflight: ({ before }) => this.preflight(before),
@@ -209,7 +210,7 @@ export class RuncAdapter implements RuntimeAdapter {
       finish: async ({ afterRestore }, { name, options }) => {
         for (const step of afterRestore) await step();
         // A held copy (a move's) is off the network until its caller releases it, and that caller made the network:
-        // its addresses are not read again while clients wait (one process less in the frozen window).
+        // it is not read back while clients wait (one process less in the frozen window; the result has no netns).
         return this.containers.describe(await this.containers.state(name), { netns: options.holdNetwork !== true });
       },
     };

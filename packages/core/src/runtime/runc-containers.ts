@@ -50,7 +50,8 @@ export class RuncContainers {
   /**
    * Whether runc knows a container of that name: its state file in runc's root, which is what `runc state` loads
    * (no state.json: "does not exist"). Read directly because a restore asks in the frozen window, where one more
-   * runc process cost 25-70 ms.
+   * runc process cost 25-70 ms. The root is runc's for root (/run/runc) unless --root is given; ferry runs as root
+   * (a runc that chose $XDG_RUNTIME_DIR/runc, rootless or in a user namespace, needs runcRoot set).
    */
   async exists(id: string): Promise<boolean> {
     this.assertName(id);

@@ -18,7 +18,7 @@ import { removeArrivedMigration } from '../agent/garbage';
 import { diffSnapshots, fileBytes, snapshotDir } from '../transfer';
 import { anonymousMemoryBytes, checkDiskSpace, neededBytes, treeBytes } from './disk-space';
 import { commit } from './commit';
-import { prepareNetwork, raiseNetworkAtFence } from './prepare-network';
+import { prepareNetwork, raiseNetworkAtFence, refreshNetwork } from './prepare-network';
 import { checkCpu, greet } from './greet';
 import type { MigrationReport } from './migrate-deps';
 import type { MoveContext } from './move-context';
@@ -52,6 +52,7 @@ export async function executeMigration(ctx: MoveContext, facts: ContainerFacts):
     const trees = ctx.plan.copyBundle ? await copyBundle(ctx) : [];
     await prepareNetwork(ctx);
     await strategy.beforeFreeze?.();
+    await refreshNetwork(ctx);
     const thaw = await freeze(ctx, strategy);
     await strategy.dump();
     let sourceFrozenMs: number | undefined;

@@ -24,6 +24,15 @@ export async function prepareNetwork(ctx: MoveContext): Promise<void> {
 }
 
 /**
+ * Right before the freeze (the rounds may have taken minutes): the network as it is now, for the dump's record
+ * (lazy-dump.ts passes it on). An address that changed since prepare-network then still shows at the restore, which
+ * makes the namespace again instead of joining the prepared one (runc-prepared-network.ts).
+ */
+export async function refreshNetwork(ctx: MoveContext): Promise<void> {
+  if (ctx.network) ctx.network = await ctx.adapter.networkOf?.(ctx.name);
+}
+
+/**
  * The source is fenced: asks the destination to raise the held namespace's links, without waiting (the dump goes on
  * meanwhile; the restore waits for `ctx.networkRaised`). Not raised (an older agent, no hold), the restore raises
  * them as before. Its undo cleans the destination before the source's links come up again (the undo steps run

@@ -80,3 +80,29 @@ test('each round leaves the destination holding exactly the stopped process memo
     child.kill('SIGCONT');
   }
 });
+
+test('page data goes out as slices of the read buffers: a buffer is read into again only once the sink has taken them', async () => {
+  const stateFile = join(dir, 'state');
+  child = spawn(buildFixture('workload'), workloadArgs({ stateFile, memMib: 16, dirtyPagesPerSec: 3000 }), { stdio: 'ignore' });
+  const pid = child.pid!;
+  await waitForCounter(stateFile, 2);
+  child.kill('SIGSTOP');
+  // Like an SSH channel with a full window: each chunk is copied (into its packets) only a while after it was
+  // written, and only then called back. A buffer refilled before that would show in the copies.
+  const copies: Buffer[] = [];
+  const slow = new Writable({
+    highWaterMark: 64 << 20, // writes are queued without pushing back: only the callbacks say when a chunk is taken
+    write(chunk: Buffer, _enc, done) {
+      setTimeout(() => {
+        copies.push(Buffer.from(chunk));
+        done();
+      }, 1);
+    },
+  });
+  const stats = await sendRound(pid, new SentPages(), slow, { batchBytes: 2 << 20 }); // 8+ batches through two buffers, runs of 1-2 MiB sent as slices
+  expect(stats.pages).toBe(stats.scannedPages);
+  await new Promise<void>((resolve) => slow.end(resolve)); // what the round owned (joined records) may still be queued
+  const dst = destination();
+  for (const c of copies) dst.sink.write(c);
+  expect(await expectMirrored(pid, dst.pages)).toBe(stats.scannedPages);
+});

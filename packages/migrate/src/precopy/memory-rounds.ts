@@ -4,7 +4,6 @@
  * destination holds. `SentPages` is the source's exact mirror of the destination's pages, by hash.
  */
 import type { Writable } from 'node:stream';
-import { once } from 'node:events';
 import { allocPageAligned, containerTasks, FerryError, hashPages, isFerryError, PAGE_SIZE, presentPrivateRanges, readMemory, type MemoryRange } from '@ferry/core';
 import { encodeRecordHeader, MAX_RECORD_PAGES, RecordKind } from './page-records';
 import { hashHalves, SentPages } from './page-mirror';
@@ -77,14 +76,17 @@ export async function sendTaskRanges(
   const returned = async (k: number) => {
     const waits = lent[k]!;
     lent[k] = [];
-    await Promise.all(waits);
+    await Promise.all(waits).catch((err: unknown) => {
+      throw new SinkFailed(err);
+    });
   };
   const send = async (chunk: Buffer, from: number | undefined) => {
+    if (sink.destroyed) throw sink.errored ?? new Error('the page stream closed');
     let ok = true;
     const taken = new Promise<void>((resolve, reject) => (ok = sink.write(chunk, (err) => (err ? reject(err) : resolve()))));
-    taken.catch(() => undefined); // a failed write fails the sink too: the round fails there
+    taken.catch(() => undefined); // observed through `lent`, or the sink's own error
     if (from !== undefined) lent[from]!.push(taken);
-    if (!ok) await once(sink, 'drain');
+    if (!ok) await drained(sink);
   };
   // Scattered dirty pages make many small records: gather them into ~1 MiB writes (each write is a frame on the
   // wire; joining them copies); large runs go out as they are. Flushed at the end of each batch, before its buffer
@@ -151,6 +153,7 @@ export async function sendTaskRanges(
         try {
           loaded = await next!;
         } catch (err) {
+          if (err instanceof SinkFailed) throw err.cause; // the link failed, not the read
           if (strict) throw isFerryError(err) ? err : unreadableError(task, (err as Error).message);
           break; // the task exited mid-round
         }
@@ -200,9 +203,14 @@ export async function sendTaskRanges(
     releaseReadBuffers(sent);
     throw err;
   }
-  await flush();
-  // The buffers are kept for the next round: the sink must be done with them.
-  await Promise.all(lent.map((_, k) => returned(k)));
+  try {
+    await flush();
+    // The buffers are kept for the next round: the sink must be done with them.
+    await Promise.all(lent.map((_, k) => returned(k)));
+  } catch (err) {
+    releaseReadBuffers(sent);
+    throw err instanceof SinkFailed ? err.cause : err;
+  }
   const cpu = process.cpuUsage(cpu0);
   stats.cpuMs = Math.round((cpu.user + cpu.system) / 1000);
   return stats;
@@ -217,6 +225,31 @@ function readBuffers(sent: SentPages, bytes: number): Buffer[] {
   let buffers = scratch.get(sent);
   if (!buffers || buffers[0]!.length !== bytes) scratch.set(sent, (buffers = [kept(bytes), kept(bytes)]));
   return buffers;
+}
+
+/** A write of page data failed: the round fails with the sink's error, not as a read of memory that failed. */
+class SinkFailed extends Error {
+  constructor(override readonly cause: unknown) {
+    super('the page stream failed');
+  }
+}
+
+/** Waits for 'drain'; rejects when the sink fails or closes instead (a dead sink never drains). */
+function drained(sink: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: unknown) => {
+      sink.off('drain', onDrain);
+      sink.off('error', done);
+      sink.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onClose = () => done(sink.errored ?? new Error('the page stream closed'));
+    sink.on('drain', onDrain);
+    sink.on('error', done);
+    sink.on('close', onClose);
+  });
 }
 
 const kept = (bytes: number) => allocPageAligned(bytes, { keepOutOfForks: true });

@@ -117,3 +117,47 @@ describe('uploads into a slow sink keep memory bounded (backpressure through the
     expect(peak).toBeLessThan(BOUND);
   });
 });
+
+test("an upload chunk's write callback waits until the output took every piece of it (its memory may be reused then)", async () => {
+  // An output that holds each write and calls back only when told, like an SSH channel whose window is full.
+  const held: { bytes: Buffer; done: (err?: Error) => void }[] = [];
+  const output = new Writable({
+    highWaterMark: 64 << 20,
+    write(chunk: Buffer, _enc, done) {
+      held.push({ bytes: chunk, done });
+    },
+  });
+  const client = new AgentPeer(new PassThrough(), output, 'agent');
+  let piecesWritten = 0;
+  let piecesWhenTaken: number | undefined;
+  const upload = client.request('upload', {}, async (sink) => {
+    await new Promise<void>((resolve) => sink.write(Buffer.alloc(3 << 20, 7), () => ((piecesWhenTaken = piecesWritten), resolve())));
+  });
+  upload.catch(() => undefined);
+  // The request line, then a header and a 1 MiB piece for each third of the chunk: written one at a time.
+  for (let i = 0; i < 40 && piecesWhenTaken === undefined; i++) {
+    await new Promise((r) => setTimeout(r, 2));
+    const next = held.shift();
+    if (next?.bytes.length === 1 << 20) piecesWritten++;
+    next?.done();
+  }
+  expect(piecesWhenTaken).toBe(3);
+});
+
+test('a chunk the output failed is reported as failed, not as taken', async () => {
+  const output = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      if (chunk.length > 100) done(new Error('the channel broke'));
+      else done();
+    },
+  });
+  output.on('error', () => undefined);
+  const client = new AgentPeer(new PassThrough(), output, 'agent');
+  let result: unknown = 'pending';
+  const upload = client.request('upload', {}, async (sink) => {
+    sink.on('error', () => undefined);
+    await new Promise<void>((resolve) => sink.write(Buffer.alloc(4096, 1), (err) => ((result = err ?? 'taken'), resolve())));
+  });
+  await expect(upload).rejects.toThrow('the channel broke');
+  expect(result).toBeInstanceOf(Error);
+});

@@ -134,7 +134,8 @@ export class AgentPeer {
 
   /**
    * Resolves once the output has taken every byte of `chunk` (its write callbacks: an SSH channel has copied them
-   * into its packets), so the caller may reuse the memory (the rounds' read buffers: memory-rounds.ts).
+   * into its packets), so the caller may reuse the memory (the rounds' read buffers: memory-rounds.ts). Rejects when
+   * a piece failed or the connection died with it pending: the output may still hold it.
    */
   private async writeData(chunk: Buffer): Promise<void> {
     const taken: Promise<void>[] = [];
@@ -146,28 +147,34 @@ export class AgentPeer {
       header.writeUInt32BE(piece.length + 1, 0);
       header.writeUInt8(FRAME_DATA, 4);
       this.output.write(header);
-      let onTaken!: () => void;
-      taken.push(new Promise<void>((resolve) => (onTaken = resolve)));
-      await this.write(piece, onTaken);
+      let settle!: { resolve: () => void; reject: (e: unknown) => void };
+      const written = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+      written.catch(() => undefined); // awaited below
+      taken.push(written);
+      await this.write(piece, settle);
     }
     await Promise.all(taken);
   }
 
-  /** Resolves once `bytes` is queued (or written) without exceeding the output's buffer; `onTaken` once it was written. */
-  private write(bytes: Buffer, onTaken?: () => void): Promise<void> {
+  /**
+   * Resolves once `bytes` is queued (or written) without exceeding the output's buffer; `taken` settles once the output
+   * wrote it (resolves) or failed (rejects: it may still hold the bytes, so the caller must not reuse them).
+   */
+  private write(bytes: Buffer, taken?: { resolve: () => void; reject: (e: unknown) => void }): Promise<void> {
     if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
       let forget: (() => void) | undefined;
-      if (onTaken) {
-        // A write the connection's death leaves pending must not keep its caller waiting: fail() settles it too.
-        const waiter = { resolve: onTaken, reject: onTaken };
-        this.drainWaiters.add(waiter);
-        forget = () => this.drainWaiters.delete(waiter);
+      if (taken) {
+        // A write the connection's death leaves pending must not keep its caller waiting: fail() rejects it too.
+        this.drainWaiters.add(taken);
+        forget = () => this.drainWaiters.delete(taken);
       }
       const ok = this.output.write(bytes, (err) => {
         forget?.();
-        onTaken?.(); // written, or failed: either way the output holds no reference to it any more
-        if (err) reject(err);
+        if (err) {
+          taken?.reject(err);
+          reject(err);
+        } else taken?.resolve();
       });
       if (ok) return resolve();
       // A dead connection never drains: fail() must settle this wait, or nothing would be left to keep the process

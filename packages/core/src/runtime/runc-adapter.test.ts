@@ -141,7 +141,8 @@ test("the fence takes the caller's read of the container, unless the namespace i
   const bundle = join(dir, 'bundle');
   mkdirSync(bundle);
   const config = (path?: string) => writeFileSync(join(bundle, 'config.json'), JSON.stringify({ linux: { namespaces: [{ type: 'network', ...(path ? { path } : {}) }] } }));
-  const known = { ref: { runtime: 'runc' as const, id: 'web' }, state: 'running' as const, pid: process.pid, bundle };
+  // As the move read it (describe: the namespace's path when the config names one).
+  const known = { ref: { runtime: 'runc' as const, id: 'web' }, state: 'running' as const, pid: process.pid, bundle, netns: { path: '/proc/self/ns/net', addresses: [] } };
 
   config('/proc/self/ns/net');
   const fence = await adapter.fenceNetwork('web', known);
@@ -149,7 +150,7 @@ test("the fence takes the caller's read of the container, unless the namespace i
   expect(readFileSync(calls, 'utf8')).not.toMatch(/^runc/m);
 
   config(undefined); // the namespace is /proc/PID/ns/net: asked of runc now, which fails here
-  await expect(adapter.fenceNetwork('web', known)).rejects.toMatchObject({ code: 'ERR_RUNTIME_FAILED' });
+  await expect(adapter.fenceNetwork('web', { ...known, netns: { addresses: [] } })).rejects.toMatchObject({ code: 'ERR_RUNTIME_FAILED' });
   expect(readFileSync(calls, 'utf8')).toMatch(/^runc .*state web$/m);
 });
 

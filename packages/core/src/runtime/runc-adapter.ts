@@ -168,12 +168,8 @@ export class RuncAdapter implements RuntimeAdapter {
       ...this.pipeline,
       check: (ref) => names.ref(ref),
       // The container may be frozen already (the migration's hold): its network is read once, for the record. A
-      // caller's read of the same running container (a lazy dump in a move) saves a runc process in the freeze, when
-      // its namespace has a path (one reached through the init's pid is looked up now, as the fence does).
-      find: async (ref, known) =>
-        known?.container.ref.id === ref.id && known.container.pid !== undefined && known.container.netns?.path !== undefined
-          ? { before: { ...known.container }, target: undefined }
-          : { before: await this.containers.describe(await this.containers.state(ref.id), { netns: false }), target: undefined },
+      // caller's read of the same running container (a lazy dump in a move) saves a runc process in the freeze.
+      find: async (ref, known) => ({ before: { ...(await this.knownOrRead(ref.id, known?.container)) }, target: undefined }),
       preflight: ({ before }) => this.preflight(before),
       // What runc does not dump: config.json and a joined network namespace. Read now; after the dump it may be gone.
       recordExtras: ({ before }, plan) => this.containers.recordOf(before, plan.options.known?.network),
@@ -230,20 +226,23 @@ export class RuncAdapter implements RuntimeAdapter {
 
   /** Sets the container's interfaces down in its network namespace; a container without its own has nothing to fence. */
   async fenceNetwork(id: string, known?: ContainerInfo): Promise<Fence> {
-    // Not inspect(): its read of the interfaces is one more process while clients wait; fenceLinks reads them. Nor
-    // `runc state` when the caller read this container already and its config names the namespace by path (its
-    // bundle does not change). A namespace reached through the init's pid is looked up now: a stale pid could be
-    // another process's by now, and its links are not ours to cut.
-    const fresh = async () => this.containers.describe(await this.containers.state(id), { netns: false });
-    let info = known?.ref.id === id && known.bundle !== undefined ? known : await fresh();
-    let ns = networkNamespaceOf(this.containers.bundleConfig(info));
-    if (ns && ns.path === undefined && info === known) {
-      info = await fresh();
-      ns = networkNamespaceOf(this.containers.bundleConfig(info));
-    }
+    // Not inspect(): its read of the interfaces is one more process while clients wait; fenceLinks reads them.
+    const info = await this.knownOrRead(id, known);
+    const ns = networkNamespaceOf(this.containers.bundleConfig(info));
     const owner = { runtime: 'runc' as const, id };
     const record: FenceRecord = ns ? await fenceLinks(this.tools, owner, ns.path ?? `/proc/${info.pid}/ns/net`) : { ...owner, kind: 'none' };
     return asFence(record, (r) => this.unfenceNetwork(r));
+  }
+
+  /**
+   * The container as the caller read it (`known`, a move's read at its start), or as runc describes it now (without
+   * its interfaces). Taken only when its network namespace has a path and its bundle and pid are known (they do not
+   * change while it runs): a namespace reached through the init's pid is looked up now, since a stale pid could be
+   * another process's by now, and its links are not ours to cut. Saves a `runc state` while clients wait.
+   */
+  private async knownOrRead(id: string, known: ContainerInfo | undefined): Promise<ContainerInfo> {
+    if (known?.ref.id === id && known.pid !== undefined && known.bundle !== undefined && known.netns?.path !== undefined) return known;
+    return this.containers.describe(await this.containers.state(id), { netns: false });
   }
 
   unfenceNetwork(record: FenceRecord): Promise<void> {

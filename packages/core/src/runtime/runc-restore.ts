@@ -189,7 +189,8 @@ export async function prepareRuncRestore(plan: RestorePlan<'runc'>, deps: RuncRe
 export async function cleanupKilledRestore(plan: RestorePlan<'runc'>, prep: RuncRestorePrep, deps: RuncRestoreDeps): Promise<void> {
   const runcDir = join(deps.runcRoot ?? DEFAULT_RUNC_ROOT, plan.name);
   await cleanupMountsAndCgroups(runcDir, plan.workDir, prep.config, deps.umountPath);
-  if (!(await deps.containers.exists(plan.name).catch(() => false)) && existsSync(runcDir) && !existsSync(join(runcDir, 'state.json'))) {
+  // No state file: runc does not know the container (what RuncContainers.exists reads).
+  if (existsSync(runcDir) && !existsSync(join(runcDir, 'state.json'))) {
     tryRmdir(join(runcDir, 'criu-root'));
     tryRmdir(runcDir);
   }

@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import { imageCorrupt } from './image-errors';
 import { readImageEntries, type ImageContents, type WireObject } from './image-file';
-import { INVENTORY_IMAGE, LSM_TYPES, MM_IMAGE, PAGEMAP_IMAGE, PE_FLAGS, PSTREE_IMAGE, STATS_IMAGE } from './image-schema';
+import { INVENTORY_IMAGE, LSM_TYPES, MM_IMAGE, MmEntry, PAGEMAP_IMAGE, PagemapEntry, PagemapHead, PE_FLAGS, PSTREE_IMAGE, STATS_IMAGE } from './image-schema';
 
 export interface InventoryInfo {
   /** 2 (format v1.1, set magic in every image) as CRIU 4.2.1 writes it; 1 for images without set magics. */
@@ -100,6 +100,15 @@ export async function readPstree(path: string): Promise<PstreeTask[]> {
     sid: v.sid as number,
     threads: (v.threads as number[] | undefined) ?? [],
   }));
+}
+
+/**
+ * Builds the decoders readPagemap and readVmaBounds use now instead of at their first call (protobufjs generates
+ * them then: ~10 ms). For a process that waits for work which must then be quick (the destination's page relay,
+ * started before the freeze).
+ */
+export function prepareImageDecoders(): void {
+  for (const type of [PagemapHead, PagemapEntry, MmEntry]) type.setup();
 }
 
 /** A pagemap image's ranges; ERR_IMAGE_CORRUPT when it does not decode or has no head. */

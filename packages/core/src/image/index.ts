@@ -14,6 +14,7 @@ export {
   readInventory,
   readPstree,
   readPagemap,
+  prepareImageDecoders,
   readVmaBounds,
   readStats,
   statsIfWritten,

@@ -11,6 +11,8 @@ import { isAlive, readWorkloadState, verifyWorkloadMemory, waitForCounter } from
 import { startNetnsTcpClient, startRuncContainer, type NetnsTcpClient, type RuncContainer } from '../testing/runc-container';
 import { createRuntimeRegistry } from './registry';
 import { RuncAdapter } from './runc-adapter';
+import { RuncCli } from './runc-cli';
+import { RuncContainers } from './runc-containers';
 import { RECORD_FILE } from './checkpoint-record';
 import { rejection } from '../testing/rejection';
 
@@ -105,6 +107,23 @@ test('checkpoints a 256 MiB container with an established TCP connection and res
   expect(tcp.process.exitCode).toBeNull();
   // eslint-disable-next-line no-console
   console.log(`256 MiB: checkpoint ${result.stats.totalMs} ms (frozen ${result.stats.frozenMs} ms, ${result.stats.pagesWritten} pages), restore ${restored.restoreMs} ms`);
+});
+
+test("a running container's state read from runc's state file is what `runc state` says; a paused one is runc's answer", async () => {
+  const c = await container({ memMib: 16 });
+  const containers = new RuncContainers(new RuncCli({ runcPath: 'runc', nsenterPath: 'nsenter' }), { ipPath: 'ip', nsenterPath: 'nsenter' }, 10_000, () => undefined);
+  const runcState = () => JSON.parse(execFileSync('runc', ['state', c.name], { encoding: 'utf8' })) as Record<string, unknown>;
+  const { ociVersion: _version, owner: _owner, ...running } = runcState();
+  expect(running.status).toBe('running');
+  expect(await containers.runningState(c.name)).toEqual(running);
+
+  execFileSync('runc', ['pause', c.name]);
+  try {
+    expect(await containers.runningState(c.name)).toMatchObject({ id: c.name, status: 'paused' });
+  } finally {
+    execFileSync('runc', ['resume', c.name]);
+  }
+  await expect(containers.runningState('ferry-no-such-container')).rejects.toMatchObject({ code: 'ERR_RUNTIME_NOT_FOUND' });
 });
 
 test('a paused container stays frozen through checkpoint --leave-running; a copy restores beside it; resume continues it', async () => {

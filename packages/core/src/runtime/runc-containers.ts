@@ -2,16 +2,19 @@
  * Reading runc containers: `runc state` / `runc list` with ferry's errors, and the ContainerInfo built from runc's
  * state, the bundle's config.json, /proc/PID/cgroup and the container's network namespace. Only reads.
  */
-import { lstatSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ContainerInfo, NetworkAddress } from '../model/container';
 import { FerryError } from '../model/ferry-error';
+import { processStartTime } from '../criu/page-socket';
+import { Freezer } from '../freezer/freezer';
+import { readFileNoFollow } from '../host/safe-files';
 import { freezerPathOfPid } from './adapter-common';
 import type { RecordExtras } from './checkpoint-record';
 import type { NetworkSpec } from './runtime-adapter';
 import type { RuncCli, RuncOutcome } from './runc-cli';
 import { readNetnsInterfaces, type NetnsTools } from './runc-netns';
-import { containerStateOf, isBindMount, networkNamespaceOf, managedElsewhere, parseRuncList, parseRuncState, rootfsOf, type OciConfig, type RuncStateJson } from './runc-state';
+import { containerStateOf, isBindMount, networkNamespaceOf, managedElsewhere, parseRuncList, parseRuncState, rootfsOf, runningStateOf, type OciConfig, type RuncStateJson } from './runc-state';
 import { toolFailure } from './tool-failure';
 
 /** runc's state root when run as root without --root. */
@@ -40,6 +43,22 @@ export class RuncContainers {
       });
     }
     throw toolFailure('runc', `state of ${id}`, outcome, RUNC_TOOL_HINT);
+  }
+
+  /**
+   * The state of a container that should be running (one a restore just made), read from runc's state file and
+   * /proc instead of a `runc state` process: the restore's last step is in the frozen window. runc itself is asked
+   * whenever the file does not say "running" for certain: no init with the recorded start time, a file of another
+   * shape, an exec.fifo (created, not started), a freezer that is not thawed.
+   */
+  async runningState(id: string): Promise<RuncStateJson> {
+    this.assertName(id);
+    const dir = join(this.cli.options.runcRoot ?? DEFAULT_RUNC_ROOT, id);
+    const text = readFileNoFollow(join(dir, 'state.json'));
+    const state = text === undefined ? undefined : runningStateOf(text, processStartTime);
+    // runc's own order: no live init is "stopped", an exec.fifo "created", a frozen cgroup "paused".
+    if (state && state.id === id && !existsSync(join(dir, 'exec.fifo')) && !frozen(state.pid)) return state;
+    return this.state(id);
   }
 
   async list(): Promise<ContainerInfo[]> {
@@ -133,5 +152,16 @@ export function tryReadConfig(path: string): OciConfig | undefined {
     return JSON.parse(readFileSync(path, 'utf8')) as OciConfig;
   } catch {
     return undefined;
+  }
+}
+
+/** Whether the process's freezer cgroup is not thawed; false when it cannot be read. */
+function frozen(pid: number): boolean {
+  const path = freezerPathOfPid(pid);
+  if (!path) return false;
+  try {
+    return Freezer.at(path).state() !== 'thawed';
+  } catch {
+    return false;
   }
 }

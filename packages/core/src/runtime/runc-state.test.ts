@@ -6,6 +6,7 @@ import {
   networkNamespaceOf,
   parseRuncList,
   parseRuncState,
+  runningStateOf,
   relocatePaths,
   rewriteConfigForRestore,
   rootfsOf,
@@ -56,6 +57,40 @@ test('parses runc state and list output, including the "null" of an empty list',
   expect(parseRuncList('null\n')).toEqual([]);
   expect(parseRuncList(`[${STATE}]`)).toHaveLength(1);
   expect(() => parseRuncState('{"pid": 1}')).toThrow(/unexpected runc state/);
+});
+
+describe('runningStateOf (runc state.json, as runc 1.1 writes it)', () => {
+  const file = {
+    id: 'web',
+    init_process_pid: 2157,
+    init_process_start: 5150959,
+    created: '2026-12-07T14:10:17.505377544Z',
+    config: { rootfs: '/var/lib/ferry/migrations/m/rootfs', labels: ['bundle=/run/ferry/runc/web/bundle'] },
+    rootless: false,
+    cgroup_paths: {},
+  };
+  const startTime = (start: string | undefined) => (pid: number) => (pid === 2157 ? start : undefined);
+
+  it('gives what `runc state` prints for a running container whose init has the recorded start time', () => {
+    expect(runningStateOf(JSON.stringify(file), startTime('5150959'))).toEqual({
+      id: 'web',
+      pid: 2157,
+      status: 'running',
+      bundle: '/run/ferry/runc/web/bundle',
+      rootfs: '/var/lib/ferry/migrations/m/rootfs',
+      created: '2026-12-07T14:10:17.505377544Z',
+    });
+  });
+
+  it('gives nothing (runc is asked) when the init is gone, is another process, or the file is not runc\'s', () => {
+    expect(runningStateOf(JSON.stringify(file), startTime(undefined))).toBeUndefined();
+    expect(runningStateOf(JSON.stringify(file), startTime('5150960'))).toBeUndefined();
+    expect(runningStateOf(JSON.stringify({ ...file, config: { ...file.config, labels: [] } }), startTime('5150959'))).toBeUndefined();
+    expect(runningStateOf(JSON.stringify({ ...file, init_process_pid: 0 }), startTime('5150959'))).toBeUndefined();
+    expect(runningStateOf(JSON.stringify({ ...file, init_process_start: '5150959' }), startTime('5150959'))).toBeUndefined();
+    expect(runningStateOf('{"id":', startTime('5150959'))).toBeUndefined();
+    expect(runningStateOf('null', startTime('5150959'))).toBeUndefined();
+  });
 });
 
 test('maps runc statuses; the pausing transition is unknown', () => {

@@ -48,6 +48,28 @@ export function parseRuncState(text: string): RuncStateJson {
   return value;
 }
 
+/**
+ * What `runc state ID` would print for a running container, from runc's own state file (ROOT/ID/state.json) and the
+ * init's start time as /proc shows it now: undefined unless the file has runc's shape and its init is that process
+ * (same start time), so a reader falls back to runc for anything else (a stopped, paused or half-made container).
+ */
+export function runningStateOf(stateFileText: string, initStartTime: (pid: number) => string | undefined): RuncStateJson | undefined {
+  let file: unknown;
+  try {
+    file = JSON.parse(stateFileText);
+  } catch {
+    return undefined;
+  }
+  const f = file as { id?: unknown; init_process_pid?: unknown; init_process_start?: unknown; created?: unknown; config?: { rootfs?: unknown; labels?: unknown } };
+  if (typeof f?.id !== 'string' || typeof f.init_process_pid !== 'number' || !Number.isInteger(f.init_process_pid) || f.init_process_pid <= 0) return undefined;
+  if (typeof f.init_process_start !== 'number' || typeof f.created !== 'string' || typeof f.config?.rootfs !== 'string') return undefined;
+  const labels = Array.isArray(f.config.labels) ? f.config.labels : [];
+  const bundle = labels.find((l): l is string => typeof l === 'string' && l.startsWith('bundle='))?.slice('bundle='.length);
+  if (!bundle) return undefined;
+  if (initStartTime(f.init_process_pid) !== String(f.init_process_start)) return undefined;
+  return { id: f.id, pid: f.init_process_pid, status: 'running', bundle, rootfs: f.config.rootfs, created: f.created };
+}
+
 /** `runc list --format json` prints `null` when there are no containers. */
 export function parseRuncList(text: string): RuncStateJson[] {
   const value = JSON.parse(text.trim() || 'null') as RuncStateJson[] | null;

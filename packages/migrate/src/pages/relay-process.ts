@@ -17,9 +17,10 @@
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ensurePrivateDir, FerryError, processStartTime, type ErrorCode } from '@ferry/core';
+import { dirname, join } from 'node:path';
+import { allocPageAligned, ensurePrivateDir, FerryError, prepareImageDecoders, processStartTime, type ErrorCode } from '@ferry/core';
 import { parseProcStat } from '../journal/proc-identity';
+import { watchDir } from './dir-watch';
 import { PageRelay, type PageRelayOptions, type RelayEvent, type RelayReport } from './relay';
 
 export type RelayProcessConfig = Omit<PageRelayOptions, 'onEvent'>;
@@ -92,15 +93,29 @@ export async function runPageRelayProcess(configPath: string): Promise<number> {
 
 /** Until `path` appears (written whole: renamed into place); undefined once the process that started this one died. */
 async function awaitConfig(path: string): Promise<RelayProcessConfig | undefined> {
+  // What the work's first steps would load on first use, loaded while there is time: the image decoders
+  // (protobufjs builds them at their first call) and the native addon (the lazy-pages socket). ~20 ms here.
+  prepareImageDecoders();
+  allocPageAligned(PAGE_BYTES);
   // process.ppid is read once at start: the parent now is in /proc.
   const ppid = () => parseProcStat(readFileSync('/proc/self/stat', 'utf8'))?.ppid;
   const parent = ppid();
-  while (!existsSync(path)) {
-    if (ppid() !== parent) return undefined;
-    await new Promise((r) => setTimeout(r, 10));
+  const changes = watchDir(dirname(path));
+  try {
+    while (!existsSync(path)) {
+      if (ppid() !== parent) return undefined;
+      await changes.next(PARENT_CHECK_MS);
+    }
+  } finally {
+    changes.close();
   }
   return JSON.parse(readFileSync(path, 'utf8')) as RelayProcessConfig;
 }
+
+const PAGE_BYTES = 4096;
+const PARENT_CHECK_MS = 10;
+const POLL_MS = 20;
+
 
 export interface SpawnedRelay {
   pid: number;
@@ -157,11 +172,16 @@ export function standbyPageRelay(dir: string, command: readonly string[]): Stand
         : [];
     const poll = async <T>(what: string, probe: () => T | undefined, limitMs: number): Promise<T> => {
       const deadline = Date.now() + limitMs;
-      for (;;) {
-        const v = probe();
-        if (v !== undefined) return v;
-        if (Date.now() > deadline) throw new FerryError('ERR_AGENT_FAILED', `the page relay (pid ${pid}) did not report ${what} within ${limitMs} ms`, { hint: `See ${join(dir, 'relay.log')}.` });
-        await new Promise((r) => setTimeout(r, 20));
+      const changes = watchDir(dir);
+      try {
+        for (;;) {
+          const v = probe();
+          if (v !== undefined) return v;
+          if (Date.now() > deadline) throw new FerryError('ERR_AGENT_FAILED', `the page relay (pid ${pid}) did not report ${what} within ${limitMs} ms`, { hint: `See ${join(dir, 'relay.log')}.` });
+          await changes.next(POLL_MS);
+        }
+      } finally {
+        changes.close();
       }
     };
     const ready = poll(

@@ -68,12 +68,12 @@ export function netnsInode(path: string): number | undefined {
 }
 
 /** Sets every interface of the namespace at `nsPath` (not lo) down; the record lifts it. */
-export async function fenceLinks(tools: NetnsTools, owner: { runtime: RuntimeName; id: string }, nsPath: string): Promise<FenceRecord> {
+export async function fenceLinks(tools: NetnsTools, owner: { runtime: RuntimeName; id: string }, nsPath: string, known?: readonly string[]): Promise<FenceRecord> {
   const inode = netnsInode(nsPath);
   if (inode === undefined) {
     throw new FerryError('ERR_RUNTIME_FAILED', `${nsPath} is not a network namespace`, { hint: 'Check that the container still runs.' });
   }
-  const interfaces = (await readNetnsInterfaces(tools, nsPath)).map((i) => i.ifname);
+  const interfaces = known ? [...known] : (await readNetnsInterfaces(tools, nsPath)).map((i) => i.ifname);
   const record: FenceRecord = { ...owner, kind: 'links-down', netns: { path: nsPath, inode }, interfaces };
   // One `ip -batch` for the usual names; a name its line parser could misread (quotes, '#': a container's root may
   // name its links so) goes down through its own argv.

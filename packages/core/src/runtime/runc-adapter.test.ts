@@ -145,12 +145,24 @@ test("the fence takes the caller's read of the container, unless the namespace i
   const known = { ref: { runtime: 'runc' as const, id: 'web' }, state: 'running' as const, pid: process.pid, bundle, netns: { path: '/proc/self/ns/net', addresses: [] } };
 
   config('/proc/self/ns/net');
-  const fence = await adapter.fenceNetwork('web', known);
+  const fence = await adapter.fenceNetwork('web', { container: known });
   expect(fence).toMatchObject({ kind: 'links-down', interfaces: ['eth0'] });
   expect(readFileSync(calls, 'utf8')).not.toMatch(/^runc/m);
+  expect(readFileSync(calls, 'utf8')).toMatch(/ -j addr show$/m);
+
+  // With the interfaces read right before the freeze (a move's refreshNetwork), they are not read again.
+  writeFileSync(calls, '');
+  const network = { nsPath: '/proc/self/ns/net', interfaces: [{ ifname: 'eth0', mac: '02:00:00:00:00:01', mtu: 1500, addresses: [] }, { ifname: 'eth1', mac: '02:00:00:00:00:02', mtu: 1500, addresses: [] }] };
+  expect(await adapter.fenceNetwork('web', { container: known, network })).toMatchObject({ kind: 'links-down', interfaces: ['eth0', 'eth1'] });
+  expect(readFileSync(calls, 'utf8')).not.toMatch(/addr show|^runc/m);
+  expect(readFileSync(calls, 'utf8')).toMatch(/ -batch -$/m);
+  // A read of another namespace is not taken for this one.
+  writeFileSync(calls, '');
+  await adapter.fenceNetwork('web', { container: known, network: { ...network, nsPath: '/run/netns/other' } });
+  expect(readFileSync(calls, 'utf8')).toMatch(/ -j addr show$/m);
 
   config(undefined); // the namespace is /proc/PID/ns/net: asked of runc now, which fails here
-  await expect(adapter.fenceNetwork('web', { ...known, netns: { addresses: [] } })).rejects.toMatchObject({ code: 'ERR_RUNTIME_FAILED' });
+  await expect(adapter.fenceNetwork('web', { container: { ...known, netns: { addresses: [] } } })).rejects.toMatchObject({ code: 'ERR_RUNTIME_FAILED' });
   expect(readFileSync(calls, 'utf8')).toMatch(/^runc .*state web$/m);
 });
 

@@ -28,7 +28,7 @@ import { cleanupKilledRestore, OwnedStore, prepareRuncRestore, type RuncRestoreD
 import { networkNamespaceOf } from './runc-state';
 import { readStdioProblem } from './stdio-targets';
 import { RuncTrafficHolds } from './runc-traffic-hold';
-import type { CheckpointOptions, CheckpointResult, NetworkRelease, NetworkSpec, PrepareNetworkResult, RaiseNetworkResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
+import type { CheckpointOptions, CheckpointResult, KnownContainer, NetworkRelease, NetworkSpec, PrepareNetworkResult, RaiseNetworkResult, RestoreOptions, RestoreResult, RuntimeAdapter, RuntimeAvailability } from './runtime-adapter';
 
 export interface RuncAdapterOptions {
   /** The runc binary; default: `runc` found in searchPath. */
@@ -226,12 +226,14 @@ export class RuncAdapter implements RuntimeAdapter {
   }
 
   /** Sets the container's interfaces down in its network namespace; a container without its own has nothing to fence. */
-  async fenceNetwork(id: string, known?: ContainerInfo): Promise<Fence> {
-    // Not inspect(): its read of the interfaces is one more process while clients wait; fenceLinks reads them.
-    const info = await this.knownOrRead(id, known);
+  async fenceNetwork(id: string, known?: KnownContainer): Promise<Fence> {
+    // Not inspect(): its read of the interfaces is one more process while clients wait. They are the caller's read
+    // right before the freeze when it made one of this namespace (a move: refreshNetwork), else fenceLinks reads them.
+    const info = await this.knownOrRead(id, known?.container);
     const ns = networkNamespaceOf(this.containers.bundleConfig(info));
     const owner = { runtime: 'runc' as const, id };
-    const record: FenceRecord = ns ? await fenceLinks(this.tools, owner, ns.path ?? `/proc/${info.pid}/ns/net`) : { ...owner, kind: 'none' };
+    const links = ns?.path !== undefined && info === known?.container && known.network?.nsPath === ns.path ? known.network.interfaces.map((i) => i.ifname) : undefined;
+    const record: FenceRecord = ns ? await fenceLinks(this.tools, owner, ns.path ?? `/proc/${info.pid}/ns/net`, links) : { ...owner, kind: 'none' };
     return asFence(record, (r) => this.unfenceNetwork(r));
   }
 

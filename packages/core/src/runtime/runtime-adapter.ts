@@ -51,7 +51,17 @@ export interface CheckpointOptions {
    * before the freeze). A runtime may take these instead of reading them again while clients wait; only facts a
    * freeze does not change: which container it is (its init pid and bundle) and its network namespace's interfaces.
    */
-  known?: { container: ContainerInfo; network?: NetworkSpec };
+  known?: KnownContainer;
+}
+
+/**
+ * What a caller read of a container before it froze it (a move: the container at its start, its network right
+ * before the freeze): only facts a freeze does not change, which a runtime may take instead of reading them again
+ * while clients wait.
+ */
+export interface KnownContainer {
+  container: ContainerInfo;
+  network?: NetworkSpec;
 }
 
 export interface RestoreOptions {
@@ -171,9 +181,10 @@ export interface RuntimeAdapter {
    * Cuts the container's network while it is frozen for a move, so the source kernel does not answer its clients
    * after the checkpoint. Resolves with what it did as a plain-JSON FenceRecord (to be journaled) that also carries a
    * non-enumerable unfence() for this process's rollback. Throws with the network as it was. `known`: the caller's
-   * earlier read of the container (a runtime may take its pid and bundle instead of asking again while it is frozen).
+   * earlier read of the container (a runtime may take its pid, bundle and interfaces instead of asking again while
+   * clients wait).
    */
-  fenceNetwork(id: string, known?: ContainerInfo): Promise<Fence>;
+  fenceNetwork(id: string, known?: KnownContainer): Promise<Fence>;
   /**
    * Lifts a fence from its record, in this or any other process (a recovery reading a journal). Idempotent: a fence
    * already lifted, or whose namespace or links are gone, is not an error.

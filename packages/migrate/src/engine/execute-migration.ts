@@ -247,7 +247,7 @@ async function freeze(ctx: MoveContext, strategy: MoveStrategy) {
     const thaw = ctx.revert.add('thaw the source', () => adapter.resume(name));
     if (ctx.plan.clone) return thaw; // the source keeps its network: it goes on running
     ctx.journal.hold({ kind: 'fence' });
-    const fence = await adapter.fenceNetwork(name, ctx.container);
+    const fence = await adapter.fenceNetwork(name, ctx.known);
     ctx.revert.add('reconnect the source network', () => fence.unfence());
     ctx.journal.hold({ kind: 'fence', fence: { ...fence } });
     raiseNetworkAtFence(ctx);

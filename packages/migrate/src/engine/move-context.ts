@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FerryError, createImageDir, type ContainerInfo, type EventSink, type MigrationEvent, type NetworkSpec, type Phase, type RuntimeAdapter } from '@ferry/core';
+import { FerryError, createImageDir, type ContainerInfo, type EventSink, type KnownContainer, type MigrationEvent, type NetworkSpec, type Phase, type RuntimeAdapter } from '@ferry/core';
 import type { AgentConnection } from '../protocol/agent-connection';
 import type { AgentPeer } from '../protocol/agent-peer';
 import type { UploadResult } from '../protocol/agent-messages';
@@ -34,6 +34,11 @@ export class MoveContext {
   pastPointOfNoReturn = false;
   /** The phase running now (progress events name it). */
   private currentPhase?: Phase;
+
+  /** What this move read of the container before the freeze, for the runtime to take while clients wait. */
+  get known(): KnownContainer {
+    return { container: this.container, ...(this.network ? { network: this.network } : {}) };
+  }
   private conn?: AgentConnection;
   private planned?: MigrationPlan;
   private readonly emitter: EventSink;

@@ -41,7 +41,7 @@ export async function startLazyDump(ctx: MoveContext): Promise<LazyDump> {
     netnsPath: netns.path,
     signal: stop.signal,
     // Read before the freeze: the runtime need not read them again while clients wait.
-    known: { container: ctx.container, ...(ctx.network ? { network: ctx.network } : {}) },
+    known: ctx.known,
   });
   done.catch(() => undefined);
   void done.finally(() => netns.close()).catch(() => undefined);

@@ -34,11 +34,6 @@ export class MoveContext {
   pastPointOfNoReturn = false;
   /** The phase running now (progress events name it). */
   private currentPhase?: Phase;
-
-  /** What this move read of the container before the freeze, for the runtime to take while clients wait. */
-  get known(): KnownContainer {
-    return { container: this.container, ...(this.network ? { network: this.network } : {}) };
-  }
   private conn?: AgentConnection;
   private planned?: MigrationPlan;
   private readonly emitter: EventSink;
@@ -61,6 +56,11 @@ export class MoveContext {
 
   get name(): string {
     return this.container.ref.id;
+  }
+
+  /** What this move read of the container before the freeze, for the runtime to take while clients wait. */
+  get known(): KnownContainer {
+    return { container: this.container, ...(this.network ? { network: this.network } : {}) };
   }
 
   get connection(): AgentConnection {

@@ -12,7 +12,7 @@ const LONG = 4_000;
 const after = (ms: number, value: string) => new Promise((r) => setTimeout(() => r(value), ms).unref());
 
 it('wakes a wait when a file appears in the directory, long before its limit', async () => {
-  const changes = watchDir(dir);
+  const changes = watchDir(dir, ['config.json', 'events.jsonl']);
   try {
     const waited = changes.next(LONG).then(() => 'woken');
     setTimeout(() => writeFileSync(join(dir, 'config.json'), '{}'), 20);
@@ -23,7 +23,7 @@ it('wakes a wait when a file appears in the directory, long before its limit', a
 });
 
 it('a change between two waits is not lost: the next wait returns at once', async () => {
-  const changes = watchDir(dir);
+  const changes = watchDir(dir, ['config.json', 'events.jsonl']);
   try {
     writeFileSync(join(dir, 'events.jsonl'), 'x\n');
     await new Promise((r) => setTimeout(r, 100)); // the event arrives while nobody waits
@@ -34,11 +34,24 @@ it('a change between two waits is not lost: the next wait returns at once', asyn
 });
 
 it('falls back to the limit alone where the directory cannot be watched', async () => {
-  const changes = watchDir(join(dir, 'no-such-dir'));
+  const changes = watchDir(join(dir, 'no-such-dir'), ['config.json']);
   try {
     const started = Date.now();
     await changes.next(30);
     expect(Date.now() - started).toBeGreaterThanOrEqual(25);
+  } finally {
+    changes.close();
+  }
+});
+
+it('other files written in the directory do not wake a wait (the relay logs every page batch it answers there)', async () => {
+  const changes = watchDir(dir, ['report.json']);
+  try {
+    const waited = changes.next(LONG).then(() => 'woken');
+    for (let i = 0; i < 5; i++) writeFileSync(join(dir, 'answered.bin'), String(i), { flag: 'a' });
+    expect(await Promise.race([waited, after(300, 'still waiting')])).toBe('still waiting');
+    writeFileSync(join(dir, 'report.json'), '{}');
+    expect(await Promise.race([waited, after(LONG / 2, 'still waiting')])).toBe('woken');
   } finally {
     changes.close();
   }

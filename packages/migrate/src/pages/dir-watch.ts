@@ -1,16 +1,18 @@
 import { watch } from 'node:fs';
 
 /**
- * Waits on `dir` (inotify) with a time limit: the agent and its relay hand each other files there (the config, the
- * events) while the container is frozen, and a plain poll added half its period to each hand-over. The limit stays,
+ * Waits on the files `names` in `dir` (inotify) with a time limit: the agent and its relay hand each other files there
+ * (the config, the events) while the container is frozen, and a plain poll added half its period to each hand-over.
+ * Only those names wake a wait: the relay writes other files there for every page batch it answers. The limit stays,
  * so a change the watch misses (or a watch that cannot be made) costs one period, as the poll did.
  */
-export function watchDir(dir: string): { next(ms: number): Promise<void>; close(): void } {
+export function watchDir(dir: string, names: readonly string[]): { next(ms: number): Promise<void>; close(): void } {
   let wake: (() => void) | undefined;
   let changed = false;
   let watcher: ReturnType<typeof watch> | undefined;
   try {
-    watcher = watch(dir, { persistent: false }, () => {
+    watcher = watch(dir, { persistent: false }, (_event, name) => {
+      if (name !== null && !names.includes(name)) return;
       changed = true;
       wake?.();
     });

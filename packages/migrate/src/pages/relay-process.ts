@@ -17,8 +17,8 @@
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { allocPageAligned, ensurePrivateDir, FerryError, prepareImageDecoders, processStartTime, type ErrorCode } from '@ferry/core';
+import { basename, dirname, join } from 'node:path';
+import { allocPageAligned, ensurePrivateDir, FerryError, PAGE_SIZE, prepareImageDecoders, processStartTime, type ErrorCode } from '@ferry/core';
 import { parseProcStat } from '../journal/proc-identity';
 import { watchDir } from './dir-watch';
 import { PageRelay, type PageRelayOptions, type RelayEvent, type RelayReport } from './relay';
@@ -96,11 +96,11 @@ async function awaitConfig(path: string): Promise<RelayProcessConfig | undefined
   // What the work's first steps would load on first use, loaded while there is time: the image decoders
   // (protobufjs builds them at their first call) and the native addon (the lazy-pages socket). ~20 ms here.
   prepareImageDecoders();
-  allocPageAligned(PAGE_BYTES);
+  allocPageAligned(PAGE_SIZE);
   // process.ppid is read once at start: the parent now is in /proc.
   const ppid = () => parseProcStat(readFileSync('/proc/self/stat', 'utf8'))?.ppid;
   const parent = ppid();
-  const changes = watchDir(dirname(path));
+  const changes = watchDir(dirname(path), [basename(path)]);
   try {
     while (!existsSync(path)) {
       if (ppid() !== parent) return undefined;
@@ -112,10 +112,8 @@ async function awaitConfig(path: string): Promise<RelayProcessConfig | undefined
   return JSON.parse(readFileSync(path, 'utf8')) as RelayProcessConfig;
 }
 
-const PAGE_BYTES = 4096;
 const PARENT_CHECK_MS = 10;
 const POLL_MS = 20;
-
 
 export interface SpawnedRelay {
   pid: number;
@@ -170,9 +168,9 @@ export function standbyPageRelay(dir: string, command: readonly string[]): Stand
       existsSync(eventsPath)
         ? readFileSync(eventsPath).subarray(since).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
         : [];
-    const poll = async <T>(what: string, probe: () => T | undefined, limitMs: number): Promise<T> => {
+    const poll = async <T>(what: string, file: string, probe: () => T | undefined, limitMs: number): Promise<T> => {
       const deadline = Date.now() + limitMs;
-      const changes = watchDir(dir);
+      const changes = watchDir(dir, [file]);
       try {
         for (;;) {
           const v = probe();
@@ -186,6 +184,7 @@ export function standbyPageRelay(dir: string, command: readonly string[]): Stand
     };
     const ready = poll(
       'ready',
+      RELAY_EVENTS,
       () => {
         for (const e of events()) {
           if (e.type === 'relay-ready') return e as Extract<RelayEvent, { type: 'relay-ready' }>;
@@ -206,6 +205,7 @@ export function standbyPageRelay(dir: string, command: readonly string[]): Stand
       outcome: () =>
         poll(
           'its outcome',
+          RELAY_REPORT,
           () => readRelayOutcome(dir) ?? (ended ? { ok: false, code: 'ERR_POSTCOPY_DAEMON_LOST', message: `the page relay (pid ${pid}) ended (${ended}) without an outcome` } : undefined),
           24 * 3600_000,
         ),
